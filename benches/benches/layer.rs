@@ -1,0 +1,3 @@
+//! Benchmarks of JwtAuthLayer (written next).
+
+fn main() {}

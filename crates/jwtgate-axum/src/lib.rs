@@ -1,0 +1,185 @@
+//! axum extractors for jwtgate: [`Claims<C>`] and `Option<Claims<C>>`.
+//!
+//! Add `JwtAuthLayer<C>` to the router, then take the claims in any handler behind it:
+//!
+//! ```
+//! use axum::{Router, routing::get};
+//! use jwtgate_axum::Claims;
+//! use jwtgate_core::{Algorithm, Key, KeySet, Secret, Validator};
+//! use jwtgate_tower::JwtAuthLayer;
+//!
+//! #[derive(serde::Deserialize)]
+//! struct MyClaims {
+//!     #[serde(default)]
+//!     roles: Vec<String>,
+//! }
+//!
+//! async fn me(claims: Claims<MyClaims>) -> String {
+//!     format!("{:?} has roles {:?}", claims.registered().subject(), claims.roles)
+//! }
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! # let secret = Secret::new(vec![42; 32]);
+//! // let secret = Secret::from_env("JWT_SECRET")?;
+//! let keys = KeySet::new([Key::hmac(Algorithm::HS256, &secret)?])?;
+//! let validator = Validator::builder(keys).issuer("https://auth.example").audience("api").build();
+//! let app: Router = Router::new().route("/me", get(me)).layer(JwtAuthLayer::<MyClaims>::new(validator));
+//! # Ok(())
+//! # }
+//! ```
+
+use std::any::type_name;
+use std::fmt;
+use std::ops::Deref;
+use std::sync::Arc;
+
+use axum_core::body::Body;
+use axum_core::extract::{FromRequestParts, OptionalFromRequestParts};
+use axum_core::response::{IntoResponse, Response};
+use http::request::Parts;
+use http::{HeaderValue, StatusCode, header};
+use jwtgate_core::{Error, ErrorKind, RegisteredClaims, Validated};
+use jwtgate_tower::{Anonymous, Rfc6750Responder};
+
+/// The validated claims of the request, put there by `JwtAuthLayer<C>`.
+///
+/// Derefs to `C`; [`registered`](Claims::registered) gives `sub`, `exp`, `jti` and the other registered
+/// claims. Extraction fails with:
+/// - 401 and `WWW-Authenticate: Bearer` when the layer let the request through anonymously (optional mode);
+///   take `Option<Claims<C>>` in handlers that serve anonymous requests too;
+/// - 500 when no `JwtAuthLayer<C>` ran for this route, or it was given another claims type: a programming
+///   error, logged at error level.
+pub struct Claims<C>(Arc<Validated<C>>);
+
+impl<C> Claims<C> {
+    /// The registered claims (`iss`, `sub`, `aud`, `exp`, `nbf`, `iat`, `jti`).
+    pub fn registered(&self) -> &RegisteredClaims {
+        self.0.registered()
+    }
+
+    /// Everything the layer validated: claims, registered claims, algorithm and key id.
+    pub fn validated(&self) -> &Validated<C> {
+        &self.0
+    }
+
+    /// The shared validated token.
+    pub fn into_inner(self) -> Arc<Validated<C>> {
+        self.0
+    }
+}
+
+impl<C> Deref for Claims<C> {
+    type Target = C;
+
+    fn deref(&self) -> &C {
+        self.0.claims()
+    }
+}
+
+impl<C> Clone for Claims<C> {
+    fn clone(&self) -> Self {
+        Self(self.0.clone())
+    }
+}
+
+impl<C: fmt::Debug> fmt::Debug for Claims<C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("Claims").field(&*self.0).finish()
+    }
+}
+
+impl<S, C> FromRequestParts<S> for Claims<C>
+where
+    S: Send + Sync,
+    C: Send + Sync + 'static,
+{
+    type Rejection = ClaimsRejection;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        match lookup::<C>(parts)? {
+            Some(claims) => Ok(claims),
+            None => Err(ClaimsRejection { kind: RejectionKind::Anonymous }),
+        }
+    }
+}
+
+impl<S, C> OptionalFromRequestParts<S> for Claims<C>
+where
+    S: Send + Sync,
+    C: Send + Sync + 'static,
+{
+    type Rejection = ClaimsRejection;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Option<Self>, Self::Rejection> {
+        lookup::<C>(parts)
+    }
+}
+
+/// The claims, `None` for an anonymous request, or an error when the layer did not run.
+fn lookup<C: Send + Sync + 'static>(parts: &Parts) -> Result<Option<Claims<C>>, ClaimsRejection> {
+    if let Some(validated) = parts.extensions.get::<Arc<Validated<C>>>() {
+        return Ok(Some(Claims(validated.clone())));
+    }
+    if parts.extensions.get::<Anonymous>().is_some() {
+        return Ok(None);
+    }
+    tracing::error!(
+        claims = type_name::<C>(),
+        path = parts.uri.path(),
+        "jwtgate: Claims extractor used on a route without a JwtAuthLayer of the same claims type"
+    );
+    Err(ClaimsRejection { kind: RejectionKind::LayerMissing })
+}
+
+/// Why [`Claims<C>`] could not be extracted.
+#[derive(Debug)]
+pub struct ClaimsRejection {
+    kind: RejectionKind,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum RejectionKind {
+    Anonymous,
+    LayerMissing,
+}
+
+impl ClaimsRejection {
+    /// The status the rejection answers with: 401 or 500.
+    pub fn status(&self) -> StatusCode {
+        match self.kind {
+            RejectionKind::Anonymous => StatusCode::UNAUTHORIZED,
+            RejectionKind::LayerMissing => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+}
+
+impl fmt::Display for ClaimsRejection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self.kind {
+            RejectionKind::Anonymous => "no bearer token was sent",
+            RejectionKind::LayerMissing => LAYER_MISSING,
+        })
+    }
+}
+
+const LAYER_MISSING: &str =
+    "authentication is not configured for this route: JwtAuthLayer is missing or uses another claims type";
+
+impl std::error::Error for ClaimsRejection {}
+
+impl IntoResponse for ClaimsRejection {
+    fn into_response(self) -> Response {
+        match self.kind {
+            RejectionKind::Anonymous => {
+                Rfc6750Responder::default().respond_http(&Error::new(ErrorKind::Missing)).map(Body::from)
+            }
+            RejectionKind::LayerMissing => {
+                let body = serde_json::json!({ "error": "server_error", "error_description": LAYER_MISSING });
+                let mut response = Response::new(Body::from(body.to_string()));
+                *response.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
+                response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+                response
+            }
+        }
+    }
+}

@@ -1,0 +1,202 @@
+//! Why a request was not authenticated, and how each reason maps to RFC 6750.
+
+use std::fmt;
+
+/// Why a request was not authenticated.
+///
+/// A program matches on [`Error::kind`]. The `Display` text is short, fixed and safe to show to the client:
+/// it never contains the token, a key, or text from a dependency's error.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Error {
+    kind: ErrorKind,
+}
+
+/// The kinds of [`Error`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// The request carries no credentials, or credentials of another scheme (such as `Basic`).
+    Missing,
+    /// The request is malformed: for example, two `Authorization` headers (RFC 6750 §3.1 `invalid_request`).
+    InvalidRequest,
+    /// The token is longer than the configured limit; it was refused before any decoding.
+    TooLarge,
+    /// The token is not a compact JWS of three base64url parts with JSON header and claims.
+    Malformed,
+    /// The `alg` header names no supported algorithm (this includes `none`, in any case).
+    UnsupportedAlgorithm,
+    /// The `alg` header differs from the algorithm of the key the token selected.
+    AlgorithmMismatch,
+    /// No configured key matches the token: an unknown `kid`, or no `kid` and no single key for its `alg`.
+    UnknownKey,
+    /// The signature is missing or does not verify.
+    InvalidSignature,
+    /// The `crit` header names an extension this validator does not understand (RFC 7515 §4.1.11).
+    UnsupportedCritical,
+    /// The `typ` header is not one of the required types.
+    InvalidType,
+    /// A claim that is required is absent.
+    MissingClaim {
+        /// The claim's name.
+        claim: &'static str,
+    },
+    /// A registered claim has the wrong JSON type (including `null`), or the claims do not fit the expected
+    /// type.
+    InvalidClaim {
+        /// The claim's name; `"claims"` when the custom claims type did not deserialize.
+        claim: &'static str,
+    },
+    /// `exp` has passed (beyond the leeway).
+    Expired,
+    /// `nbf` has not been reached (beyond the leeway).
+    NotYetValid,
+    /// `iat` is in the future (beyond the leeway).
+    IssuedInFuture,
+    /// `iat` is older than the configured maximum age.
+    TooOld,
+    /// `iss` is not a configured issuer.
+    InvalidIssuer,
+    /// No value of `aud` is a configured audience.
+    InvalidAudience,
+    /// The token has been revoked.
+    Revoked,
+    /// The denylist could not answer; the request could not be checked (HTTP 503).
+    DenylistUnavailable,
+}
+
+/// The RFC 6750 §3 challenge that answers an [`Error`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Challenge {
+    /// 401 with `WWW-Authenticate: Bearer` and no `error` attribute: the request had no credentials.
+    NoCredentials,
+    /// 400 with `error="invalid_request"`.
+    InvalidRequest,
+    /// 401 with `error="invalid_token"`.
+    InvalidToken,
+    /// 403 with `error="insufficient_scope"`.
+    InsufficientScope,
+    /// 503 with `Retry-After`: a store the decision depends on could not answer.
+    Unavailable,
+}
+
+impl Challenge {
+    /// The `error` attribute of the challenge, if it has one.
+    pub const fn error_code(self) -> Option<&'static str> {
+        match self {
+            Self::NoCredentials => None,
+            Self::InvalidRequest => Some("invalid_request"),
+            Self::InvalidToken => Some("invalid_token"),
+            Self::InsufficientScope => Some("insufficient_scope"),
+            Self::Unavailable => Some("temporarily_unavailable"),
+        }
+    }
+}
+
+impl Error {
+    /// An error of the given kind.
+    pub const fn new(kind: ErrorKind) -> Self {
+        Self { kind }
+    }
+
+    /// What went wrong.
+    pub const fn kind(&self) -> ErrorKind {
+        self.kind
+    }
+
+    /// The RFC 6750 challenge that answers this error.
+    pub const fn challenge(&self) -> Challenge {
+        match self.kind {
+            ErrorKind::Missing => Challenge::NoCredentials,
+            ErrorKind::InvalidRequest => Challenge::InvalidRequest,
+            ErrorKind::DenylistUnavailable => Challenge::Unavailable,
+            _ => Challenge::InvalidToken,
+        }
+    }
+
+    /// A sentence for the `error_description` attribute and the response body. It says what was wrong
+    /// without repeating any part of the token or of a key.
+    pub const fn description(&self) -> &'static str {
+        match self.kind {
+            ErrorKind::Missing => "no bearer token was sent",
+            ErrorKind::InvalidRequest => "the request carries its credentials more than once",
+            ErrorKind::TooLarge => "the token is too large",
+            ErrorKind::Malformed => "the token is malformed",
+            ErrorKind::UnsupportedAlgorithm => "the token's algorithm is not supported",
+            ErrorKind::AlgorithmMismatch => "the token's algorithm does not match its key",
+            ErrorKind::UnknownKey => "the token's signing key is unknown",
+            ErrorKind::InvalidSignature => "the token's signature is invalid",
+            ErrorKind::UnsupportedCritical => "the token has a critical header that is not supported",
+            ErrorKind::InvalidType => "the token's type is not accepted",
+            ErrorKind::MissingClaim { claim } => missing_claim(claim),
+            ErrorKind::InvalidClaim { claim } => invalid_claim(claim),
+            ErrorKind::Expired => "the token has expired",
+            ErrorKind::NotYetValid => "the token is not valid yet",
+            ErrorKind::IssuedInFuture => "the token was issued in the future",
+            ErrorKind::TooOld => "the token is too old",
+            ErrorKind::InvalidIssuer => "the token's issuer is not accepted",
+            ErrorKind::InvalidAudience => "the token's audience is not accepted",
+            ErrorKind::Revoked => "the token has been revoked",
+            ErrorKind::DenylistUnavailable => "the revocation list is unavailable; try again later",
+        }
+    }
+}
+
+const fn missing_claim(claim: &'static str) -> &'static str {
+    match claim.as_bytes() {
+        b"exp" => "the token has no exp claim",
+        b"iss" => "the token has no iss claim",
+        b"aud" => "the token has no aud claim",
+        b"iat" => "the token has no iat claim",
+        b"jti" => "the token has no jti claim",
+        _ => "the token lacks a required claim",
+    }
+}
+
+const fn invalid_claim(claim: &'static str) -> &'static str {
+    match claim.as_bytes() {
+        b"exp" => "the token's exp claim is not a number",
+        b"nbf" => "the token's nbf claim is not a number",
+        b"iat" => "the token's iat claim is not a number",
+        b"iss" => "the token's iss claim is not a string",
+        b"sub" => "the token's sub claim is not a string",
+        b"jti" => "the token's jti claim is not a string",
+        b"aud" => "the token's aud claim is not a string or an array of strings",
+        _ => "the token's claims do not have the expected form",
+    }
+}
+
+impl From<ErrorKind> for Error {
+    fn from(kind: ErrorKind) -> Self {
+        Self::new(kind)
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.description())
+    }
+}
+
+impl std::error::Error for Error {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_missing_credentials_has_no_error_code() {
+        assert_eq!(Error::new(ErrorKind::Missing).challenge().error_code(), None);
+        assert_eq!(Error::new(ErrorKind::Expired).challenge().error_code(), Some("invalid_token"));
+        assert_eq!(Error::new(ErrorKind::InvalidRequest).challenge(), Challenge::InvalidRequest);
+        assert_eq!(Error::new(ErrorKind::DenylistUnavailable).challenge(), Challenge::Unavailable);
+    }
+
+    #[test]
+    fn claim_descriptions_name_the_claim() {
+        let err = Error::new(ErrorKind::InvalidClaim { claim: "aud" });
+        assert!(err.to_string().contains("aud"));
+        let err = Error::new(ErrorKind::MissingClaim { claim: "exp" });
+        assert_eq!(err.to_string(), "the token has no exp claim");
+    }
+}

@@ -1,0 +1,359 @@
+//! Verification keys: each bound to one algorithm and an optional `kid`, prepared once at load time.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::path::Path;
+use std::sync::Arc;
+
+use aws_lc_rs::signature::{self as sig, ParsedPublicKey, VerificationAlgorithm};
+use aws_lc_rs::{hmac, rsa};
+use jsonwebtoken::DecodingKey;
+
+use crate::algorithm::{Algorithm, KeyType};
+use crate::secret::Secret;
+
+/// The shortest HMAC secret jwtgate accepts, in bytes.
+pub const MIN_HMAC_SECRET_BYTES: usize = 32;
+const MIN_RSA_BITS: usize = 2048;
+const MAX_RSA_BITS: usize = 8192;
+
+/// A verification key, bound to exactly one [`Algorithm`] and an optional key id (`kid`).
+///
+/// A token is checked against a key only when its `alg` header equals the key's algorithm: an `RS512` token
+/// is refused by an `RS256` key, and `HS512` by an `HS256` secret. Key material is parsed and prepared when
+/// the key is built, never per request. `Debug` shows the algorithm and the `kid`, never the material.
+#[derive(Clone)]
+pub struct Key {
+    kid: Option<Arc<str>>,
+    alg: Algorithm,
+    verifier: Arc<Verifier>,
+}
+
+#[allow(clippy::large_enum_variant, reason = "one per key, behind an Arc; boxing would add a hop per verification")]
+enum Verifier {
+    Hmac(hmac::Key),
+    Public(ParsedPublicKey),
+}
+
+impl Key {
+    /// An HMAC key (`HS256`, `HS384` or `HS512`) from a secret.
+    ///
+    /// Refuses a secret shorter than [`MIN_HMAC_SECRET_BYTES`], and an algorithm that is not HMAC. Read the
+    /// secret from configuration, for example with [`Secret::from_env`]; never hard-code it.
+    pub fn hmac(alg: Algorithm, secret: &Secret) -> Result<Self, KeyError> {
+        Self::hmac_bytes(alg, secret.expose())
+    }
+
+    pub(crate) fn hmac_bytes(alg: Algorithm, secret: &[u8]) -> Result<Self, KeyError> {
+        let hmac_alg = match alg {
+            Algorithm::HS256 => hmac::HMAC_SHA256,
+            Algorithm::HS384 => hmac::HMAC_SHA384,
+            Algorithm::HS512 => hmac::HMAC_SHA512,
+            other => return Err(KeyError::wrong_type(other, KeyType::Oct)),
+        };
+        if secret.len() < MIN_HMAC_SECRET_BYTES {
+            return Err(KeyError::new(format!(
+                "HMAC secret is {} bytes; at least {MIN_HMAC_SECRET_BYTES} are required",
+                secret.len()
+            )));
+        }
+        Ok(Self::from_verifier(alg, Verifier::Hmac(hmac::Key::new(hmac_alg, secret))))
+    }
+
+    /// A public key from PEM: an RSA, EC or Ed25519 public key (`PUBLIC KEY` or `RSA PUBLIC KEY`), or an X.509
+    /// `CERTIFICATE` whose public key is used.
+    ///
+    /// Refuses private keys, a key whose type does not fit `alg` (an EC key for `RS256`, a P-384 key for
+    /// `ES256`), RSA keys outside 2048 to 8192 bits, and HMAC algorithms (secrets are not PEM).
+    pub fn from_pem(alg: Algorithm, pem: impl AsRef<[u8]>) -> Result<Self, KeyError> {
+        let pem = pem.as_ref();
+        let label = pem_label(pem).ok_or_else(|| KeyError::new("not a PEM document".to_owned()))?;
+        if !matches!(label, "PUBLIC KEY" | "RSA PUBLIC KEY" | "CERTIFICATE") {
+            return Err(KeyError::new(format!(
+                "PEM holds a {label:?}; expected a PUBLIC KEY, RSA PUBLIC KEY or CERTIFICATE"
+            )));
+        }
+        let wrong_type = || KeyError::new(format!("PEM does not hold a public key usable with {alg}"));
+        let decoded = match alg.key_type() {
+            KeyType::Rsa => DecodingKey::from_rsa_pem(pem),
+            KeyType::Ec => DecodingKey::from_ec_pem(pem),
+            KeyType::Okp => DecodingKey::from_ed_pem(pem),
+            KeyType::Oct => return Err(KeyError::new(format!("{alg} uses a secret, not a PEM key"))),
+        }
+        .map_err(|_| wrong_type())?;
+        let bytes = decoded.try_get_as_bytes().map_err(|_| wrong_type())?;
+        Self::public(alg, bytes)
+    }
+
+    /// Reads [`Key::from_pem`]'s input from a file. The error names the file.
+    pub fn from_pem_file(alg: Algorithm, path: impl AsRef<Path>) -> Result<Self, KeyError> {
+        let path = path.as_ref();
+        let pem = std::fs::read(path).map_err(|err| KeyError::new(format!("cannot read {}: {err}", path.display())))?;
+        Self::from_pem(alg, pem).map_err(|err| err.context(&path.display().to_string()))
+    }
+
+    /// A public key from DER bytes in the form aws-lc-rs takes for `alg`: PKCS#1 or SubjectPublicKeyInfo for
+    /// RSA, an uncompressed point for EC, 32 raw bytes for Ed25519.
+    pub(crate) fn public(alg: Algorithm, bytes: &[u8]) -> Result<Self, KeyError> {
+        let parsed = match alg.key_type() {
+            KeyType::Rsa => {
+                let bits = rsa::PublicKey::from_der(bytes)
+                    .map_err(|_| KeyError::new("invalid RSA public key".to_owned()))?
+                    .modulus_len()
+                    * 8;
+                check_rsa_bits(bits)?;
+                ParsedPublicKey::new(verification_algorithm(alg), bytes)
+            }
+            KeyType::Ec | KeyType::Okp => ParsedPublicKey::new(verification_algorithm(alg), bytes),
+            KeyType::Oct => return Err(KeyError::wrong_type(alg, KeyType::Rsa)),
+        }
+        .map_err(|_| KeyError::new(format!("the public key is not a valid {} key for {alg}", curve_name(alg))))?;
+        Ok(Self::from_verifier(alg, Verifier::Public(parsed)))
+    }
+
+    pub(crate) fn rsa_components(alg: Algorithm, n: &[u8], e: &[u8]) -> Result<Self, KeyError> {
+        let n = strip_leading_zeros(n);
+        check_rsa_bits(n.len() * 8 - n.first().map_or(8, |b| b.leading_zeros() as usize))?;
+        let params = match alg {
+            Algorithm::RS256 => &sig::RSA_PKCS1_2048_8192_SHA256,
+            Algorithm::RS384 => &sig::RSA_PKCS1_2048_8192_SHA384,
+            Algorithm::RS512 => &sig::RSA_PKCS1_2048_8192_SHA512,
+            Algorithm::PS256 => &sig::RSA_PSS_2048_8192_SHA256,
+            Algorithm::PS384 => &sig::RSA_PSS_2048_8192_SHA384,
+            Algorithm::PS512 => &sig::RSA_PSS_2048_8192_SHA512,
+            other => return Err(KeyError::wrong_type(other, KeyType::Rsa)),
+        };
+        let parsed = sig::RsaPublicKeyComponents { n, e }
+            .to_parsed_public_key(params)
+            .map_err(|_| KeyError::new("invalid RSA public key".to_owned()))?;
+        Ok(Self::from_verifier(alg, Verifier::Public(parsed)))
+    }
+
+    fn from_verifier(alg: Algorithm, verifier: Verifier) -> Self {
+        Self { kid: None, alg, verifier: Arc::new(verifier) }
+    }
+
+    /// Sets the key id that tokens name in their `kid` header to select this key.
+    #[must_use]
+    pub fn with_kid(mut self, kid: impl Into<String>) -> Self {
+        self.kid = Some(Arc::from(kid.into()));
+        self
+    }
+
+    /// The key id, if the key has one.
+    pub fn kid(&self) -> Option<&str> {
+        self.kid.as_deref()
+    }
+
+    pub(crate) fn kid_arc(&self) -> Option<Arc<str>> {
+        self.kid.clone()
+    }
+
+    /// The one algorithm this key accepts.
+    pub fn algorithm(&self) -> Algorithm {
+        self.alg
+    }
+
+    /// Checks `signature` over `message` (`base64url(header) "." base64url(claims)`). HMAC tags are compared
+    /// in constant time by aws-lc-rs.
+    pub(crate) fn verify(&self, message: &[u8], signature: &[u8]) -> bool {
+        match &*self.verifier {
+            Verifier::Hmac(key) => hmac::verify(key, message, signature).is_ok(),
+            Verifier::Public(key) => key.verify_sig(message, signature).is_ok(),
+        }
+    }
+}
+
+impl fmt::Debug for Key {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Key").field("kid", &self.kid).field("alg", &self.alg).finish_non_exhaustive()
+    }
+}
+
+fn verification_algorithm(alg: Algorithm) -> &'static dyn VerificationAlgorithm {
+    match alg {
+        Algorithm::RS256 => &sig::RSA_PKCS1_2048_8192_SHA256,
+        Algorithm::RS384 => &sig::RSA_PKCS1_2048_8192_SHA384,
+        Algorithm::RS512 => &sig::RSA_PKCS1_2048_8192_SHA512,
+        Algorithm::PS256 => &sig::RSA_PSS_2048_8192_SHA256,
+        Algorithm::PS384 => &sig::RSA_PSS_2048_8192_SHA384,
+        Algorithm::PS512 => &sig::RSA_PSS_2048_8192_SHA512,
+        Algorithm::ES256 => &sig::ECDSA_P256_SHA256_FIXED,
+        Algorithm::ES384 => &sig::ECDSA_P384_SHA384_FIXED,
+        // HMAC never reaches here: `Key::public` refuses `KeyType::Oct` first.
+        Algorithm::EdDSA | Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512 => &sig::ED25519,
+    }
+}
+
+fn curve_name(alg: Algorithm) -> &'static str {
+    match alg {
+        Algorithm::ES256 => "P-256",
+        Algorithm::ES384 => "P-384",
+        Algorithm::EdDSA => "Ed25519",
+        _ => "RSA",
+    }
+}
+
+fn check_rsa_bits(bits: usize) -> Result<(), KeyError> {
+    if (MIN_RSA_BITS..=MAX_RSA_BITS).contains(&bits) {
+        Ok(())
+    } else {
+        Err(KeyError::new(format!("RSA key has {bits} bits; {MIN_RSA_BITS} to {MAX_RSA_BITS} are required")))
+    }
+}
+
+fn strip_leading_zeros(bytes: &[u8]) -> &[u8] {
+    let start = bytes.iter().position(|&b| b != 0).unwrap_or(bytes.len());
+    &bytes[start..]
+}
+
+/// The label of the first PEM block (`PUBLIC KEY` in `-----BEGIN PUBLIC KEY-----`).
+fn pem_label(pem: &[u8]) -> Option<&str> {
+    let text = std::str::from_utf8(pem).ok()?;
+    let start = text.find("-----BEGIN ")? + "-----BEGIN ".len();
+    let len = text[start..].find("-----")?;
+    Some(&text[start..start + len])
+}
+
+/// The keys a [`Validator`](crate::Validator) trusts.
+///
+/// A token with a `kid` header is checked against the key with that `kid` only. A token without `kid` is
+/// checked only when exactly one key has its algorithm. Either way a token causes at most one signature
+/// verification. Two keys with the same `kid` are refused.
+#[derive(Clone, Debug)]
+pub struct KeySet {
+    keys: Vec<Key>,
+    by_kid: HashMap<Arc<str>, usize>,
+    /// For each algorithm, the index of the only key with that algorithm, or `None` when there are several.
+    by_alg: HashMap<Algorithm, Option<usize>>,
+}
+
+impl KeySet {
+    /// A key set of the given keys. Refuses an empty set and duplicate `kid`s.
+    pub fn new(keys: impl IntoIterator<Item = Key>) -> Result<Self, KeyError> {
+        let keys: Vec<Key> = keys.into_iter().collect();
+        if keys.is_empty() {
+            return Err(KeyError::new("the key set is empty".to_owned()));
+        }
+        let mut by_kid = HashMap::new();
+        let mut by_alg: HashMap<Algorithm, Option<usize>> = HashMap::new();
+        for (index, key) in keys.iter().enumerate() {
+            if let Some(kid) = &key.kid
+                && by_kid.insert(kid.clone(), index).is_some()
+            {
+                return Err(KeyError::new(format!("two keys have the kid {kid:?}")));
+            }
+            by_alg.entry(key.alg).and_modify(|only| *only = None).or_insert(Some(index));
+        }
+        Ok(Self { keys, by_kid, by_alg })
+    }
+
+    /// The keys, in the order they were given.
+    pub fn keys(&self) -> &[Key] {
+        &self.keys
+    }
+
+    /// The key a token with this `kid` (or none) and `alg` must be verified with, or why there is none.
+    pub(crate) fn select(&self, kid: Option<&str>, alg: Algorithm) -> Result<&Key, crate::ErrorKind> {
+        let index = match kid {
+            Some(kid) => *self.by_kid.get(kid).ok_or(crate::ErrorKind::UnknownKey)?,
+            None => self.by_alg.get(&alg).copied().flatten().ok_or(crate::ErrorKind::UnknownKey)?,
+        };
+        let key = &self.keys[index];
+        if key.alg == alg { Ok(key) } else { Err(crate::ErrorKind::AlgorithmMismatch) }
+    }
+}
+
+/// Why a key or key set could not be loaded. The message names the problem (and the file or variable
+/// involved) but never contains key material.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KeyError {
+    message: String,
+}
+
+impl KeyError {
+    pub(crate) fn new(message: String) -> Self {
+        Self { message }
+    }
+
+    fn wrong_type(alg: Algorithm, found: KeyType) -> Self {
+        Self::new(format!("{alg} needs a {} key, not {found}", alg.key_type()))
+    }
+
+    /// Prefixes the message with where the problem is, such as a file name or a key id.
+    pub(crate) fn context(self, at: &str) -> Self {
+        Self::new(format!("{at}: {}", self.message))
+    }
+}
+
+impl fmt::Display for KeyError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for KeyError {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn secret(len: usize) -> Secret {
+        Secret::new(vec![7; len])
+    }
+
+    #[test]
+    fn hmac_secrets_shorter_than_32_bytes_are_refused() {
+        let err = Key::hmac(Algorithm::HS256, &secret(31)).unwrap_err();
+        assert_eq!(err.to_string(), "HMAC secret is 31 bytes; at least 32 are required");
+        assert!(Key::hmac(Algorithm::HS256, &secret(32)).is_ok());
+    }
+
+    #[test]
+    fn hmac_secrets_are_refused_for_other_algorithms() {
+        let err = Key::hmac(Algorithm::RS256, &secret(32)).unwrap_err();
+        assert_eq!(err.to_string(), "RS256 needs a RSA key, not oct");
+    }
+
+    #[test]
+    fn debug_never_shows_key_material() {
+        let key = Key::hmac(Algorithm::HS256, &secret(40)).unwrap().with_kid("k1");
+        assert_eq!(format!("{key:?}"), r#"Key { kid: Some("k1"), alg: HS256, .. }"#);
+    }
+
+    #[test]
+    fn duplicate_kids_and_empty_sets_are_refused() {
+        let key = Key::hmac(Algorithm::HS256, &secret(32)).unwrap().with_kid("same");
+        let err = KeySet::new([key.clone(), key]).unwrap_err();
+        assert_eq!(err.to_string(), r#"two keys have the kid "same""#);
+        assert_eq!(KeySet::new([]).unwrap_err().to_string(), "the key set is empty");
+    }
+
+    #[test]
+    fn selection_by_kid_never_falls_back_to_another_key() {
+        let a = Key::hmac(Algorithm::HS256, &secret(32)).unwrap().with_kid("a");
+        let b = Key::hmac(Algorithm::HS512, &secret(64)).unwrap().with_kid("b");
+        let set = KeySet::new([a, b]).unwrap();
+        assert_eq!(set.select(Some("a"), Algorithm::HS256).unwrap().kid(), Some("a"));
+        assert_eq!(set.select(Some("zz"), Algorithm::HS256).unwrap_err(), crate::ErrorKind::UnknownKey);
+        assert_eq!(set.select(Some("a"), Algorithm::HS512).unwrap_err(), crate::ErrorKind::AlgorithmMismatch);
+    }
+
+    #[test]
+    fn selection_without_kid_needs_exactly_one_key_of_the_algorithm() {
+        let one = Key::hmac(Algorithm::HS256, &secret(32)).unwrap();
+        let two = Key::hmac(Algorithm::HS256, &secret(33)).unwrap().with_kid("two");
+        let three = Key::hmac(Algorithm::HS384, &secret(48)).unwrap();
+        let set = KeySet::new([one, two, three]).unwrap();
+        assert_eq!(set.select(None, Algorithm::HS256).unwrap_err(), crate::ErrorKind::UnknownKey);
+        assert_eq!(set.select(None, Algorithm::HS384).unwrap().algorithm(), Algorithm::HS384);
+        assert_eq!(set.select(None, Algorithm::HS512).unwrap_err(), crate::ErrorKind::UnknownKey);
+    }
+
+    #[test]
+    fn pem_private_keys_are_refused() {
+        let pem = b"-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n";
+        let err = Key::from_pem(Algorithm::RS256, pem).unwrap_err();
+        assert!(err.to_string().contains("PRIVATE KEY"), "{err}");
+    }
+}

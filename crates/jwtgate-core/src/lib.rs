@@ -1,0 +1,60 @@
+//! Framework-free JWT validation for jwtgate: keys, claims, errors and the [`Denylist`] hook.
+//!
+//! This crate knows nothing of HTTP frameworks. `jwtgate-tower` builds the `JwtAuthLayer` on it, and most
+//! users reach both through the `jwtgate` facade.
+//!
+//! ```
+//! use jwtgate_core::{Algorithm, ErrorKind, Key, KeySet, Secret, Validator};
+//! use serde::Deserialize;
+//!
+//! #[derive(Debug, Deserialize)]
+//! struct MyClaims {
+//!     #[serde(default)]
+//!     roles: Vec<String>,
+//! }
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! // In production: Secret::from_env("JWT_SECRET")?, which names the variable when it is missing.
+//! let secret = Secret::new(b"test-only secret, at least 32 bytes long".to_vec());
+//! let keys = KeySet::new([Key::hmac(Algorithm::HS256, &secret)?.with_kid("2026-11")])?;
+//! let validator = Validator::builder(keys).issuer("https://auth.example").audience("api").build();
+//!
+//! # let token = sign(&secret, r#"{"alg":"HS256","kid":"2026-11"}"#,
+//! #     r#"{"iss":"https://auth.example","aud":"api","sub":"ada","exp":4102444800,"roles":["admin"]}"#);
+//! let valid = validator.validate::<MyClaims>(&token)?;
+//! assert_eq!(valid.registered().subject(), Some("ada"));
+//! assert_eq!(valid.claims().roles, ["admin"]);
+//!
+//! let err = validator.validate::<MyClaims>("not-a-token").unwrap_err();
+//! assert_eq!(err.kind(), ErrorKind::Malformed);
+//! # Ok(())
+//! # }
+//! # fn sign(secret: &Secret, header: &str, claims: &str) -> String {
+//! #     use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD as B64};
+//! #     let input = format!("{}.{}", B64.encode(header), B64.encode(claims));
+//! #     let key = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, secret.expose());
+//! #     format!("{input}.{}", B64.encode(aws_lc_rs::hmac::sign(&key, input.as_bytes())))
+//! # }
+//! ```
+//!
+//! Signatures are checked by aws-lc-rs with keys prepared once, when they are loaded: the same primitives
+//! jsonwebtoken's `aws_lc_rs` backend calls. jwtgate never consults jsonwebtoken's process-level
+//! `CryptoProvider`, so a build that enables both of its backends cannot make jwtgate panic.
+
+mod algorithm;
+mod claims;
+mod denylist;
+mod error;
+mod jwk;
+mod key;
+mod secret;
+mod validator;
+
+pub use algorithm::{Algorithm, KeyType, UnsupportedAlgorithm};
+pub use claims::RegisteredClaims;
+pub use denylist::{Denylist, DenylistError, Lookup, NoDenylist, PendingLookup, TokenStatus};
+pub use error::{Challenge, Error, ErrorKind};
+pub use jwk::AlgorithmMapping;
+pub use key::{Key, KeyError, KeySet, MIN_HMAC_SECRET_BYTES};
+pub use secret::Secret;
+pub use validator::{DEFAULT_LEEWAY, DEFAULT_MAX_TOKEN_BYTES, Validated, Validator, ValidatorBuilder, unverified_kid};

@@ -1,0 +1,418 @@
+//! The validator: one signature check and the claim checks, yielding typed claims.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde::Deserialize;
+use serde::de::{self, DeserializeOwned, Deserializer, IgnoredAny, MapAccess, Visitor};
+
+use crate::claims::{Name, RawClaims, RegisteredClaims};
+use crate::{Algorithm, Error, ErrorKind, KeySet};
+
+/// The default clock leeway for `exp`, `nbf` and `iat`.
+pub const DEFAULT_LEEWAY: Duration = Duration::from_secs(30);
+/// The default limit on a token's length, in bytes.
+pub const DEFAULT_MAX_TOKEN_BYTES: usize = 8 * 1024;
+
+/// Validates compact JWS tokens against a [`KeySet`] and a set of claim rules.
+///
+/// Build it once with [`Validator::builder`] and share it (it is cheap to clone). For each token it:
+/// 1. refuses a token longer than the size limit before any decoding ([`ErrorKind::TooLarge`]);
+/// 2. reads the header, refusing `alg` values it does not support (`none` among them), any `crit`
+///    header, and a `typ` outside the required ones when types are required;
+/// 3. selects one key by `kid` (or, without `kid`, the only key for the `alg`), refuses a key of another
+///    algorithm, and verifies the signature: one verification at most;
+/// 4. reads the claims set once, checks the registered claims' types, `exp` (required by default), `nbf`,
+///    `iat` (never in the future, optionally not older than a maximum age), `iss` and `aud`;
+/// 5. deserializes the custom claims type `C` from the same read.
+#[derive(Clone)]
+pub struct Validator {
+    inner: Arc<Rules>,
+}
+
+struct Rules {
+    keys: KeySet,
+    issuers: Vec<String>,
+    audiences: Vec<String>,
+    types: Vec<String>,
+    leeway: i64,
+    require_exp: bool,
+    max_age: Option<i64>,
+    max_token_bytes: usize,
+}
+
+/// Configures a [`Validator`].
+#[derive(Debug)]
+#[must_use]
+pub struct ValidatorBuilder {
+    rules: Rules,
+}
+
+impl Validator {
+    /// Starts a validator that trusts `keys`, with the defaults: `exp` required, a 30 s leeway, no issuer or
+    /// audience configured, any `typ`, no maximum age, and tokens of at most 8 KiB.
+    pub fn builder(keys: KeySet) -> ValidatorBuilder {
+        ValidatorBuilder {
+            rules: Rules {
+                keys,
+                issuers: Vec::new(),
+                audiences: Vec::new(),
+                types: Vec::new(),
+                leeway: DEFAULT_LEEWAY.as_secs() as i64,
+                require_exp: true,
+                max_age: None,
+                max_token_bytes: DEFAULT_MAX_TOKEN_BYTES,
+            },
+        }
+    }
+
+    /// The keys this validator trusts.
+    pub fn keys(&self) -> &KeySet {
+        &self.inner.keys
+    }
+
+    /// Validates `token` now. See [`Validator`] for the checks, in order.
+    pub fn validate<C: DeserializeOwned>(&self, token: &str) -> Result<Validated<C>, Error> {
+        self.validate_at(token, unix_now())
+    }
+
+    /// Validates `token` as if the time were `now` seconds since the Unix epoch.
+    pub fn validate_at<C: DeserializeOwned>(&self, token: &str, now: i64) -> Result<Validated<C>, Error> {
+        self.check(token, now).map_err(Error::new)
+    }
+
+    fn check<C: DeserializeOwned>(&self, token: &str, now: i64) -> Result<Validated<C>, ErrorKind> {
+        let rules = &*self.inner;
+        if token.len() > rules.max_token_bytes {
+            return Err(ErrorKind::TooLarge);
+        }
+        let (signing_input, signature) = token.rsplit_once('.').ok_or(ErrorKind::Malformed)?;
+        let (header, payload) = signing_input.split_once('.').ok_or(ErrorKind::Malformed)?;
+        if payload.contains('.') {
+            return Err(ErrorKind::Malformed);
+        }
+
+        let header_json = decode_part(header)?;
+        let header = Header::parse(&header_json)?;
+        let alg: Algorithm = header.alg.0.parse().map_err(|_| ErrorKind::UnsupportedAlgorithm)?;
+        if header.crit {
+            return Err(ErrorKind::UnsupportedCritical);
+        }
+        if !rules.types.is_empty() && !header.typ.as_ref().is_some_and(|typ| rules.type_allowed(&typ.0)) {
+            return Err(ErrorKind::InvalidType);
+        }
+
+        let key = rules.keys.select(header.kid.as_ref().map(|kid| kid.0.as_ref()), alg)?;
+        if signature.is_empty() {
+            return Err(ErrorKind::InvalidSignature);
+        }
+        let signature = URL_SAFE_NO_PAD.decode(signature).map_err(|_| ErrorKind::InvalidSignature)?;
+        if !key.verify(signing_input.as_bytes(), &signature) {
+            return Err(ErrorKind::InvalidSignature);
+        }
+
+        let payload = decode_part(payload)?;
+        let raw = RawClaims::parse(&payload)?;
+        let registered = raw.registered()?;
+        rules.check_claims(&registered, now)?;
+        let claims = raw.deserialize_into::<C>()?;
+        Ok(Validated { claims, registered, alg, kid: key.kid_arc() })
+    }
+}
+
+impl Rules {
+    fn type_allowed(&self, typ: &str) -> bool {
+        let typ = strip_application(typ);
+        self.types.iter().any(|allowed| strip_application(allowed).eq_ignore_ascii_case(typ))
+    }
+
+    fn check_claims(&self, claims: &RegisteredClaims, now: i64) -> Result<(), ErrorKind> {
+        let leeway = self.leeway;
+        match claims.exp {
+            Some(exp) if now >= exp.saturating_add(leeway) => return Err(ErrorKind::Expired),
+            None if self.require_exp => return Err(ErrorKind::MissingClaim { claim: "exp" }),
+            _ => {}
+        }
+        if let Some(nbf) = claims.nbf
+            && now.saturating_add(leeway) < nbf
+        {
+            return Err(ErrorKind::NotYetValid);
+        }
+        match claims.iat {
+            Some(iat) if iat > now.saturating_add(leeway) => return Err(ErrorKind::IssuedInFuture),
+            Some(iat) => {
+                if let Some(max_age) = self.max_age
+                    && now > iat.saturating_add(max_age).saturating_add(leeway)
+                {
+                    return Err(ErrorKind::TooOld);
+                }
+            }
+            None if self.max_age.is_some() => return Err(ErrorKind::MissingClaim { claim: "iat" }),
+            None => {}
+        }
+        if !self.issuers.is_empty() {
+            let iss = claims.iss.as_deref().ok_or(ErrorKind::MissingClaim { claim: "iss" })?;
+            if !self.issuers.iter().any(|allowed| allowed == iss) {
+                return Err(ErrorKind::InvalidIssuer);
+            }
+        }
+        if !self.audiences.is_empty() && claims.aud.is_empty() {
+            return Err(ErrorKind::MissingClaim { claim: "aud" });
+        }
+        // RFC 7519 §4.1.3: a recipient that does not identify itself with a value of a present `aud` must
+        // refuse the token, so a present `aud` with no audience configured is refused too.
+        if !claims.aud.is_empty() && !claims.aud.iter().any(|aud| self.audiences.contains(aud)) {
+            return Err(ErrorKind::InvalidAudience);
+        }
+        Ok(())
+    }
+}
+
+/// `application/at+jwt` and `at+jwt` name the same type (RFC 7515 §4.1.9).
+fn strip_application(typ: &str) -> &str {
+    match typ.get(..12) {
+        Some(prefix) if prefix.eq_ignore_ascii_case("application/") => &typ[12..],
+        _ => typ,
+    }
+}
+
+/// The `kid` header of `token`, read without any verification and cut to 64 characters: for log lines
+/// about refused tokens, never for decisions.
+pub fn unverified_kid(token: &str) -> Option<String> {
+    let header = token.get(..token.find('.')?)?;
+    let json = decode_part(header).ok()?;
+    let kid = Header::parse(&json).ok()?.kid?;
+    Some(kid.0.chars().take(64).collect())
+}
+
+fn decode_part(part: &str) -> Result<Vec<u8>, ErrorKind> {
+    URL_SAFE_NO_PAD.decode(part).map_err(|_| ErrorKind::Malformed)
+}
+
+fn unix_now() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
+}
+
+impl ValidatorBuilder {
+    /// Accepts tokens whose `iss` equals `issuer`. Call it again to accept several issuers. Once an issuer
+    /// is configured, `iss` is required.
+    pub fn issuer(mut self, issuer: impl Into<String>) -> Self {
+        self.rules.issuers.push(issuer.into());
+        self
+    }
+
+    /// Accepts tokens with `audience` among their `aud` values. Call it again to accept several. Once an
+    /// audience is configured, `aud` is required. A token that has an `aud` is refused when none of its
+    /// values is configured, even when no audience is configured at all (RFC 7519 §4.1.3).
+    pub fn audience(mut self, audience: impl Into<String>) -> Self {
+        self.rules.audiences.push(audience.into());
+        self
+    }
+
+    /// Requires the `typ` header to be one of `types`, compared without case and with or without an
+    /// `application/` prefix (`JWT`, `at+jwt`). By default `typ` is not checked.
+    pub fn required_types<I, T>(mut self, types: I) -> Self
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<String>,
+    {
+        self.rules.types = types.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// The clock leeway for `exp`, `nbf` and `iat`, in whole seconds. Default 30 s.
+    pub fn leeway(mut self, leeway: Duration) -> Self {
+        self.rules.leeway = i64::try_from(leeway.as_secs()).unwrap_or(i64::MAX);
+        self
+    }
+
+    /// Whether `exp` is required. Default `true`; a token without `exp` never expires, so think twice.
+    pub fn require_exp(mut self, required: bool) -> Self {
+        self.rules.require_exp = required;
+        self
+    }
+
+    /// Refuses tokens whose `iat` is older than `max_age` (plus the leeway), and tokens without `iat`.
+    /// Default: no maximum age.
+    pub fn max_age(mut self, max_age: Duration) -> Self {
+        self.rules.max_age = Some(i64::try_from(max_age.as_secs()).unwrap_or(i64::MAX));
+        self
+    }
+
+    /// Refuses tokens longer than `bytes` before any decoding. Default 8 KiB.
+    pub fn max_token_bytes(mut self, bytes: usize) -> Self {
+        self.rules.max_token_bytes = bytes;
+        self
+    }
+
+    /// Builds the validator.
+    pub fn build(self) -> Validator {
+        Validator { inner: Arc::new(self.rules) }
+    }
+}
+
+impl fmt::Debug for Rules {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Validator")
+            .field("keys", &self.keys)
+            .field("issuers", &self.issuers)
+            .field("audiences", &self.audiences)
+            .field("types", &self.types)
+            .field("leeway", &self.leeway)
+            .field("require_exp", &self.require_exp)
+            .field("max_age", &self.max_age)
+            .field("max_token_bytes", &self.max_token_bytes)
+            .finish()
+    }
+}
+
+impl fmt::Debug for Validator {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.inner.fmt(f)
+    }
+}
+
+/// A validated token: its custom claims `C`, its registered claims, and the key that verified it.
+#[derive(Clone, Debug)]
+pub struct Validated<C> {
+    claims: C,
+    registered: RegisteredClaims,
+    alg: Algorithm,
+    kid: Option<Arc<str>>,
+}
+
+impl<C> Validated<C> {
+    /// The custom claims.
+    pub fn claims(&self) -> &C {
+        &self.claims
+    }
+
+    /// Takes the custom claims.
+    pub fn into_claims(self) -> C {
+        self.claims
+    }
+
+    /// The registered claims (`iss`, `sub`, `aud`, `exp`, `nbf`, `iat`, `jti`).
+    pub fn registered(&self) -> &RegisteredClaims {
+        &self.registered
+    }
+
+    /// The algorithm the token was signed with.
+    pub fn algorithm(&self) -> Algorithm {
+        self.alg
+    }
+
+    /// The id of the key that verified the token, if that key has one.
+    pub fn kid(&self) -> Option<&str> {
+        self.kid.as_deref()
+    }
+}
+
+/// The JOSE header members jwtgate reads. Others are ignored, except that `crit` in any form refuses the
+/// token, since jwtgate understands no extension. Duplicate members are malformed.
+struct Header<'a> {
+    alg: Name<'a>,
+    kid: Option<Name<'a>>,
+    typ: Option<Name<'a>>,
+    crit: bool,
+}
+
+impl<'a> Header<'a> {
+    fn parse(json: &'a [u8]) -> Result<Self, ErrorKind> {
+        serde_json::from_slice(json).map_err(|_| ErrorKind::Malformed)
+    }
+}
+
+impl<'de> Deserialize<'de> for Header<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct HeaderVisitor;
+
+        impl<'de> Visitor<'de> for HeaderVisitor {
+            type Value = Header<'de>;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a JOSE header object")
+            }
+
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                let (mut alg, mut kid, mut typ, mut crit) = (None, None, None, false);
+                let mut seen: Vec<Name<'de>> = Vec::new();
+                while let Some(name) = map.next_key::<Name<'de>>()? {
+                    if seen.iter().any(|other| other.0 == name.0) {
+                        return Err(de::Error::custom("duplicate header member"));
+                    }
+                    match name.0.as_ref() {
+                        "alg" => alg = Some(map.next_value::<Name<'de>>()?),
+                        "kid" => kid = Some(map.next_value::<Name<'de>>()?),
+                        "typ" => typ = Some(map.next_value::<Name<'de>>()?),
+                        "crit" => {
+                            map.next_value::<IgnoredAny>()?;
+                            crit = true;
+                        }
+                        _ => {
+                            map.next_value::<IgnoredAny>()?;
+                        }
+                    }
+                    seen.push(name);
+                }
+                let alg = alg.ok_or_else(|| de::Error::missing_field("alg"))?;
+                Ok(Header { alg, kid, typ, crit })
+            }
+        }
+
+        deserializer.deserialize_map(HeaderVisitor)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn header(json: &str) -> Result<Header<'_>, ErrorKind> {
+        Header::parse(json.as_bytes())
+    }
+
+    #[test]
+    fn header_members_must_be_strings_and_unique() {
+        assert!(header(r#"{"alg":"HS256","kid":"a","typ":"JWT"}"#).is_ok());
+        for json in [
+            r#"{"alg":null}"#,
+            r#"{"alg":1}"#,
+            r#"{"alg":"HS256","kid":null}"#,
+            r#"{"alg":"HS256","kid":7}"#,
+            r#"{"alg":"HS256","alg":"HS256"}"#,
+            r#"{"alg":"HS256","\u0061lg":"HS256"}"#,
+            r#"{"kid":"a"}"#,
+            r#"[]"#,
+        ] {
+            assert_eq!(header(json).err(), Some(ErrorKind::Malformed), "{json}");
+        }
+    }
+
+    #[test]
+    fn crit_in_any_form_is_noticed() {
+        for json in
+            [r#"{"alg":"HS256","crit":["exp"]}"#, r#"{"alg":"HS256","crit":null}"#, r#"{"alg":"HS256","crit":[]}"#]
+        {
+            assert!(header(json).unwrap().crit, "{json}");
+        }
+    }
+
+    #[test]
+    fn types_compare_without_case_or_application_prefix() {
+        let rules = Validator::builder(
+            KeySet::new([crate::Key::hmac(Algorithm::HS256, &crate::Secret::new(vec![1; 32])).unwrap()]).unwrap(),
+        )
+        .required_types(["at+jwt"])
+        .build();
+        for typ in ["at+jwt", "AT+JWT", "application/at+jwt", "Application/AT+jwt"] {
+            assert!(rules.inner.type_allowed(typ), "{typ}");
+        }
+        for typ in ["JWT", "", "application/", "at+jwt "] {
+            assert!(!rules.inner.type_allowed(typ), "{typ}");
+        }
+    }
+}

@@ -1,0 +1,153 @@
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, ready};
+
+use bytes::Bytes;
+use http::{Request, Response};
+use jwtgate_core::{DenylistError, Error, ErrorKind, PendingLookup, TokenStatus, Validated};
+use pin_project_lite::pin_project;
+use tower_service::Service;
+
+use super::Shared;
+use crate::{RequestHead, ResponseBody};
+
+pin_project! {
+    /// The response future of [`JwtAuthService`](super::JwtAuthService).
+    ///
+    /// A state machine with no boxing of its own: it waits for an asynchronous denylist when there is one,
+    /// then runs the inner service's future, or yields jwtgate's answer to a refused request.
+    pub struct ResponseFuture<S, ReqBody, C>
+    where
+        S: Service<Request<ReqBody>>,
+    {
+        #[pin]
+        state: State<S, ReqBody, C>,
+    }
+}
+
+pin_project! {
+    #[project = StateProj]
+    enum State<S, ReqBody, C>
+    where
+        S: Service<Request<ReqBody>>,
+    {
+        Lookup {
+            lookup: PendingLookup,
+            waiting: Option<Waiting<S, ReqBody, C>>,
+        },
+        Inner {
+            #[pin]
+            future: S::Future,
+        },
+        Rejected {
+            response: Option<Response<Bytes>>,
+        },
+    }
+}
+
+/// A validated request waiting for the denylist's answer.
+pub(super) struct Waiting<S, ReqBody, C> {
+    request: Request<ReqBody>,
+    validated: Validated<C>,
+    service: S,
+    shared: Arc<Shared>,
+}
+
+impl<S, ReqBody, C> Waiting<S, ReqBody, C>
+where
+    S: Service<Request<ReqBody>>,
+    C: Send + Sync + 'static,
+{
+    pub(super) fn new(request: Request<ReqBody>, validated: Validated<C>, service: S, shared: Arc<Shared>) -> Self {
+        Self { request, validated, service, shared }
+    }
+
+    /// Calls the inner service if the token is active, and answers otherwise.
+    pub(super) fn finish(mut self, lookup: Result<TokenStatus, DenylistError>) -> ResponseFuture<S, ReqBody, C> {
+        let error = match lookup {
+            Ok(TokenStatus::Active) => {
+                return ResponseFuture::inner(admit(self.request, self.validated, &mut self.service));
+            }
+            Ok(TokenStatus::Revoked) => {
+                tracing::debug!(kind = ?ErrorKind::Revoked, kid = ?self.validated.kid(), "jwtgate: request not authenticated");
+                Error::new(ErrorKind::Revoked)
+            }
+            Err(error) => {
+                tracing::warn!(%error, "jwtgate: denylist unavailable; refusing the request with 503");
+                Error::new(ErrorKind::DenylistUnavailable)
+            }
+        };
+        ResponseFuture::rejected(self.shared.reject(&error, RequestHead::new(&self.request)))
+    }
+}
+
+/// Hands the validated claims to the inner service with the request.
+pub(super) fn admit<S, ReqBody, C>(mut request: Request<ReqBody>, validated: Validated<C>, service: &mut S) -> S::Future
+where
+    S: Service<Request<ReqBody>>,
+    C: Send + Sync + 'static,
+{
+    request.extensions_mut().insert(Arc::new(validated));
+    service.call(request)
+}
+
+impl<S, ReqBody, C> ResponseFuture<S, ReqBody, C>
+where
+    S: Service<Request<ReqBody>>,
+{
+    pub(super) fn inner(future: S::Future) -> Self {
+        Self { state: State::Inner { future } }
+    }
+
+    pub(super) fn rejected(response: Response<Bytes>) -> Self {
+        Self { state: State::Rejected { response: Some(response) } }
+    }
+
+    pub(super) fn lookup(lookup: PendingLookup, waiting: Waiting<S, ReqBody, C>) -> Self {
+        Self { state: State::Lookup { lookup, waiting: Some(waiting) } }
+    }
+}
+
+impl<S, ReqBody, ResBody, C> Future for ResponseFuture<S, ReqBody, C>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+    C: Send + Sync + 'static,
+{
+    type Output = Result<Response<ResponseBody<ResBody>>, S::Error>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut this = self.project();
+        loop {
+            match this.state.as_mut().project() {
+                StateProj::Lookup { lookup, waiting } => {
+                    let result = ready!(lookup.as_mut().poll(cx));
+                    let waiting = waiting.take().expect("ResponseFuture polled after completion");
+                    this.state.set(waiting.finish(result).state);
+                }
+                StateProj::Inner { future } => {
+                    return future.poll(cx).map_ok(|response| response.map(ResponseBody::inner));
+                }
+                StateProj::Rejected { response } => {
+                    let response = response.take().expect("ResponseFuture polled after completion");
+                    return Poll::Ready(Ok(response.map(ResponseBody::own)));
+                }
+            }
+        }
+    }
+}
+
+impl<S, ReqBody, C> fmt::Debug for ResponseFuture<S, ReqBody, C>
+where
+    S: Service<Request<ReqBody>>,
+{
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let state = match &self.state {
+            State::Lookup { .. } => "Lookup",
+            State::Inner { .. } => "Inner",
+            State::Rejected { .. } => "Rejected",
+        };
+        f.debug_struct("ResponseFuture").field("state", &state).finish()
+    }
+}

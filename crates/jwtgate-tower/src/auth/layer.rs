@@ -1,0 +1,102 @@
+use std::fmt;
+use std::marker::PhantomData;
+use std::sync::Arc;
+
+use jwtgate_core::{Denylist, Validator};
+use tower_layer::Layer;
+
+use super::{JwtAuthService, Shared};
+use crate::{Responder, TokenSources};
+
+/// A tower layer that authenticates requests with JWTs.
+///
+/// For each request it takes the token from the first present [`TokenSources`] entry (by default
+/// `Authorization: Bearer`), validates it with the [`Validator`], and asks the [`Denylist`] if one is set. On
+/// success the inner service sees the request with an `Arc<Validated<C>>` in its extensions; handlers read
+/// it directly or through `jwtgate-axum`'s `Claims<C>`. Otherwise the [`Responder`] answers (by default as
+/// RFC 6750 says, and with `grpc-status` for gRPC) and the inner service is not called.
+///
+/// `C` is your claims type, deserialized from the token's claims set.
+///
+/// ```
+/// use jwtgate_core::{Algorithm, Key, KeySet, Secret, Validator};
+/// use jwtgate_tower::{JwtAuthLayer, TokenSource, TokenSources};
+///
+/// #[derive(serde::Deserialize)]
+/// struct MyClaims {
+///     #[serde(default)]
+///     roles: Vec<String>,
+/// }
+///
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # let secret = Secret::new(vec![42; 32]);
+/// // let secret = Secret::from_env("JWT_SECRET")?;
+/// let keys = KeySet::new([Key::hmac(Algorithm::HS256, &secret)?])?;
+/// let validator = Validator::builder(keys).issuer("https://auth.example").audience("api").build();
+/// let layer = JwtAuthLayer::<MyClaims>::new(validator)
+///     .sources(TokenSources::new([TokenSource::bearer(), TokenSource::cookie("access_token")]));
+/// # Ok(())
+/// # }
+/// ```
+pub struct JwtAuthLayer<C> {
+    shared: Arc<Shared>,
+    _claims: PhantomData<fn() -> C>,
+}
+
+impl<C> JwtAuthLayer<C> {
+    /// A layer that requires a valid token on every request, from `Authorization: Bearer`, with no
+    /// denylist and RFC 6750 responses.
+    pub fn new(validator: Validator) -> Self {
+        Self { shared: Arc::new(Shared::new(validator)), _claims: PhantomData }
+    }
+
+    /// Where tokens come from, in order. Default: `Authorization: Bearer` alone.
+    #[must_use]
+    pub fn sources(mut self, sources: TokenSources) -> Self {
+        Arc::make_mut(&mut self.shared).sources = sources;
+        self
+    }
+
+    /// Lets requests without a token through as anonymous: they reach the inner service with an
+    /// [`Anonymous`](crate::Anonymous) marker instead of claims. A bad token is still refused.
+    #[must_use]
+    pub fn optional(mut self) -> Self {
+        Arc::make_mut(&mut self.shared).optional = true;
+        self
+    }
+
+    /// Asks `denylist` about every valid token; a revoked one is refused with 401, and a denylist that
+    /// cannot answer makes the request fail with 503. Default: no denylist.
+    #[must_use]
+    pub fn denylist(mut self, denylist: impl Denylist) -> Self {
+        Arc::make_mut(&mut self.shared).denylist = Some(Arc::new(denylist));
+        self
+    }
+
+    /// Builds the responses to refused requests. Default: [`Rfc6750Responder`](crate::Rfc6750Responder).
+    #[must_use]
+    pub fn responder(mut self, responder: impl Responder) -> Self {
+        Arc::make_mut(&mut self.shared).responder = Arc::new(responder);
+        self
+    }
+}
+
+impl<S, C> Layer<S> for JwtAuthLayer<C> {
+    type Service = JwtAuthService<S, C>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        JwtAuthService::new(inner, self.shared.clone())
+    }
+}
+
+impl<C> Clone for JwtAuthLayer<C> {
+    fn clone(&self) -> Self {
+        Self { shared: self.shared.clone(), _claims: PhantomData }
+    }
+}
+
+impl<C> fmt::Debug for JwtAuthLayer<C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("JwtAuthLayer").field("config", &self.shared).finish()
+    }
+}

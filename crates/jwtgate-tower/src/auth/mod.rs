@@ -1,0 +1,85 @@
+//! `JwtAuthLayer`: authenticates every request with a JWT before the inner service sees it.
+
+mod future;
+mod layer;
+mod service;
+
+pub use future::ResponseFuture;
+pub use layer::JwtAuthLayer;
+pub use service::JwtAuthService;
+
+use std::fmt;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::Response;
+use jwtgate_core::{Denylist, Error, ErrorKind, Validated, Validator};
+use serde::de::DeserializeOwned;
+
+use crate::source::Extracted;
+use crate::{Rejection, RequestHead, Responder, Rfc6750Responder, TokenSources};
+
+/// The configuration every service of one layer shares.
+#[derive(Clone)]
+struct Shared {
+    validator: Validator,
+    sources: TokenSources,
+    optional: bool,
+    denylist: Option<Arc<dyn Denylist>>,
+    responder: Arc<dyn Responder>,
+}
+
+impl Shared {
+    fn new(validator: Validator) -> Self {
+        Self {
+            validator,
+            sources: TokenSources::default(),
+            optional: false,
+            denylist: None,
+            responder: Arc::new(Rfc6750Responder::default()),
+        }
+    }
+
+    /// Finds and validates the request's token. `Ok(None)` is an anonymous request in optional mode.
+    fn authenticate<C: DeserializeOwned>(&self, head: &RequestHead<'_>) -> Result<Option<Validated<C>>, Error> {
+        match self.sources.extract(head) {
+            Extracted::Absent if self.optional => Ok(None),
+            Extracted::Absent => Err(ErrorKind::Missing.into()),
+            Extracted::Invalid(error) => {
+                log_failure(&error, None);
+                Err(error)
+            }
+            Extracted::Token(token) => match self.validator.validate::<C>(&token) {
+                Ok(validated) => Ok(Some(validated)),
+                Err(error) => {
+                    log_failure(&error, Some(&token));
+                    Err(error)
+                }
+            },
+        }
+    }
+
+    fn reject(&self, error: &Error, head: RequestHead<'_>) -> Response<Bytes> {
+        self.responder.respond(&Rejection::new(error, head))
+    }
+}
+
+/// Logs why a token was refused, with its `kid`, at debug level. The token itself is never logged; its `kid`
+/// is read (unverified, truncated) only when debug logging is on.
+fn log_failure(error: &Error, token: Option<&str>) {
+    if tracing::enabled!(tracing::Level::DEBUG) {
+        let kid = token.and_then(jwtgate_core::unverified_kid);
+        tracing::debug!(kind = ?error.kind(), kid = ?kid, "jwtgate: request not authenticated");
+    }
+}
+
+impl fmt::Debug for Shared {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("JwtAuth")
+            .field("validator", &self.validator)
+            .field("sources", &self.sources)
+            .field("optional", &self.optional)
+            .field("denylist", &self.denylist.is_some())
+            .finish_non_exhaustive()
+    }
+}

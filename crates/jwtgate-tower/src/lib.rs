@@ -1,0 +1,20 @@
+//! `JwtAuthLayer`: JWT authentication for any tower service (axum, tonic, hyper, tower-http stacks).
+//!
+//! The layer finds the token through an ordered chain of [`TokenSources`], validates it with
+//! `jwtgate-core`'s `Validator`, asks a `Denylist`, and hands `Arc<Validated<C>>` to the inner service through
+//! the request extensions. Refusals follow RFC 6750, or gRPC's status codes for gRPC requests.
+//!
+//! See [`JwtAuthLayer`] for an example.
+
+mod auth;
+mod response;
+mod source;
+
+pub use auth::{JwtAuthLayer, JwtAuthService, ResponseFuture};
+pub use response::{Rejection, Responder, ResponseBody, Rfc6750Responder};
+pub use source::{Extracted, RequestHead, TokenSource, TokenSources};
+
+/// The marker [`JwtAuthLayer`] puts in the extensions of a request that passed without a token in optional
+/// mode. Its presence tells an extractor that the layer ran.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Anonymous;

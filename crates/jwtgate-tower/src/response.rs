@@ -1,0 +1,304 @@
+//! The answers to requests that were not authenticated: RFC 6750 for HTTP, trailers-only for gRPC.
+
+use std::fmt;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use http::header::{CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE};
+use http::{HeaderMap, HeaderValue, Response, StatusCode};
+use http_body::{Body, Frame, SizeHint};
+use jwtgate_core::{Challenge, Error};
+use pin_project_lite::pin_project;
+
+use crate::RequestHead;
+
+/// A request that jwtgate refuses, handed to a [`Responder`] to answer.
+#[derive(Clone, Copy, Debug)]
+pub struct Rejection<'a> {
+    error: &'a Error,
+    head: RequestHead<'a>,
+}
+
+impl<'a> Rejection<'a> {
+    /// A rejection of the request `head` for `error`.
+    pub fn new(error: &'a Error, head: RequestHead<'a>) -> Self {
+        Self { error, head }
+    }
+
+    /// Why the request is refused.
+    pub fn error(&self) -> &'a Error {
+        self.error
+    }
+
+    /// The refused request's head.
+    pub fn request(&self) -> &RequestHead<'a> {
+        &self.head
+    }
+}
+
+/// Builds the response to a refused request.
+///
+/// The default is [`Rfc6750Responder`]. Any `Fn(&Rejection<'_>) -> Response<Bytes>` is a responder too.
+pub trait Responder: Send + Sync + 'static {
+    /// The response to `rejection`.
+    fn respond(&self, rejection: &Rejection<'_>) -> Response<Bytes>;
+}
+
+impl<F> Responder for F
+where
+    F: Fn(&Rejection<'_>) -> Response<Bytes> + Send + Sync + 'static,
+{
+    fn respond(&self, rejection: &Rejection<'_>) -> Response<Bytes> {
+        self(rejection)
+    }
+}
+
+/// The default [`Responder`].
+///
+/// For HTTP it answers as RFC 6750 §3 says: 401 with `WWW-Authenticate: Bearer` and no `error` attribute
+/// when no credentials were sent; 401 with `error="invalid_token"` and an `error_description` for a bad,
+/// expired or revoked token; 400 with `error="invalid_request"` for a malformed request; and 503 with
+/// `Retry-After` when the denylist could not answer. The body is JSON: `{"error": "...",
+/// "error_description": "..."}`.
+///
+/// For gRPC (`content-type: application/grpc*`) it answers HTTP 200 with `grpc-status` 16
+/// (UNAUTHENTICATED), 7 (PERMISSION_DENIED) for 403s, or 14 (UNAVAILABLE), a `grpc-message`, and no body.
+#[derive(Clone, Debug)]
+pub struct Rfc6750Responder {
+    realm: Option<String>,
+    retry_after: u32,
+}
+
+impl Default for Rfc6750Responder {
+    fn default() -> Self {
+        Self { realm: None, retry_after: 5 }
+    }
+}
+
+impl Rfc6750Responder {
+    /// The default responder: no realm, and `Retry-After: 5` on 503s.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds `realm="..."` to every challenge. Quotes and backslashes in `realm` are escaped.
+    #[must_use]
+    pub fn realm(mut self, realm: impl Into<String>) -> Self {
+        self.realm = Some(realm.into());
+        self
+    }
+
+    /// The `Retry-After` seconds sent with 503s. Default 5.
+    #[must_use]
+    pub fn retry_after(mut self, seconds: u32) -> Self {
+        self.retry_after = seconds;
+        self
+    }
+
+    fn challenge(&self, challenge: Challenge, description: &str) -> Option<HeaderValue> {
+        let mut value = String::from("Bearer");
+        let mut separator = " ";
+        if let Some(realm) = &self.realm {
+            value.push_str(&format!("{separator}realm=\"{}\"", quote(realm)));
+            separator = ", ";
+        }
+        if let Some(code) = challenge.error_code() {
+            value.push_str(&format!(r#"{separator}error="{code}", error_description="{}""#, quote(description)));
+        }
+        HeaderValue::try_from(value).ok()
+    }
+}
+
+fn quote(value: &str) -> String {
+    value.replace('\\', "\\\\").replace('"', "\\\"")
+}
+
+impl Responder for Rfc6750Responder {
+    fn respond(&self, rejection: &Rejection<'_>) -> Response<Bytes> {
+        if rejection.request().is_grpc() {
+            self.respond_grpc(rejection.error())
+        } else {
+            self.respond_http(rejection.error())
+        }
+    }
+}
+
+impl Rfc6750Responder {
+    /// The plain-HTTP answer to `error`, whatever the request: status, challenge and JSON body.
+    pub fn respond_http(&self, error: &Error) -> Response<Bytes> {
+        let challenge = error.challenge();
+        let description = error.description();
+        let body = serde_json::json!({
+            "error": challenge.error_code().unwrap_or("unauthorized"),
+            "error_description": description,
+        });
+        let mut response = Response::new(Bytes::from(body.to_string()));
+        *response.status_mut() = match challenge {
+            Challenge::NoCredentials | Challenge::InvalidToken => StatusCode::UNAUTHORIZED,
+            Challenge::InvalidRequest => StatusCode::BAD_REQUEST,
+            Challenge::InsufficientScope => StatusCode::FORBIDDEN,
+            _ => StatusCode::SERVICE_UNAVAILABLE,
+        };
+        response.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        self.insert_challenge(response.headers_mut(), error);
+        response
+    }
+
+    /// The gRPC answer to `error`: HTTP 200 with `grpc-status` and `grpc-message`, and no body.
+    pub fn respond_grpc(&self, error: &Error) -> Response<Bytes> {
+        let code: u16 = match error.challenge() {
+            Challenge::InsufficientScope => 7,
+            Challenge::Unavailable => 14,
+            _ => 16,
+        };
+        let mut response = Response::new(Bytes::new());
+        self.insert_challenge(response.headers_mut(), error);
+        let headers = response.headers_mut();
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/grpc"));
+        headers.insert("grpc-status", HeaderValue::from(code));
+        // Descriptions are printable ASCII without `%`, which grpc-message carries as they are.
+        if let Ok(message) = HeaderValue::try_from(error.description()) {
+            headers.insert("grpc-message", message);
+        }
+        response
+    }
+
+    /// `Retry-After` for 503s; otherwise the `WWW-Authenticate` challenge.
+    fn insert_challenge(&self, headers: &mut HeaderMap, error: &Error) {
+        let challenge = error.challenge();
+        if challenge == Challenge::Unavailable {
+            headers.insert(RETRY_AFTER, HeaderValue::from(self.retry_after));
+        } else if let Some(value) = self.challenge(challenge, error.description()) {
+            headers.insert(WWW_AUTHENTICATE, value);
+        }
+    }
+}
+
+pin_project! {
+    /// The response body of jwtgate's services: the inner service's body, or jwtgate's own answer to a
+    /// refused request.
+    ///
+    /// Like tower-http's `limit::ResponseBody`, this lets jwtgate write a JSON error body in front of any
+    /// inner body type, including ones that cannot be built from bytes (such as tonic's).
+    pub struct ResponseBody<B> {
+        #[pin]
+        kind: Kind<B>,
+    }
+}
+
+pin_project! {
+    #[project = KindProj]
+    enum Kind<B> {
+        Inner { #[pin] body: B },
+        Own { bytes: Option<Bytes> },
+    }
+}
+
+impl<B> ResponseBody<B> {
+    /// Wraps the inner service's body.
+    pub fn inner(body: B) -> Self {
+        Self { kind: Kind::Inner { body } }
+    }
+
+    /// jwtgate's own body.
+    pub fn own(bytes: Bytes) -> Self {
+        Self { kind: Kind::Own { bytes: (!bytes.is_empty()).then_some(bytes) } }
+    }
+}
+
+impl<B> Body for ResponseBody<B>
+where
+    B: Body<Data = Bytes>,
+{
+    type Data = Bytes;
+    type Error = B::Error;
+
+    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, B::Error>>> {
+        match self.project().kind.project() {
+            KindProj::Inner { body } => body.poll_frame(cx),
+            KindProj::Own { bytes } => Poll::Ready(bytes.take().map(|bytes| Ok(Frame::data(bytes)))),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match &self.kind {
+            Kind::Inner { body } => body.is_end_stream(),
+            Kind::Own { bytes } => bytes.is_none(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match &self.kind {
+            Kind::Inner { body } => body.size_hint(),
+            Kind::Own { bytes } => SizeHint::with_exact(bytes.as_ref().map_or(0, |b| b.len() as u64)),
+        }
+    }
+}
+
+impl<B> fmt::Debug for ResponseBody<B> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.kind {
+            Kind::Inner { .. } => f.write_str("ResponseBody::Inner"),
+            Kind::Own { bytes } => {
+                f.debug_struct("ResponseBody::Own").field("len", &bytes.as_ref().map_or(0, Bytes::len)).finish()
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use jwtgate_core::ErrorKind;
+
+    fn respond(responder: &Rfc6750Responder, kind: ErrorKind, grpc: bool) -> Response<Bytes> {
+        let mut builder = http::Request::builder();
+        if grpc {
+            builder = builder.header(CONTENT_TYPE, "application/grpc+proto");
+        }
+        let request = builder.body(()).unwrap();
+        responder.respond(&Rejection::new(&Error::new(kind), RequestHead::new(&request)))
+    }
+
+    fn header<'a>(response: &'a Response<Bytes>, name: &str) -> Option<&'a str> {
+        response.headers().get(name).map(|v| v.to_str().unwrap())
+    }
+
+    #[test]
+    fn realm_is_quoted_and_precedes_the_error() {
+        let responder = Rfc6750Responder::new().realm(r#"my "api""#);
+        let response = respond(&responder, ErrorKind::Expired, false);
+        assert_eq!(
+            header(&response, "www-authenticate"),
+            Some(r#"Bearer realm="my \"api\"", error="invalid_token", error_description="the token has expired""#)
+        );
+        let response = respond(&responder, ErrorKind::Missing, false);
+        assert_eq!(header(&response, "www-authenticate"), Some(r#"Bearer realm="my \"api\"""#));
+    }
+
+    #[test]
+    fn unavailable_is_503_with_retry_after() {
+        let response = respond(&Rfc6750Responder::new().retry_after(9), ErrorKind::DenylistUnavailable, false);
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(header(&response, "retry-after"), Some("9"));
+        assert_eq!(header(&response, "www-authenticate"), None);
+        let response = respond(&Rfc6750Responder::new(), ErrorKind::DenylistUnavailable, true);
+        assert_eq!(header(&response, "grpc-status"), Some("14"));
+    }
+
+    #[test]
+    fn invalid_request_is_400() {
+        let response = respond(&Rfc6750Responder::new(), ErrorKind::InvalidRequest, false);
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+        assert!(header(&response, "www-authenticate").unwrap().contains(r#"error="invalid_request""#));
+    }
+
+    #[test]
+    fn own_body_yields_its_bytes_once() {
+        use http_body::Body as _;
+        let body = ResponseBody::<String>::own(Bytes::from_static(b"{}"));
+        assert_eq!(body.size_hint().exact(), Some(2));
+        assert!(ResponseBody::<String>::own(Bytes::new()).is_end_stream());
+    }
+}

@@ -1,0 +1,3 @@
+//! The jwtgate demo (written next).
+
+fn main() {}

@@ -1,3 +1,175 @@
-//! The jwtgate demo (written next).
+//! jwtgate's reference application. See `shared/demo-contract.md` for its interface.
+//!
+//! ```text
+//! cargo run --release -p jwtgate-demo
+//! ```
+//!
+//! With no configuration it trusts an ephemeral HS256 key and prints a sample token and a `curl` line.
 
-fn main() {}
+mod config;
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use axum::routing::get;
+use axum::{Json, Router};
+use config::{Config, Keys};
+use jwtgate::{Algorithm, Claims, JwtAuthLayer, Key, KeySet, TokenSource, TokenSources, Validator};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+/// The demo's claims: the registered ones, plus `roles`.
+#[derive(Debug, Deserialize)]
+struct DemoClaims {
+    #[serde(default)]
+    roles: Vec<String>,
+}
+
+async fn health() -> &'static str {
+    "ok"
+}
+
+async fn me(claims: Claims<DemoClaims>) -> Json<Value> {
+    let registered = claims.registered();
+    Json(json!({
+        "sub": registered.subject(),
+        "jti": registered.token_id(),
+        "exp": registered.expires_at(),
+        "iss": registered.issuer(),
+        "aud": registered.audience(),
+        "roles": claims.roles,
+    }))
+}
+
+fn app(config: &Config, keys: KeySet) -> Router {
+    let mut validator = Validator::builder(keys)
+        .issuer(config.issuer.clone())
+        .leeway(config.leeway)
+        .max_token_bytes(config.max_token_bytes);
+    for audience in &config.audiences {
+        validator = validator.audience(audience.clone());
+    }
+    let sources = TokenSources::new([TokenSource::bearer(), TokenSource::cookie(config.cookie.clone())]);
+    let auth = JwtAuthLayer::<DemoClaims>::new(validator.build()).sources(sources);
+    let protected = Router::new().route("/me", get(me)).route_layer(auth);
+    Router::new().route("/health", get(health)).merge(protected)
+}
+
+/// A sample token for the ephemeral key: `sub` "demo", `roles` ["admin"], valid 15 minutes.
+fn sample_token(config: &Config, secret: &jwtgate::Secret) -> Result<String, String> {
+    use base64::Engine;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_err(|e| e.to_string())?.as_secs();
+    let mut jti = [0u8; 16];
+    aws_lc_rs::rand::fill(&mut jti).map_err(|_| "cannot generate a jti")?;
+    let header = json!({ "alg": "HS256", "typ": "JWT" });
+    let claims = json!({
+        "iss": config.issuer,
+        "aud": config.audiences[0],
+        "sub": "demo",
+        "roles": ["admin"],
+        "iat": now,
+        "exp": now + 15 * 60,
+        "jti": B64.encode(jti),
+    });
+    let input = format!("{}.{}", B64.encode(header.to_string()), B64.encode(claims.to_string()));
+    // jsonwebtoken's aws-lc-rs signer, named explicitly: the process-level provider is never consulted.
+    let key = jsonwebtoken::EncodingKey::from_secret(secret.expose());
+    let signer = (jsonwebtoken::crypto::aws_lc::DEFAULT_PROVIDER.signer_factory)(&jsonwebtoken::Algorithm::HS256, &key)
+        .map_err(|e| e.to_string())?;
+    let signature = signer.try_sign(input.as_bytes()).map_err(|e| e.to_string())?;
+    Ok(format!("{input}.{}", B64.encode(signature)))
+}
+
+async fn shutdown() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutting down");
+}
+
+#[allow(clippy::print_stdout, reason = "the contract's interface is stdout: the sample token and `listening on`")]
+fn say(line: &str) {
+    let mut stdout = std::io::stdout().lock();
+    let _ = writeln!(stdout, "{line}");
+    let _ = stdout.flush();
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,jwtgate=info".into()),
+        )
+        .init();
+
+    let config = match Config::from_lookup(|name| std::env::var(name).ok()) {
+        Ok(config) => config,
+        Err(err) => {
+            eprintln!("jwtgate-demo: configuration error: {err}");
+            return ExitCode::from(2);
+        }
+    };
+    let (keys, sample) = match &config.keys {
+        Keys::File(set) => (set.clone(), None),
+        Keys::Ephemeral(secret) => {
+            tracing::warn!("no JWTGATE_JWKS_FILE: using an ephemeral HS256 key, for development only");
+            let key = Key::hmac(Algorithm::HS256, secret).and_then(|key| KeySet::new([key]));
+            let token = sample_token(&config, secret);
+            match (key, token) {
+                (Ok(keys), Ok(token)) => (keys, Some(token)),
+                (Err(err), _) => {
+                    eprintln!("jwtgate-demo: {err}");
+                    return ExitCode::from(2);
+                }
+                (_, Err(err)) => {
+                    eprintln!("jwtgate-demo: cannot sign the sample token: {err}");
+                    return ExitCode::FAILURE;
+                }
+            }
+        }
+    };
+
+    let listener = match tokio::net::TcpListener::bind(config.addr).await {
+        Ok(listener) => listener,
+        Err(err) => {
+            eprintln!("jwtgate-demo: cannot listen on {}: {err}", config.addr);
+            return ExitCode::FAILURE;
+        }
+    };
+    let addr = listener.local_addr().unwrap_or(config.addr);
+    if let Some(token) = sample {
+        say("sample token (sub \"demo\", roles [\"admin\"], valid 15 minutes; development key):");
+        say(&token);
+        say(&format!("curl -H 'Authorization: Bearer {token}' http://{addr}/me"));
+    }
+    say(&format!("listening on {addr}"));
+
+    match axum::serve(listener, app(&config, keys)).with_graceful_shutdown(shutdown()).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("jwtgate-demo: server error: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}

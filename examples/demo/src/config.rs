@@ -1,0 +1,161 @@
+//! The demo's configuration, read from `JWTGATE_*` environment variables (see shared/demo-contract.md).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use jwtgate::{AlgorithmMapping, KeySet, Secret};
+
+/// Where the verification keys come from.
+pub(crate) enum Keys {
+    /// A JWK Set file.
+    File(KeySet),
+    /// No keys configured: an ephemeral HS256 secret, for development only.
+    Ephemeral(Secret),
+}
+
+pub(crate) struct Config {
+    pub(crate) addr: SocketAddr,
+    pub(crate) keys: Keys,
+    pub(crate) issuer: String,
+    pub(crate) audiences: Vec<String>,
+    pub(crate) leeway: Duration,
+    pub(crate) cookie: String,
+    pub(crate) max_token_bytes: usize,
+}
+
+/// Settings of features that later issues wire in: refused until then, never silently ignored.
+const NOT_YET: [(&str, &str); 3] = [
+    ("JWTGATE_REDIS_URL", "revocation storage"),
+    ("JWTGATE_JWKS_URL", "remote JWKS"),
+    ("JWTGATE_OIDC_ISSUER", "OIDC discovery"),
+];
+
+impl Config {
+    /// Reads the configuration through `var`, which returns a variable's value or `None` when it is unset.
+    /// The error is one line that names the problem.
+    pub(crate) fn from_lookup(var: impl Fn(&str) -> Option<String>) -> Result<Self, String> {
+        if var("JWTGATE_OIDC_ISSUER").is_some() && var("JWTGATE_JWKS_URL").is_some() {
+            return Err("JWTGATE_OIDC_ISSUER and JWTGATE_JWKS_URL cannot both be set".into());
+        }
+        if let (Some(oidc), Some(issuer)) = (var("JWTGATE_OIDC_ISSUER"), var("JWTGATE_ISSUER"))
+            && oidc != issuer
+        {
+            return Err("JWTGATE_ISSUER differs from JWTGATE_OIDC_ISSUER".into());
+        }
+        for (name, feature) in NOT_YET {
+            if var(name).is_some() {
+                return Err(format!("{name} is set, but this build of the demo does not support {feature} yet"));
+            }
+        }
+        if let Some(mode) = var("JWTGATE_REDIS_MODE") {
+            return Err(format!("JWTGATE_REDIS_MODE={mode} is not supported by this build of the demo"));
+        }
+        for name in ["JWTGATE_JWKS_COOLDOWN_SECS", "JWTGATE_JWKS_REFRESH_SECS"] {
+            number::<u64>(&var, name, 0)?;
+        }
+
+        let addr = match var("JWTGATE_ADDR") {
+            Some(addr) => addr.parse().map_err(|_| format!("JWTGATE_ADDR is not a socket address: {addr:?}"))?,
+            None => SocketAddr::from(([127, 0, 0, 1], 3000)),
+        };
+        let keys = match var("JWTGATE_JWKS_FILE") {
+            Some(path) => {
+                let set = KeySet::from_jwks_file(PathBuf::from(&path), &AlgorithmMapping::new())
+                    .map_err(|err| format!("JWTGATE_JWKS_FILE: {err}"))?;
+                if let Some(index) = set.keys().iter().position(|key| key.kid().is_none()) {
+                    return Err(format!("JWTGATE_JWKS_FILE: {path}: keys[{index}] has no kid"));
+                }
+                Keys::File(set)
+            }
+            None => Keys::Ephemeral(ephemeral_secret()?),
+        };
+        let issuer = var("JWTGATE_ISSUER").unwrap_or_else(|| "jwtgate-demo".into());
+        let audiences: Vec<String> = var("JWTGATE_AUDIENCE")
+            .unwrap_or_else(|| "jwtgate-demo".into())
+            .split(',')
+            .map(str::trim)
+            .filter(|aud| !aud.is_empty())
+            .map(String::from)
+            .collect();
+        if audiences.is_empty() {
+            return Err("JWTGATE_AUDIENCE names no audience".into());
+        }
+        let leeway = Duration::from_secs(number(&var, "JWTGATE_LEEWAY_SECS", 30)?);
+        let cookie = var("JWTGATE_COOKIE").unwrap_or_else(|| "access_token".into());
+        if cookie.is_empty() || !cookie.bytes().all(|b| b.is_ascii_graphic() && !b"()<>@,;:\\\"/[]?={}".contains(&b)) {
+            return Err(format!("JWTGATE_COOKIE is not a valid cookie name: {cookie:?}"));
+        }
+        let max_token_bytes = number(&var, "JWTGATE_MAX_TOKEN_BYTES", 8192)?;
+        if max_token_bytes == 0 {
+            return Err("JWTGATE_MAX_TOKEN_BYTES must be positive".into());
+        }
+        Ok(Self { addr, keys, issuer, audiences, leeway, cookie, max_token_bytes })
+    }
+}
+
+fn number<T: std::str::FromStr>(var: &impl Fn(&str) -> Option<String>, name: &str, default: T) -> Result<T, String> {
+    match var(name) {
+        Some(value) => value.trim().parse().map_err(|_| format!("{name} is not a non-negative integer: {value:?}")),
+        None => Ok(default),
+    }
+}
+
+fn ephemeral_secret() -> Result<Secret, String> {
+    let mut bytes = vec![0; 32];
+    aws_lc_rs::rand::fill(&mut bytes).map_err(|_| "cannot generate a random development key".to_owned())?;
+    Ok(Secret::new(bytes))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    fn config(vars: &[(&str, &str)]) -> Result<Config, String> {
+        let vars: HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        Config::from_lookup(|name| vars.get(name).cloned())
+    }
+
+    #[test]
+    fn defaults_follow_the_contract() {
+        let config = config(&[]).unwrap();
+        assert_eq!(config.addr.to_string(), "127.0.0.1:3000");
+        assert_eq!(
+            (config.issuer.as_str(), config.audiences.as_slice()),
+            ("jwtgate-demo", &["jwtgate-demo".into()][..])
+        );
+        assert_eq!(
+            (config.leeway.as_secs(), config.cookie.as_str(), config.max_token_bytes),
+            (30, "access_token", 8192)
+        );
+        assert!(matches!(config.keys, Keys::Ephemeral(_)));
+    }
+
+    #[test]
+    fn audiences_are_a_comma_separated_list() {
+        let config = config(&[("JWTGATE_AUDIENCE", "a, b,,c")]).unwrap();
+        assert_eq!(config.audiences, ["a", "b", "c"]);
+    }
+
+    #[test]
+    fn misconfigurations_are_one_line_errors() {
+        for (vars, expected) in [
+            (vec![("JWTGATE_ADDR", "nope")], "JWTGATE_ADDR is not a socket address"),
+            (vec![("JWTGATE_LEEWAY_SECS", "-1")], "JWTGATE_LEEWAY_SECS is not a non-negative integer"),
+            (
+                vec![("JWTGATE_JWKS_FILE", "/nonexistent/jwks.json")],
+                "JWTGATE_JWKS_FILE: cannot read /nonexistent/jwks.json",
+            ),
+            (vec![("JWTGATE_REDIS_URL", "redis://127.0.0.1")], "JWTGATE_REDIS_URL is set, but"),
+            (vec![("JWTGATE_OIDC_ISSUER", "https://a"), ("JWTGATE_JWKS_URL", "https://b")], "cannot both be set"),
+            (vec![("JWTGATE_OIDC_ISSUER", "https://a"), ("JWTGATE_ISSUER", "https://b")], "differs"),
+            (vec![("JWTGATE_COOKIE", "a b")], "JWTGATE_COOKIE is not a valid cookie name"),
+        ] {
+            let err = config(&vars).err().unwrap_or_else(|| panic!("{vars:?} was accepted"));
+            assert!(err.starts_with(expected) || err.contains(expected), "{vars:?}: {err}");
+            assert!(!err.contains('\n'), "{err}");
+        }
+    }
+}

@@ -1,0 +1,237 @@
+//! The demo, driven from outside as shared/demo-contract.md describes it: a real process, real HTTP.
+
+#![allow(clippy::unwrap_used, reason = "test helpers fail the test on unexpected errors")]
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use jwtgate::Algorithm;
+use jwtgate_tests::{TestKey, now};
+use serde_json::{Value, json};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+struct Demo {
+    child: Child,
+    base: String,
+    stdout: Vec<String>,
+}
+
+impl Demo {
+    /// Starts the demo on a free port and waits for its `listening on` line.
+    async fn start(vars: &[(&str, &str)]) -> Self {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_jwtgate-demo"));
+        command.env("JWTGATE_ADDR", "127.0.0.1:0").stdout(Stdio::piped()).stderr(Stdio::piped()).kill_on_drop(true);
+        for (name, value) in vars {
+            command.env(name, value);
+        }
+        let mut child = command.spawn().unwrap();
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let mut stdout = Vec::new();
+        let addr = tokio::time::timeout(Duration::from_secs(30), async {
+            loop {
+                let line = lines.next_line().await.unwrap().expect("demo exited before listening");
+                if let Some(addr) = line.strip_prefix("listening on ") {
+                    return addr.to_owned();
+                }
+                stdout.push(line);
+            }
+        })
+        .await
+        .expect("demo did not start");
+        Self { child, base: format!("http://{addr}"), stdout }
+    }
+
+    async fn get(&self, path: &str, headers: &[(&str, &str)]) -> (u16, reqwest::header::HeaderMap, Value) {
+        let mut request = reqwest::Client::new().get(format!("{}{path}", self.base));
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let text = response.text().await.unwrap();
+        (status, headers, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+    }
+
+    async fn me(&self, token: &str) -> (u16, Value) {
+        let (status, _, body) = self.get("/me", &[("authorization", &format!("Bearer {token}"))]).await;
+        (status, body)
+    }
+
+    /// Sends SIGTERM and returns the exit status.
+    async fn stop(mut self) -> i32 {
+        let pid = self.child.id().unwrap().to_string();
+        Command::new("kill").args(["-TERM", &pid]).status().await.unwrap();
+        tokio::time::timeout(Duration::from_secs(10), self.child.wait()).await.unwrap().unwrap().code().unwrap()
+    }
+}
+
+async fn misconfigured(vars: &[(&str, &str)]) -> (i32, String) {
+    let output = Command::new(env!("CARGO_BIN_EXE_jwtgate-demo"))
+        .env("JWTGATE_ADDR", "127.0.0.1:0")
+        .envs(vars.iter().copied())
+        .output()
+        .await
+        .unwrap();
+    (output.status.code().unwrap(), String::from_utf8(output.stderr).unwrap())
+}
+
+fn demo_claims() -> Value {
+    json!({ "iss": "jwtgate-demo", "aud": "jwtgate-demo", "sub": "alice", "exp": now() + 300, "jti": "j1" })
+}
+
+#[tokio::test]
+async fn with_no_configuration_it_prints_a_working_token_and_a_curl_line() {
+    let demo = Demo::start(&[]).await;
+    let token = demo.stdout.iter().find(|line| line.matches('.').count() == 2 && !line.contains(' ')).unwrap().clone();
+    assert!(demo.stdout.iter().any(|line| line.starts_with("curl ") && line.contains(&token) && line.contains("/me")));
+    let (status, body) = demo.me(&token).await;
+    assert_eq!(status, 200);
+    assert_eq!(body["sub"], "demo");
+    assert_eq!(body["roles"], json!(["admin"]));
+    assert!(body["jti"].is_string() && body["exp"].as_i64().unwrap() > now() + 800);
+    let (status, _, _) = demo.get("/health", &[]).await;
+    assert_eq!(status, 200);
+    assert_eq!(demo.stop().await, 0);
+}
+
+#[tokio::test]
+async fn it_accepts_each_key_of_a_jwks_file_and_follows_the_error_contract() {
+    let keys: Vec<TestKey> = [Algorithm::HS256, Algorithm::RS256, Algorithm::ES256, Algorithm::EdDSA]
+        .map(|alg| TestKey::generate(alg).with_kid(alg.as_str()))
+        .into();
+    let dir = std::env::temp_dir().join(format!("jwtgate-demo-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("jwks.json");
+    std::fs::write(&file, json!({ "keys": keys.iter().map(TestKey::jwk).collect::<Vec<_>>() }).to_string()).unwrap();
+    let demo = Demo::start(&[("JWTGATE_JWKS_FILE", file.to_str().unwrap())]).await;
+    assert!(demo.stdout.is_empty(), "no sample token with a configured key set: {:?}", demo.stdout);
+
+    for key in &keys {
+        let (status, body) = demo.me(&key.sign(&demo_claims())).await;
+        assert_eq!(status, 200, "{:?}: {body}", key.alg());
+        assert_eq!(
+            body,
+            json!({ "sub": "alice", "jti": "j1", "exp": demo_claims()["exp"], "iss": "jwtgate-demo", "aud": ["jwtgate-demo"], "roles": [] })
+        );
+    }
+    let mut no_sub = demo_claims();
+    no_sub.as_object_mut().unwrap().remove("sub");
+    let (status, body) = demo.me(&keys[0].sign(&no_sub)).await;
+    assert_eq!((status, &body["sub"]), (200, &Value::Null));
+
+    let (status, headers, body) = demo.get("/me", &[]).await;
+    assert_eq!((status, headers["www-authenticate"].to_str().unwrap()), (401, "Bearer"));
+    assert_eq!(body["error_description"], "no bearer token was sent");
+    let mut expired = demo_claims();
+    expired["exp"] = json!(now() - 60);
+    let (status, headers, body) =
+        demo.get("/me", &[("authorization", &format!("bearer {}", keys[1].sign(&expired)))]).await;
+    assert_eq!(status, 401);
+    assert_eq!(
+        headers["www-authenticate"].to_str().unwrap(),
+        r#"Bearer error="invalid_token", error_description="the token has expired""#
+    );
+    assert_eq!(body, json!({ "error": "invalid_token", "error_description": "the token has expired" }));
+
+    let good = keys[2].sign(&demo_claims());
+    let cookie = format!("access_token={good}");
+    let (status, _, _) = demo.get("/me", &[("cookie", &cookie)]).await;
+    assert_eq!(status, 200, "the cookie is a token source");
+    let (status, _, body) = demo.get("/me", &[("authorization", "Bearer nope"), ("cookie", &cookie)]).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (401, Some("invalid_token")),
+        "a bad header is not rescued by the cookie"
+    );
+
+    let unknown = TestKey::generate(Algorithm::HS256).with_kid("HS256-other");
+    assert_eq!(demo.me(&unknown.sign(&demo_claims())).await.0, 401);
+    assert_eq!(demo.stop().await, 0);
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[tokio::test]
+async fn misconfigurations_stop_it_with_status_2_and_one_line() {
+    let dir = std::env::temp_dir().join(format!("jwtgate-demo-bad-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let write = |name: &str, text: &str| {
+        let path = dir.join(name);
+        std::fs::write(&path, text).unwrap();
+        path.to_str().unwrap().to_owned()
+    };
+    let oct = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8"; // 32 test-only bytes
+    let cases = [
+        (write("nojson.json", "{not json"), "not valid JSON"),
+        (write("nokid.json", &format!(r#"{{"keys":[{{"kty":"oct","alg":"HS256","k":"{oct}"}}]}}"#)), "has no kid"),
+        (write("noalg.json", &format!(r#"{{"keys":[{{"kty":"oct","kid":"a","k":"{oct}"}}]}}"#)), "has no alg"),
+        (
+            write("badalg.json", &format!(r#"{{"keys":[{{"kty":"oct","kid":"a","alg":"HS999","k":"{oct}"}}]}}"#)),
+            "unsupported alg",
+        ),
+        (
+            write("misfit.json", &format!(r#"{{"keys":[{{"kty":"oct","kid":"a","alg":"RS256","k":"{oct}"}}]}}"#)),
+            "does not fit",
+        ),
+        (write("short.json", r#"{"keys":[{"kty":"oct","kid":"a","alg":"HS256","k":"c2hvcnQ"}]}"#), "at least 32"),
+        (
+            write(
+                "dup.json",
+                &format!(
+                    r#"{{"keys":[{{"kty":"oct","kid":"a","alg":"HS256","k":"{oct}"}},{{"kty":"oct","kid":"a","alg":"HS512","k":"{oct}"}}]}}"#
+                ),
+            ),
+            "two keys have the kid",
+        ),
+        (dir.join("missing.json").to_str().unwrap().to_owned(), "cannot read"),
+    ];
+    for (path, expected) in &cases {
+        let (code, stderr) = misconfigured(&[("JWTGATE_JWKS_FILE", path)]).await;
+        assert_eq!(code, 2, "{path}: {stderr}");
+        assert!(stderr.contains(expected), "{path}: {stderr}");
+        assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
+        assert!(!stderr.contains(oct), "the secret leaked: {stderr}");
+    }
+    for vars in [
+        vec![("JWTGATE_OIDC_ISSUER", "https://a.test"), ("JWTGATE_JWKS_URL", "https://b.test/jwks")],
+        vec![("JWTGATE_OIDC_ISSUER", "https://a.test"), ("JWTGATE_ISSUER", "https://b.test")],
+        vec![("JWTGATE_REDIS_URL", "redis://127.0.0.1:1")],
+        vec![("JWTGATE_LEEWAY_SECS", "soon")],
+    ] {
+        let (code, stderr) = misconfigured(&vars).await;
+        assert_eq!(code, 2, "{vars:?}: {stderr}");
+        assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
+    }
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[tokio::test]
+async fn its_size_limit_and_leeway_are_configurable() {
+    let key = TestKey::generate(Algorithm::HS256).with_kid("k");
+    let dir = std::env::temp_dir().join(format!("jwtgate-demo-limits-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("jwks.json");
+    std::fs::write(&file, json!({ "keys": [key.jwk()] }).to_string()).unwrap();
+    let demo = Demo::start(&[
+        ("JWTGATE_JWKS_FILE", file.to_str().unwrap()),
+        ("JWTGATE_MAX_TOKEN_BYTES", "400"),
+        ("JWTGATE_LEEWAY_SECS", "0"),
+        ("JWTGATE_ISSUER", "https://other.test"),
+        ("JWTGATE_AUDIENCE", "x,y"),
+        ("JWTGATE_COOKIE", "session"),
+    ])
+    .await;
+    let claims = json!({ "iss": "https://other.test", "aud": ["y"], "exp": now() + 60 });
+    assert_eq!(demo.me(&key.sign(&claims)).await.0, 200);
+    let mut big = claims.clone();
+    big["pad"] = json!("p".repeat(400));
+    assert_eq!(demo.me(&key.sign(&big)).await.1["error_description"], "the token is too large");
+    let mut late = claims.clone();
+    late["exp"] = json!(now() - 2);
+    assert_eq!(demo.me(&key.sign(&late)).await.1["error_description"], "the token has expired");
+    let (status, _, _) = demo.get("/me", &[("cookie", &format!("session={}", key.sign(&claims)))]).await;
+    assert_eq!(status, 200);
+    assert_eq!(demo.stop().await, 0);
+    std::fs::remove_dir_all(dir).unwrap();
+}

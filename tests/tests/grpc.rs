@@ -1,0 +1,71 @@
+//! A real tonic 0.14 server behind `JwtAuthLayer`, called by a real tonic client.
+
+#![allow(clippy::unwrap_used, reason = "test helpers fail the test on unexpected errors")]
+
+use std::net::SocketAddr;
+
+use jwtgate::{Algorithm, JwtAuthLayer, KeySet, Validator};
+use jwtgate_tests::{AUDIENCE, ISSUER, TestKey, claims};
+use serde_json::Value;
+use tonic::Code;
+use tonic::metadata::MetadataValue;
+use tonic::transport::server::TcpIncoming;
+use tonic::transport::{Channel, Server};
+use tonic_health::pb::HealthCheckRequest;
+use tonic_health::pb::health_check_response::ServingStatus;
+use tonic_health::pb::health_client::HealthClient;
+
+async fn serve(key: &TestKey) -> SocketAddr {
+    let validator =
+        Validator::builder(KeySet::new([key.verification_key()]).unwrap()).issuer(ISSUER).audience(AUDIENCE).build();
+    let (_reporter, health) = tonic_health::server::health_reporter();
+    let incoming = TcpIncoming::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let addr = incoming.local_addr().unwrap();
+    let router = Server::builder().layer(JwtAuthLayer::<Value>::new(validator)).add_service(health);
+    tokio::spawn(router.serve_with_incoming(incoming));
+    addr
+}
+
+async fn check(addr: SocketAddr, authorization: Option<&str>) -> Result<ServingStatus, tonic::Status> {
+    let channel = Channel::from_shared(format!("http://{addr}")).unwrap().connect().await.unwrap();
+    let mut client = HealthClient::new(channel);
+    let mut request = tonic::Request::new(HealthCheckRequest { service: String::new() });
+    if let Some(value) = authorization {
+        request.metadata_mut().insert("authorization", MetadataValue::try_from(value).unwrap());
+    }
+    client.check(request).await.map(|response| response.into_inner().status())
+}
+
+#[tokio::test]
+async fn a_valid_token_reaches_the_service() {
+    let key = TestKey::generate(Algorithm::ES256);
+    let addr = serve(&key).await;
+    let bearer = format!("Bearer {}", key.sign(&claims()));
+    assert_eq!(check(addr, Some(&bearer)).await.unwrap(), ServingStatus::Serving);
+}
+
+#[tokio::test]
+async fn a_missing_token_is_unauthenticated() {
+    let key = TestKey::generate(Algorithm::HS256);
+    let addr = serve(&key).await;
+    let status = check(addr, None).await.unwrap_err();
+    assert_eq!(status.code(), Code::Unauthenticated);
+    assert_eq!(status.message(), "no bearer token was sent");
+}
+
+#[tokio::test]
+async fn a_bad_or_expired_token_is_unauthenticated() {
+    let key = TestKey::generate(Algorithm::HS256);
+    let addr = serve(&key).await;
+    let status = check(addr, Some("Bearer not.a.token")).await.unwrap_err();
+    assert_eq!((status.code(), status.message()), (Code::Unauthenticated, "the token is malformed"));
+
+    let mut expired = claims();
+    expired["exp"] = serde_json::json!(jwtgate_tests::now() - 3600);
+    let status = check(addr, Some(&format!("Bearer {}", key.sign(&expired)))).await.unwrap_err();
+    assert_eq!((status.code(), status.message()), (Code::Unauthenticated, "the token has expired"));
+
+    let other = TestKey::generate(Algorithm::HS256);
+    let status = check(addr, Some(&format!("Bearer {}", other.sign(&claims())))).await.unwrap_err();
+    assert_eq!((status.code(), status.message()), (Code::Unauthenticated, "the token's signature is invalid"));
+}

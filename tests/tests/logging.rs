@@ -1,0 +1,66 @@
+//! What jwtgate logs about refused requests: the failure kind and the `kid`, at debug level, and never the
+//! token.
+
+#![allow(clippy::unwrap_used, reason = "test helpers fail the test on unexpected errors")]
+
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+
+use axum::Router;
+use axum::body::Body;
+use axum::routing::get;
+use jwtgate::{Algorithm, JwtAuthLayer, KeySet, Validator};
+use jwtgate_tests::{AUDIENCE, ISSUER, TestKey, claims};
+use serde_json::{Value, json};
+use tower::ServiceExt;
+
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn refusals_are_logged_with_kind_and_kid_but_never_the_token() {
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::DEBUG)
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let key = TestKey::generate(Algorithm::HS256).with_kid("key-2026");
+    let validator =
+        Validator::builder(KeySet::new([key.verification_key()]).unwrap()).issuer(ISSUER).audience(AUDIENCE).build();
+    let app = Router::new().route("/", get(|| async { "ok" })).layer(JwtAuthLayer::<Value>::new(validator));
+
+    let mut expired = claims();
+    expired["exp"] = json!(jwtgate_tests::now() - 3600);
+    let impostor = TestKey::generate(Algorithm::HS256).with_kid("key-2026");
+    let tokens = [key.sign(&expired), impostor.sign(&claims()), "garbage.token.value".to_owned()];
+    for token in &tokens {
+        let request = http::Request::get("/").header("authorization", format!("Bearer {token}")).body(Body::empty());
+        let response = app.clone().oneshot(request.unwrap()).await.unwrap();
+        assert_eq!(response.status(), 401);
+    }
+
+    let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    assert!(logs.contains("kind=Expired") && logs.contains("kind=InvalidSignature"), "{logs}");
+    assert!(logs.contains("kind=Malformed"), "{logs}");
+    assert!(logs.contains(r#"kid=Some("key-2026")"#), "{logs}");
+    for token in &tokens {
+        for part in token.split('.') {
+            assert!(!logs.contains(part), "a token part leaked into the logs: {part}");
+        }
+    }
+}

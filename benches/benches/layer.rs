@@ -1,3 +1,166 @@
-//! Benchmarks of JwtAuthLayer (written next).
+//! Per-request cost of authentication, in process, side by side in one run:
+//!
+//! - `no_auth`: axum with no authentication;
+//! - `naive`: an axum middleware calling `jsonwebtoken::decode` with a `Validation` built per request, as
+//!   most peers do (the decoding key is built once);
+//! - `jwt_authorizer`: jwt-authorizer 0.15 (on axum 0.7);
+//! - `jwtgate`: `JwtAuthLayer`.
+//!
+//! Every case runs the same handler behind a router, for the same request with the same token, and
+//! deserializes the same claims type. Run with `cargo bench -p jwtgate-benches`.
 
-fn main() {}
+#![allow(missing_docs, clippy::unwrap_used, clippy::print_stdout, reason = "benchmark code")]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::routing::get;
+use criterion::{Criterion, criterion_group, criterion_main};
+use http::Request;
+use jwtgate::{Algorithm, JwtAuthLayer, KeySet, Validator};
+use jwtgate_tests::{AUDIENCE, ISSUER, TestKey, now};
+use serde::Deserialize;
+use serde_json::json;
+use tower::ServiceExt;
+
+/// The claims every case deserializes.
+#[derive(Clone, Debug, Deserialize)]
+#[allow(dead_code, reason = "deserialized, as handlers would, but not read")]
+struct BenchClaims {
+    sub: String,
+    #[serde(default)]
+    roles: Vec<String>,
+    #[serde(default)]
+    scope: String,
+}
+
+/// A realistic access token: registered claims, roles, scope and a little profile, about 540 bytes with
+/// an HS256 signature.
+fn bench_claims() -> serde_json::Value {
+    json!({
+        "iss": ISSUER,
+        "aud": AUDIENCE,
+        "sub": "2b1c6f0e-5d0a-4c38-9f1e-7a8d5e4c3b2a",
+        "iat": now(),
+        "nbf": now(),
+        "exp": now() + 3600,
+        "jti": "9f4c2e7a-1b3d-4e5f-8a6b-0c7d9e1f2a3b",
+        "roles": ["admin", "billing", "support"],
+        "scope": "orders:read orders:write invoices:read",
+        "name": "Ada Lovelace",
+        "email": "ada@example.com",
+        "tenant": "acme",
+    })
+}
+
+async fn handler() -> &'static str {
+    "ok"
+}
+
+fn request(token: &str) -> Request<Body> {
+    Request::get("/").header("authorization", format!("Bearer {token}")).body(Body::empty()).unwrap()
+}
+
+fn no_auth() -> Router {
+    Router::new().route("/", get(handler))
+}
+
+fn jwtgate(key: &TestKey) -> Router {
+    let validator =
+        Validator::builder(KeySet::new([key.verification_key()]).unwrap()).issuer(ISSUER).audience(AUDIENCE).build();
+    Router::new().route("/", get(handler)).layer(JwtAuthLayer::<BenchClaims>::new(validator))
+}
+
+/// What most peers do: `jsonwebtoken::decode`, with the `Validation` built for every request.
+fn naive(key: &TestKey) -> Router {
+    let alg: jsonwebtoken::Algorithm = key.alg().into();
+    let decoding = Arc::new(match key.secret() {
+        Some(secret) => jsonwebtoken::DecodingKey::from_secret(secret),
+        None => {
+            let pem = key.public_pem().unwrap();
+            match key.alg() {
+                Algorithm::ES256 | Algorithm::ES384 => jsonwebtoken::DecodingKey::from_ec_pem(pem.as_bytes()),
+                Algorithm::EdDSA => jsonwebtoken::DecodingKey::from_ed_pem(pem.as_bytes()),
+                _ => jsonwebtoken::DecodingKey::from_rsa_pem(pem.as_bytes()),
+            }
+            .unwrap()
+        }
+    });
+    let middleware = move |mut request: Request<Body>, next: axum::middleware::Next| {
+        let decoding = decoding.clone();
+        async move {
+            let token = request
+                .headers()
+                .get("authorization")
+                .and_then(|value| value.to_str().ok())
+                .and_then(|value| value.strip_prefix("Bearer "));
+            let mut validation = jsonwebtoken::Validation::new(alg);
+            validation.set_issuer(&[ISSUER]);
+            validation.set_audience(&[AUDIENCE]);
+            match token.map(|token| jsonwebtoken::decode::<BenchClaims>(token, &decoding, &validation)) {
+                Some(Ok(data)) => {
+                    request.extensions_mut().insert(Arc::new(data.claims));
+                    next.run(request).await
+                }
+                _ => axum::response::IntoResponse::into_response(http::StatusCode::UNAUTHORIZED),
+            }
+        }
+    };
+    Router::new().route("/", get(handler)).layer(axum::middleware::from_fn(middleware))
+}
+
+async fn jwt_authorizer(key: &TestKey, secret_text: &str) -> axum07::Router {
+    use jwt_authorizer::{IntoLayer, JwtAuthorizer, Validation};
+    let builder = match key.alg() {
+        Algorithm::HS256 => JwtAuthorizer::<BenchClaims>::from_secret(secret_text),
+        Algorithm::ES256 => JwtAuthorizer::from_ec_pem_text(&key.public_pem().unwrap()),
+        Algorithm::EdDSA => JwtAuthorizer::from_ed_pem_text(&key.public_pem().unwrap()),
+        _ => JwtAuthorizer::from_rsa_pem_text(&key.public_pem().unwrap()),
+    };
+    let authorizer = builder.validation(Validation::new().iss(&[ISSUER]).aud(&[AUDIENCE])).build().await.unwrap();
+    axum07::Router::new().route("/", axum07::routing::get(handler)).layer(authorizer.into_layer())
+}
+
+fn bench(c: &mut Criterion) {
+    // This build enables jsonwebtoken's two backends (through the test helpers), so the naive case names
+    // its provider, as a user in that situation must. jwtgate never needs to.
+    let _ = jsonwebtoken::crypto::CryptoProvider::install_default(&jsonwebtoken::crypto::aws_lc::DEFAULT_PROVIDER);
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let secret_text = "bench-only secret: 0123456789abcdef0123456789abcdef";
+
+    for alg in [Algorithm::HS256, Algorithm::RS256, Algorithm::ES256, Algorithm::EdDSA] {
+        let key = match alg {
+            Algorithm::HS256 => TestKey::hmac_with_secret(alg, secret_text.as_bytes()),
+            _ => TestKey::generate(alg),
+        };
+        let token = key.sign(&bench_claims());
+        let mut group = c.benchmark_group(format!("request/{alg}"));
+        group.measurement_time(Duration::from_secs(4)).warm_up_time(Duration::from_secs(1));
+
+        let cases: [(&str, Router); 3] = [("no_auth", no_auth()), ("naive", naive(&key)), ("jwtgate", jwtgate(&key))];
+        for (name, router) in cases {
+            let response = runtime.block_on(router.clone().oneshot(request(&token))).unwrap();
+            assert_eq!(response.status(), 200, "{name} refused the token");
+            group.bench_function(name, |b| b.to_async(&runtime).iter(|| router.clone().oneshot(request(&token))));
+        }
+        let peer = runtime.block_on(jwt_authorizer(&key, secret_text));
+        let peer_request = || {
+            Request::get("/")
+                .header("authorization", format!("Bearer {token}"))
+                .body(axum07::body::Body::empty())
+                .unwrap()
+        };
+        let response = runtime.block_on(peer.clone().oneshot(peer_request())).unwrap();
+        assert_eq!(response.status(), 200, "jwt-authorizer refused the token");
+        group.bench_function("jwt_authorizer", |b| b.to_async(&runtime).iter(|| peer.clone().oneshot(peer_request())));
+        group.finish();
+        if alg == Algorithm::HS256 {
+            println!("HS256 token length: {} bytes", token.len());
+        }
+    }
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

@@ -81,6 +81,11 @@ impl TestKey {
         Self { alg, kid: None, material }
     }
 
+    /// An HMAC key with the given secret (for peers that take their secret as text).
+    pub fn hmac_with_secret(alg: Algorithm, secret: &[u8]) -> Self {
+        Self { alg, kid: None, material: Material::Hmac(secret.to_vec()) }
+    }
+
     /// The same key material, bound to another algorithm (to forge algorithm swaps).
     pub fn with_alg(mut self, alg: Algorithm) -> Self {
         self.alg = alg;

@@ -10,7 +10,7 @@ use jwtgate::{
     Algorithm, AlgorithmMapping, Claims, Denylist, DenylistError, JwtAuthLayer, Key, KeySet, Lookup, RegisteredClaims,
     TokenSource, TokenSources, TokenStatus, Validator, ValidatorBuilder,
 };
-use jwtgate_tests::{AUDIENCE, ISSUER, TestKey, b64, claims, now, serve};
+use jwtgate_tests::{AUDIENCE, Answer, ISSUER, TestKey, b64, claims, now, serve};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -45,18 +45,16 @@ struct App {
     http: reqwest::Client,
 }
 
-struct Answer {
-    status: u16,
-    headers: reqwest::header::HeaderMap,
-    body: Value,
+/// The checks every refusal must pass.
+trait Refusal {
+    /// 401 with `error="invalid_token"`, the description in the header and the JSON body.
+    fn assert_invalid_token(&self, description: &str);
+
+    /// 401 with a bare `WWW-Authenticate: Bearer` challenge.
+    fn assert_no_credentials(&self);
 }
 
-impl Answer {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers.get(name).map(|value| value.to_str().unwrap())
-    }
-
-    /// 401 with `error="invalid_token"`, the description in the header and the JSON body.
+impl Refusal for Answer {
     #[track_caller]
     fn assert_invalid_token(&self, description: &str) {
         assert_eq!(self.status, 401, "{description}: body {}", self.body);
@@ -68,7 +66,6 @@ impl Answer {
         assert_eq!(self.header("content-type"), Some("application/json"));
     }
 
-    /// 401 with a bare `WWW-Authenticate: Bearer` challenge.
     #[track_caller]
     fn assert_no_credentials(&self) {
         assert_eq!(self.status, 401, "body {}", self.body);
@@ -89,16 +86,7 @@ impl App {
     }
 
     async fn call(&self, path: &str, headers: &[(&str, &str)]) -> Answer {
-        let mut request = self.http.get(format!("{}{path}", self.base));
-        for (name, value) in headers {
-            request = request.header(*name, *value);
-        }
-        let response = request.send().await.unwrap();
-        let status = response.status().as_u16();
-        let headers = response.headers().clone();
-        let text = response.text().await.unwrap();
-        let body = if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap() };
-        Answer { status, headers, body }
+        jwtgate_tests::get(&self.http, &format!("{}{path}", self.base), headers).await
     }
 
     async fn bearer(&self, token: &str) -> Answer {

@@ -114,15 +114,7 @@ impl Key {
     pub(crate) fn rsa_components(alg: Algorithm, n: &[u8], e: &[u8]) -> Result<Self, KeyError> {
         let n = strip_leading_zeros(n);
         check_rsa_bits(n.len() * 8 - n.first().map_or(8, |b| b.leading_zeros() as usize))?;
-        let params = match alg {
-            Algorithm::RS256 => &sig::RSA_PKCS1_2048_8192_SHA256,
-            Algorithm::RS384 => &sig::RSA_PKCS1_2048_8192_SHA384,
-            Algorithm::RS512 => &sig::RSA_PKCS1_2048_8192_SHA512,
-            Algorithm::PS256 => &sig::RSA_PSS_2048_8192_SHA256,
-            Algorithm::PS384 => &sig::RSA_PSS_2048_8192_SHA384,
-            Algorithm::PS512 => &sig::RSA_PSS_2048_8192_SHA512,
-            other => return Err(KeyError::wrong_type(other, KeyType::Rsa)),
-        };
+        let params = rsa_parameters(alg).ok_or_else(|| KeyError::wrong_type(alg, KeyType::Rsa))?;
         let parsed = sig::RsaPublicKeyComponents { n, e }
             .to_parsed_public_key(params)
             .map_err(|_| KeyError::new("invalid RSA public key".to_owned()))?;
@@ -170,18 +162,25 @@ impl fmt::Debug for Key {
     }
 }
 
-fn verification_algorithm(alg: Algorithm) -> &'static dyn VerificationAlgorithm {
-    match alg {
+fn rsa_parameters(alg: Algorithm) -> Option<&'static sig::RsaParameters> {
+    Some(match alg {
         Algorithm::RS256 => &sig::RSA_PKCS1_2048_8192_SHA256,
         Algorithm::RS384 => &sig::RSA_PKCS1_2048_8192_SHA384,
         Algorithm::RS512 => &sig::RSA_PKCS1_2048_8192_SHA512,
         Algorithm::PS256 => &sig::RSA_PSS_2048_8192_SHA256,
         Algorithm::PS384 => &sig::RSA_PSS_2048_8192_SHA384,
         Algorithm::PS512 => &sig::RSA_PSS_2048_8192_SHA512,
-        Algorithm::ES256 => &sig::ECDSA_P256_SHA256_FIXED,
-        Algorithm::ES384 => &sig::ECDSA_P384_SHA384_FIXED,
+        _ => return None,
+    })
+}
+
+fn verification_algorithm(alg: Algorithm) -> &'static dyn VerificationAlgorithm {
+    match (rsa_parameters(alg), alg) {
+        (Some(params), _) => params,
+        (None, Algorithm::ES256) => &sig::ECDSA_P256_SHA256_FIXED,
+        (None, Algorithm::ES384) => &sig::ECDSA_P384_SHA384_FIXED,
         // HMAC never reaches here: `Key::public` refuses `KeyType::Oct` first.
-        Algorithm::EdDSA | Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512 => &sig::ED25519,
+        (None, _) => &sig::ED25519,
     }
 }
 

@@ -43,15 +43,8 @@ impl Demo {
     }
 
     async fn get(&self, path: &str, headers: &[(&str, &str)]) -> (u16, reqwest::header::HeaderMap, Value) {
-        let mut request = reqwest::Client::new().get(format!("{}{path}", self.base));
-        for (name, value) in headers {
-            request = request.header(*name, *value);
-        }
-        let response = request.send().await.unwrap();
-        let status = response.status().as_u16();
-        let headers = response.headers().clone();
-        let text = response.text().await.unwrap();
-        (status, headers, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+        let answer = jwtgate_tests::get(&reqwest::Client::new(), &format!("{}{path}", self.base), headers).await;
+        (answer.status, answer.headers, answer.body)
     }
 
     async fn me(&self, token: &str) -> (u16, Value) {

@@ -4,7 +4,8 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::alphabet::URL_SAFE;
+use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
@@ -156,9 +157,16 @@ fn key_from_repr(jwk: &JwkRepr<'_>, mapping: &AlgorithmMapping) -> Result<Key, K
     }
 }
 
+/// base64url as key files are written in practice: without padding as RFC 7517 says, or with it. Key files
+/// are the operator's own configuration; tokens, which come from clients, are decoded strictly.
+const KEY_MEMBER: GeneralPurpose = GeneralPurpose::new(
+    &URL_SAFE,
+    GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
+);
+
 fn member(value: Option<&str>, name: &str) -> Result<Vec<u8>, KeyError> {
     let value = value.ok_or_else(|| KeyError::new(format!("missing member {name:?}")))?;
-    URL_SAFE_NO_PAD.decode(value).map_err(|_| KeyError::new(format!("member {name:?} is not base64url")))
+    KEY_MEMBER.decode(value).map_err(|_| KeyError::new(format!("member {name:?} is not base64url")))
 }
 
 /// A description of a JSON error that never quotes the input (which may hold a secret).
@@ -237,6 +245,14 @@ mod tests {
         let mapping = AlgorithmMapping::new().map(KeyType::Oct, Algorithm::HS384).unwrap();
         assert_eq!(Key::from_jwk(&json, &mapping).unwrap().algorithm(), Algorithm::HS384);
         assert!(AlgorithmMapping::new().map(KeyType::Oct, Algorithm::RS256).is_err());
+    }
+
+    #[test]
+    fn key_members_may_carry_base64_padding() {
+        let json = format!(r#"{{"kty":"oct","alg":"HS256","k":"{SECRET_B64}="}}"#);
+        assert!(Key::from_jwk(&json, &AlgorithmMapping::new()).is_ok());
+        let json = r#"{"kty":"oct","alg":"HS256","k":"AAEC+/8="}"#;
+        assert!(Key::from_jwk(json, &AlgorithmMapping::new()).unwrap_err().to_string().contains("base64url"));
     }
 
     #[test]

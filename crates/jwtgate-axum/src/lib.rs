@@ -1,4 +1,4 @@
-//! axum extractors for jwtgate: [`Claims<C>`] and `Option<Claims<C>>`.
+//! axum extractors for jwtgate: [`Claims<C>`], `Option<Claims<C>>`, and the guard [`Require<G>`].
 //!
 //! Add `JwtAuthLayer<C>` to the router, then take the claims in any handler behind it:
 //!
@@ -30,16 +30,18 @@
 
 use std::any::type_name;
 use std::fmt;
+use std::marker::PhantomData;
 use std::ops::Deref;
 use std::sync::Arc;
 
 use axum_core::body::Body;
 use axum_core::extract::{FromRequestParts, OptionalFromRequestParts};
 use axum_core::response::{IntoResponse, Response};
+use http::StatusCode;
 use http::request::Parts;
-use http::{HeaderValue, StatusCode, header};
-use jwtgate_core::{Error, ErrorKind, RegisteredClaims, Validated};
-use jwtgate_tower::{Anonymous, Rfc6750Responder};
+use jwtgate_core::{Error, ErrorKind, Policy, Principal, RegisteredClaims, Validated};
+use jwtgate_tower::require::{Access, check};
+use jwtgate_tower::{Anonymous, RequestHead, Rfc6750Responder};
 
 /// The validated claims of the request, put there by `JwtAuthLayer<C>`.
 ///
@@ -173,13 +175,117 @@ impl IntoResponse for ClaimsRejection {
             RejectionKind::Anonymous => {
                 Rfc6750Responder::default().respond_http(&Error::new(ErrorKind::Missing)).map(Body::from)
             }
-            RejectionKind::LayerMissing => {
-                let body = serde_json::json!({ "error": "server_error", "error_description": LAYER_MISSING });
-                let mut response = Response::new(Body::from(body.to_string()));
-                *response.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
-                response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-                response
+            RejectionKind::LayerMissing => jwtgate_tower::server_error(LAYER_MISSING).map(Body::from),
+        }
+    }
+}
+
+/// A route's authorization requirement, declared once as a type and checked by [`Require<G>`].
+///
+/// Declare guards with [`guard!`](crate::guard), or implement the trait by hand.
+pub trait Guard: Send + Sync + 'static {
+    /// The policy the caller must satisfy.
+    fn policy() -> &'static Policy;
+}
+
+/// Declares a [`Guard`] type from a [`Policy`] expression, built once.
+///
+/// ```
+/// use jwtgate_axum::{Require, guard};
+/// use jwtgate_core::Policy;
+///
+/// guard! {
+///     /// Administrators, or writers of orders in the acme tenant.
+///     pub struct OrdersAdmin = Policy::any([
+///         Policy::role("admin"),
+///         Policy::all([Policy::scope("orders:write"), Policy::claim_eq("tenant", "acme")]),
+///     ]);
+/// }
+///
+/// async fn delete_order(_: Require<OrdersAdmin>) {}
+/// ```
+#[macro_export]
+macro_rules! guard {
+    ($(#[$meta:meta])* $vis:vis struct $name:ident = $policy:expr;) => {
+        $(#[$meta])*
+        #[derive(Clone, Copy, Debug, Default)]
+        $vis struct $name;
+
+        impl $crate::Guard for $name {
+            fn policy() -> &'static $crate::__private::Policy {
+                static POLICY: ::std::sync::LazyLock<$crate::__private::Policy> = ::std::sync::LazyLock::new(|| $policy);
+                &POLICY
             }
         }
+    };
+}
+
+#[doc(hidden)]
+pub mod __private {
+    pub use jwtgate_core::Policy;
+}
+
+/// An extractor that lets the handler run only when the caller satisfies `G`'s policy.
+///
+/// It reads the principal that `JwtAuthLayer` put in the request, never the body. Since axum runs
+/// `FromRequestParts` extractors before the body extractor, a malformed body never hides the 403. It
+/// refuses with 403 `insufficient_scope` (with `scope="..."` when the policy names scopes), 401 for an
+/// anonymous request, and 500 when no `JwtAuthLayer` ran.
+pub struct Require<G> {
+    principal: Arc<Principal>,
+    _guard: PhantomData<fn() -> G>,
+}
+
+impl<G> Require<G> {
+    /// The caller, who satisfies `G`.
+    pub fn principal(&self) -> &Principal {
+        &self.principal
+    }
+}
+
+impl<G> Clone for Require<G> {
+    fn clone(&self) -> Self {
+        Self { principal: self.principal.clone(), _guard: PhantomData }
+    }
+}
+
+impl<G> fmt::Debug for Require<G> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Require").field("guard", &type_name::<G>()).field("principal", &self.principal).finish()
+    }
+}
+
+impl<S, G> FromRequestParts<S> for Require<G>
+where
+    S: Send + Sync,
+    G: Guard,
+{
+    type Rejection = GuardRejection;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let head = RequestHead::from_parts(parts);
+        match check(G::policy(), &Rfc6750Responder::default(), &head) {
+            Access::Granted(principal) => Ok(Self { principal, _guard: PhantomData }),
+            Access::Refused(response) => Err(GuardRejection { response }),
+        }
+    }
+}
+
+/// Why [`Require<G>`] refused the request: the response (403, 401 or 500) is ready to send.
+#[derive(Debug)]
+pub struct GuardRejection {
+    response: http::Response<bytes::Bytes>,
+}
+
+impl GuardRejection {
+    /// The status the rejection answers with.
+    pub fn status(&self) -> StatusCode {
+        self.response.status()
+    }
+}
+
+impl IntoResponse for GuardRejection {
+    fn into_response(self) -> Response {
+        self.response.map(Body::from)
     }
 }

@@ -98,6 +98,11 @@ impl<'a> RawClaims<'a> {
         Ok(claims)
     }
 
+    /// The raw value of the top-level member `name`.
+    pub(crate) fn member(&self, name: &str) -> Option<&'a RawValue> {
+        self.members.iter().find(|(n, _)| n == name).map(|(_, value)| *value)
+    }
+
     /// Deserializes the custom claims type from the members already read, without scanning the claims set
     /// again for its structure.
     pub(crate) fn deserialize_into<C: de::DeserializeOwned>(&self) -> Result<C, ErrorKind> {

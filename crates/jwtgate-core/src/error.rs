@@ -60,6 +60,9 @@ pub enum ErrorKind {
     InvalidAudience,
     /// The token has been revoked.
     Revoked,
+    /// The token is valid, but the caller's authorities do not satisfy the route's policy (HTTP 403,
+    /// `insufficient_scope`).
+    Forbidden,
     /// The denylist could not answer; the request could not be checked (HTTP 503).
     DenylistUnavailable,
 }
@@ -110,6 +113,7 @@ impl Error {
             ErrorKind::Missing => Challenge::NoCredentials,
             ErrorKind::InvalidRequest => Challenge::InvalidRequest,
             ErrorKind::DenylistUnavailable => Challenge::Unavailable,
+            ErrorKind::Forbidden => Challenge::InsufficientScope,
             _ => Challenge::InvalidToken,
         }
     }
@@ -137,6 +141,7 @@ impl Error {
             ErrorKind::InvalidIssuer => "the token's issuer is not accepted",
             ErrorKind::InvalidAudience => "the token's audience is not accepted",
             ErrorKind::Revoked => "the token has been revoked",
+            ErrorKind::Forbidden => "the token does not grant access to this resource",
             ErrorKind::DenylistUnavailable => "the revocation list is unavailable; try again later",
         }
     }

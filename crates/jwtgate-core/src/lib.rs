@@ -47,6 +47,9 @@ mod denylist;
 mod error;
 mod jwk;
 mod key;
+mod mapping;
+mod policy;
+mod principal;
 mod secret;
 mod validator;
 
@@ -56,5 +59,8 @@ pub use denylist::{Denylist, DenylistError, Lookup, NoDenylist, PendingLookup, T
 pub use error::{Challenge, Error, ErrorKind};
 pub use jwk::AlgorithmMapping;
 pub use key::{Key, KeyError, KeySet, MIN_HMAC_SECRET_BYTES};
+pub use mapping::{AuthorityMapping, ClaimSet};
+pub use policy::Policy;
+pub use principal::{Authority, Principal};
 pub use secret::Secret;
 pub use validator::{DEFAULT_LEEWAY, DEFAULT_MAX_TOKEN_BYTES, Validated, Validator, ValidatorBuilder, unverified_kid};

@@ -10,7 +10,7 @@ use serde::Deserialize;
 use serde::de::{self, DeserializeOwned, Deserializer, IgnoredAny, MapAccess, Visitor};
 
 use crate::claims::{Name, RawClaims, RegisteredClaims};
-use crate::{Algorithm, Error, ErrorKind, KeySet};
+use crate::{Algorithm, AuthorityMapping, Error, ErrorKind, KeySet, Principal};
 
 /// The default clock leeway for `exp`, `nbf` and `iat`.
 pub const DEFAULT_LEEWAY: Duration = Duration::from_secs(30);
@@ -42,6 +42,7 @@ struct Rules {
     require_exp: bool,
     max_age: Option<i64>,
     max_token_bytes: usize,
+    mapping: AuthorityMapping,
 }
 
 /// Configures a [`Validator`].
@@ -65,6 +66,7 @@ impl Validator {
                 require_exp: true,
                 max_age: None,
                 max_token_bytes: DEFAULT_MAX_TOKEN_BYTES,
+                mapping: AuthorityMapping::default(),
             },
         }
     }
@@ -118,8 +120,14 @@ impl Validator {
         let raw = RawClaims::parse(&payload)?;
         let registered = raw.registered()?;
         rules.check_claims(&registered, now)?;
+        let mut principal = Principal::new(registered.sub.clone());
+        rules.mapping.apply(&raw, &mut principal);
         let claims = raw.deserialize_into::<C>()?;
-        Ok(Validated { claims, registered, alg, kid: key.kid_arc() })
+        drop(raw);
+        // The claims set stays with the principal for claim policies. `RawClaims::parse` has checked it is
+        // JSON, and so UTF-8.
+        principal.set_claims(String::from_utf8(payload).map_err(|_| ErrorKind::Malformed)?.into());
+        Ok(Validated { claims, registered, alg, kid: key.kid_arc(), principal: Arc::new(principal) })
     }
 }
 
@@ -248,6 +256,13 @@ impl ValidatorBuilder {
         self
     }
 
+    /// How roles, scopes and permissions are read from the claims into the [`Principal`]. Default:
+    /// [`AuthorityMapping::default`], the `roles` array and the `scope` string.
+    pub fn authorities(mut self, mapping: AuthorityMapping) -> Self {
+        self.rules.mapping = mapping;
+        self
+    }
+
     /// Builds the validator.
     pub fn build(self) -> Validator {
         Validator { inner: Arc::new(self.rules) }
@@ -265,6 +280,7 @@ impl fmt::Debug for Rules {
             .field("require_exp", &self.require_exp)
             .field("max_age", &self.max_age)
             .field("max_token_bytes", &self.max_token_bytes)
+            .field("authorities", &self.mapping)
             .finish()
     }
 }
@@ -282,9 +298,15 @@ pub struct Validated<C> {
     registered: RegisteredClaims,
     alg: Algorithm,
     kid: Option<Arc<str>>,
+    principal: Arc<Principal>,
 }
 
 impl<C> Validated<C> {
+    /// The caller's authorities, read once by the validator's [`AuthorityMapping`].
+    pub fn principal(&self) -> &Arc<Principal> {
+        &self.principal
+    }
+
     /// The custom claims.
     pub fn claims(&self) -> &C {
         &self.claims

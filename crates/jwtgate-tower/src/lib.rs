@@ -7,11 +7,13 @@
 //! See [`JwtAuthLayer`] for an example.
 
 mod auth;
+pub mod require;
 mod response;
 mod source;
 
 pub use auth::{JwtAuthLayer, JwtAuthService, ResponseFuture};
-pub use response::{Rejection, Responder, ResponseBody, Rfc6750Responder};
+pub use require::{RequireLayer, RequireService};
+pub use response::{Rejection, Responder, ResponseBody, Rfc6750Responder, server_error};
 pub use source::{Extracted, RequestHead, TokenSource, TokenSources};
 
 /// The marker [`JwtAuthLayer`] puts in the extensions of a request that passed without a token in optional

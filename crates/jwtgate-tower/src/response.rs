@@ -18,12 +18,25 @@ use crate::RequestHead;
 pub struct Rejection<'a> {
     error: &'a Error,
     head: RequestHead<'a>,
+    scopes: &'a [&'a str],
 }
 
 impl<'a> Rejection<'a> {
     /// A rejection of the request `head` for `error`.
     pub fn new(error: &'a Error, head: RequestHead<'a>) -> Self {
-        Self { error, head }
+        Self { error, head, scopes: &[] }
+    }
+
+    /// Adds the scopes the refused policy asks for, for the `scope` attribute of a 403.
+    #[must_use]
+    pub fn with_scopes(mut self, scopes: &'a [&'a str]) -> Self {
+        self.scopes = scopes;
+        self
+    }
+
+    /// The scopes the refused policy asks for; empty when it names none.
+    pub fn scopes(&self) -> &'a [&'a str] {
+        self.scopes
     }
 
     /// Why the request is refused.
@@ -96,7 +109,7 @@ impl Rfc6750Responder {
         self
     }
 
-    fn challenge(&self, challenge: Challenge, description: &str) -> Option<HeaderValue> {
+    fn challenge(&self, challenge: Challenge, description: &str, scopes: &[&str]) -> Option<HeaderValue> {
         let mut value = String::from("Bearer");
         let mut separator = " ";
         if let Some(realm) = &self.realm {
@@ -105,6 +118,9 @@ impl Rfc6750Responder {
         }
         if let Some(code) = challenge.error_code() {
             value.push_str(&format!(r#"{separator}error="{code}", error_description="{}""#, quote(description)));
+        }
+        if challenge == Challenge::InsufficientScope && !scopes.is_empty() {
+            value.push_str(&format!(r#", scope="{}""#, quote(&scopes.join(" "))));
         }
         HeaderValue::try_from(value).ok()
     }
@@ -119,7 +135,7 @@ impl Responder for Rfc6750Responder {
         if rejection.request().is_grpc() {
             self.respond_grpc(rejection.error())
         } else {
-            self.respond_http(rejection.error())
+            self.respond_http_with_scopes(rejection.error(), rejection.scopes())
         }
     }
 }
@@ -127,6 +143,12 @@ impl Responder for Rfc6750Responder {
 impl Rfc6750Responder {
     /// The plain-HTTP answer to `error`, whatever the request: status, challenge and JSON body.
     pub fn respond_http(&self, error: &Error) -> Response<Bytes> {
+        self.respond_http_with_scopes(error, &[])
+    }
+
+    /// [`respond_http`](Self::respond_http), with `scope="..."` in the challenge of a 403 when `scopes`
+    /// is not empty (RFC 6750 §3).
+    pub fn respond_http_with_scopes(&self, error: &Error, scopes: &[&str]) -> Response<Bytes> {
         let challenge = error.challenge();
         let description = error.description();
         let body = serde_json::json!({
@@ -141,7 +163,7 @@ impl Rfc6750Responder {
             _ => StatusCode::SERVICE_UNAVAILABLE,
         };
         response.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-        self.insert_challenge(response.headers_mut(), error);
+        self.insert_challenge(response.headers_mut(), error, scopes);
         response
     }
 
@@ -153,7 +175,7 @@ impl Rfc6750Responder {
             _ => 16,
         };
         let mut response = Response::new(Bytes::new());
-        self.insert_challenge(response.headers_mut(), error);
+        self.insert_challenge(response.headers_mut(), error, &[]);
         let headers = response.headers_mut();
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/grpc"));
         headers.insert("grpc-status", HeaderValue::from(code));
@@ -165,14 +187,24 @@ impl Rfc6750Responder {
     }
 
     /// `Retry-After` for 503s; otherwise the `WWW-Authenticate` challenge.
-    fn insert_challenge(&self, headers: &mut HeaderMap, error: &Error) {
+    fn insert_challenge(&self, headers: &mut HeaderMap, error: &Error, scopes: &[&str]) {
         let challenge = error.challenge();
         if challenge == Challenge::Unavailable {
             headers.insert(RETRY_AFTER, HeaderValue::from(self.retry_after));
-        } else if let Some(value) = self.challenge(challenge, error.description()) {
+        } else if let Some(value) = self.challenge(challenge, error.description(), scopes) {
             headers.insert(WWW_AUTHENTICATE, value);
         }
     }
+}
+
+/// A 500 for a server that is set up wrong, such as a guard with no `JwtAuthLayer` in front of it. The body
+/// is `{"error": "server_error", "error_description": description}`; log the details, not here.
+pub fn server_error(description: &'static str) -> Response<Bytes> {
+    let body = serde_json::json!({ "error": "server_error", "error_description": description });
+    let mut response = Response::new(Bytes::from(body.to_string()));
+    *response.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
+    response.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response
 }
 
 pin_project! {
@@ -285,6 +317,23 @@ mod tests {
         assert_eq!(header(&response, "www-authenticate"), None);
         let response = respond(&Rfc6750Responder::new(), ErrorKind::DenylistUnavailable, true);
         assert_eq!(header(&response, "grpc-status"), Some("14"));
+    }
+
+    #[test]
+    fn forbidden_is_403_with_the_required_scopes() {
+        let request = http::Request::builder().body(()).unwrap();
+        let error = Error::new(ErrorKind::Forbidden);
+        let rejection = Rejection::new(&error, RequestHead::new(&request)).with_scopes(&["orders:write", "admin"]);
+        let response = Rfc6750Responder::new().respond(&rejection);
+        assert_eq!(response.status(), StatusCode::FORBIDDEN);
+        assert_eq!(
+            header(&response, "www-authenticate"),
+            Some(
+                r#"Bearer error="insufficient_scope", error_description="the token does not grant access to this resource", scope="orders:write admin""#
+            )
+        );
+        let response = respond(&Rfc6750Responder::new(), ErrorKind::Forbidden, true);
+        assert_eq!(header(&response, "grpc-status"), Some("7"));
     }
 
     #[test]

@@ -32,4 +32,4 @@ pub use jwtgate_core::*;
 pub use jwtgate_tower::*;
 
 #[cfg(feature = "axum")]
-pub use jwtgate_axum::{Claims, ClaimsRejection};
+pub use jwtgate_axum::{Claims, ClaimsRejection, Guard, GuardRejection, Require, guard};

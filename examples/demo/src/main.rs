@@ -14,7 +14,10 @@ use std::process::ExitCode;
 use axum::routing::get;
 use axum::{Json, Router};
 use config::{Config, Keys};
-use jwtgate::{Algorithm, Claims, JwtAuthLayer, Key, KeySet, TokenSource, TokenSources, Validator};
+use jwtgate::{
+    Algorithm, AuthorityMapping, Claims, JwtAuthLayer, Key, KeySet, Policy, RequireLayer, TokenSource, TokenSources,
+    Validator,
+};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -41,8 +44,15 @@ async fn me(claims: Claims<DemoClaims>) -> Json<Value> {
     }))
 }
 
+/// `GET /admin`: only for tokens whose `roles` contain `"admin"`, checked by `RequireLayer` before the
+/// handler runs.
+async fn admin(claims: Claims<DemoClaims>) -> Json<Value> {
+    Json(json!({ "sub": claims.registered().subject(), "admin": true }))
+}
+
 fn app(config: &Config, keys: KeySet) -> Router {
     let mut validator = Validator::builder(keys)
+        .authorities(AuthorityMapping::new().roles())
         .issuer(config.issuer.clone())
         .leeway(config.leeway)
         .max_token_bytes(config.max_token_bytes);
@@ -51,7 +61,8 @@ fn app(config: &Config, keys: KeySet) -> Router {
     }
     let sources = TokenSources::new([TokenSource::bearer(), TokenSource::cookie(config.cookie.clone())]);
     let auth = JwtAuthLayer::<DemoClaims>::new(validator.build()).sources(sources);
-    let protected = Router::new().route("/me", get(me)).route_layer(auth);
+    let admin = Router::new().route("/admin", get(admin)).route_layer(RequireLayer::new(Policy::role("admin")));
+    let protected = Router::new().route("/me", get(me)).merge(admin).route_layer(auth);
     Router::new().route("/health", get(health)).merge(protected)
 }
 

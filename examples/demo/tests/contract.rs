@@ -139,6 +139,22 @@ async fn it_accepts_each_key_of_a_jwks_file_and_follows_the_error_contract() {
         "a bad header is not rescued by the cookie"
     );
 
+    let mut admin = demo_claims();
+    admin["roles"] = json!(["user", "admin"]);
+    let (status, _, body) = demo.get("/admin", &[("authorization", &format!("Bearer {}", keys[1].sign(&admin)))]).await;
+    assert_eq!((status, &body["sub"]), (200, &json!("alice")));
+    for claims in [demo_claims(), json!({ "roles": ["user"], "scope": "admin" })] {
+        let mut claims_ = demo_claims();
+        claims_.as_object_mut().unwrap().extend(claims.as_object().unwrap().clone());
+        let bearer = format!("Bearer {}", keys[3].sign(&claims_));
+        let (status, headers, body) = demo.get("/admin", &[("authorization", &bearer)]).await;
+        assert_eq!(status, 403, "{body}");
+        assert!(headers["www-authenticate"].to_str().unwrap().starts_with(r#"Bearer error="insufficient_scope""#));
+        assert_eq!(body["error"], "insufficient_scope");
+    }
+    let (status, headers, _) = demo.get("/admin", &[]).await;
+    assert_eq!((status, headers["www-authenticate"].to_str().unwrap()), (401, "Bearer"));
+
     let unknown = TestKey::generate(Algorithm::HS256).with_kid("HS256-other");
     assert_eq!(demo.me(&unknown.sign(&demo_claims())).await.0, 401);
     assert_eq!(demo.stop().await, 0);

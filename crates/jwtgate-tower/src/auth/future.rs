@@ -83,13 +83,15 @@ where
     }
 }
 
-/// Hands the validated claims to the inner service with the request.
+/// Hands the validated claims, and the principal that guards read, to the inner service with the request.
 pub(super) fn admit<S, ReqBody, C>(mut request: Request<ReqBody>, validated: Validated<C>, service: &mut S) -> S::Future
 where
     S: Service<Request<ReqBody>>,
     C: Send + Sync + 'static,
 {
-    request.extensions_mut().insert(Arc::new(validated));
+    let extensions = request.extensions_mut();
+    extensions.insert(validated.principal().clone());
+    extensions.insert(Arc::new(validated));
     service.call(request)
 }
 

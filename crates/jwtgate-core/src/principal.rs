@@ -1,0 +1,126 @@
+//! The authenticated caller: the authorities (roles, scopes, permissions) read from the claims once, at
+//! validation, and the claims set itself for claim policies.
+
+use std::fmt;
+use std::sync::Arc;
+
+use serde::de::DeserializeOwned;
+use serde_json::value::RawValue;
+
+use crate::claims::RawClaims;
+
+/// The kind of an authority.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Authority {
+    /// A role, such as `admin`.
+    Role,
+    /// An OAuth scope, such as `orders:write`.
+    Scope,
+    /// A permission, such as Auth0's `read:invoices`.
+    Permission,
+}
+
+/// Who the caller is and what they may do, computed once when the token is validated.
+///
+/// Guards read the authorities without parsing the claims again. The claims set is kept as the token
+/// carried it, for [`claim`](Principal::claim) lookups by claim policies.
+#[derive(Clone, Default)]
+pub struct Principal {
+    subject: Option<String>,
+    roles: Vec<String>,
+    scopes: Vec<String>,
+    permissions: Vec<String>,
+    claims: Option<Arc<str>>,
+}
+
+impl Principal {
+    /// A principal with the given subject and no authorities (for tests and custom authentication).
+    pub fn new(subject: Option<String>) -> Self {
+        Self { subject, ..Self::default() }
+    }
+
+    /// Adds an authority.
+    #[must_use]
+    pub fn with(mut self, kind: Authority, value: impl Into<String>) -> Self {
+        self.add(kind, value.into());
+        self
+    }
+
+    pub(crate) fn add(&mut self, kind: Authority, value: String) {
+        let list = match kind {
+            Authority::Role => &mut self.roles,
+            Authority::Scope => &mut self.scopes,
+            Authority::Permission => &mut self.permissions,
+        };
+        if !list.contains(&value) {
+            list.push(value);
+        }
+    }
+
+    pub(crate) fn set_claims(&mut self, json: Arc<str>) {
+        self.claims = Some(json);
+    }
+
+    /// `sub`, if the token has one.
+    pub fn subject(&self) -> Option<&str> {
+        self.subject.as_deref()
+    }
+
+    /// The roles, in the order the mapping found them, without duplicates.
+    pub fn roles(&self) -> &[String] {
+        &self.roles
+    }
+
+    /// The scopes.
+    pub fn scopes(&self) -> &[String] {
+        &self.scopes
+    }
+
+    /// The permissions.
+    pub fn permissions(&self) -> &[String] {
+        &self.permissions
+    }
+
+    /// Whether the caller has `role`.
+    pub fn has_role(&self, role: &str) -> bool {
+        self.roles.iter().any(|r| r == role)
+    }
+
+    /// Whether the caller has `scope`.
+    pub fn has_scope(&self, scope: &str) -> bool {
+        self.scopes.iter().any(|s| s == scope)
+    }
+
+    /// Whether the caller has `permission`.
+    pub fn has_permission(&self, permission: &str) -> bool {
+        self.permissions.iter().any(|p| p == permission)
+    }
+
+    /// The top-level claim `name`, deserialized as `T`; `None` when it is absent or of another shape.
+    ///
+    /// This reads the claims set again, so it costs a little more than the authority checks; only claim
+    /// policies use it.
+    pub fn claim<T: DeserializeOwned>(&self, name: &str) -> Option<T> {
+        let json = self.claims.as_deref()?;
+        let raw = RawClaims::parse(json.as_bytes()).ok()?;
+        raw.member(name).and_then(|value: &RawValue| serde_json::from_str(value.get()).ok())
+    }
+
+    /// Whether the top-level claim `name` is present (with any value, `null` included).
+    pub fn has_claim(&self, name: &str) -> bool {
+        let Some(json) = self.claims.as_deref() else { return false };
+        RawClaims::parse(json.as_bytes()).is_ok_and(|raw| raw.member(name).is_some())
+    }
+}
+
+impl fmt::Debug for Principal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Principal")
+            .field("subject", &self.subject)
+            .field("roles", &self.roles)
+            .field("scopes", &self.scopes)
+            .field("permissions", &self.permissions)
+            .finish_non_exhaustive()
+    }
+}

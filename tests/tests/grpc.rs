@@ -69,3 +69,66 @@ async fn a_bad_or_expired_token_is_unauthenticated() {
     let status = check(addr, Some(&format!("Bearer {}", other.sign(&claims())))).await.unwrap_err();
     assert_eq!((status.code(), status.message()), (Code::Unauthenticated, "the token's signature is invalid"));
 }
+
+/// A health service whose `check` needs the role `admin`, through the attribute.
+struct AdminHealth;
+
+#[tonic::async_trait]
+impl tonic_health::pb::health_server::Health for AdminHealth {
+    #[jwtgate::require(role = "admin")]
+    async fn check(
+        &self,
+        request: tonic::Request<HealthCheckRequest>,
+    ) -> Result<tonic::Response<tonic_health::pb::HealthCheckResponse>, tonic::Status> {
+        use jwtgate::tonic::RequestExt;
+        assert!(request.principal().is_some_and(|p| p.has_role("admin")));
+        let status = ServingStatus::Serving as i32;
+        Ok(tonic::Response::new(tonic_health::pb::HealthCheckResponse { status }))
+    }
+
+    type WatchStream = tonic::codegen::BoxStream<tonic_health::pb::HealthCheckResponse>;
+
+    async fn watch(
+        &self,
+        _request: tonic::Request<HealthCheckRequest>,
+    ) -> Result<tonic::Response<Self::WatchStream>, tonic::Status> {
+        Err(tonic::Status::unimplemented("watch"))
+    }
+}
+
+async fn serve_guarded(key: &TestKey, by_layer: bool) -> SocketAddr {
+    let validator =
+        Validator::builder(KeySet::new([key.verification_key()]).unwrap()).issuer(ISSUER).audience(AUDIENCE).build();
+    let incoming = TcpIncoming::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let addr = incoming.local_addr().unwrap();
+    let auth = JwtAuthLayer::<Value>::new(validator);
+    if by_layer {
+        let (_reporter, health) = tonic_health::server::health_reporter();
+        let layers =
+            tower::ServiceBuilder::new().layer(auth).layer(jwtgate::RequireLayer::new(jwtgate::Policy::role("admin")));
+        tokio::spawn(Server::builder().layer(layers).add_service(health).serve_with_incoming(incoming));
+    } else {
+        let service = tonic_health::pb::health_server::HealthServer::new(AdminHealth);
+        tokio::spawn(Server::builder().layer(auth).add_service(service).serve_with_incoming(incoming));
+    }
+    addr
+}
+
+#[tokio::test]
+async fn guards_answer_permission_denied_through_a_real_client() {
+    let key = TestKey::generate(Algorithm::HS256);
+    let mut admin = claims();
+    admin["roles"] = serde_json::json!(["admin"]);
+    let mut user = claims();
+    user["roles"] = serde_json::json!(["user"]);
+    for by_layer in [true, false] {
+        let addr = serve_guarded(&key, by_layer).await;
+        let status = check(addr, Some(&format!("Bearer {}", key.sign(&admin)))).await.unwrap();
+        assert_eq!(status, ServingStatus::Serving, "by_layer={by_layer}");
+        let denied = check(addr, Some(&format!("Bearer {}", key.sign(&user)))).await.unwrap_err();
+        assert_eq!(denied.code(), Code::PermissionDenied, "by_layer={by_layer}");
+        assert_eq!(denied.message(), "the token does not grant access to this resource");
+        let missing = check(addr, None).await.unwrap_err();
+        assert_eq!(missing.code(), Code::Unauthenticated, "by_layer={by_layer}");
+    }
+}

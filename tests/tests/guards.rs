@@ -11,6 +11,16 @@ use jwtgate::{
 use jwtgate_tests::{AUDIENCE, Answer, ISSUER, TestKey, claims};
 use serde_json::{Value, json};
 
+#[jwtgate::require(role = "admin")]
+async fn macro_admin() -> &'static str {
+    "admin"
+}
+
+#[jwtgate::require(any(role = "admin", all(scope = "orders:write", claim(tenant = "acme"))))]
+async fn macro_orders(Json(body): Json<Value>) -> Json<Value> {
+    Json(body)
+}
+
 guard! {
     /// The administrators.
     struct Admin = Policy::role("admin");
@@ -23,6 +33,8 @@ guard! {
     ]);
 }
 
+const STYLES: [&str; 3] = ["layer", "extractor", "macro"];
+
 const FORBIDDEN: &str = "the token does not grant access to this resource";
 
 struct App {
@@ -32,7 +44,8 @@ struct App {
 }
 
 impl App {
-    /// `/layer/*` guarded by `RequireLayer`, `/extractor/*` by `Require<G>`; the same policies.
+    /// `/layer/*` guarded by `RequireLayer`, `/extractor/*` by `Require<G>`, `/macro/*` by `#[require]`;
+    /// the same policies.
     async fn new(mapping: AuthorityMapping, optional: bool) -> Self {
         let key = TestKey::generate(Algorithm::HS256);
         let validator = Validator::builder(KeySet::new([key.verification_key()]).unwrap())
@@ -55,7 +68,9 @@ impl App {
             "/extractor/orders",
             post(|_: Require<OrdersWriter>, Json(body): Json<Value>| async move { Json(body) }),
         );
-        let app = layered.merge(extracted).layer(auth);
+        let attributed =
+            Router::new().route("/macro/admin", get(macro_admin)).route("/macro/orders", post(macro_orders));
+        let app = layered.merge(extracted).merge(attributed).layer(auth);
         let addr = jwtgate_tests::serve(app).await;
         Self { base: format!("http://{addr}"), key, http: reqwest::Client::new() }
     }
@@ -104,7 +119,7 @@ fn assert_forbidden(answer: &Answer, scope: Option<&str>) {
 #[tokio::test]
 async fn both_styles_grant_and_refuse_alike() {
     let app = App::new(AuthorityMapping::default(), false).await;
-    for style in ["layer", "extractor"] {
+    for style in STYLES {
         let path = format!("/{style}/admin");
         let answer = app.get(&path, Some(&with(json!({ "roles": ["admin"] })))).await;
         assert_eq!(answer.status, 200, "{style}");
@@ -118,7 +133,7 @@ async fn both_styles_grant_and_refuse_alike() {
 #[tokio::test]
 async fn an_anonymous_request_meeting_a_guard_is_401_never_403() {
     let app = App::new(AuthorityMapping::default(), true).await;
-    for path in ["/layer/admin", "/extractor/admin"] {
+    for path in ["/layer/admin", "/extractor/admin", "/macro/admin"] {
         let answer = app.get(path, None).await;
         assert_eq!(answer.status, 401, "{path}");
         assert_eq!(answer.header("www-authenticate"), Some("Bearer"));
@@ -132,7 +147,7 @@ async fn scope_and_claim_policies_and_the_scope_attribute() {
     let writer = with(json!({ "scope": "orders:read orders:write", "tenant": "acme" }));
     let other_tenant = with(json!({ "scope": "orders:write", "tenant": "globex" }));
     let reader = with(json!({ "scope": "orders:read", "tenant": "acme" }));
-    for style in ["layer", "extractor"] {
+    for style in STYLES {
         let path = format!("/{style}/orders");
         assert_eq!(app.post(&path, &writer, r#"{"id":1}"#).await.0, 200, "{style}");
         for claims in [&other_tenant, &reader] {
@@ -147,7 +162,7 @@ async fn scope_and_claim_policies_and_the_scope_attribute() {
 async fn a_malformed_body_never_hides_the_403() {
     let app = App::new(AuthorityMapping::default(), false).await;
     let reader = with(json!({ "scope": "orders:read" }));
-    for style in ["layer", "extractor"] {
+    for style in STYLES {
         let (status, challenge, body) = app.post(&format!("/{style}/orders"), &reader, "{not json").await;
         assert_eq!(status, 403, "{style}: {body}");
         assert!(challenge.contains("insufficient_scope"));
@@ -218,7 +233,9 @@ async fn presets_on_real_world_token_shapes() {
         let app = App::new(mapping, false).await;
         let answer = app.get("/extractor/admin", Some(&with(shape.clone()))).await;
         assert_eq!(answer.status, 200, "{name}: {}", answer.body);
-        let answer = app.get("/layer/admin", Some(&with(shape))).await;
+        let answer = app.get("/layer/admin", Some(&with(shape.clone()))).await;
+        assert_eq!(answer.status, 200, "{name}");
+        let answer = app.get("/macro/admin", Some(&with(shape))).await;
         assert_eq!(answer.status, 200, "{name}");
         assert_forbidden(&app.get("/layer/admin", Some(&claims())).await, None);
     }

@@ -33,3 +33,11 @@ pub use jwtgate_tower::*;
 
 #[cfg(feature = "axum")]
 pub use jwtgate_axum::{Claims, ClaimsRejection, Guard, GuardRejection, Require, guard};
+#[cfg(feature = "macros")]
+pub use jwtgate_macros::require;
+
+/// gRPC helpers: [`authorize`](tonic::authorize) a policy and read claims from a tonic request.
+#[cfg(feature = "tonic")]
+pub mod tonic {
+    pub use jwtgate_tonic::*;
+}

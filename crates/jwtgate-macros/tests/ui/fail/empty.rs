@@ -1,0 +1,4 @@
+#[jwtgate::require()]
+async fn handler() {}
+
+fn main() {}

@@ -1,0 +1,4 @@
+#[jwtgate::require(any(role = "admin", all(scopes = "orders:write")))]
+async fn handler() {}
+
+fn main() {}

@@ -1,0 +1,4 @@
+#[jwtgate::require(role = admin)]
+async fn handler() {}
+
+fn main() {}

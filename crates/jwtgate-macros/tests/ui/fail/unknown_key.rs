@@ -1,0 +1,4 @@
+#[jwtgate::require(rol = "admin")]
+async fn handler() {}
+
+fn main() {}

@@ -1,0 +1,89 @@
+//! gRPC helpers for jwtgate.
+//!
+//! Put `JwtAuthLayer` in front of a tonic server (`Server::builder().layer(...)`): requests without a valid
+//! token get `Code::Unauthenticated` before any service runs. Inside a service method, read the claims with
+//! [`RequestExt`], and check a [`Policy`] with [`authorize`] or the `#[require(...)]` attribute.
+//!
+//! ```
+//! use jwtgate_core::Policy;
+//! use jwtgate_tonic::{RequestExt, authorize};
+//! use tonic::{Request, Response, Status};
+//!
+//! async fn delete(request: Request<()>) -> Result<Response<()>, Status> {
+//!     authorize(request.extensions(), &Policy::role("admin"))?;
+//!     let caller = request.principal().and_then(|p| p.subject().map(str::to_owned));
+//!     Ok(Response::new(()))
+//! }
+//! ```
+
+use std::sync::Arc;
+
+use jwtgate_core::{Error, ErrorKind, Policy, Principal, Validated};
+use jwtgate_tower::Anonymous;
+use tonic::Status;
+
+/// Checks the principal that `JwtAuthLayer` put in `extensions` against `policy`.
+///
+/// Fails with `Status::permission_denied` when the principal does not satisfy the policy,
+/// `Status::unauthenticated` for an anonymous request (optional mode), and `Status::internal` when no
+/// `JwtAuthLayer` ran (a server misconfiguration, logged at error level).
+pub fn authorize(extensions: &http::Extensions, policy: &Policy) -> Result<Arc<Principal>, Status> {
+    match extensions.get::<Arc<Principal>>() {
+        Some(principal) if policy.allows(principal) => Ok(principal.clone()),
+        Some(principal) => {
+            tracing::debug!(policy = %policy, subject = ?principal.subject(), "jwtgate: gRPC call forbidden");
+            Err(Status::permission_denied(Error::new(ErrorKind::Forbidden).description()))
+        }
+        None if extensions.get::<Anonymous>().is_some() => {
+            Err(Status::unauthenticated(Error::new(ErrorKind::Missing).description()))
+        }
+        None => {
+            tracing::error!("jwtgate: a policy was checked on a gRPC call that no JwtAuthLayer saw");
+            Err(Status::internal("authorization is not configured for this service"))
+        }
+    }
+}
+
+/// The claims and principal of an authenticated tonic request.
+pub trait RequestExt {
+    /// The caller's principal, if `JwtAuthLayer` authenticated the request.
+    fn principal(&self) -> Option<&Arc<Principal>>;
+
+    /// The validated token with claims of type `C`, if `JwtAuthLayer<C>` authenticated the request.
+    fn validated<C: Send + Sync + 'static>(&self) -> Option<&Arc<Validated<C>>>;
+}
+
+impl<T> RequestExt for tonic::Request<T> {
+    fn principal(&self) -> Option<&Arc<Principal>> {
+        self.extensions().get::<Arc<Principal>>()
+    }
+
+    fn validated<C: Send + Sync + 'static>(&self) -> Option<&Arc<Validated<C>>> {
+        self.extensions().get::<Arc<Validated<C>>>()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use jwtgate_core::Authority;
+    use tonic::Code;
+
+    use super::*;
+
+    #[test]
+    fn authorize_answers_each_case_with_its_code() {
+        let policy = Policy::role("admin");
+        let mut extensions = http::Extensions::new();
+        assert_eq!(authorize(&extensions, &policy).unwrap_err().code(), Code::Internal);
+        extensions.insert(Anonymous);
+        assert_eq!(authorize(&extensions, &policy).unwrap_err().code(), Code::Unauthenticated);
+        extensions.insert(Arc::new(Principal::new(None)));
+        let denied = authorize(&extensions, &policy).unwrap_err();
+        assert_eq!(
+            (denied.code(), denied.message()),
+            (Code::PermissionDenied, "the token does not grant access to this resource")
+        );
+        extensions.insert(Arc::new(Principal::new(None).with(Authority::Role, "admin")));
+        assert!(authorize(&extensions, &policy).is_ok());
+    }
+}

@@ -434,6 +434,8 @@ async fn optional_mode_lets_anonymous_requests_through_but_not_bad_tokens() {
     let app = App::new(JwtAuthLayer::new(rules([key.verification_key()]).build()).optional()).await;
     let answer = app.call("/maybe", &[]).await;
     assert_eq!((answer.status, answer.body), (200, json!({ "anonymous": true })));
+    let answer = app.call("/maybe", &[("authorization", "Basic dXNlcjpwYXNz")]).await;
+    assert_eq!((answer.status, answer.body), (200, json!({ "anonymous": true })), "another scheme is no bearer token");
     let bearer = format!("Bearer {}", key.sign(&claims()));
     let answer = app.call("/maybe", &[("authorization", &bearer)]).await;
     assert_eq!((answer.status, answer.body), (200, json!({ "sub": "user-1" })));

@@ -58,7 +58,8 @@ impl<C> JwtAuthLayer<C> {
     }
 
     /// Lets requests without a token through as anonymous: they reach the inner service with an
-    /// [`Anonymous`](crate::Anonymous) marker instead of claims. A bad token is still refused.
+    /// [`Anonymous`](crate::Anonymous) marker instead of claims. Credentials of another scheme (such as
+    /// `Basic`) count as no token. A bad bearer token is still refused.
     #[must_use]
     pub fn optional(mut self) -> Self {
         Arc::make_mut(&mut self.shared).optional = true;

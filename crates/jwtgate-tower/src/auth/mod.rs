@@ -45,6 +45,8 @@ impl Shared {
         match self.sources.extract(head) {
             Extracted::Absent if self.optional => Ok(None),
             Extracted::Absent => Err(ErrorKind::Missing.into()),
+            // Credentials of another scheme (say `Basic`, for another layer) are no bearer token at all.
+            Extracted::Invalid(error) if self.optional && error.kind() == ErrorKind::Missing => Ok(None),
             Extracted::Invalid(error) => {
                 log_failure(&error, None);
                 Err(error)

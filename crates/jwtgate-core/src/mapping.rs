@@ -3,7 +3,6 @@
 use std::fmt;
 use std::sync::Arc;
 
-use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::value::RawValue;
 
@@ -160,18 +159,20 @@ impl AuthorityMapping {
     }
 }
 
-/// The strings of `value` in `shape`; nothing when the value has another shape.
+/// The strings of `value` in `shape`; nothing when the value has another shape. The first byte of the raw
+/// JSON says which shape it is, so each value is parsed once, straight into its type.
 fn values(value: &RawValue, shape: Shape) -> Vec<String> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Either {
-        Text(String),
-        List(Vec<String>),
-    }
-    let split = |text: String| text.split(' ').filter(|s| !s.is_empty()).map(str::to_owned).collect();
-    match (shape, serde_json::from_str::<Either>(value.get())) {
-        (Shape::Array | Shape::StringOrArray, Ok(Either::List(list))) => list,
-        (Shape::SpaceSeparated | Shape::StringOrArray, Ok(Either::Text(text))) => split(text),
+    let json = value.get();
+    match (shape, json.as_bytes().first()) {
+        (Shape::Array | Shape::StringOrArray, Some(b'[')) => serde_json::from_str(json).unwrap_or_default(),
+        (Shape::SpaceSeparated | Shape::StringOrArray, Some(b'"')) => serde_json::from_str::<&str>(json)
+            .map(|text| text.split(' ').filter(|s| !s.is_empty()).map(str::to_owned).collect())
+            .or_else(|_| {
+                // A string with escapes cannot be borrowed.
+                serde_json::from_str::<String>(json)
+                    .map(|text| text.split(' ').filter(|s| !s.is_empty()).map(str::to_owned).collect())
+            })
+            .unwrap_or_default(),
         _ => Vec::new(),
     }
 }

@@ -160,8 +160,6 @@ impl fmt::Debug for Policy {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
-
     use super::*;
     use crate::Authority;
 
@@ -170,7 +168,7 @@ mod tests {
             .with(Authority::Role, "editor")
             .with(Authority::Scope, "orders:read")
             .with(Authority::Permission, "read:invoices");
-        p.set_claims(Arc::from(r#"{"tenant":"acme","level":3,"flag":null}"#));
+        p.set_claims(r#"{"tenant":"acme","level":3,"flag":null}"#.to_owned());
         p
     }
 

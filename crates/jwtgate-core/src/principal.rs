@@ -2,7 +2,6 @@
 //! validation, and the claims set itself for claim policies.
 
 use std::fmt;
-use std::sync::Arc;
 
 use serde::de::DeserializeOwned;
 use serde_json::value::RawValue;
@@ -31,7 +30,7 @@ pub struct Principal {
     roles: Vec<String>,
     scopes: Vec<String>,
     permissions: Vec<String>,
-    claims: Option<Arc<str>>,
+    claims: Option<String>,
 }
 
 impl Principal {
@@ -58,7 +57,7 @@ impl Principal {
         }
     }
 
-    pub(crate) fn set_claims(&mut self, json: Arc<str>) {
+    pub(crate) fn set_claims(&mut self, json: String) {
         self.claims = Some(json);
     }
 

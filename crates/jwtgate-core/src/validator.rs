@@ -126,7 +126,7 @@ impl Validator {
         drop(raw);
         // The claims set stays with the principal for claim policies. `RawClaims::parse` has checked it is
         // JSON, and so UTF-8.
-        principal.set_claims(String::from_utf8(payload).map_err(|_| ErrorKind::Malformed)?.into());
+        principal.set_claims(String::from_utf8(payload).map_err(|_| ErrorKind::Malformed)?);
         Ok(Validated { claims, registered, alg, kid: key.kid_arc(), principal: Arc::new(principal) })
     }
 }

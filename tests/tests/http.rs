@@ -488,6 +488,14 @@ impl Denylist for TestDenylist {
             Self::Down => Lookup::Pending(Box::pin(async { Err(DenylistError::new("connection refused")) })),
         }
     }
+
+    fn revoke(&self, _jti: &str, _until: i64) -> jwtgate::PendingRevocation {
+        Box::pin(async { Err(DenylistError::new("this test denylist is read-only")) })
+    }
+
+    fn revoke_subject(&self, _subject: &str, _issued_before: i64, _until: i64) -> jwtgate::PendingRevocation {
+        Box::pin(async { Err(DenylistError::new("this test denylist is read-only")) })
+    }
 }
 
 #[tokio::test]
@@ -522,4 +530,25 @@ async fn an_unavailable_denylist_fails_closed_with_503() {
     // Requests that do not need the store still get their 401.
     app.call("/me", &[]).await.assert_no_credentials();
     app.bearer("a.b.c").await.assert_invalid_token("the token is malformed");
+}
+
+#[tokio::test]
+async fn a_memory_denylist_revokes_at_once_and_can_require_jti() {
+    let key = TestKey::generate(Algorithm::HS256);
+    let denylist = jwtgate::MemoryDenylist::new();
+    let layer = JwtAuthLayer::new(rules([key.verification_key()]).build()).denylist(denylist.clone());
+    let app = App::new(layer.clone()).await;
+    let token = key.sign(&claims());
+    assert_eq!(app.bearer(&token).await.status, 200);
+    denylist.revoke("jti-1", now() + 330).await.unwrap();
+    app.bearer(&token).await.assert_invalid_token("the token has been revoked");
+    let mut other = claims();
+    other["jti"] = json!("jti-2");
+    assert_eq!(app.bearer(&key.sign(&other)).await.status, 200, "other tokens are untouched");
+
+    let mut no_jti = claims();
+    no_jti.as_object_mut().unwrap().remove("jti");
+    assert_eq!(app.bearer(&key.sign(&no_jti)).await.status, 200, "accepted by default");
+    let strict = App::new(layer.require_jti()).await;
+    strict.bearer(&key.sign(&no_jti)).await.assert_invalid_token("the token has no jti claim");
 }

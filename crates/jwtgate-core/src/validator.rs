@@ -200,7 +200,8 @@ fn decode_part(part: &str) -> Result<Vec<u8>, ErrorKind> {
     URL_SAFE_NO_PAD.decode(part).map_err(|_| ErrorKind::Malformed)
 }
 
-fn unix_now() -> i64 {
+/// Seconds since the Unix epoch, now.
+pub(crate) fn unix_now() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
 }
 

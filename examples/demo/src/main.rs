@@ -11,12 +11,17 @@ mod config;
 use std::io::Write;
 use std::process::ExitCode;
 
-use axum::routing::get;
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use config::{Config, Keys};
 use jwtgate::{
-    Algorithm, AuthorityMapping, Claims, JwtAuthLayer, Key, KeySet, Policy, RequireLayer, TokenSource, TokenSources,
-    Validator,
+    Algorithm, AuthorityMapping, Claims, Denylist, JwtAuthLayer, Key, KeySet, MemoryDenylist, Policy, RequireLayer,
+    TokenSource, TokenSources, Validator,
 };
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -50,6 +55,36 @@ async fn admin(claims: Claims<DemoClaims>) -> Json<Value> {
     Json(json!({ "sub": claims.registered().subject(), "admin": true }))
 }
 
+/// What the handlers share: the revocation store, and the leeway a revocation must outlast.
+#[derive(Clone)]
+struct AppState {
+    denylist: Arc<dyn Denylist>,
+    leeway: i64,
+}
+
+/// `POST /logout`: revokes the (valid) token's `jti` until its `exp` plus the leeway. A forged token never
+/// gets here: the layer refuses it first.
+async fn logout(State(state): State<AppState>, claims: Claims<DemoClaims>) -> Response {
+    let registered = claims.registered();
+    let Some(jti) = registered.token_id() else {
+        let body =
+            json!({ "error": "invalid_request", "error_description": "the token has no jti, so it cannot be revoked" });
+        return (StatusCode::BAD_REQUEST, Json(body)).into_response();
+    };
+    let until = registered.expires_at().unwrap_or(i64::MAX).saturating_add(state.leeway);
+    match state.denylist.revoke(jti, until).await {
+        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Err(err) => {
+            tracing::warn!(%err, "logout: the revocation could not be stored");
+            let body = json!({
+                "error": "temporarily_unavailable",
+                "error_description": "the revocation list is unavailable; try again later",
+            });
+            (StatusCode::SERVICE_UNAVAILABLE, [(header::RETRY_AFTER, "2")], Json(body)).into_response()
+        }
+    }
+}
+
 fn app(config: &Config, keys: KeySet) -> Router {
     let mut validator = Validator::builder(keys)
         .authorities(AuthorityMapping::new().roles())
@@ -60,9 +95,16 @@ fn app(config: &Config, keys: KeySet) -> Router {
         validator = validator.audience(audience.clone());
     }
     let sources = TokenSources::new([TokenSource::bearer(), TokenSource::cookie(config.cookie.clone())]);
-    let auth = JwtAuthLayer::<DemoClaims>::new(validator.build()).sources(sources);
+    let denylist: Arc<dyn Denylist> = Arc::new(MemoryDenylist::new());
+    let auth = JwtAuthLayer::<DemoClaims>::new(validator.build()).sources(sources).denylist(denylist.clone());
+    let state = AppState { denylist, leeway: i64::try_from(config.leeway.as_secs()).unwrap_or(i64::MAX) };
     let admin = Router::new().route("/admin", get(admin)).route_layer(RequireLayer::new(Policy::role("admin")));
-    let protected = Router::new().route("/me", get(me)).merge(admin).route_layer(auth);
+    let protected = Router::new()
+        .route("/me", get(me))
+        .route("/logout", post(logout))
+        .merge(admin)
+        .route_layer(auth)
+        .with_state(state);
     Router::new().route("/health", get(health)).merge(protected)
 }
 

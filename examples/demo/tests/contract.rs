@@ -47,6 +47,11 @@ impl Demo {
         (answer.status, answer.headers, answer.body)
     }
 
+    async fn post(&self, path: &str, token: &str) -> u16 {
+        let response = reqwest::Client::new().post(format!("{}{path}", self.base)).bearer_auth(token).send().await;
+        response.unwrap().status().as_u16()
+    }
+
     async fn me(&self, token: &str) -> (u16, Value) {
         let (status, _, body) = self.get("/me", &[("authorization", &format!("Bearer {token}"))]).await;
         (status, body)
@@ -241,6 +246,38 @@ async fn its_size_limit_and_leeway_are_configurable() {
     assert_eq!(demo.me(&key.sign(&late)).await.1["error_description"], "the token has expired");
     let (status, _, _) = demo.get("/me", &[("cookie", &format!("session={}", key.sign(&claims)))]).await;
     assert_eq!(status, 200);
+    assert_eq!(demo.stop().await, 0);
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[tokio::test]
+async fn logout_revokes_the_token_everywhere_and_a_forged_token_revokes_nothing() {
+    let key = TestKey::generate(Algorithm::ES256).with_kid("k");
+    let dir = std::env::temp_dir().join(format!("jwtgate-demo-logout-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("jwks.json");
+    std::fs::write(&file, json!({ "keys": [key.jwk()] }).to_string()).unwrap();
+    let demo = Demo::start(&[("JWTGATE_JWKS_FILE", file.to_str().unwrap())]).await;
+
+    let mut claims = demo_claims();
+    claims["roles"] = json!(["admin"]);
+    let token = key.sign(&claims);
+    assert_eq!(demo.me(&token).await.0, 200);
+
+    let forger = TestKey::generate(Algorithm::ES256).with_kid("k");
+    assert_eq!(demo.post("/logout", &forger.sign(&claims)).await, 401, "a forged token is refused");
+    assert_eq!(demo.me(&token).await.0, 200, "and revokes nothing");
+
+    assert_eq!(demo.post("/logout", &token).await, 204);
+    let (status, body) = demo.me(&token).await;
+    assert_eq!((status, body["error_description"].as_str()), (401, Some("the token has been revoked")));
+    let (status, _, _) = demo.get("/admin", &[("authorization", &format!("Bearer {token}"))]).await;
+    assert_eq!(status, 401, "revoked on every route");
+    assert_eq!(demo.post("/logout", &token).await, 401);
+
+    let mut other = demo_claims();
+    other["jti"] = json!("j2");
+    assert_eq!(demo.me(&key.sign(&other)).await.0, 200, "other tokens are untouched");
     assert_eq!(demo.stop().await, 0);
     std::fs::remove_dir_all(dir).unwrap();
 }

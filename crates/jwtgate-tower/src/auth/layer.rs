@@ -74,6 +74,14 @@ impl<C> JwtAuthLayer<C> {
         self
     }
 
+    /// Refuses tokens without `jti`, which no denylist can revoke (401, "the token has no jti claim").
+    /// Default: such tokens are accepted.
+    #[must_use]
+    pub fn require_jti(mut self) -> Self {
+        Arc::make_mut(&mut self.shared).require_jti = true;
+        self
+    }
+
     /// Builds the responses to refused requests. Default: [`Rfc6750Responder`](crate::Rfc6750Responder).
     #[must_use]
     pub fn responder(mut self, responder: impl Responder) -> Self {

@@ -26,6 +26,7 @@ struct Shared {
     sources: TokenSources,
     optional: bool,
     denylist: Option<Arc<dyn Denylist>>,
+    require_jti: bool,
     responder: Arc<dyn Responder>,
 }
 
@@ -36,6 +37,7 @@ impl Shared {
             sources: TokenSources::default(),
             optional: false,
             denylist: None,
+            require_jti: false,
             responder: Arc::new(Rfc6750Responder::default()),
         }
     }
@@ -52,6 +54,11 @@ impl Shared {
                 Err(error)
             }
             Extracted::Token(token) => match self.validator.validate::<C>(&token) {
+                Ok(validated) if self.require_jti && validated.registered().token_id().is_none() => {
+                    let error = ErrorKind::MissingClaim { claim: "jti" }.into();
+                    log_failure(&error, Some(&token));
+                    Err(error)
+                }
                 Ok(validated) => Ok(Some(validated)),
                 Err(error) => {
                     log_failure(&error, Some(&token));

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # jwtgate's whole test run: formatting, lints (warnings are errors), then every test of the workspace.
-# This is the command the README names, and the one .ci/run calls. It installs nothing by hand-off: whatever
-# the tests need, this script provides.
+# This is the command the README names, and the one .ci/run calls. Whatever the tests need (redis-server),
+# this script installs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -11,6 +11,20 @@ if ! command -v cargo >/dev/null 2>&1; then
 fi
 if ! cargo fmt --version >/dev/null 2>&1 || ! cargo clippy --version >/dev/null 2>&1; then
     rustup component add rustfmt clippy
+fi
+
+# The Redis tests start their own redis-server on a free loopback port; they need the binary on PATH.
+if ! command -v redis-server >/dev/null 2>&1; then
+    echo "== installing redis-server"
+    if ! command -v apt-get >/dev/null 2>&1; then
+        echo "scripts/test.sh: redis-server is missing and apt-get is not available; install redis-server" >&2
+        exit 1
+    fi
+    sudo_cmd=""
+    if [ "$(id -u)" -ne 0 ]; then sudo_cmd="sudo"; fi
+    export DEBIAN_FRONTEND=noninteractive
+    $sudo_cmd apt-get install -y redis-server >/dev/null 2>&1 \
+        || { $sudo_cmd apt-get update >/dev/null && $sudo_cmd apt-get install -y redis-server >/dev/null; }
 fi
 
 echo "== cargo fmt --check"

@@ -1,0 +1,211 @@
+//! A Redis [`Denylist`] for jwtgate, shared by every server of a fleet.
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), redis::RedisError> {
+//! use jwtgate_redis::RedisDenylist;
+//! let denylist = RedisDenylist::new("redis://127.0.0.1:6379/")?; // connects lazily
+//! // JwtAuthLayer::<MyClaims>::new(validator).denylist(denylist.clone())
+//! # Ok(()) }
+//! ```
+//!
+//! - Each revocation is a key `SET` with an expiry equal to the token's remaining lifetime, so Redis holds
+//!   only live revoked tokens.
+//! - A lookup is one round trip (a pipeline of the `jti` key and the subject key), bounded by a timeout
+//!   (default 2 s). A store that does not answer in time is an error, which the layer answers with 503:
+//!   fail-closed.
+//! - The connection is made lazily and remade after a failure, so a server started while Redis is down
+//!   answers 503 until Redis is back, and recovers without a restart.
+//! - Redis Cluster works through the redis crate's cluster support: [`RedisDenylist::cluster`].
+
+use std::fmt;
+use std::sync::{Arc, LazyLock};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use jwtgate_core::{Denylist, DenylistError, Lookup, PendingRevocation, RegisteredClaims, TokenStatus};
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::cluster::ClusterClient;
+use redis::cluster_async::ClusterConnection;
+use redis::{Pipeline, RedisError, Script};
+
+/// The default key prefix.
+pub const DEFAULT_PREFIX: &str = "jwtgate:denylist:";
+/// The default time a lookup or a revocation may take before it counts as a failure.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// A denylist in Redis. Clones share the connection.
+#[derive(Clone)]
+pub struct RedisDenylist {
+    conn: Conn,
+    prefix: Arc<str>,
+    timeout: Duration,
+}
+
+#[derive(Clone)]
+enum Conn {
+    Single(ConnectionManager),
+    Cluster(ClusterConnection),
+}
+
+/// Raises a subject's cutoff and expiry, never lowers them.
+const CUTOFF_SCRIPT: &str = r"
+local cutoff = tonumber(ARGV[1])
+local ttl = tonumber(ARGV[2])
+local current = tonumber(redis.call('GET', KEYS[1]) or '')
+if current and current > cutoff then cutoff = current end
+local left = redis.call('TTL', KEYS[1])
+if left > ttl then ttl = left end
+redis.call('SET', KEYS[1], cutoff, 'EX', ttl)
+return 1
+";
+
+impl RedisDenylist {
+    /// A denylist in the Redis server at `url` (`redis://host:port/db`). It connects lazily: this fails
+    /// only for a malformed URL, never because Redis is down. Call it inside a Tokio runtime.
+    pub fn new(url: &str) -> Result<Self, RedisError> {
+        let client = redis::Client::open(url)?;
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(DEFAULT_TIMEOUT))
+            .set_response_timeout(Some(DEFAULT_TIMEOUT))
+            .set_number_of_retries(1);
+        let manager = ConnectionManager::new_lazy_with_config(client, config)?;
+        Ok(Self { conn: Conn::Single(manager), prefix: DEFAULT_PREFIX.into(), timeout: DEFAULT_TIMEOUT })
+    }
+
+    /// A denylist in the Redis Cluster reachable through `nodes`. It connects at once, and fails when no
+    /// node answers.
+    pub async fn cluster<I, S>(nodes: I) -> Result<Self, RedisError>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        let nodes: Vec<String> = nodes.into_iter().map(|node| node.as_ref().to_owned()).collect();
+        let connection = ClusterClient::new(nodes)?.get_async_connection().await?;
+        Ok(Self { conn: Conn::Cluster(connection), prefix: DEFAULT_PREFIX.into(), timeout: DEFAULT_TIMEOUT })
+    }
+
+    /// The prefix of every key this denylist writes. Default [`DEFAULT_PREFIX`].
+    #[must_use]
+    pub fn with_prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.prefix = prefix.into().into();
+        self
+    }
+
+    /// How long a lookup or a revocation may take. Default [`DEFAULT_TIMEOUT`].
+    #[must_use]
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    fn token_key(&self, jti: &str) -> String {
+        format!("{}jti:{jti}", self.prefix)
+    }
+
+    fn subject_key(&self, subject: &str) -> String {
+        format!("{}sub:{subject}", self.prefix)
+    }
+
+    async fn run<T: redis::FromRedisValue>(
+        conn: Conn,
+        timeout: Duration,
+        pipeline: Pipeline,
+    ) -> Result<T, DenylistError> {
+        let query = async move {
+            match conn {
+                Conn::Single(mut manager) => pipeline.query_async(&mut manager).await,
+                Conn::Cluster(mut cluster) => pipeline.query_async(&mut cluster).await,
+            }
+        };
+        within(timeout, query).await
+    }
+}
+
+/// `query`'s answer, or an error when Redis fails or does not answer within `timeout`.
+async fn within<T>(timeout: Duration, query: impl Future<Output = Result<T, RedisError>>) -> Result<T, DenylistError> {
+    match tokio::time::timeout(timeout, query).await {
+        Ok(result) => result.map_err(DenylistError::new),
+        Err(_) => Err(DenylistError::new(format!("Redis did not answer within {timeout:?}"))),
+    }
+}
+
+fn unix_now() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
+}
+
+impl Denylist for RedisDenylist {
+    fn check(&self, claims: &RegisteredClaims) -> Lookup {
+        let jti = claims.token_id().map(|jti| self.token_key(jti));
+        let subject = claims.subject().map(|sub| self.subject_key(sub));
+        // Exactly the keys this token has: a key that is not ours is never read.
+        let mut pipeline = redis::pipe();
+        if let Some(key) = &jti {
+            pipeline.exists(key);
+        }
+        if let Some(key) = &subject {
+            pipeline.get(key);
+        }
+        let (conn, timeout, iat) = (self.conn.clone(), self.timeout, claims.issued_at());
+        let cut_off = move |cutoff: Option<i64>| cutoff.is_some_and(|cutoff| iat.is_none_or(|iat| iat < cutoff));
+        let status = |revoked: bool| if revoked { TokenStatus::Revoked } else { TokenStatus::Active };
+        Lookup::Pending(match (jti.is_some(), subject.is_some()) {
+            (false, false) => return Lookup::Ready(Ok(TokenStatus::Active)),
+            (true, true) => Box::pin(async move {
+                let (revoked, cutoff): (bool, Option<i64>) = Self::run(conn, timeout, pipeline).await?;
+                Ok(status(revoked || cut_off(cutoff)))
+            }),
+            (true, false) => Box::pin(async move {
+                let (revoked,): (bool,) = Self::run(conn, timeout, pipeline).await?;
+                Ok(status(revoked))
+            }),
+            (false, true) => Box::pin(async move {
+                let (cutoff,): (Option<i64>,) = Self::run(conn, timeout, pipeline).await?;
+                Ok(status(cut_off(cutoff)))
+            }),
+        })
+    }
+
+    fn revoke(&self, jti: &str, until: i64) -> PendingRevocation {
+        let ttl = until.saturating_sub(unix_now());
+        if ttl <= 0 {
+            return Box::pin(std::future::ready(Ok(())));
+        }
+        let mut pipeline = redis::pipe();
+        pipeline.set_ex(self.token_key(jti), 1, ttl as u64).ignore();
+        let (conn, timeout) = (self.conn.clone(), self.timeout);
+        Box::pin(async move { Self::run::<()>(conn, timeout, pipeline).await })
+    }
+
+    fn revoke_subject(&self, subject: &str, issued_before: i64, until: i64) -> PendingRevocation {
+        let ttl = until.saturating_sub(unix_now());
+        if ttl <= 0 {
+            return Box::pin(std::future::ready(Ok(())));
+        }
+        static CUTOFF: LazyLock<Script> = LazyLock::new(|| Script::new(CUTOFF_SCRIPT));
+        let mut invocation = CUTOFF.prepare_invoke();
+        invocation.key(self.subject_key(subject)).arg(issued_before).arg(ttl);
+        let (conn, timeout) = (self.conn.clone(), self.timeout);
+        // Invoked on the connection, not in a pipeline: the invocation loads the script when Redis does not
+        // know it yet (after a restart, say).
+        let query = async move {
+            match conn {
+                Conn::Single(mut manager) => invocation.invoke_async::<()>(&mut manager).await,
+                Conn::Cluster(mut cluster) => invocation.invoke_async::<()>(&mut cluster).await,
+            }
+        };
+        Box::pin(async move { within(timeout, query).await })
+    }
+}
+
+impl fmt::Debug for RedisDenylist {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let kind = match self.conn {
+            Conn::Single(_) => "single",
+            Conn::Cluster(_) => "cluster",
+        };
+        f.debug_struct("RedisDenylist")
+            .field("connection", &kind)
+            .field("prefix", &self.prefix)
+            .field("timeout", &self.timeout)
+            .finish()
+    }
+}

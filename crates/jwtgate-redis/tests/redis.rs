@@ -1,0 +1,241 @@
+//! `RedisDenylist` against a real `redis-server`, which these tests start on a free loopback port and stop
+//! afterwards. `./scripts/test.sh` installs `redis-server` when it is missing.
+
+#![allow(clippy::unwrap_used, reason = "test helpers fail the test on unexpected errors")]
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::routing::get;
+use jwtgate::{Algorithm, Denylist, JwtAuthLayer, KeySet, Validator};
+use jwtgate_redis::RedisDenylist;
+use jwtgate_tests::{AUDIENCE, ISSUER, TestKey, claims, now};
+use serde_json::{Value, json};
+
+struct RedisServer {
+    child: Child,
+    port: u16,
+}
+
+impl RedisServer {
+    fn start() -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        Self::start_with(port, &["--save", "", "--appendonly", "no"])
+    }
+
+    /// A server that writes every change to an append-only file in `dir` before answering, so a restart on
+    /// the same `dir` finds every revocation.
+    fn start_persistent(port: u16, dir: &std::path::Path) -> Self {
+        let dir = dir.to_str().unwrap();
+        Self::start_with(port, &["--save", "", "--appendonly", "yes", "--appendfsync", "always", "--dir", dir])
+    }
+
+    fn start_with(port: u16, options: &[&str]) -> Self {
+        let child = Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(options)
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("redis-server must be on PATH (./scripts/test.sh installs it)");
+        let server = Self { child, port };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while server.connection().is_err() {
+            assert!(Instant::now() < deadline, "redis-server did not start on port {port}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        server
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/", self.port)
+    }
+
+    fn connection(&self) -> redis::RedisResult<redis::Connection> {
+        let mut connection = redis::Client::open(self.url())?.get_connection()?;
+        redis::cmd("PING").query::<String>(&mut connection)?;
+        Ok(connection)
+    }
+
+    fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+struct App {
+    base: String,
+    http: reqwest::Client,
+}
+
+impl App {
+    async fn start(key: &TestKey, denylist: RedisDenylist) -> Self {
+        let validator = Validator::builder(KeySet::new([key.verification_key()]).unwrap())
+            .issuer(ISSUER)
+            .audience(AUDIENCE)
+            .build();
+        let app = Router::new()
+            .route("/", get(|| async { "ok" }))
+            .layer(JwtAuthLayer::<Value>::new(validator).denylist(denylist));
+        let addr = jwtgate_tests::serve(app).await;
+        Self { base: format!("http://{addr}/"), http: reqwest::Client::new() }
+    }
+
+    async fn call(&self, token: &str) -> reqwest::Response {
+        self.http.get(&self.base).bearer_auth(token).send().await.unwrap()
+    }
+
+    async fn status(&self, token: &str) -> u16 {
+        self.call(token).await.status().as_u16()
+    }
+}
+
+fn token_with(key: &TestKey, extra: Value) -> String {
+    let mut claims = claims();
+    if let Value::Object(extra) = extra {
+        claims.as_object_mut().unwrap().extend(extra);
+    }
+    key.sign(&claims)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_revocation_through_one_instance_is_refused_by_another() {
+    let redis = RedisServer::start();
+    let key = TestKey::generate(Algorithm::HS256);
+    let (a, b) = (RedisDenylist::new(&redis.url()).unwrap(), RedisDenylist::new(&redis.url()).unwrap());
+    let (app_a, app_b) = (App::start(&key, a.clone()).await, App::start(&key, b).await);
+    let token = token_with(&key, json!({ "jti": "shared-1" }));
+    assert_eq!((app_a.status(&token).await, app_b.status(&token).await), (200, 200));
+    a.revoke("shared-1", now() + 330).await.unwrap();
+    assert_eq!((app_a.status(&token).await, app_b.status(&token).await), (401, 401));
+    let other = token_with(&key, json!({ "jti": "shared-2" }));
+    assert_eq!(app_b.status(&other).await, 200);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_revoked_key_expires_with_the_token() {
+    let redis = RedisServer::start();
+    let denylist = RedisDenylist::new(&redis.url()).unwrap().with_prefix("t:");
+    denylist.revoke("short", now() + 2).await.unwrap();
+    let mut connection = redis.connection().unwrap();
+    let ttl: i64 = redis::cmd("TTL").arg("t:jti:short").query(&mut connection).unwrap();
+    assert!((1..=2).contains(&ttl), "ttl {ttl}");
+    let deadline = Instant::now() + Duration::from_secs(6);
+    loop {
+        let exists: bool = redis::cmd("EXISTS").arg("t:jti:short").query(&mut connection).unwrap();
+        if !exists {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the key outlived the token");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    denylist.revoke("expired", now() - 1).await.unwrap();
+    let exists: bool = redis::cmd("EXISTS").arg("t:jti:expired").query(&mut connection).unwrap();
+    assert!(!exists, "an expired token needs no key");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_subject_cutoff_refuses_older_tokens_of_that_subject() {
+    let redis = RedisServer::start();
+    let key = TestKey::generate(Algorithm::HS256);
+    let denylist = RedisDenylist::new(&redis.url()).unwrap();
+    let app = App::start(&key, denylist.clone()).await;
+    let old = token_with(&key, json!({ "sub": "ada", "iat": now() - 60, "jti": "o" }));
+    let no_iat = {
+        let mut c = claims();
+        c["sub"] = json!("ada");
+        c.as_object_mut().unwrap().remove("iat");
+        key.sign(&c)
+    };
+    let bob = token_with(&key, json!({ "sub": "bob", "iat": now() - 60 }));
+    denylist.revoke_subject("ada", now() - 10, now() + 600).await.unwrap();
+    assert_eq!(app.status(&old).await, 401);
+    assert_eq!(app.status(&no_iat).await, 401);
+    assert_eq!(app.status(&bob).await, 200);
+    let fresh = token_with(&key, json!({ "sub": "ada", "iat": now() }));
+    assert_eq!(app.status(&fresh).await, 200);
+    // An earlier cutoff never lowers the later one.
+    denylist.revoke_subject("ada", now() - 3600, now() + 60).await.unwrap();
+    assert_eq!(app.status(&old).await, 401);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_dead_redis_means_503_never_200_and_service_resumes_when_it_is_back() {
+    let dir = std::env::temp_dir().join(format!("jwtgate-redis-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let mut redis = RedisServer::start_persistent(port, &dir);
+    let key = TestKey::generate(Algorithm::HS256);
+    let denylist = RedisDenylist::new(&redis.url()).unwrap().with_timeout(Duration::from_millis(500));
+    let app = App::start(&key, denylist.clone()).await;
+    let token = key.sign(&claims());
+    denylist.revoke("revoked-before", now() + 600).await.unwrap();
+    let revoked = token_with(&key, json!({ "jti": "revoked-before" }));
+    assert_eq!(app.status(&token).await, 200);
+
+    redis.stop();
+    for _ in 0..5 {
+        let response = app.call(&token).await;
+        assert_eq!(response.status().as_u16(), 503);
+        assert_eq!(response.headers()["retry-after"], "5");
+        assert_eq!(app.status(&revoked).await, 503, "never 200 for an unchecked token");
+    }
+    assert_eq!(app.status("not.a.token").await, 401, "requests that need no store still get their 401");
+
+    // Redis comes back on the same port and data: the app resumes without a restart, and the revocation
+    // made before the outage still holds.
+    let _redis = RedisServer::start_persistent(port, &dir);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while app.status(&token).await != 200 {
+        assert!(Instant::now() < deadline, "service did not resume");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(app.status(&revoked).await, 401, "the revocation survived the outage");
+    drop(_redis);
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_slow_redis_hits_the_timeout() {
+    let redis = RedisServer::start();
+    let key = TestKey::generate(Algorithm::HS256);
+    let denylist = RedisDenylist::new(&redis.url()).unwrap().with_timeout(Duration::from_millis(300));
+    let app = App::start(&key, denylist).await;
+    let token = key.sign(&claims());
+    assert_eq!(app.status(&token).await, 200);
+    let mut connection = redis.connection().unwrap();
+    redis::cmd("CLIENT").arg("PAUSE").arg(3000).arg("ALL").query::<()>(&mut connection).unwrap();
+    let started = Instant::now();
+    assert_eq!(app.status(&token).await, 503);
+    assert!(started.elapsed() < Duration::from_millis(2500), "the timeout did not cut the wait short");
+    redis::cmd("CLIENT").arg("UNPAUSE").query::<()>(&mut connection).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_thousand_revocations_from_eight_tasks_are_all_kept() {
+    let redis = RedisServer::start();
+    let denylist = RedisDenylist::new(&redis.url()).unwrap().with_prefix("c:");
+    let until = now() + 600;
+    let tasks: Vec<_> = (0..8)
+        .map(|task| {
+            let denylist = denylist.clone();
+            tokio::spawn(async move {
+                for i in 0..125 {
+                    denylist.revoke(&format!("{task}-{i}"), until).await.unwrap();
+                }
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap();
+    }
+    let mut connection = redis.connection().unwrap();
+    let keys: Vec<String> = redis::cmd("KEYS").arg("c:jti:*").query(&mut connection).unwrap();
+    assert_eq!(keys.len(), 1000);
+}

@@ -2,6 +2,8 @@
 //! and a loopback server. Nothing here is for production.
 
 use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
 
 use aws_lc_rs::encoding::AsDer;
 use aws_lc_rs::hmac;
@@ -291,4 +293,72 @@ pub async fn serve(app: axum::Router) -> SocketAddr {
     let addr = listener.local_addr().expect("local addr");
     tokio::spawn(async move { axum::serve(listener, app).await.expect("serve") });
     addr
+}
+
+/// A `redis-server` on a free loopback port, started by a test and stopped when dropped.
+#[derive(Debug)]
+pub struct RedisServer {
+    child: Child,
+    port: u16,
+}
+
+impl RedisServer {
+    /// A server with no persistence.
+    pub fn start() -> Self {
+        let port =
+            std::net::TcpListener::bind("127.0.0.1:0").expect("a free port").local_addr().expect("a free port").port();
+        Self::start_with(port, &["--save", "", "--appendonly", "no"])
+    }
+
+    /// A server that writes every change to an append-only file in `dir` before answering, so a restart on
+    /// the same `dir` finds every revocation.
+    pub fn start_persistent(port: u16, dir: &std::path::Path) -> Self {
+        let dir = dir.to_str().expect("a UTF-8 temp dir");
+        Self::start_with(port, &["--save", "", "--appendonly", "yes", "--appendfsync", "always", "--dir", dir])
+    }
+
+    fn start_with(port: u16, options: &[&str]) -> Self {
+        let child = Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(options)
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("redis-server must be on PATH (./scripts/test.sh installs it)");
+        let server = Self { child, port };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while server.connection().is_err() {
+            assert!(Instant::now() < deadline, "redis-server did not start on port {port}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        server
+    }
+
+    /// The port.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// `redis://127.0.0.1:<port>/`.
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/", self.port)
+    }
+
+    /// A plain connection, answering PING.
+    pub fn connection(&self) -> redis::RedisResult<redis::Connection> {
+        let mut connection = redis::Client::open(self.url())?.get_connection()?;
+        redis::cmd("PING").query::<String>(&mut connection)?;
+        Ok(connection)
+    }
+
+    /// Kills the server.
+    pub fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        self.stop();
+    }
 }

@@ -533,6 +533,15 @@ async fn an_unavailable_denylist_fails_closed_with_503() {
 }
 
 #[tokio::test]
+async fn fail_open_is_an_explicit_choice() {
+    let key = TestKey::generate(Algorithm::HS256);
+    let layer = JwtAuthLayer::new(rules([key.verification_key()]).build()).denylist(TestDenylist::Down);
+    let app = App::new(layer.denylist_fail_open()).await;
+    assert_eq!(app.bearer(&key.sign(&claims())).await.status, 200);
+    app.bearer("a.b.c").await.assert_invalid_token("the token is malformed");
+}
+
+#[tokio::test]
 async fn a_memory_denylist_revokes_at_once_and_can_require_jti() {
     let key = TestKey::generate(Algorithm::HS256);
     let denylist = jwtgate::MemoryDenylist::new();

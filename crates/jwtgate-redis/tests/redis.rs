@@ -3,71 +3,14 @@
 
 #![allow(clippy::unwrap_used, reason = "test helpers fail the test on unexpected errors")]
 
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::routing::get;
 use jwtgate::{Algorithm, Denylist, JwtAuthLayer, KeySet, Validator};
 use jwtgate_redis::RedisDenylist;
-use jwtgate_tests::{AUDIENCE, ISSUER, TestKey, claims, now};
+use jwtgate_tests::{AUDIENCE, ISSUER, RedisServer, TestKey, claims, now};
 use serde_json::{Value, json};
-
-struct RedisServer {
-    child: Child,
-    port: u16,
-}
-
-impl RedisServer {
-    fn start() -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        Self::start_with(port, &["--save", "", "--appendonly", "no"])
-    }
-
-    /// A server that writes every change to an append-only file in `dir` before answering, so a restart on
-    /// the same `dir` finds every revocation.
-    fn start_persistent(port: u16, dir: &std::path::Path) -> Self {
-        let dir = dir.to_str().unwrap();
-        Self::start_with(port, &["--save", "", "--appendonly", "yes", "--appendfsync", "always", "--dir", dir])
-    }
-
-    fn start_with(port: u16, options: &[&str]) -> Self {
-        let child = Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-            .args(options)
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("redis-server must be on PATH (./scripts/test.sh installs it)");
-        let server = Self { child, port };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while server.connection().is_err() {
-            assert!(Instant::now() < deadline, "redis-server did not start on port {port}");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        server
-    }
-
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}/", self.port)
-    }
-
-    fn connection(&self) -> redis::RedisResult<redis::Connection> {
-        let mut connection = redis::Client::open(self.url())?.get_connection()?;
-        redis::cmd("PING").query::<String>(&mut connection)?;
-        Ok(connection)
-    }
-
-    fn stop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for RedisServer {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
 
 struct App {
     base: String,

@@ -36,6 +36,12 @@ pub use jwtgate_axum::{Claims, ClaimsRejection, Guard, GuardRejection, Require, 
 #[cfg(feature = "macros")]
 pub use jwtgate_macros::require;
 
+/// The Redis denylist, for fleets of servers.
+#[cfg(feature = "redis")]
+pub mod redis {
+    pub use jwtgate_redis::*;
+}
+
 /// gRPC helpers: [`authorize`](tonic::authorize) a policy and read claims from a tonic request.
 #[cfg(feature = "tonic")]
 pub mod tonic {

@@ -22,14 +22,12 @@ pub(crate) struct Config {
     pub(crate) leeway: Duration,
     pub(crate) cookie: String,
     pub(crate) max_token_bytes: usize,
+    /// Where revocations are stored; in memory when unset.
+    pub(crate) redis_url: Option<String>,
 }
 
 /// Settings of features that later issues wire in: refused until then, never silently ignored.
-const NOT_YET: [(&str, &str); 3] = [
-    ("JWTGATE_REDIS_URL", "revocation storage"),
-    ("JWTGATE_JWKS_URL", "remote JWKS"),
-    ("JWTGATE_OIDC_ISSUER", "OIDC discovery"),
-];
+const NOT_YET: [(&str, &str); 2] = [("JWTGATE_JWKS_URL", "remote JWKS"), ("JWTGATE_OIDC_ISSUER", "OIDC discovery")];
 
 impl Config {
     /// Reads the configuration through `var`, which returns a variable's value or `None` when it is unset.
@@ -90,7 +88,8 @@ impl Config {
         if max_token_bytes == 0 {
             return Err("JWTGATE_MAX_TOKEN_BYTES must be positive".into());
         }
-        Ok(Self { addr, keys, issuer, audiences, leeway, cookie, max_token_bytes })
+        let redis_url = var("JWTGATE_REDIS_URL");
+        Ok(Self { addr, keys, issuer, audiences, leeway, cookie, max_token_bytes, redis_url })
     }
 }
 
@@ -148,7 +147,7 @@ mod tests {
                 vec![("JWTGATE_JWKS_FILE", "/nonexistent/jwks.json")],
                 "JWTGATE_JWKS_FILE: cannot read /nonexistent/jwks.json",
             ),
-            (vec![("JWTGATE_REDIS_URL", "redis://127.0.0.1")], "JWTGATE_REDIS_URL is set, but"),
+            (vec![("JWTGATE_JWKS_URL", "https://idp.test/jwks")], "JWTGATE_JWKS_URL is set, but"),
             (vec![("JWTGATE_OIDC_ISSUER", "https://a"), ("JWTGATE_JWKS_URL", "https://b")], "cannot both be set"),
             (vec![("JWTGATE_OIDC_ISSUER", "https://a"), ("JWTGATE_ISSUER", "https://b")], "differs"),
             (vec![("JWTGATE_COOKIE", "a b")], "JWTGATE_COOKIE is not a valid cookie name"),

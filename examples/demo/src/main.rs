@@ -85,7 +85,19 @@ async fn logout(State(state): State<AppState>, claims: Claims<DemoClaims>) -> Re
     }
 }
 
-fn app(config: &Config, keys: KeySet) -> Router {
+/// The revocation store: Redis at `JWTGATE_REDIS_URL` (connected lazily: a Redis that is down only makes
+/// requests answer 503 until it is back), or this process's memory.
+fn denylist(config: &Config) -> Result<Arc<dyn Denylist>, String> {
+    match &config.redis_url {
+        Some(url) => jwtgate::redis::RedisDenylist::new(url)
+            .map(|denylist| Arc::new(denylist) as Arc<dyn Denylist>)
+            // The URL may hold a password: never repeat it.
+            .map_err(|err| format!("JWTGATE_REDIS_URL is not a usable Redis URL ({:?})", err.kind())),
+        None => Ok(Arc::new(MemoryDenylist::new())),
+    }
+}
+
+fn app(config: &Config, keys: KeySet, denylist: Arc<dyn Denylist>) -> Router {
     let mut validator = Validator::builder(keys)
         .authorities(AuthorityMapping::new().roles())
         .issuer(config.issuer.clone())
@@ -95,7 +107,6 @@ fn app(config: &Config, keys: KeySet) -> Router {
         validator = validator.audience(audience.clone());
     }
     let sources = TokenSources::new([TokenSource::bearer(), TokenSource::cookie(config.cookie.clone())]);
-    let denylist: Arc<dyn Denylist> = Arc::new(MemoryDenylist::new());
     let auth = JwtAuthLayer::<DemoClaims>::new(validator.build()).sources(sources).denylist(denylist.clone());
     let state = AppState { denylist, leeway: i64::try_from(config.leeway.as_secs()).unwrap_or(i64::MAX) };
     let admin = Router::new().route("/admin", get(admin)).route_layer(RequireLayer::new(Policy::role("admin")));
@@ -183,6 +194,14 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let denylist = match denylist(&config) {
+        Ok(denylist) => denylist,
+        Err(err) => {
+            eprintln!("jwtgate-demo: configuration error: {err}");
+            return ExitCode::from(2);
+        }
+    };
+
     let (keys, sample) = match &config.keys {
         Keys::File(set) => (set.clone(), None),
         Keys::Ephemeral(secret) => {
@@ -218,7 +237,7 @@ async fn main() -> ExitCode {
     }
     say(&format!("listening on {addr}"));
 
-    match axum::serve(listener, app(&config, keys)).with_graceful_shutdown(shutdown()).await {
+    match axum::serve(listener, app(&config, keys, denylist)).with_graceful_shutdown(shutdown()).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("jwtgate-demo: server error: {err}");

@@ -6,7 +6,7 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use jwtgate::Algorithm;
-use jwtgate_tests::{TestKey, now};
+use jwtgate_tests::{RedisServer, TestKey, now};
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
@@ -66,11 +66,11 @@ impl Demo {
 }
 
 async fn misconfigured(vars: &[(&str, &str)]) -> (i32, String) {
-    let output = Command::new(env!("CARGO_BIN_EXE_jwtgate-demo"))
-        .env("JWTGATE_ADDR", "127.0.0.1:0")
-        .envs(vars.iter().copied())
-        .output()
+    let mut command = Command::new(env!("CARGO_BIN_EXE_jwtgate-demo"));
+    command.env("JWTGATE_ADDR", "127.0.0.1:0").envs(vars.iter().copied()).kill_on_drop(true);
+    let output = tokio::time::timeout(Duration::from_secs(20), command.output())
         .await
+        .unwrap_or_else(|_| panic!("the demo started with {vars:?} instead of refusing the configuration"))
         .unwrap();
     (output.status.code().unwrap(), String::from_utf8(output.stderr).unwrap())
 }
@@ -210,12 +210,14 @@ async fn misconfigurations_stop_it_with_status_2_and_one_line() {
     for vars in [
         vec![("JWTGATE_OIDC_ISSUER", "https://a.test"), ("JWTGATE_JWKS_URL", "https://b.test/jwks")],
         vec![("JWTGATE_OIDC_ISSUER", "https://a.test"), ("JWTGATE_ISSUER", "https://b.test")],
-        vec![("JWTGATE_REDIS_URL", "redis://127.0.0.1:1")],
+        vec![("JWTGATE_REDIS_URL", "not a url, with a secret")],
+        vec![("JWTGATE_JWKS_URL", "https://idp.test/jwks")],
         vec![("JWTGATE_LEEWAY_SECS", "soon")],
     ] {
         let (code, stderr) = misconfigured(&vars).await;
         assert_eq!(code, 2, "{vars:?}: {stderr}");
         assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
+        assert!(!stderr.contains("secret"), "the URL leaked: {stderr}");
     }
     std::fs::remove_dir_all(dir).unwrap();
 }
@@ -279,5 +281,50 @@ async fn logout_revokes_the_token_everywhere_and_a_forged_token_revokes_nothing(
     other["jti"] = json!("j2");
     assert_eq!(demo.me(&key.sign(&other)).await.0, 200, "other tokens are untouched");
     assert_eq!(demo.stop().await, 0);
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[tokio::test]
+async fn with_redis_a_logout_reaches_every_instance_and_an_outage_fails_closed() {
+    let key = TestKey::generate(Algorithm::HS256).with_kid("k");
+    let dir = std::env::temp_dir().join(format!("jwtgate-demo-redis-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("jwks.json");
+    std::fs::write(&file, json!({ "keys": [key.jwk()] }).to_string()).unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let mut redis = RedisServer::start_persistent(port, &dir);
+    let vars = [("JWTGATE_JWKS_FILE", file.to_str().unwrap().to_owned()), ("JWTGATE_REDIS_URL", redis.url())];
+    let vars: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let (a, b) = (Demo::start(&vars).await, Demo::start(&vars).await);
+
+    let token = key.sign(&demo_claims());
+    let mut other = demo_claims();
+    other["jti"] = json!("j2");
+    let other = key.sign(&other);
+    assert_eq!((a.me(&token).await.0, b.me(&token).await.0), (200, 200));
+    assert_eq!(a.post("/logout", &token).await, 204);
+    assert_eq!((a.me(&token).await.0, b.me(&token).await.0), (401, 401), "revoked on every instance");
+
+    redis.stop();
+    let (status, headers, _) = b.get("/me", &[("authorization", &format!("Bearer {other}"))]).await;
+    assert_eq!(status, 503, "never 200 for an unchecked token");
+    assert!(headers.contains_key("retry-after"));
+    assert_eq!(b.post("/logout", &other).await, 503, "never 204 while the store is down");
+    assert_eq!(b.get("/me", &[]).await.0, 401, "a request without a token needs no store");
+    // A demo started while the store is down starts normally and answers 503.
+    let c = Demo::start(&vars).await;
+    assert_eq!(c.me(&other).await.0, 503);
+
+    let _redis = RedisServer::start_persistent(port, &dir);
+    let back = std::time::Instant::now();
+    while b.me(&other).await.0 != 200 || c.me(&other).await.0 != 200 {
+        assert!(back.elapsed() < Duration::from_secs(5), "service did not resume within 5 s");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(c.me(&token).await.0, 401, "the revocation made before the outage still holds");
+    for demo in [a, b, c] {
+        assert_eq!(demo.stop().await, 0);
+    }
+    drop(_redis);
     std::fs::remove_dir_all(dir).unwrap();
 }

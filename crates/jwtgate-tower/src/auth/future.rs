@@ -74,6 +74,10 @@ where
                 tracing::debug!(kind = ?ErrorKind::Revoked, kid = ?self.validated.kid(), "jwtgate: request not authenticated");
                 Error::new(ErrorKind::Revoked)
             }
+            Err(error) if self.shared.fail_open => {
+                tracing::warn!(%error, kid = ?self.validated.kid(), "jwtgate: denylist unavailable; FAIL-OPEN: letting the token through unchecked");
+                return ResponseFuture::inner(admit(self.request, self.validated, &mut self.service));
+            }
             Err(error) => {
                 tracing::warn!(%error, "jwtgate: denylist unavailable; refusing the request with 503");
                 Error::new(ErrorKind::DenylistUnavailable)

@@ -74,6 +74,15 @@ impl<C> JwtAuthLayer<C> {
         self
     }
 
+    /// When the denylist cannot answer, lets the request through unchecked instead of answering 503, and
+    /// logs a warning for every such request. Default: fail closed (503 with `Retry-After`). Choose this
+    /// only where availability matters more than revocation taking effect.
+    #[must_use]
+    pub fn denylist_fail_open(mut self) -> Self {
+        Arc::make_mut(&mut self.shared).fail_open = true;
+        self
+    }
+
     /// Refuses tokens without `jti`, which no denylist can revoke (401, "the token has no jti claim").
     /// Default: such tokens are accepted.
     #[must_use]

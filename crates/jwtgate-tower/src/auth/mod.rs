@@ -27,6 +27,7 @@ struct Shared {
     optional: bool,
     denylist: Option<Arc<dyn Denylist>>,
     require_jti: bool,
+    fail_open: bool,
     responder: Arc<dyn Responder>,
 }
 
@@ -38,6 +39,7 @@ impl Shared {
             optional: false,
             denylist: None,
             require_jti: false,
+            fail_open: false,
             responder: Arc::new(Rfc6750Responder::default()),
         }
     }
@@ -89,6 +91,7 @@ impl fmt::Debug for Shared {
             .field("sources", &self.sources)
             .field("optional", &self.optional)
             .field("denylist", &self.denylist.is_some())
+            .field("fail_open", &self.fail_open)
             .finish_non_exhaustive()
     }
 }

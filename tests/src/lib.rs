@@ -317,7 +317,8 @@ impl RedisServer {
         Self::start_with(port, &["--save", "", "--appendonly", "yes", "--appendfsync", "always", "--dir", dir])
     }
 
-    fn start_with(port: u16, options: &[&str]) -> Self {
+    /// A server with these extra `redis-server` options.
+    pub fn start_with(port: u16, options: &[&str]) -> Self {
         let child = Command::new("redis-server")
             .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
             .args(options)

@@ -10,8 +10,8 @@
 //!
 //! - Each revocation is a key `SET` with an expiry equal to the token's remaining lifetime, so Redis holds
 //!   only live revoked tokens.
-//! - A lookup is one round trip (a pipeline of the `jti` key and the subject key), bounded by a timeout
-//!   (default 2 s). A store that does not answer in time is an error, which the layer answers with 503:
+//! - A lookup is one round trip (a pipeline of the `jti` key and the subject key; on a cluster, one
+//!   request to each key's node, side by side), bounded by a timeout (default 2 s). A store that does not answer in time is an error, which the layer answers with 503:
 //!   fail-closed.
 //! - The connection is made lazily and remade after a failure, so a server started while Redis is down
 //!   answers 503 until Redis is back, and recovers without a restart.
@@ -120,6 +120,51 @@ impl RedisDenylist {
     }
 }
 
+/// Whether the token key exists, and the subject's cutoff: exactly the keys the token has, so a key that is
+/// not ours is never read.
+async fn lookup(conn: Conn, jti: Option<String>, subject: Option<String>) -> Result<(bool, Option<i64>), RedisError> {
+    match conn {
+        // One round trip: a pipeline.
+        Conn::Single(mut manager) => {
+            let mut pipeline = redis::pipe();
+            match (&jti, &subject) {
+                (Some(jti), Some(subject)) => {
+                    pipeline.exists(jti).get(subject);
+                    pipeline.query_async(&mut manager).await
+                }
+                (Some(jti), None) => {
+                    pipeline.exists(jti);
+                    let (revoked,): (bool,) = pipeline.query_async(&mut manager).await?;
+                    Ok((revoked, None))
+                }
+                (None, Some(subject)) => {
+                    pipeline.get(subject);
+                    let (cutoff,): (Option<i64>,) = pipeline.query_async(&mut manager).await?;
+                    Ok((false, cutoff))
+                }
+                (None, None) => Ok((false, None)),
+            }
+        }
+        // The two keys hash to different slots, so to different nodes: one request each, side by side.
+        Conn::Cluster(cluster) => {
+            let (mut for_jti, mut for_subject) = (cluster.clone(), cluster);
+            let revoked = async {
+                match &jti {
+                    Some(key) => redis::cmd("EXISTS").arg(key).query_async::<bool>(&mut for_jti).await,
+                    None => Ok(false),
+                }
+            };
+            let cutoff = async {
+                match &subject {
+                    Some(key) => redis::cmd("GET").arg(key).query_async::<Option<i64>>(&mut for_subject).await,
+                    None => Ok(None),
+                }
+            };
+            tokio::try_join!(revoked, cutoff)
+        }
+    }
+}
+
 /// `query`'s answer, or an error when Redis fails or does not answer within `timeout`.
 async fn within<T>(timeout: Duration, query: impl Future<Output = Result<T, RedisError>>) -> Result<T, DenylistError> {
     match tokio::time::timeout(timeout, query).await {
@@ -136,32 +181,15 @@ impl Denylist for RedisDenylist {
     fn check(&self, claims: &RegisteredClaims) -> Lookup {
         let jti = claims.token_id().map(|jti| self.token_key(jti));
         let subject = claims.subject().map(|sub| self.subject_key(sub));
-        // Exactly the keys this token has: a key that is not ours is never read.
-        let mut pipeline = redis::pipe();
-        if let Some(key) = &jti {
-            pipeline.exists(key);
-        }
-        if let Some(key) = &subject {
-            pipeline.get(key);
+        if jti.is_none() && subject.is_none() {
+            return Lookup::Ready(Ok(TokenStatus::Active));
         }
         let (conn, timeout, iat) = (self.conn.clone(), self.timeout, claims.issued_at());
-        let cut_off = move |cutoff: Option<i64>| cutoff.is_some_and(|cutoff| iat.is_none_or(|iat| iat < cutoff));
-        let status = |revoked: bool| if revoked { TokenStatus::Revoked } else { TokenStatus::Active };
-        Lookup::Pending(match (jti.is_some(), subject.is_some()) {
-            (false, false) => return Lookup::Ready(Ok(TokenStatus::Active)),
-            (true, true) => Box::pin(async move {
-                let (revoked, cutoff): (bool, Option<i64>) = Self::run(conn, timeout, pipeline).await?;
-                Ok(status(revoked || cut_off(cutoff)))
-            }),
-            (true, false) => Box::pin(async move {
-                let (revoked,): (bool,) = Self::run(conn, timeout, pipeline).await?;
-                Ok(status(revoked))
-            }),
-            (false, true) => Box::pin(async move {
-                let (cutoff,): (Option<i64>,) = Self::run(conn, timeout, pipeline).await?;
-                Ok(status(cut_off(cutoff)))
-            }),
-        })
+        Lookup::Pending(Box::pin(async move {
+            let (revoked, cutoff) = within(timeout, lookup(conn, jti, subject)).await?;
+            let cut_off = cutoff.is_some_and(|cutoff| iat.is_none_or(|iat| iat < cutoff));
+            Ok(if revoked || cut_off { TokenStatus::Revoked } else { TokenStatus::Active })
+        }))
     }
 
     fn revoke(&self, jti: &str, until: i64) -> PendingRevocation {

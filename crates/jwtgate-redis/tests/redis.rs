@@ -182,3 +182,88 @@ async fn a_thousand_revocations_from_eight_tasks_are_all_kept() {
     let keys: Vec<String> = redis::cmd("KEYS").arg("c:jti:*").query(&mut connection).unwrap();
     assert_eq!(keys.len(), 1000);
 }
+
+/// Three `redis-server`s in cluster mode, joined by `redis-cli --cluster create`.
+struct Cluster {
+    nodes: Vec<RedisServer>,
+    dir: std::path::PathBuf,
+}
+
+impl Cluster {
+    fn start() -> Self {
+        let dir = std::env::temp_dir().join(format!("jwtgate-cluster-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let nodes: Vec<RedisServer> = (0..3)
+            .map(|_| {
+                let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+                let config = format!("nodes-{port}.conf");
+                RedisServer::start_with(
+                    port,
+                    &[
+                        "--cluster-enabled",
+                        "yes",
+                        "--cluster-config-file",
+                        &config,
+                        "--dir",
+                        dir.to_str().unwrap(),
+                        "--save",
+                        "",
+                        "--appendonly",
+                        "no",
+                    ],
+                )
+            })
+            .collect();
+        let addresses: Vec<String> = nodes.iter().map(|node| format!("127.0.0.1:{}", node.port())).collect();
+        let status = std::process::Command::new("redis-cli")
+            .args(["--cluster", "create"])
+            .args(&addresses)
+            .args(["--cluster-replicas", "0", "--cluster-yes"])
+            .stdout(std::process::Stdio::null())
+            .status()
+            .expect("redis-cli must be on PATH (it comes with redis-server)");
+        assert!(status.success(), "redis-cli --cluster create failed");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        for node in &nodes {
+            loop {
+                let info: String = redis::cmd("CLUSTER").arg("INFO").query(&mut node.connection().unwrap()).unwrap();
+                if info.contains("cluster_state:ok") {
+                    break;
+                }
+                assert!(Instant::now() < deadline, "the cluster did not form");
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+        Self { nodes, dir }
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        self.nodes.iter_mut().for_each(RedisServer::stop);
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn it_works_with_redis_cluster() {
+    let cluster = Cluster::start();
+    let urls: Vec<String> = cluster.nodes.iter().map(RedisServer::url).collect();
+    let denylist = RedisDenylist::cluster(&urls).await.unwrap();
+    let key = TestKey::generate(Algorithm::HS256);
+    let app = App::start(&key, denylist.clone()).await;
+    // Many tokens, so that their keys land in different slots and on different nodes.
+    let tokens: Vec<String> =
+        (0..30).map(|i| token_with(&key, json!({ "jti": format!("c-{i}"), "sub": format!("user-{i}") }))).collect();
+    for token in &tokens {
+        assert_eq!(app.status(token).await, 200);
+    }
+    for i in (0..30).step_by(2) {
+        denylist.revoke(&format!("c-{i}"), now() + 300).await.unwrap();
+    }
+    denylist.revoke_subject("user-1", now() + 5, now() + 300).await.unwrap();
+    for (i, token) in tokens.iter().enumerate() {
+        let expected = if i % 2 == 0 || i == 1 { 401 } else { 200 };
+        assert_eq!(app.status(token).await, expected, "token {i}");
+    }
+}

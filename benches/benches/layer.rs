@@ -6,6 +6,9 @@
 //! - `jwt_authorizer`: jwt-authorizer 0.15 (on axum 0.7);
 //! - `jwtgate`: `JwtAuthLayer`.
 //!
+//! A second group, `denylist/HS256`, adds the revocation check: none, `MemoryDenylist`, and
+//! `RedisDenylist` against a `redis-server` it starts on loopback.
+//!
 //! Every case runs the same handler behind a router, for the same request with the same token, and
 //! deserializes the same claims type. Run with `cargo bench -p jwtgate-benches`.
 
@@ -162,5 +165,41 @@ fn bench(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, bench);
+/// The per-request cost of revocation checks: no denylist, the in-memory one (holding 10,000 live
+/// revocations), and Redis on loopback, for the same HS256 token.
+fn bench_denylists(c: &mut Criterion) {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let key = TestKey::generate(Algorithm::HS256);
+    let token = key.sign(&bench_claims());
+    let redis = jwtgate_tests::RedisServer::start();
+    let until = now() + 3600;
+
+    let memory = jwtgate::MemoryDenylist::new();
+    for i in 0..10_000 {
+        memory.revoke_now(&format!("revoked-{i}"), until).unwrap();
+    }
+    let redis_denylist = {
+        let _runtime = runtime.enter();
+        jwtgate::redis::RedisDenylist::new(&redis.url()).unwrap()
+    };
+    let validator =
+        Validator::builder(KeySet::new([key.verification_key()]).unwrap()).issuer(ISSUER).audience(AUDIENCE).build();
+    let base = JwtAuthLayer::<BenchClaims>::new(validator);
+    let router = |layer: JwtAuthLayer<BenchClaims>| Router::new().route("/", get(handler)).layer(layer);
+    let cases: [(&str, Router); 3] = [
+        ("none", router(base.clone())),
+        ("memory", router(base.clone().denylist(memory))),
+        ("redis", router(base.denylist(redis_denylist))),
+    ];
+    let mut group = c.benchmark_group("denylist/HS256");
+    group.measurement_time(Duration::from_secs(4)).warm_up_time(Duration::from_secs(1));
+    for (name, router) in cases {
+        let response = runtime.block_on(router.clone().oneshot(request(&token))).unwrap();
+        assert_eq!(response.status(), 200, "{name} refused the token");
+        group.bench_function(name, |b| b.to_async(&runtime).iter(|| router.clone().oneshot(request(&token))));
+    }
+    group.finish();
+}
+
+criterion_group!(benches, bench, bench_denylists);
 criterion_main!(benches);

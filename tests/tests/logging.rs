@@ -64,3 +64,46 @@ async fn refusals_are_logged_with_kind_and_kid_but_never_the_token() {
         }
     }
 }
+
+/// A store that never answers.
+struct Down;
+
+impl jwtgate::Denylist for Down {
+    fn check(&self, _claims: &jwtgate::RegisteredClaims) -> jwtgate::Lookup {
+        jwtgate::Lookup::Ready(Err(jwtgate::DenylistError::new("connection refused")))
+    }
+
+    fn revoke(&self, _jti: &str, _until: i64) -> jwtgate::PendingRevocation {
+        Box::pin(async { Err(jwtgate::DenylistError::new("connection refused")) })
+    }
+
+    fn revoke_subject(&self, _subject: &str, _issued_before: i64, _until: i64) -> jwtgate::PendingRevocation {
+        Box::pin(async { Err(jwtgate::DenylistError::new("connection refused")) })
+    }
+}
+
+#[tokio::test]
+async fn fail_open_warns_on_every_request_it_lets_through() {
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::WARN)
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let key = TestKey::generate(Algorithm::HS256);
+    let validator =
+        Validator::builder(KeySet::new([key.verification_key()]).unwrap()).issuer(ISSUER).audience(AUDIENCE).build();
+    let layer = JwtAuthLayer::<Value>::new(validator).denylist(Down).denylist_fail_open();
+    let app = Router::new().route("/", get(|| async { "ok" })).layer(layer);
+    let token = key.sign(&claims());
+    for _ in 0..3 {
+        let request = http::Request::get("/").header("authorization", format!("Bearer {token}")).body(Body::empty());
+        assert_eq!(app.clone().oneshot(request.unwrap()).await.unwrap().status(), 200);
+    }
+    let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    assert_eq!(logs.matches("FAIL-OPEN").count(), 3, "{logs}");
+    assert!(!logs.contains(&token), "the token leaked into the logs");
+}

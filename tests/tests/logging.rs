@@ -28,16 +28,18 @@ impl Write for Captured {
     }
 }
 
-#[tokio::test]
-async fn refusals_are_logged_with_kind_and_kid_but_never_the_token() {
+/// Captures this thread's log lines at `level` and above, until the guard drops.
+fn capture(level: tracing::Level) -> (Captured, tracing::subscriber::DefaultGuard) {
     let captured = Captured::default();
     let writer = captured.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::DEBUG)
-        .with_ansi(false)
-        .with_writer(move || writer.clone())
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let subscriber =
+        tracing_subscriber::fmt().with_max_level(level).with_ansi(false).with_writer(move || writer.clone()).finish();
+    (captured, tracing::subscriber::set_default(subscriber))
+}
+
+#[tokio::test]
+async fn refusals_are_logged_with_kind_and_kid_but_never_the_token() {
+    let (captured, _guard) = capture(tracing::Level::DEBUG);
 
     let key = TestKey::generate(Algorithm::HS256).with_kid("key-2026");
     let validator =
@@ -84,14 +86,7 @@ impl jwtgate::Denylist for Down {
 
 #[tokio::test]
 async fn fail_open_warns_on_every_request_it_lets_through() {
-    let captured = Captured::default();
-    let writer = captured.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::WARN)
-        .with_ansi(false)
-        .with_writer(move || writer.clone())
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let (captured, _guard) = capture(tracing::Level::WARN);
 
     let key = TestKey::generate(Algorithm::HS256);
     let validator =

@@ -75,6 +75,16 @@ async fn misconfigured(vars: &[(&str, &str)]) -> (i32, String) {
     (output.status.code().unwrap(), String::from_utf8(output.stderr).unwrap())
 }
 
+/// A fresh temp dir holding `jwks.json` with these keys' JWKs; returns the dir and the file's path.
+fn jwks_file(name: &str, keys: &[&TestKey]) -> (std::path::PathBuf, String) {
+    let dir = std::env::temp_dir().join(format!("jwtgate-demo-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("jwks.json");
+    std::fs::write(&file, json!({ "keys": keys.iter().map(|key| key.jwk()).collect::<Vec<_>>() }).to_string()).unwrap();
+    let path = file.to_str().unwrap().to_owned();
+    (dir, path)
+}
+
 fn demo_claims() -> Value {
     json!({ "iss": "jwtgate-demo", "aud": "jwtgate-demo", "sub": "alice", "exp": now() + 300, "jti": "j1" })
 }
@@ -99,11 +109,8 @@ async fn it_accepts_each_key_of_a_jwks_file_and_follows_the_error_contract() {
     let keys: Vec<TestKey> = [Algorithm::HS256, Algorithm::RS256, Algorithm::ES256, Algorithm::EdDSA]
         .map(|alg| TestKey::generate(alg).with_kid(alg.as_str()))
         .into();
-    let dir = std::env::temp_dir().join(format!("jwtgate-demo-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let file = dir.join("jwks.json");
-    std::fs::write(&file, json!({ "keys": keys.iter().map(TestKey::jwk).collect::<Vec<_>>() }).to_string()).unwrap();
-    let demo = Demo::start(&[("JWTGATE_JWKS_FILE", file.to_str().unwrap())]).await;
+    let (dir, file) = jwks_file("jwks", &keys.iter().collect::<Vec<_>>());
+    let demo = Demo::start(&[("JWTGATE_JWKS_FILE", &file)]).await;
     assert!(demo.stdout.is_empty(), "no sample token with a configured key set: {:?}", demo.stdout);
 
     for key in &keys {
@@ -225,12 +232,9 @@ async fn misconfigurations_stop_it_with_status_2_and_one_line() {
 #[tokio::test]
 async fn its_size_limit_and_leeway_are_configurable() {
     let key = TestKey::generate(Algorithm::HS256).with_kid("k");
-    let dir = std::env::temp_dir().join(format!("jwtgate-demo-limits-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let file = dir.join("jwks.json");
-    std::fs::write(&file, json!({ "keys": [key.jwk()] }).to_string()).unwrap();
+    let (dir, file) = jwks_file("limits", &[&key]);
     let demo = Demo::start(&[
-        ("JWTGATE_JWKS_FILE", file.to_str().unwrap()),
+        ("JWTGATE_JWKS_FILE", &file),
         ("JWTGATE_MAX_TOKEN_BYTES", "400"),
         ("JWTGATE_LEEWAY_SECS", "0"),
         ("JWTGATE_ISSUER", "https://other.test"),
@@ -255,11 +259,8 @@ async fn its_size_limit_and_leeway_are_configurable() {
 #[tokio::test]
 async fn logout_revokes_the_token_everywhere_and_a_forged_token_revokes_nothing() {
     let key = TestKey::generate(Algorithm::ES256).with_kid("k");
-    let dir = std::env::temp_dir().join(format!("jwtgate-demo-logout-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let file = dir.join("jwks.json");
-    std::fs::write(&file, json!({ "keys": [key.jwk()] }).to_string()).unwrap();
-    let demo = Demo::start(&[("JWTGATE_JWKS_FILE", file.to_str().unwrap())]).await;
+    let (dir, file) = jwks_file("logout", &[&key]);
+    let demo = Demo::start(&[("JWTGATE_JWKS_FILE", &file)]).await;
 
     let mut claims = demo_claims();
     claims["roles"] = json!(["admin"]);
@@ -287,13 +288,10 @@ async fn logout_revokes_the_token_everywhere_and_a_forged_token_revokes_nothing(
 #[tokio::test]
 async fn with_redis_a_logout_reaches_every_instance_and_an_outage_fails_closed() {
     let key = TestKey::generate(Algorithm::HS256).with_kid("k");
-    let dir = std::env::temp_dir().join(format!("jwtgate-demo-redis-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let file = dir.join("jwks.json");
-    std::fs::write(&file, json!({ "keys": [key.jwk()] }).to_string()).unwrap();
+    let (dir, file) = jwks_file("redis", &[&key]);
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let mut redis = RedisServer::start_persistent(port, &dir);
-    let vars = [("JWTGATE_JWKS_FILE", file.to_str().unwrap().to_owned()), ("JWTGATE_REDIS_URL", redis.url())];
+    let vars = [("JWTGATE_JWKS_FILE", file), ("JWTGATE_REDIS_URL", redis.url())];
     let vars: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let (a, b) = (Demo::start(&vars).await, Demo::start(&vars).await);
 

@@ -1,6 +1,9 @@
 //! Helpers for jwtgate's own integration tests and benchmarks: keys generated at test time, token signing,
 //! and a loopback server. Nothing here is for production.
 
+pub mod jwks;
+pub mod logs;
+
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};

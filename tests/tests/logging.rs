@@ -3,39 +3,14 @@
 
 #![allow(clippy::unwrap_used, reason = "test helpers fail the test on unexpected errors")]
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
-
 use axum::Router;
 use axum::body::Body;
 use axum::routing::get;
 use jwtgate::{Algorithm, JwtAuthLayer, KeySet, Validator};
+use jwtgate_tests::logs::capture;
 use jwtgate_tests::{AUDIENCE, ISSUER, TestKey, claims};
 use serde_json::{Value, json};
 use tower::ServiceExt;
-
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-/// Captures this thread's log lines at `level` and above, until the guard drops.
-fn capture(level: tracing::Level) -> (Captured, tracing::subscriber::DefaultGuard) {
-    let captured = Captured::default();
-    let writer = captured.clone();
-    let subscriber =
-        tracing_subscriber::fmt().with_max_level(level).with_ansi(false).with_writer(move || writer.clone()).finish();
-    (captured, tracing::subscriber::set_default(subscriber))
-}
 
 #[tokio::test]
 async fn refusals_are_logged_with_kind_and_kid_but_never_the_token() {
@@ -56,7 +31,7 @@ async fn refusals_are_logged_with_kind_and_kid_but_never_the_token() {
         assert_eq!(response.status(), 401);
     }
 
-    let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    let logs = captured.text();
     assert!(logs.contains("kind=Expired") && logs.contains("kind=InvalidSignature"), "{logs}");
     assert!(logs.contains("kind=Malformed"), "{logs}");
     assert!(logs.contains(r#"kid=Some("key-2026")"#), "{logs}");
@@ -98,7 +73,7 @@ async fn fail_open_warns_on_every_request_it_lets_through() {
         let request = http::Request::get("/").header("authorization", format!("Bearer {token}")).body(Body::empty());
         assert_eq!(app.clone().oneshot(request.unwrap()).await.unwrap().status(), 200);
     }
-    let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    let logs = captured.text();
     assert_eq!(logs.matches("FAIL-OPEN").count(), 3, "{logs}");
     assert!(!logs.contains(&token), "the token leaked into the logs");
 }

@@ -65,6 +65,9 @@ pub enum ErrorKind {
     Forbidden,
     /// The denylist could not answer; the request could not be checked (HTTP 503).
     DenylistUnavailable,
+    /// The token needs keys from a [`KeySource`](crate::KeySource) that has none to offer yet (its first
+    /// fetch has not succeeded) or any more (they are too stale); the request could not be checked (HTTP 503).
+    KeysUnavailable,
 }
 
 /// The RFC 6750 §3 challenge that answers an [`Error`].
@@ -112,7 +115,7 @@ impl Error {
         match self.kind {
             ErrorKind::Missing => Challenge::NoCredentials,
             ErrorKind::InvalidRequest => Challenge::InvalidRequest,
-            ErrorKind::DenylistUnavailable => Challenge::Unavailable,
+            ErrorKind::DenylistUnavailable | ErrorKind::KeysUnavailable => Challenge::Unavailable,
             ErrorKind::Forbidden => Challenge::InsufficientScope,
             _ => Challenge::InvalidToken,
         }
@@ -143,6 +146,7 @@ impl Error {
             ErrorKind::Revoked => "the token has been revoked",
             ErrorKind::Forbidden => "the token does not grant access to this resource",
             ErrorKind::DenylistUnavailable => "the revocation list is unavailable; try again later",
+            ErrorKind::KeysUnavailable => "the signing keys are unavailable; try again later",
         }
     }
 }
@@ -195,6 +199,7 @@ mod tests {
         assert_eq!(Error::new(ErrorKind::Expired).challenge().error_code(), Some("invalid_token"));
         assert_eq!(Error::new(ErrorKind::InvalidRequest).challenge(), Challenge::InvalidRequest);
         assert_eq!(Error::new(ErrorKind::DenylistUnavailable).challenge(), Challenge::Unavailable);
+        assert_eq!(Error::new(ErrorKind::KeysUnavailable).challenge(), Challenge::Unavailable);
     }
 
     #[test]

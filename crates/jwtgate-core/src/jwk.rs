@@ -1,6 +1,7 @@
 //! JSON Web Keys (RFC 7517) and JWK Sets, as verification keys.
 
 use std::collections::HashMap;
+use std::fmt;
 use std::path::Path;
 
 use base64::Engine;
@@ -207,6 +208,86 @@ impl KeySet {
     }
 }
 
+/// A key of a provider's JWK Set that [`KeySet::from_remote_jwks`] left out, and why.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SkippedKey {
+    index: usize,
+    kid: Option<String>,
+    reason: KeyError,
+}
+
+impl SkippedKey {
+    /// The key's position in the set's `keys` array.
+    pub fn index(&self) -> usize {
+        self.index
+    }
+
+    /// The key's `kid`, if it has one.
+    pub fn kid(&self) -> Option<&str> {
+        self.kid.as_deref()
+    }
+
+    /// Why it was left out.
+    pub fn reason(&self) -> &KeyError {
+        &self.reason
+    }
+}
+
+impl fmt::Display for SkippedKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.kid {
+            Some(kid) => write!(f, "keys[{}] (kid {kid:?}): {}", self.index, self.reason),
+            None => write!(f, "keys[{}]: {}", self.index, self.reason),
+        }
+    }
+}
+
+impl KeySet {
+    /// A key set from a JWK Set that someone else publishes, such as an identity provider's `jwks_uri`.
+    ///
+    /// Unlike [`KeySet::from_jwks`], which reads the operator's own file and refuses it whole for one bad
+    /// key, this keeps every usable key and reports the others as [`SkippedKey`]s: keys whose `use` is not
+    /// `sig`, whose `key_ops` lack `verify`, whose `kty`, `alg` or curve is not supported, that have no `alg`
+    /// and no mapping, whose material is invalid, or whose `kid` an earlier key already has. `oct` keys are
+    /// always skipped: a shared secret served over the network is no secret. It fails only when the document
+    /// is not a JWK Set, or when no usable key remains.
+    pub fn from_remote_jwks(json: &str, mapping: &AlgorithmMapping) -> Result<(Self, Vec<SkippedKey>), KeyError> {
+        let set: JwkSetRepr<'_> = serde_json::from_str(json)
+            .map_err(|err| KeyError::new(format!("invalid JWK Set: {}", json_error(&err))))?;
+        let mut keys: Vec<Key> = Vec::with_capacity(set.keys.len());
+        let mut skipped = Vec::new();
+        for (index, raw) in set.keys.iter().enumerate() {
+            let repr = match serde_json::from_str::<JwkRepr<'_>>(raw.get()) {
+                Ok(repr) => repr,
+                Err(err) => {
+                    let reason = KeyError::new(format!("invalid JWK: {}", json_error(&err)));
+                    skipped.push(SkippedKey { index, kid: None, reason });
+                    continue;
+                }
+            };
+            let kid = repr.kid.clone();
+            let loaded = if repr.kty == "oct" {
+                Err(KeyError::new("oct keys (shared secrets) are never trusted from a remote JWK Set".to_owned()))
+            } else if kid.as_deref().is_some_and(|kid| keys.iter().any(|key| key.kid() == Some(kid))) {
+                Err(KeyError::new("an earlier key has the same kid".to_owned()))
+            } else {
+                key_from_repr(&repr, mapping)
+            };
+            match loaded {
+                Ok(key) => keys.push(match kid {
+                    Some(kid) => key.with_kid(kid),
+                    None => key,
+                }),
+                Err(reason) => skipped.push(SkippedKey { index, kid, reason }),
+            }
+        }
+        if keys.is_empty() {
+            return Err(KeyError::new(format!("the JWK Set has no usable signature key ({} skipped)", skipped.len())));
+        }
+        Ok((Self::new(keys)?, skipped))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -268,6 +349,30 @@ mod tests {
         assert!(Key::from_jwk(&json, &AlgorithmMapping::new()).unwrap_err().to_string().contains("use"));
         let json = format!(r#"{{"kty":"oct","alg":"HS256","key_ops":["sign"],"k":"{SECRET_B64}"}}"#);
         assert!(Key::from_jwk(&json, &AlgorithmMapping::new()).unwrap_err().to_string().contains("key_ops"));
+    }
+
+    #[test]
+    fn remote_sets_skip_bad_keys_and_never_trust_secrets() {
+        let json = format!(
+            r#"{{"keys":[{},{{"kty":"RSA","kid":"enc","use":"enc","n":"AQAB","e":"AQAB"}},{{"kty":"EC","kid":"odd","alg":"ES512"}},{{"kty":"X"}},7]}}"#,
+            oct("HS256")
+        );
+        let err = KeySet::from_remote_jwks(&json, &AlgorithmMapping::new()).unwrap_err();
+        assert_eq!(err.to_string(), "the JWK Set has no usable signature key (5 skipped)");
+
+        let good = r#"{"kty":"OKP","crv":"Ed25519","alg":"EdDSA","kid":"ed","x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"}"#;
+        let json = format!(r#"{{"keys":[{good},{},{good}]}}"#, oct("HS256"));
+        let (set, skipped) = KeySet::from_remote_jwks(&json, &AlgorithmMapping::new()).unwrap();
+        assert_eq!(set.keys().len(), 1);
+        let reasons: Vec<String> = skipped.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            reasons,
+            [
+                r#"keys[1] (kid "h"): oct keys (shared secrets) are never trusted from a remote JWK Set"#,
+                r#"keys[2] (kid "ed"): an earlier key has the same kid"#,
+            ]
+        );
+        assert!(KeySet::from_remote_jwks("<html>", &AlgorithmMapping::new()).is_err());
     }
 
     #[test]

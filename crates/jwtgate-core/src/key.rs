@@ -254,12 +254,32 @@ impl KeySet {
 
     /// The key a token with this `kid` (or none) and `alg` must be verified with, or why there is none.
     pub(crate) fn select(&self, kid: Option<&str>, alg: Algorithm) -> Result<&Key, crate::ErrorKind> {
-        let index = match kid {
-            Some(kid) => *self.by_kid.get(kid).ok_or(crate::ErrorKind::UnknownKey)?,
-            None => self.by_alg.get(&alg).copied().flatten().ok_or(crate::ErrorKind::UnknownKey)?,
-        };
-        let key = &self.keys[index];
+        let key = match kid {
+            Some(kid) => self.by_kid(kid),
+            None => self.only_for(alg)?,
+        }
+        .ok_or(crate::ErrorKind::UnknownKey)?;
         if key.alg == alg { Ok(key) } else { Err(crate::ErrorKind::AlgorithmMismatch) }
+    }
+
+    /// The key with this `kid`.
+    pub(crate) fn by_kid(&self, kid: &str) -> Option<&Key> {
+        self.by_kid.get(kid).map(|&index| &self.keys[index])
+    }
+
+    /// The only key for `alg`: `Ok(None)` when there is none, and `UnknownKey` when there are several, since
+    /// a token without `kid` cannot choose between them.
+    pub(crate) fn only_for(&self, alg: Algorithm) -> Result<Option<&Key>, crate::ErrorKind> {
+        match self.by_alg.get(&alg) {
+            None => Ok(None),
+            Some(Some(index)) => Ok(Some(&self.keys[*index])),
+            Some(None) => Err(crate::ErrorKind::UnknownKey),
+        }
+    }
+
+    /// Whether a key has this `kid`.
+    pub fn contains_kid(&self, kid: &str) -> bool {
+        self.by_kid.contains_key(kid)
     }
 }
 

@@ -52,18 +52,23 @@ mod memory;
 mod policy;
 mod principal;
 mod secret;
+mod source;
 mod validator;
 
 pub use algorithm::{Algorithm, KeyType, UnsupportedAlgorithm};
 pub use claims::RegisteredClaims;
 pub use denylist::{Denylist, DenylistError, Lookup, NoDenylist, PendingLookup, PendingRevocation, TokenStatus};
 pub use error::{Challenge, Error, ErrorKind};
-pub use jwk::AlgorithmMapping;
+pub use jwk::{AlgorithmMapping, SkippedKey};
 pub use key::{Key, KeyError, KeySet, MIN_HMAC_SECRET_BYTES};
 pub use mapping::{AuthorityMapping, ClaimSet};
 pub use memory::{DEFAULT_CAPACITY as DEFAULT_DENYLIST_CAPACITY, MemoryDenylist};
 pub use policy::Policy;
 pub use principal::{Authority, Principal};
 pub use secret::Secret;
+pub use source::{KeySource, KeysUnavailable, PendingRefresh, TrustedKeys};
 use validator::unix_now;
-pub use validator::{DEFAULT_LEEWAY, DEFAULT_MAX_TOKEN_BYTES, Validated, Validator, ValidatorBuilder, unverified_kid};
+pub use validator::{
+    ConfigError, DEFAULT_LEEWAY, DEFAULT_MAX_TOKEN_BYTES, Validated, Validation, Validator, ValidatorBuilder,
+    unverified_kid,
+};

@@ -1,5 +1,6 @@
 //! The validator: one signature check and the claim checks, yielding typed claims.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -10,16 +11,19 @@ use serde::Deserialize;
 use serde::de::{self, DeserializeOwned, Deserializer, IgnoredAny, MapAccess, Visitor};
 
 use crate::claims::{Name, RawClaims, RegisteredClaims};
-use crate::{Algorithm, AuthorityMapping, Error, ErrorKind, KeySet, Principal};
+use crate::source::{PendingRefresh, TrustedKeys};
+use crate::{Algorithm, AuthorityMapping, Error, ErrorKind, Principal};
 
 /// The default clock leeway for `exp`, `nbf` and `iat`.
 pub const DEFAULT_LEEWAY: Duration = Duration::from_secs(30);
 /// The default limit on a token's length, in bytes.
 pub const DEFAULT_MAX_TOKEN_BYTES: usize = 8 * 1024;
 
-/// Validates compact JWS tokens against a [`KeySet`] and a set of claim rules.
+/// Validates compact JWS tokens against [`TrustedKeys`] and a set of claim rules.
 ///
-/// Build it once with [`Validator::builder`] and share it (it is cheap to clone). For each token it:
+/// Build it once with [`Validator::builder`] and share it (it is cheap to clone). For several issuers, each
+/// with its own keys and rules, combine one validator per issuer with [`Validator::by_issuer`]. For each
+/// token it:
 /// 1. refuses a token longer than the size limit before any decoding ([`ErrorKind::TooLarge`]);
 /// 2. reads the header, refusing `alg` values it does not support (`none` among them), any `crit`
 ///    header, and a `typ` outside the required ones when types are required;
@@ -30,11 +34,23 @@ pub const DEFAULT_MAX_TOKEN_BYTES: usize = 8 * 1024;
 /// 5. deserializes the custom claims type `C` from the same read.
 #[derive(Clone)]
 pub struct Validator {
-    inner: Arc<Rules>,
+    inner: Arc<Inner>,
+}
+
+#[allow(clippy::large_enum_variant, reason = "one per validator, behind an Arc; boxing would add a hop per token")]
+enum Inner {
+    One(Rules),
+    ByIssuer(Issuers),
+}
+
+/// One validator per issuer, chosen by the token's `iss` before anything is verified.
+struct Issuers {
+    by_issuer: HashMap<String, Validator>,
+    max_token_bytes: usize,
 }
 
 struct Rules {
-    keys: KeySet,
+    keys: TrustedKeys,
     issuers: Vec<String>,
     audiences: Vec<String>,
     types: Vec<String>,
@@ -53,12 +69,13 @@ pub struct ValidatorBuilder {
 }
 
 impl Validator {
-    /// Starts a validator that trusts `keys`, with the defaults: `exp` required, a 30 s leeway, no issuer or
-    /// audience configured, any `typ`, no maximum age, and tokens of at most 8 KiB.
-    pub fn builder(keys: KeySet) -> ValidatorBuilder {
+    /// Starts a validator that trusts `keys` (a [`KeySet`](crate::KeySet), or [`TrustedKeys`] with a
+    /// [`KeySource`](crate::KeySource) such as a remote JWKS), with the defaults: `exp` required, a 30 s
+    /// leeway, no issuer or audience configured, any `typ`, no maximum age, and tokens of at most 8 KiB.
+    pub fn builder(keys: impl Into<TrustedKeys>) -> ValidatorBuilder {
         ValidatorBuilder {
             rules: Rules {
-                keys,
+                keys: keys.into(),
                 issuers: Vec::new(),
                 audiences: Vec::new(),
                 types: Vec::new(),
@@ -71,23 +88,112 @@ impl Validator {
         }
     }
 
-    /// The keys this validator trusts.
-    pub fn keys(&self) -> &KeySet {
-        &self.inner.keys
+    /// A validator for several issuers (tenants), each with its own keys, audiences, leeway and other
+    /// rules. The token's `iss`, read before anything is verified, chooses the one validator that checks it,
+    /// so a token is only ever verified against its own issuer's keys. A token of any other issuer is
+    /// refused as [`ErrorKind::InvalidIssuer`], and one without `iss` as a missing claim.
+    ///
+    /// Each validator must accept exactly one issuer, and no two the same one. Tokens longer than the
+    /// largest of their size limits are refused before any decoding.
+    pub fn by_issuer(validators: impl IntoIterator<Item = Validator>) -> Result<Self, ConfigError> {
+        let mut by_issuer = HashMap::new();
+        let mut max_token_bytes = 0;
+        for validator in validators {
+            let Inner::One(rules) = &*validator.inner else {
+                return Err(ConfigError("a validator by issuer cannot contain another one".to_owned()));
+            };
+            let [issuer] = rules.issuers.as_slice() else {
+                return Err(ConfigError(format!(
+                    "each validator by issuer needs exactly one issuer; one has {}",
+                    rules.issuers.len()
+                )));
+            };
+            max_token_bytes = max_token_bytes.max(rules.max_token_bytes);
+            if by_issuer.insert(issuer.clone(), validator.clone()).is_some() {
+                return Err(ConfigError(format!("two validators accept the issuer {issuer:?}")));
+            }
+        }
+        if by_issuer.is_empty() {
+            return Err(ConfigError("a validator by issuer needs at least one issuer".to_owned()));
+        }
+        Ok(Self { inner: Arc::new(Inner::ByIssuer(Issuers { by_issuer, max_token_bytes })) })
     }
 
-    /// Validates `token` now. See [`Validator`] for the checks, in order.
+    /// Validates `token` now, with the keys at hand: an unknown `kid` is refused at once, without asking a
+    /// [`KeySource`](crate::KeySource) to refresh. See [`Validator`] for the checks, in order, and
+    /// [`Validator::start`] or [`Validator::validate_async`] to let an unknown `kid` trigger a refresh.
     pub fn validate<C: DeserializeOwned>(&self, token: &str) -> Result<Validated<C>, Error> {
         self.validate_at(token, unix_now())
     }
 
     /// Validates `token` as if the time were `now` seconds since the Unix epoch.
     pub fn validate_at<C: DeserializeOwned>(&self, token: &str, now: i64) -> Result<Validated<C>, Error> {
-        self.check(token, now).map_err(Error::new)
+        self.check(token, now, None).map_err(Error::new)
     }
 
-    fn check<C: DeserializeOwned>(&self, token: &str, now: i64) -> Result<Validated<C>, ErrorKind> {
-        let rules = &*self.inner;
+    /// Validates `token` now, or, when it names a `kid` that a [`KeySource`](crate::KeySource) lacks and
+    /// the source agrees to refresh, returns that refresh. Once it resolves, call [`Validator::validate`]
+    /// for the answer: a token causes one refresh at most. `JwtAuthLayer` calls this.
+    pub fn start<C: DeserializeOwned>(&self, token: &str) -> Validation<C> {
+        let mut refresh = None;
+        match self.check(token, unix_now(), Some(&mut refresh)) {
+            Err(ErrorKind::UnknownKey) if refresh.is_some() => {
+                Validation::Refreshing(refresh.unwrap_or_else(|| Box::pin(std::future::ready(()))))
+            }
+            result => Validation::Done(result.map_err(Error::new)),
+        }
+    }
+
+    /// Validates `token`, waiting for a key refresh when it names a `kid` a
+    /// [`KeySource`](crate::KeySource) lacks (see [`Validator::start`]).
+    pub async fn validate_async<C: DeserializeOwned>(&self, token: &str) -> Result<Validated<C>, Error> {
+        match self.start(token) {
+            Validation::Done(result) => result,
+            Validation::Refreshing(refresh) => {
+                refresh.await;
+                self.validate(token)
+            }
+        }
+    }
+
+    fn check<C: DeserializeOwned>(
+        &self,
+        token: &str,
+        now: i64,
+        refresh: Option<&mut Option<PendingRefresh>>,
+    ) -> Result<Validated<C>, ErrorKind> {
+        match &*self.inner {
+            Inner::One(rules) => rules.check(token, now, refresh),
+            Inner::ByIssuer(issuers) => issuers.select(token)?.check(token, now, refresh),
+        }
+    }
+}
+
+impl Issuers {
+    /// The validator of the token's issuer. The claims are read unverified here, to choose; the chosen
+    /// validator checks everything, `iss` included, as if it were alone.
+    fn select(&self, token: &str) -> Result<&Validator, ErrorKind> {
+        if token.len() > self.max_token_bytes {
+            return Err(ErrorKind::TooLarge);
+        }
+        let mut parts = token.splitn(3, '.');
+        let (Some(_), Some(payload), Some(_)) = (parts.next(), parts.next(), parts.next()) else {
+            return Err(ErrorKind::Malformed);
+        };
+        let payload = decode_part(payload)?;
+        let iss = RawClaims::parse(&payload)?.registered()?.iss.ok_or(ErrorKind::MissingClaim { claim: "iss" })?;
+        self.by_issuer.get(&iss).ok_or(ErrorKind::InvalidIssuer)
+    }
+}
+
+impl Rules {
+    fn check<C: DeserializeOwned>(
+        &self,
+        token: &str,
+        now: i64,
+        refresh: Option<&mut Option<PendingRefresh>>,
+    ) -> Result<Validated<C>, ErrorKind> {
+        let rules = self;
         if token.len() > rules.max_token_bytes {
             return Err(ErrorKind::TooLarge);
         }
@@ -107,14 +213,16 @@ impl Validator {
             return Err(ErrorKind::InvalidType);
         }
 
-        let key = rules.keys.select(header.kid.as_ref().map(|kid| kid.0.as_ref()), alg)?;
-        if signature.is_empty() {
-            return Err(ErrorKind::InvalidSignature);
-        }
-        let signature = URL_SAFE_NO_PAD.decode(signature).map_err(|_| ErrorKind::InvalidSignature)?;
-        if !key.verify(signing_input.as_bytes(), &signature) {
-            return Err(ErrorKind::InvalidSignature);
-        }
+        let kid = rules.keys.with_key(header.kid.as_ref().map(|kid| kid.0.as_ref()), alg, refresh, |key| {
+            if signature.is_empty() {
+                return Err(ErrorKind::InvalidSignature);
+            }
+            let signature = URL_SAFE_NO_PAD.decode(signature).map_err(|_| ErrorKind::InvalidSignature)?;
+            if !key.verify(signing_input.as_bytes(), &signature) {
+                return Err(ErrorKind::InvalidSignature);
+            }
+            Ok(key.kid_arc())
+        })?;
 
         let payload = decode_part(payload)?;
         let raw = RawClaims::parse(&payload)?;
@@ -127,11 +235,9 @@ impl Validator {
         // The claims set stays with the principal for claim policies. `RawClaims::parse` has checked it is
         // JSON, and so UTF-8.
         principal.set_claims(String::from_utf8(payload).map_err(|_| ErrorKind::Malformed)?);
-        Ok(Validated { claims, registered, alg, kid: key.kid_arc(), principal: Arc::new(principal) })
+        Ok(Validated { claims, registered, alg, kid, principal: Arc::new(principal) })
     }
-}
 
-impl Rules {
     fn type_allowed(&self, typ: &str) -> bool {
         let typ = strip_application(typ);
         self.types.iter().any(|allowed| strip_application(allowed).eq_ignore_ascii_case(typ))
@@ -266,7 +372,7 @@ impl ValidatorBuilder {
 
     /// Builds the validator.
     pub fn build(self) -> Validator {
-        Validator { inner: Arc::new(self.rules) }
+        Validator { inner: Arc::new(Inner::One(self.rules)) }
     }
 }
 
@@ -288,9 +394,46 @@ impl fmt::Debug for Rules {
 
 impl fmt::Debug for Validator {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.inner.fmt(f)
+        match &*self.inner {
+            Inner::One(rules) => rules.fmt(f),
+            Inner::ByIssuer(issuers) => f
+                .debug_struct("Validator")
+                .field("by_issuer", &issuers.by_issuer)
+                .field("max_token_bytes", &issuers.max_token_bytes)
+                .finish(),
+        }
     }
 }
+
+/// The answer of [`Validator::start`].
+pub enum Validation<C> {
+    /// The token was validated, or refused, with the keys at hand.
+    Done(Result<Validated<C>, Error>),
+    /// The token names a `kid` that the key source lacks, and the source is refreshing. Once this resolves,
+    /// call [`Validator::validate`] for the answer.
+    Refreshing(PendingRefresh),
+}
+
+impl<C: fmt::Debug> fmt::Debug for Validation<C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Done(result) => f.debug_tuple("Done").field(result).finish(),
+            Self::Refreshing(_) => f.write_str("Refreshing(..)"),
+        }
+    }
+}
+
+/// A validator's configuration does not hold together, such as two tenants with the same issuer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConfigError(String);
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ConfigError {}
 
 /// A validated token: its custom claims `C`, its registered claims, and the key that verified it.
 #[derive(Clone, Debug)]
@@ -426,16 +569,13 @@ mod tests {
 
     #[test]
     fn types_compare_without_case_or_application_prefix() {
-        let rules = Validator::builder(
-            KeySet::new([crate::Key::hmac(Algorithm::HS256, &crate::Secret::new(vec![1; 32])).unwrap()]).unwrap(),
-        )
-        .required_types(["at+jwt"])
-        .build();
+        let key = crate::Key::hmac(Algorithm::HS256, &crate::Secret::new(vec![1; 32])).unwrap();
+        let rules = Validator::builder(crate::KeySet::new([key]).unwrap()).required_types(["at+jwt"]).rules;
         for typ in ["at+jwt", "AT+JWT", "application/at+jwt", "Application/AT+jwt"] {
-            assert!(rules.inner.type_allowed(typ), "{typ}");
+            assert!(rules.type_allowed(typ), "{typ}");
         }
         for typ in ["JWT", "", "application/", "at+jwt "] {
-            assert!(!rules.inner.type_allowed(typ), "{typ}");
+            assert!(!rules.type_allowed(typ), "{typ}");
         }
     }
 }

@@ -42,6 +42,13 @@ pub mod redis {
     pub use jwtgate_redis::*;
 }
 
+/// Remote keys: an identity provider's JWK Set by URL or OpenID Connect discovery, refreshed in the
+/// background; and the publication of your own keys.
+#[cfg(feature = "jwks")]
+pub mod jwks {
+    pub use jwtgate_jwks::*;
+}
+
 /// gRPC helpers: [`authorize`](tonic::authorize) a policy and read claims from a tonic request.
 #[cfg(feature = "tonic")]
 pub mod tonic {

@@ -6,18 +6,21 @@ use std::task::{Context, Poll, ready};
 
 use bytes::Bytes;
 use http::{Request, Response};
-use jwtgate_core::{DenylistError, Error, ErrorKind, PendingLookup, TokenStatus, Validated};
+use jwtgate_core::{DenylistError, Error, ErrorKind, PendingLookup, PendingRefresh, TokenStatus, Validated};
 use pin_project_lite::pin_project;
+use serde::de::DeserializeOwned;
 use tower_service::Service;
 
-use super::Shared;
+use super::service::proceed;
+use super::{Authentication, Shared};
 use crate::{RequestHead, ResponseBody};
 
 pin_project! {
     /// The response future of [`JwtAuthService`](super::JwtAuthService).
     ///
-    /// A state machine with no boxing of its own: it waits for an asynchronous denylist when there is one,
-    /// then runs the inner service's future, or yields jwtgate's answer to a refused request.
+    /// A state machine with no boxing of its own: it waits for a key refresh when a token names a `kid` the
+    /// remote keys lack, and for an asynchronous denylist when there is one, then runs the inner service's
+    /// future, or yields jwtgate's answer to a refused request.
     pub struct ResponseFuture<S, ReqBody, C>
     where
         S: Service<Request<ReqBody>>,
@@ -33,6 +36,10 @@ pin_project! {
     where
         S: Service<Request<ReqBody>>,
     {
+        Keys {
+            refresh: PendingRefresh,
+            awaiting: Option<AwaitingKeys<S, ReqBody>>,
+        },
         Lookup {
             lookup: PendingLookup,
             waiting: Option<Waiting<S, ReqBody, C>>,
@@ -44,6 +51,41 @@ pin_project! {
         Rejected {
             response: Option<Response<Bytes>>,
         },
+    }
+}
+
+/// A request whose token waits for a key refresh.
+pub(super) struct AwaitingKeys<S, ReqBody> {
+    request: Request<ReqBody>,
+    token: String,
+    service: S,
+    shared: Arc<Shared>,
+}
+
+impl<S, ReqBody> AwaitingKeys<S, ReqBody>
+where
+    S: Service<Request<ReqBody>>,
+{
+    pub(super) fn new(request: Request<ReqBody>, token: String, service: S, shared: Arc<Shared>) -> Self {
+        Self { request, token, service, shared }
+    }
+
+    /// Checks the token again, with the refreshed keys, and goes on as for any other token.
+    fn finish<C>(self) -> ResponseFuture<S, ReqBody, C>
+    where
+        C: DeserializeOwned + Send + Sync + 'static,
+    {
+        let Self { request, token, service, shared } = self;
+        match shared.after_refresh::<C>(&token) {
+            Authentication::Valid(validated) => proceed(request, validated, service, &shared),
+            Authentication::Refused(error) => {
+                ResponseFuture::rejected(shared.reject(&error, RequestHead::new(&request)))
+            }
+            // `after_refresh` never refreshes again, nor reports an anonymous request.
+            Authentication::Anonymous | Authentication::Refreshing(..) => {
+                ResponseFuture::rejected(shared.reject(&ErrorKind::UnknownKey.into(), RequestHead::new(&request)))
+            }
+        }
     }
 }
 
@@ -114,12 +156,16 @@ where
     pub(super) fn lookup(lookup: PendingLookup, waiting: Waiting<S, ReqBody, C>) -> Self {
         Self { state: State::Lookup { lookup, waiting: Some(waiting) } }
     }
+
+    pub(super) fn refreshing(refresh: PendingRefresh, awaiting: AwaitingKeys<S, ReqBody>) -> Self {
+        Self { state: State::Keys { refresh, awaiting: Some(awaiting) } }
+    }
 }
 
 impl<S, ReqBody, ResBody, C> Future for ResponseFuture<S, ReqBody, C>
 where
     S: Service<Request<ReqBody>, Response = Response<ResBody>>,
-    C: Send + Sync + 'static,
+    C: DeserializeOwned + Send + Sync + 'static,
 {
     type Output = Result<Response<ResponseBody<ResBody>>, S::Error>;
 
@@ -127,6 +173,11 @@ where
         let mut this = self.project();
         loop {
             match this.state.as_mut().project() {
+                StateProj::Keys { refresh, awaiting } => {
+                    ready!(refresh.as_mut().poll(cx));
+                    let awaiting = awaiting.take().expect("ResponseFuture polled after completion");
+                    this.state.set(awaiting.finish().state);
+                }
                 StateProj::Lookup { lookup, waiting } => {
                     let result = ready!(lookup.as_mut().poll(cx));
                     let waiting = waiting.take().expect("ResponseFuture polled after completion");
@@ -150,6 +201,7 @@ where
 {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let state = match &self.state {
+            State::Keys { .. } => "Keys",
             State::Lookup { .. } => "Lookup",
             State::Inner { .. } => "Inner",
             State::Rejected { .. } => "Rejected",

@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use http::Response;
-use jwtgate_core::{Denylist, Error, ErrorKind, Validated, Validator};
+use jwtgate_core::{Denylist, Error, ErrorKind, PendingRefresh, Validated, Validation, Validator};
 use serde::de::DeserializeOwned;
 
 use crate::source::Extracted;
@@ -44,35 +44,60 @@ impl Shared {
         }
     }
 
-    /// Finds and validates the request's token. `Ok(None)` is an anonymous request in optional mode.
-    fn authenticate<C: DeserializeOwned>(&self, head: &RequestHead<'_>) -> Result<Option<Validated<C>>, Error> {
+    /// Finds and validates the request's token.
+    fn authenticate<C: DeserializeOwned>(&self, head: &RequestHead<'_>) -> Authentication<C> {
         match self.sources.extract(head) {
-            Extracted::Absent if self.optional => Ok(None),
-            Extracted::Absent => Err(ErrorKind::Missing.into()),
+            Extracted::Absent if self.optional => Authentication::Anonymous,
+            Extracted::Absent => Authentication::Refused(ErrorKind::Missing.into()),
             // Credentials of another scheme (say `Basic`, for another layer) are no bearer token at all.
-            Extracted::Invalid(error) if self.optional && error.kind() == ErrorKind::Missing => Ok(None),
+            Extracted::Invalid(error) if self.optional && error.kind() == ErrorKind::Missing => {
+                Authentication::Anonymous
+            }
             Extracted::Invalid(error) => {
                 log_failure(&error, None);
-                Err(error)
+                Authentication::Refused(error)
             }
-            Extracted::Token(token) => match self.validator.validate::<C>(&token) {
-                Ok(validated) if self.require_jti && validated.registered().token_id().is_none() => {
-                    let error = ErrorKind::MissingClaim { claim: "jti" }.into();
-                    log_failure(&error, Some(&token));
-                    Err(error)
-                }
-                Ok(validated) => Ok(Some(validated)),
-                Err(error) => {
-                    log_failure(&error, Some(&token));
-                    Err(error)
-                }
+            Extracted::Token(token) => match self.validator.start::<C>(&token) {
+                Validation::Done(result) => self.checked(result, &token),
+                // Rare: the token names a `kid` the remote keys lack, and they are being refreshed. Only
+                // then is the token copied, to be checked again once the refresh is over.
+                Validation::Refreshing(refresh) => Authentication::Refreshing(refresh, token.into_owned()),
             },
         }
+    }
+
+    /// Checks a token again after a key refresh; a token causes one refresh at most.
+    fn after_refresh<C: DeserializeOwned>(&self, token: &str) -> Authentication<C> {
+        self.checked(self.validator.validate::<C>(token), token)
+    }
+
+    fn checked<C>(&self, result: Result<Validated<C>, Error>, token: &str) -> Authentication<C> {
+        let error = match result {
+            Ok(validated) if self.require_jti && validated.registered().token_id().is_none() => {
+                ErrorKind::MissingClaim { claim: "jti" }.into()
+            }
+            Ok(validated) => return Authentication::Valid(validated),
+            Err(error) => error,
+        };
+        log_failure(&error, Some(token));
+        Authentication::Refused(error)
     }
 
     fn reject(&self, error: &Error, head: RequestHead<'_>) -> Response<Bytes> {
         self.responder.respond(&Rejection::new(error, head))
     }
+}
+
+/// What [`Shared::authenticate`] made of a request.
+enum Authentication<C> {
+    /// No credentials, in optional mode.
+    Anonymous,
+    /// A valid token.
+    Valid(Validated<C>),
+    /// Refused, with this error.
+    Refused(Error),
+    /// Waiting for a key refresh; the token is checked again once it is over.
+    Refreshing(PendingRefresh, String),
 }
 
 /// Logs why a token was refused, with its `kid`, at debug level. The token itself is never logged; its `kid`

@@ -4,12 +4,12 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use http::{Request, Response};
-use jwtgate_core::Lookup;
+use jwtgate_core::{Lookup, Validated};
 use serde::de::DeserializeOwned;
 use tower_service::Service;
 
-use super::Shared;
-use super::future::{ResponseFuture, Waiting};
+use super::future::{AwaitingKeys, ResponseFuture, Waiting};
+use super::{Authentication, Shared};
 use crate::{Anonymous, RequestHead, ResponseBody};
 
 /// The service [`JwtAuthLayer`](super::JwtAuthLayer) wraps around your service.
@@ -54,25 +54,43 @@ where
     }
 
     fn call(&mut self, mut request: Request<ReqBody>) -> Self::Future {
-        let validated = match self.shared.authenticate::<C>(&RequestHead::new(&request)) {
-            Ok(Some(validated)) => validated,
-            Ok(None) => {
+        match self.shared.authenticate::<C>(&RequestHead::new(&request)) {
+            Authentication::Valid(validated) => proceed(request, validated, self.take_ready(), &self.shared),
+            Authentication::Anonymous => {
                 request.extensions_mut().insert(Anonymous);
-                return ResponseFuture::inner(self.take_ready().call(request));
+                ResponseFuture::inner(self.take_ready().call(request))
             }
             // A refused request never reaches the inner service, which stays ready for the next one.
-            Err(error) => return ResponseFuture::rejected(self.shared.reject(&error, RequestHead::new(&request))),
-        };
-        let mut inner = self.take_ready();
-        let lookup = match &self.shared.denylist {
-            Some(denylist) => denylist.check(validated.registered()),
-            None => return ResponseFuture::inner(super::future::admit(request, validated, &mut inner)),
-        };
-        let waiting = Waiting::new(request, validated, inner, self.shared.clone());
-        match lookup {
-            Lookup::Ready(result) => waiting.finish(result),
-            Lookup::Pending(lookup) => ResponseFuture::lookup(lookup, waiting),
+            Authentication::Refused(error) => {
+                ResponseFuture::rejected(self.shared.reject(&error, RequestHead::new(&request)))
+            }
+            Authentication::Refreshing(refresh, token) => ResponseFuture::refreshing(
+                refresh,
+                AwaitingKeys::new(request, token, self.take_ready(), self.shared.clone()),
+            ),
         }
+    }
+}
+
+/// Asks the denylist about a validated token, then calls `inner` or answers.
+pub(super) fn proceed<S, ReqBody, C>(
+    request: Request<ReqBody>,
+    validated: Validated<C>,
+    mut inner: S,
+    shared: &Arc<Shared>,
+) -> ResponseFuture<S, ReqBody, C>
+where
+    S: Service<Request<ReqBody>>,
+    C: Send + Sync + 'static,
+{
+    let lookup = match &shared.denylist {
+        Some(denylist) => denylist.check(validated.registered()),
+        None => return ResponseFuture::inner(super::future::admit(request, validated, &mut inner)),
+    };
+    let waiting = Waiting::new(request, validated, inner, shared.clone());
+    match lookup {
+        Lookup::Ready(result) => waiting.finish(result),
+        Lookup::Pending(lookup) => ResponseFuture::lookup(lookup, waiting),
     }
 }
 

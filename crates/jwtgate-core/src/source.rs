@@ -1,0 +1,148 @@
+//! Keys that change while the program runs: the hook a remote JWKS plugs into.
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use crate::{Algorithm, ErrorKind, Key, KeySet};
+
+/// A refresh of a [`KeySource`] that has not finished. It resolves once the refresh is over, whether it
+/// brought new keys or failed; the token that asked for it is then checked once more, without another
+/// refresh.
+pub type PendingRefresh = Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
+
+/// Keys that can change while the program runs, such as the JWK Set an identity provider publishes.
+///
+/// `jwtgate-jwks`'s `RemoteKeySet` is the implementation most users want. A validator reads
+/// [`current`](KeySource::current) for every token that its fixed keys do not cover, so it must be cheap and
+/// must never block: load an `ArcSwap`, do not take a lock that a fetch holds.
+pub trait KeySource: Send + Sync + fmt::Debug + 'static {
+    /// The keys now. [`KeysUnavailable`] when there are none to trust yet (the first fetch has not
+    /// succeeded) or any more (the last good keys are older than the source allows). The request is then
+    /// answered 503, never 401: the token may well be good.
+    fn current(&self) -> Result<Arc<KeySet>, KeysUnavailable>;
+
+    /// A token names `kid`, which the current keys lack. Returns the future of a refresh that may bring it,
+    /// or `None` when no refresh may start now (a source limits how often unknown `kid`s make it fetch);
+    /// the token is then refused as [`ErrorKind::UnknownKey`](crate::ErrorKind::UnknownKey).
+    fn refresh_for(&self, kid: &str) -> Option<PendingRefresh>;
+}
+
+impl<S: KeySource + ?Sized> KeySource for Arc<S> {
+    fn current(&self) -> Result<Arc<KeySet>, KeysUnavailable> {
+        (**self).current()
+    }
+
+    fn refresh_for(&self, kid: &str) -> Option<PendingRefresh> {
+        (**self).refresh_for(kid)
+    }
+}
+
+/// A [`KeySource`] has no keys to offer: it has not loaded any yet, or its keys are too stale to trust.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct KeysUnavailable;
+
+impl fmt::Display for KeysUnavailable {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("no signing keys are available yet")
+    }
+}
+
+impl std::error::Error for KeysUnavailable {}
+
+/// The keys a [`Validator`](crate::Validator) trusts: fixed keys, a [`KeySource`], or both.
+///
+/// Build it from a [`KeySet`] (`KeySet` converts into it), from a source with [`TrustedKeys::from_source`],
+/// or from both with [`TrustedKeys::with_source`]. A token's `kid` is looked up among the fixed keys first,
+/// then among the source's current keys. A token without `kid` is checked only when exactly one key of its
+/// algorithm exists across both. Either way a token is verified with at most one key.
+#[derive(Clone)]
+pub struct TrustedKeys {
+    fixed: Option<KeySet>,
+    source: Option<Arc<dyn KeySource>>,
+}
+
+impl TrustedKeys {
+    /// Trusts the keys of `source` only.
+    pub fn from_source(source: impl KeySource) -> Self {
+        Self { fixed: None, source: Some(Arc::new(source)) }
+    }
+
+    /// Trusts the keys of `source` as well as the ones already here. A `kid` present in both resolves to the
+    /// fixed key.
+    #[must_use]
+    pub fn with_source(mut self, source: impl KeySource) -> Self {
+        self.source = Some(Arc::new(source));
+        self
+    }
+
+    /// The fixed keys, if any.
+    pub fn fixed(&self) -> Option<&KeySet> {
+        self.fixed.as_ref()
+    }
+
+    /// The source of changing keys, if any.
+    pub fn source(&self) -> Option<&Arc<dyn KeySource>> {
+        self.source.as_ref()
+    }
+
+    /// Finds the key for a token's `kid` (or none) and `alg`, and hands it to `verify`. When the `kid` is
+    /// unknown and `refresh` is given, it asks the source for a refresh and leaves the pending refresh there.
+    pub(crate) fn with_key<T>(
+        &self,
+        kid: Option<&str>,
+        alg: Algorithm,
+        refresh: Option<&mut Option<PendingRefresh>>,
+        verify: impl FnOnce(&Key) -> Result<T, ErrorKind>,
+    ) -> Result<T, ErrorKind> {
+        let fixed = self.fixed.as_ref();
+        let Some(source) = &self.source else {
+            return verify(fixed.ok_or(ErrorKind::UnknownKey)?.select(kid, alg)?);
+        };
+        if let Some(kid) = kid
+            && let Some(key) = fixed.and_then(|set| set.by_kid(kid))
+        {
+            return verify(checked(key, alg)?);
+        }
+        let current = match source.current() {
+            Ok(current) => current,
+            // The fixed keys still answer tokens that name them while the source has nothing.
+            Err(KeysUnavailable) => return Err(ErrorKind::KeysUnavailable),
+        };
+        match kid {
+            Some(kid) => match current.by_kid(kid) {
+                Some(key) => verify(checked(key, alg)?),
+                None => {
+                    if let Some(slot) = refresh {
+                        *slot = source.refresh_for(kid);
+                    }
+                    Err(ErrorKind::UnknownKey)
+                }
+            },
+            None => {
+                let fixed_key = fixed.map_or(Ok(None), |set| set.only_for(alg))?;
+                match (fixed_key, current.only_for(alg)?) {
+                    (Some(key), None) | (None, Some(key)) => verify(key),
+                    _ => Err(ErrorKind::UnknownKey),
+                }
+            }
+        }
+    }
+}
+
+fn checked(key: &Key, alg: Algorithm) -> Result<&Key, ErrorKind> {
+    if key.algorithm() == alg { Ok(key) } else { Err(ErrorKind::AlgorithmMismatch) }
+}
+
+impl From<KeySet> for TrustedKeys {
+    fn from(keys: KeySet) -> Self {
+        Self { fixed: Some(keys), source: None }
+    }
+}
+
+impl fmt::Debug for TrustedKeys {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TrustedKeys").field("fixed", &self.fixed).field("source", &self.source).finish()
+    }
+}

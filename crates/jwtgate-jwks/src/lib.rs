@@ -1,0 +1,50 @@
+//! Remote keys for jwtgate: an identity provider's JWK Set, by URL or by OpenID Connect discovery,
+//! refreshed in the background and through key rotation.
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! use jwtgate_core::Validator;
+//! use jwtgate_jwks::RemoteKeySet;
+//!
+//! // Lazy: returns at once; until the first fetch succeeds, requests get 503 with Retry-After.
+//! let keys = RemoteKeySet::discover("https://accounts.example.com").build()?;
+//! // Or eager: fail at startup when the provider cannot be reached.
+//! // let keys = RemoteKeySet::discover("https://accounts.example.com").build_eager().await?;
+//! let validator = Validator::builder(keys).issuer("https://accounts.example.com").audience("my-api").build();
+//! // JwtAuthLayer::<MyClaims>::new(validator)
+//! # Ok(()) }
+//! ```
+//!
+//! See [`RemoteKeySet`] for how keys are refreshed, filtered and kept through failures, and
+//! [`JwksPublisher`] to publish your own signing keys.
+
+mod fetch;
+mod remote;
+
+use std::fmt;
+
+pub use remote::{
+    DEFAULT_COOLDOWN, DEFAULT_MAX_BODY_BYTES, DEFAULT_REFRESH_INTERVAL, DEFAULT_TIMEOUT, RemoteKeySet,
+    RemoteKeySetBuilder,
+};
+
+/// A remote key set could not be set up: a URL jwtgate will not fetch from, no Tokio runtime, or (for
+/// [`RemoteKeySetBuilder::build_eager`]) a first fetch that failed. The message never quotes a response body.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Error {
+    message: String,
+}
+
+impl Error {
+    pub(crate) fn new(message: String) -> Self {
+        Self { message }
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for Error {}

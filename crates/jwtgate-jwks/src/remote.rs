@@ -1,0 +1,519 @@
+//! `RemoteKeySet`: an identity provider's JWK Set, fetched and refreshed in the background.
+
+use std::collections::HashSet;
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwapOption;
+use jwtgate_core::{AlgorithmMapping, KeySet, KeySource, KeysUnavailable, PendingRefresh, TrustedKeys};
+use reqwest::{Client, Url};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::Error;
+use crate::fetch::{self, FetchError, Fetched, Validators};
+
+/// The default interval of the background refresh.
+pub const DEFAULT_REFRESH_INTERVAL: Duration = Duration::from_secs(300);
+/// The default minimum time between two fetches triggered by unknown `kid`s.
+pub const DEFAULT_COOLDOWN: Duration = Duration::from_secs(10);
+/// The default time one fetch may take, connection included.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+/// The default limit on the size of a JWK Set or discovery document.
+pub const DEFAULT_MAX_BODY_BYTES: usize = 512 * 1024;
+/// The longest wait between two attempts while the provider fails.
+const MAX_RETRY_DELAY: Duration = Duration::from_secs(60);
+
+/// An identity provider's JWK Set, fetched over HTTPS and kept fresh in the background.
+///
+/// ```no_run
+/// # async fn run() -> Result<(), jwtgate_jwks::Error> {
+/// use jwtgate_core::Validator;
+/// use jwtgate_jwks::RemoteKeySet;
+///
+/// let keys = RemoteKeySet::discover("https://idp.example/realms/acme").build()?;
+/// let validator = Validator::builder(keys).issuer("https://idp.example/realms/acme").audience("api").build();
+/// # Ok(()) }
+/// ```
+///
+/// - **Lock-free reads.** The keys sit behind an `ArcSwap`; a request loads them and never waits for a
+///   fetch or a lock.
+/// - **Refresh** in the background every [`refresh_interval`](RemoteKeySetBuilder::refresh_interval)
+///   (default 5 minutes), sooner when the provider's `Cache-Control: max-age` says so (but never more often
+///   than the cooldown), with conditional GETs (`If-None-Match`, `If-Modified-Since`).
+/// - **Unknown `kid`s.** A token naming a `kid` the set lacks triggers a fetch, and waits for it, so keys the
+///   provider has just rotated in are accepted on first sight. Only one fetch runs at a time (other tokens
+///   wait for it), and unknown `kid`s start at most one fetch per
+///   [`cooldown`](RemoteKeySetBuilder::cooldown) (default 10 s): a flood of random `kid`s cannot make it
+///   hammer the provider. Outside those limits the token is refused at once as an unknown key.
+/// - **Filtering.** Keys whose `use` is not `sig`, whose `key_ops` lack `verify`, whose `alg` is not
+///   supported (or absent, without a [mapping](RemoteKeySetBuilder::algorithms)), and `oct` secrets are
+///   skipped, each logged once at warn level. One bad key never rejects the rest.
+/// - **Failure.** An unreachable or misbehaving provider leaves the last good keys in place
+///   (stale-while-error), optionally for at most [`max_staleness`](RemoteKeySetBuilder::max_staleness).
+///   Failed fetches are retried after 1 s, 2 s, 4 s… up to a minute. Before the first success, and once the
+///   keys are too stale, tokens that need them are answered 503 with `Retry-After`.
+///
+/// Clones share the keys and the background task. The task stops when the last clone is dropped.
+#[derive(Clone)]
+pub struct RemoteKeySet {
+    handle: Arc<Handle>,
+}
+
+/// Owns the background task: aborts it when the last [`RemoteKeySet`] clone goes.
+struct Handle {
+    shared: Arc<Shared>,
+    task: JoinHandle<()>,
+}
+
+impl Drop for Handle {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+struct Shared {
+    keys: ArcSwapOption<Snapshot>,
+    config: Config,
+    /// Whether a fetch is running or asked for (`busy`), and how many have finished. The background task
+    /// wakes when an unknown `kid` sets `busy`; requests that wait for a fetch wait for `finished` to grow.
+    flight: watch::Sender<Flight>,
+    /// When an unknown `kid` last started a fetch, in milliseconds since `started` (`u64::MAX`: never).
+    last_kid_fetch: AtomicU64,
+    started: Instant,
+    /// The issuer, when the keys come from discovery.
+    issuer: Option<String>,
+}
+
+#[derive(Clone, Copy, Debug, Default)]
+struct Flight {
+    busy: bool,
+    finished: u64,
+}
+
+struct Snapshot {
+    keys: Arc<KeySet>,
+    fresh_at: Instant,
+}
+
+#[derive(Clone)]
+struct Config {
+    location: Location,
+    client: Client,
+    refresh_interval: Duration,
+    cooldown: Duration,
+    timeout: Duration,
+    max_body_bytes: usize,
+    max_staleness: Option<Duration>,
+    mapping: AlgorithmMapping,
+}
+
+#[derive(Clone, Debug)]
+enum Location {
+    Jwks(Url),
+    Discovery { issuer: String, document: Url },
+}
+
+/// Configures a [`RemoteKeySet`]. Start from [`RemoteKeySet::jwks`] or [`RemoteKeySet::discover`].
+#[must_use]
+pub struct RemoteKeySetBuilder {
+    location: Result<Location, Error>,
+    client: Option<Client>,
+    refresh_interval: Duration,
+    cooldown: Duration,
+    timeout: Duration,
+    max_body_bytes: usize,
+    max_staleness: Option<Duration>,
+    mapping: AlgorithmMapping,
+}
+
+impl RemoteKeySet {
+    /// Trusts the JWK Set at `url`. It must be `https`, or `http` to a loopback address.
+    pub fn jwks(url: &str) -> RemoteKeySetBuilder {
+        RemoteKeySetBuilder::new(fetch::parse_url(url).map(Location::Jwks).map_err(Error::new))
+    }
+
+    /// Trusts the JWK Set of the OpenID provider `issuer`: its `jwks_uri`, read from
+    /// `<issuer>/.well-known/openid-configuration` (the issuer's path kept, as OpenID Connect Discovery §4
+    /// says). The document is trusted only when its `issuer` equals `issuer` exactly. Pass the same issuer
+    /// to the validator, or read it back from [`RemoteKeySet::issuer`].
+    pub fn discover(issuer: &str) -> RemoteKeySetBuilder {
+        let location = fetch::discovery_url(issuer)
+            .map(|document| Location::Discovery { issuer: issuer.to_owned(), document })
+            .map_err(Error::new);
+        RemoteKeySetBuilder::new(location)
+    }
+
+    /// The issuer this set was discovered from, if it was.
+    pub fn issuer(&self) -> Option<&str> {
+        self.handle.shared.issuer.as_deref()
+    }
+
+    /// Whether keys have been fetched (and are not too stale).
+    pub fn is_ready(&self) -> bool {
+        self.handle.shared.current().is_ok()
+    }
+
+    /// Waits until the current fetch, or the next one, has finished, whatever its outcome. For tests and
+    /// for startup code that wants to know the first attempt is over.
+    pub async fn wait_for_fetch(&self) {
+        let mut flight = self.handle.shared.flight.subscribe();
+        let finished = flight.borrow_and_update().finished;
+        // The sender lives as long as `self`, so this only ends when a fetch does.
+        let _ = flight.wait_for(|flight| flight.finished > finished).await;
+    }
+}
+
+impl RemoteKeySetBuilder {
+    fn new(location: Result<Location, Error>) -> Self {
+        Self {
+            location,
+            client: None,
+            refresh_interval: DEFAULT_REFRESH_INTERVAL,
+            cooldown: DEFAULT_COOLDOWN,
+            timeout: DEFAULT_TIMEOUT,
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            max_staleness: None,
+            mapping: AlgorithmMapping::new(),
+        }
+    }
+
+    /// The HTTP client, for a private CA, client certificates (mTLS) or a proxy. Default: reqwest with
+    /// rustls, the platform's roots, the [`timeout`](Self::timeout), and no redirects to plain http.
+    pub fn client(mut self, client: Client) -> Self {
+        self.client = Some(client);
+        self
+    }
+
+    /// How often the keys are fetched in the background. A shorter `Cache-Control: max-age` from the
+    /// provider wins, down to the [`cooldown`](Self::cooldown). Default 5 minutes.
+    pub fn refresh_interval(mut self, interval: Duration) -> Self {
+        self.refresh_interval = interval;
+        self
+    }
+
+    /// The minimum time between two fetches that unknown `kid`s trigger, and the shortest refresh interval
+    /// a provider's `max-age` can impose. Default 10 s.
+    pub fn cooldown(mut self, cooldown: Duration) -> Self {
+        self.cooldown = cooldown;
+        self
+    }
+
+    /// The time one fetch may take, from connecting to the last byte. Applies to a client passed with
+    /// [`client`](Self::client) too. Default 10 s.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// The largest JWK Set (or discovery document) accepted, in bytes. Default 512 KiB.
+    pub fn max_body_bytes(mut self, bytes: usize) -> Self {
+        self.max_body_bytes = bytes;
+        self
+    }
+
+    /// How long the last good keys may serve while the provider fails. After that, tokens that need them
+    /// are answered 503 until a fetch succeeds. Default: no limit (keys are trusted until the provider
+    /// answers with others).
+    pub fn max_staleness(mut self, staleness: Duration) -> Self {
+        self.max_staleness = Some(staleness);
+        self
+    }
+
+    /// The algorithm for keys published without `alg`, by key type. Default: none; such keys are skipped.
+    pub fn algorithms(mut self, mapping: AlgorithmMapping) -> Self {
+        self.mapping = mapping;
+        self
+    }
+
+    /// Starts lazily: returns at once, and fetches in the background. Until the first fetch succeeds,
+    /// tokens that need the keys are answered 503 with `Retry-After`. Must be called within a Tokio runtime.
+    ///
+    /// Fails for a URL jwtgate will not fetch from, or outside a Tokio runtime.
+    pub fn build(self) -> Result<RemoteKeySet, Error> {
+        let (shared, validators) = self.prepare()?;
+        Ok(spawn(shared, validators, Duration::ZERO, false))
+    }
+
+    /// Starts eagerly: fetches the keys (after discovery) before returning, and fails if that fetch
+    /// fails, so a server can refuse to start without them.
+    pub async fn build_eager(self) -> Result<RemoteKeySet, Error> {
+        let (shared, mut state) = self.prepare()?;
+        let delay = match state.fetch(&shared).await {
+            Ok(delay) => delay,
+            Err(err) => return Err(Error::new(format!("the first fetch of the keys failed: {err}"))),
+        };
+        Ok(spawn(shared, state, delay, true))
+    }
+
+    fn prepare(self) -> Result<(Arc<Shared>, TaskState), Error> {
+        let location = self.location?;
+        tokio::runtime::Handle::try_current()
+            .map_err(|_| Error::new("a RemoteKeySet needs a Tokio runtime for its background refresh".to_owned()))?;
+        let client = match self.client {
+            Some(client) => client,
+            None => default_client(self.timeout, &location)?,
+        };
+        let issuer = match &location {
+            Location::Discovery { issuer, .. } => Some(issuer.clone()),
+            Location::Jwks(_) => None,
+        };
+        let config = Config {
+            location,
+            client,
+            refresh_interval: self.refresh_interval,
+            cooldown: self.cooldown,
+            timeout: self.timeout,
+            max_body_bytes: self.max_body_bytes,
+            max_staleness: self.max_staleness,
+            mapping: self.mapping,
+        };
+        let jwks_url = match &config.location {
+            Location::Jwks(url) => Some(url.clone()),
+            Location::Discovery { .. } => None,
+        };
+        let shared = Arc::new(Shared {
+            keys: ArcSwapOption::empty(),
+            config,
+            flight: watch::Sender::new(Flight::default()),
+            last_kid_fetch: AtomicU64::new(u64::MAX),
+            started: Instant::now(),
+            issuer,
+        });
+        let state = TaskState { jwks_url, validators: Validators::default(), logged: HashSet::new(), failures: 0 };
+        Ok((shared, state))
+    }
+}
+
+fn default_client(timeout: Duration, location: &Location) -> Result<Client, Error> {
+    let url = match location {
+        Location::Jwks(url) | Location::Discovery { document: url, .. } => url,
+    };
+    Client::builder()
+        .user_agent(concat!("jwtgate/", env!("CARGO_PKG_VERSION")))
+        .connect_timeout(timeout.min(Duration::from_secs(5)))
+        .timeout(timeout)
+        .redirect(reqwest::redirect::Policy::limited(3))
+        // An https location never follows a redirect to plain http.
+        .https_only(url.scheme() == "https")
+        .build()
+        .map_err(|err| Error::new(format!("cannot build the HTTP client: {err}")))
+}
+
+fn spawn(shared: Arc<Shared>, state: TaskState, first_delay: Duration, fetched: bool) -> RemoteKeySet {
+    if fetched {
+        // `build_eager` fetched once already: count it, so `wait_for_fetch` sees a consistent history.
+        shared.flight.send_modify(|flight| flight.finished += 1);
+    }
+    let task = tokio::spawn(refresh_loop(shared.clone(), state, first_delay));
+    RemoteKeySet { handle: Arc::new(Handle { shared, task }) }
+}
+
+/// What only the background task touches: no lock needed.
+struct TaskState {
+    /// The JWK Set's URL, once known (discovery finds it on the first successful fetch).
+    jwks_url: Option<Url>,
+    validators: Validators,
+    /// Skipped keys already logged, so each is logged once.
+    logged: HashSet<String>,
+    failures: u32,
+}
+
+async fn refresh_loop(shared: Arc<Shared>, mut state: TaskState, first_delay: Duration) {
+    let mut delay = first_delay;
+    let mut flight = shared.flight.subscribe();
+    loop {
+        // `refresh_for` sets `busy` for an unknown `kid`; otherwise the timer does. Either way one fetch
+        // follows, and requests that see `busy` wait for it rather than start another.
+        let asked = tokio::time::timeout(delay, flight.wait_for(|flight| flight.busy)).await.is_ok();
+        if !asked {
+            shared.flight.send_modify(|flight| flight.busy = true);
+        }
+        delay = match state.fetch(&shared).await {
+            Ok(delay) => delay,
+            Err(err) => {
+                let retry = retry_delay(state.failures, shared.config.refresh_interval);
+                let held = if shared.keys.load().is_some() { "keeping the last good keys" } else { "no keys yet" };
+                tracing::warn!(error = %err, retry_in = ?retry, "jwtgate: fetching the JWK Set failed; {held}");
+                retry
+            }
+        };
+        shared.flight.send_modify(|flight| {
+            flight.busy = false;
+            flight.finished += 1;
+        });
+    }
+}
+
+/// 1 s, 2 s, 4 s… after consecutive failures, up to a minute, and never beyond the refresh interval.
+fn retry_delay(failures: u32, interval: Duration) -> Duration {
+    let backoff = Duration::from_secs(1u64 << failures.saturating_sub(1).min(6));
+    backoff.min(MAX_RETRY_DELAY).min(interval)
+}
+
+impl TaskState {
+    /// One fetch, after discovery if needed. Returns the delay until the next refresh.
+    async fn fetch(&mut self, shared: &Shared) -> Result<Duration, FetchError> {
+        let result = self.fetch_keys(shared).await;
+        match &result {
+            Ok(_) => self.failures = 0,
+            Err(_) => self.failures = self.failures.saturating_add(1),
+        }
+        result
+    }
+
+    async fn fetch_keys(&mut self, shared: &Shared) -> Result<Duration, FetchError> {
+        let config = &shared.config;
+        let url = match (&self.jwks_url, &config.location) {
+            (Some(url), _) => url.clone(),
+            (None, Location::Discovery { issuer, document }) => {
+                let Fetched::Body { body, .. } =
+                    fetch::get_json(&config.client, document, None, config.timeout, config.max_body_bytes).await?
+                else {
+                    return Err(FetchError(format!("{document}: unexpected 304")));
+                };
+                let url =
+                    fetch::read_discovery(&body, issuer).map_err(|err| FetchError(format!("{document}: {err}")))?;
+                self.jwks_url = Some(url.clone());
+                url
+            }
+            (None, Location::Jwks(url)) => url.clone(),
+        };
+        let validators = shared.keys.load().is_some().then_some(&mut self.validators);
+        let max_age =
+            match fetch::get_json(&config.client, &url, validators, config.timeout, config.max_body_bytes).await? {
+                Fetched::NotModified { max_age } => {
+                    if let Some(snapshot) = &*shared.keys.load() {
+                        shared
+                            .keys
+                            .store(Some(Arc::new(Snapshot { keys: snapshot.keys.clone(), fresh_at: Instant::now() })));
+                    }
+                    tracing::debug!(%url, "jwtgate: the JWK Set is unchanged (304)");
+                    max_age
+                }
+                Fetched::Body { body, max_age } => {
+                    let (keys, skipped) = KeySet::from_remote_jwks(&body, &config.mapping)
+                        .map_err(|err| FetchError(format!("{url}: {err}")))?;
+                    for skipped in skipped {
+                        let message = skipped.to_string();
+                        if self.logged.insert(message.clone()) {
+                            tracing::warn!(%url, key = %message, "jwtgate: skipping a key of the JWK Set");
+                        }
+                    }
+                    let kids: Vec<&str> = keys.keys().iter().filter_map(|key| key.kid()).collect();
+                    tracing::info!(%url, keys = keys.keys().len(), ?kids, "jwtgate: JWK Set loaded");
+                    // One store: a request sees the old set or the new one, never a mix.
+                    shared.keys.store(Some(Arc::new(Snapshot { keys: Arc::new(keys), fresh_at: Instant::now() })));
+                    max_age
+                }
+            };
+        let interval = config.refresh_interval;
+        Ok(max_age.map_or(interval, |max_age| max_age.clamp(config.cooldown.min(interval), interval)))
+    }
+}
+
+impl Shared {
+    fn current(&self) -> Result<Arc<KeySet>, KeysUnavailable> {
+        let guard = self.keys.load();
+        let snapshot = guard.as_ref().ok_or(KeysUnavailable)?;
+        if let Some(max) = self.config.max_staleness
+            && snapshot.fresh_at.elapsed() > max
+        {
+            return Err(KeysUnavailable);
+        }
+        Ok(snapshot.keys.clone())
+    }
+
+    /// Whether an unknown `kid` may start a fetch now, and if so, records that it did.
+    fn take_cooldown(&self) -> bool {
+        let now = u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX - 1);
+        let cooldown = u64::try_from(self.config.cooldown.as_millis()).unwrap_or(u64::MAX);
+        let last = self.last_kid_fetch.load(Ordering::Acquire);
+        if last != u64::MAX && now.saturating_sub(last) < cooldown {
+            return false;
+        }
+        self.last_kid_fetch.compare_exchange(last, now, Ordering::AcqRel, Ordering::Acquire).is_ok()
+    }
+}
+
+impl KeySource for RemoteKeySet {
+    fn current(&self) -> Result<Arc<KeySet>, KeysUnavailable> {
+        self.handle.shared.current()
+    }
+
+    fn refresh_for(&self, kid: &str) -> Option<PendingRefresh> {
+        let shared = &self.handle.shared;
+        let mut wait_past = None;
+        let mut start = false;
+        shared.flight.send_if_modified(|flight| {
+            if flight.busy {
+                // Single flight: join the fetch that is running.
+                wait_past = Some(flight.finished);
+                false
+            } else if shared.take_cooldown() {
+                flight.busy = true;
+                start = true;
+                wait_past = Some(flight.finished);
+                true
+            } else {
+                false
+            }
+        });
+        let finished = wait_past?;
+        if start {
+            tracing::debug!(kid = %kid.chars().take(64).collect::<String>(), "jwtgate: unknown kid; fetching the JWK Set");
+        }
+        let mut flight = shared.flight.subscribe();
+        Some(Box::pin(async move {
+            // Ends when the fetch does, or when the set is dropped.
+            let _ = flight.wait_for(|flight| flight.finished > finished).await;
+        }))
+    }
+}
+
+impl From<RemoteKeySet> for TrustedKeys {
+    fn from(keys: RemoteKeySet) -> Self {
+        TrustedKeys::from_source(keys)
+    }
+}
+
+impl fmt::Debug for RemoteKeySet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let shared = &self.handle.shared;
+        let keys = shared.keys.load();
+        f.debug_struct("RemoteKeySet")
+            .field("location", &shared.config.location)
+            .field("keys", &keys.as_ref().map(|snapshot| &snapshot.keys))
+            .field("refresh_interval", &shared.config.refresh_interval)
+            .field("cooldown", &shared.config.cooldown)
+            .field("max_staleness", &shared.config.max_staleness)
+            .finish_non_exhaustive()
+    }
+}
+
+impl fmt::Debug for RemoteKeySetBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RemoteKeySetBuilder")
+            .field("location", &self.location)
+            .field("refresh_interval", &self.refresh_interval)
+            .field("cooldown", &self.cooldown)
+            .field("timeout", &self.timeout)
+            .field("max_body_bytes", &self.max_body_bytes)
+            .field("max_staleness", &self.max_staleness)
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retries_back_off_to_a_minute_within_the_interval() {
+        let delays: Vec<u64> = (1..=9).map(|n| retry_delay(n, Duration::from_secs(300)).as_secs()).collect();
+        assert_eq!(delays, [1, 2, 4, 8, 16, 32, 60, 60, 60]);
+        assert_eq!(retry_delay(5, Duration::from_secs(3)), Duration::from_secs(3));
+    }
+}

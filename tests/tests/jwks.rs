@@ -1,0 +1,592 @@
+//! Remote JWK Sets against a server under the test's control: fetching, refresh, rotation, single flight
+//! and cooldown, failures (slow, 500, malformed, huge, HTML), conditional GETs, discovery, and several
+//! issuers.
+
+#![allow(clippy::unwrap_used, reason = "test helpers fail the test on unexpected errors")]
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::routing::get;
+use http::Request;
+use jwtgate::jwks::{RemoteKeySet, RemoteKeySetBuilder};
+use jwtgate::{Algorithm, JwtAuthLayer, KeySet, KeySource, TrustedKeys, Validator};
+use jwtgate_tests::jwks::{Fault, JwksServer, body_json};
+use jwtgate_tests::logs::capture;
+use jwtgate_tests::{AUDIENCE, Answer, ISSUER, TestKey, claims, serve};
+use serde_json::{Value, json};
+use tower::ServiceExt;
+
+fn jwks(keys: &[&TestKey]) -> Value {
+    json!({ "keys": keys.iter().map(|key| key.jwk()).collect::<Vec<_>>() })
+}
+
+fn rs256(kid: &str) -> TestKey {
+    TestKey::generate(Algorithm::RS256).with_kid(kid)
+}
+
+fn es256(kid: &str) -> TestKey {
+    TestKey::generate(Algorithm::ES256).with_kid(kid)
+}
+
+/// Fast settings, so that tests do not wait on production defaults.
+fn remote(server: &JwksServer) -> RemoteKeySetBuilder {
+    RemoteKeySet::jwks(&server.jwks_url()).timeout(Duration::from_secs(2))
+}
+
+fn validator(keys: impl Into<TrustedKeys>) -> Validator {
+    Validator::builder(keys).issuer(ISSUER).audience(AUDIENCE).build()
+}
+
+/// An app behind `JwtAuthLayer`, served on loopback.
+struct App {
+    base: String,
+    http: reqwest::Client,
+}
+
+impl App {
+    async fn new(validator: Validator) -> Self {
+        let router = Router::new().route("/me", get(|| async { "ok" })).layer(JwtAuthLayer::<Value>::new(validator));
+        Self { base: format!("http://{}", serve(router).await), http: reqwest::Client::new() }
+    }
+
+    async fn bearer(&self, token: &str) -> Answer {
+        let auth = format!("Bearer {token}");
+        jwtgate_tests::get(&self.http, &format!("{}/me", self.base), &[("authorization", &auth)]).await
+    }
+}
+
+#[track_caller]
+fn assert_ok(answer: &Answer) {
+    assert_eq!(answer.status, 200, "body {}", answer.body);
+}
+
+#[track_caller]
+fn assert_invalid_token(answer: &Answer, description: &str) {
+    assert_eq!(answer.status, 401, "body {}", answer.body);
+    assert_eq!(
+        answer.header("www-authenticate"),
+        Some(format!(r#"Bearer error="invalid_token", error_description="{description}""#).as_str())
+    );
+    assert_eq!(answer.body, json!({ "error": "invalid_token", "error_description": description }));
+}
+
+#[track_caller]
+fn assert_keys_unavailable(answer: &Answer) {
+    assert_eq!(answer.status, 503, "body {}", answer.body);
+    assert_eq!(answer.header("retry-after"), Some("5"));
+    assert_eq!(answer.header("www-authenticate"), None);
+    assert_eq!(
+        answer.body,
+        json!({
+            "error": "temporarily_unavailable",
+            "error_description": "the signing keys are unavailable; try again later",
+        })
+    );
+}
+
+/// Waits for the set's fetches until `done` holds, for at most 10 s (a hung test fails, it never passes).
+async fn until(keys: &RemoteKeySet, mut done: impl FnMut() -> bool) {
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while !done() {
+            keys.wait_for_fetch().await;
+        }
+    })
+    .await
+    .expect("the condition held within 10 s");
+}
+
+#[tokio::test]
+async fn keys_are_fetched_in_the_background_and_verify_tokens() {
+    let key = rs256("k1");
+    let server = JwksServer::start(jwks(&[&key])).await;
+    let keys = remote(&server).build().unwrap();
+    until(&keys, || keys.is_ready()).await;
+    let app = App::new(validator(keys.clone())).await;
+
+    assert_ok(&app.bearer(&key.sign(&claims())).await);
+    let stranger = rs256("k1");
+    assert_invalid_token(&app.bearer(&stranger.sign(&claims())).await, "the token's signature is invalid");
+    assert_eq!(server.fetches(), 1);
+}
+
+#[tokio::test]
+async fn before_the_first_fetch_requests_get_503_and_poll_ready_never_waits() {
+    let key = rs256("k1");
+    let server = JwksServer::start(jwks(&[&key])).await;
+    server.set_fault(Fault::Delay(Duration::from_secs(3)));
+    let keys = remote(&server).timeout(Duration::from_secs(5)).build().unwrap();
+    let app = App::new(validator(keys.clone())).await;
+
+    // The first fetch is still being answered, and the request is not held behind it.
+    tokio::time::timeout(Duration::from_secs(2), async {
+        while server.in_flight() == 0 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await
+    .unwrap();
+    assert_keys_unavailable(&app.bearer(&key.sign(&claims())).await);
+    assert_eq!(server.in_flight(), 1, "the request was answered while the fetch was still running");
+    // Requests that need no keys still get their own answer.
+    assert_invalid_token(&app.bearer("a.b.c").await, "the token is malformed");
+
+    server.set_fault(Fault::None);
+    until(&keys, || keys.is_ready()).await;
+    assert_ok(&app.bearer(&key.sign(&claims())).await);
+}
+
+#[tokio::test]
+async fn an_eager_start_fails_fast_and_names_the_problem() {
+    let key = rs256("k1");
+    let server = JwksServer::start(jwks(&[&key])).await;
+    server.set_fault(Fault::Status(500));
+    let err = remote(&server).build_eager().await.unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        format!("the first fetch of the keys failed: {}: HTTP 500 Internal Server Error", server.jwks_url())
+    );
+
+    server.set_fault(Fault::None);
+    let keys = remote(&server).build_eager().await.unwrap();
+    assert!(keys.is_ready());
+    assert!(validator(keys).validate::<Value>(&key.sign(&claims())).is_ok());
+}
+
+#[tokio::test]
+async fn a_rotated_in_key_is_accepted_on_first_sight_with_one_fetch() {
+    let (old, new) = (rs256("2026-10"), es256("2026-11"));
+    let server = JwksServer::start(jwks(&[&old])).await;
+    let keys = remote(&server).build().unwrap();
+    until(&keys, || keys.is_ready()).await;
+    let app = App::new(validator(keys.clone())).await;
+    assert_ok(&app.bearer(&old.sign(&claims())).await);
+
+    server.set_keys(jwks(&[&new, &old]));
+    assert_ok(&app.bearer(&new.sign(&claims())).await);
+    assert_eq!(server.fetches(), 2, "one fetch at start, one for the new kid");
+    // The old key keeps working while it is still published.
+    assert_ok(&app.bearer(&old.sign(&claims())).await);
+    assert_eq!(server.fetches(), 2);
+}
+
+#[tokio::test]
+async fn a_flood_of_random_kids_fetches_once_per_cooldown() {
+    let key = rs256("k1");
+    let server = JwksServer::start(jwks(&[&key])).await;
+    let keys = remote(&server).cooldown(Duration::from_secs(600)).build().unwrap();
+    until(&keys, || keys.is_ready()).await;
+    let service =
+        Router::new().route("/me", get(|| async { "ok" })).layer(JwtAuthLayer::<Value>::new(validator(keys.clone())));
+
+    let attacker = rs256("unused");
+    let mut refused = 0;
+    let mut requests = tokio::task::JoinSet::new();
+    for round in 0..10_000 {
+        let token = attacker
+            .sign_raw(&json!({ "alg": "RS256", "kid": format!("random-{round}") }).to_string(), &claims().to_string());
+        let request =
+            Request::get("/me").header("authorization", format!("Bearer {token}")).body(Body::empty()).unwrap();
+        requests.spawn(service.clone().oneshot(request));
+    }
+    while let Some(response) = requests.join_next().await {
+        let response = response.unwrap().unwrap();
+        assert_eq!(response.status(), 401);
+        assert_eq!(
+            response.headers()["www-authenticate"],
+            r#"Bearer error="invalid_token", error_description="the token's signing key is unknown""#
+        );
+        assert_eq!(
+            body_json(response.into_body()).await,
+            json!({ "error": "invalid_token", "error_description": "the token's signing key is unknown" })
+        );
+        refused += 1;
+    }
+    assert_eq!(refused, 10_000);
+    assert_eq!(server.fetches(), 2, "one fetch at start, and one for the whole flood");
+    // Good tokens were never affected.
+    assert!(validator(keys).validate::<Value>(&key.sign(&claims())).is_ok());
+}
+
+#[tokio::test]
+async fn concurrent_unknown_kids_share_one_fetch() {
+    let (old, new) = (rs256("old"), rs256("new"));
+    let server = JwksServer::start(jwks(&[&old])).await;
+    let keys = remote(&server).build().unwrap();
+    until(&keys, || keys.is_ready()).await;
+    server.set_keys(jwks(&[&new, &old]));
+    server.set_fault(Fault::Delay(Duration::from_millis(300)));
+    let validator = validator(keys);
+
+    let mut checks = tokio::task::JoinSet::new();
+    for _ in 0..50 {
+        let (validator, token) = (validator.clone(), new.sign(&claims()));
+        checks.spawn(async move { validator.validate_async::<Value>(&token).await.map(|_| ()) });
+    }
+    while let Some(result) = checks.join_next().await {
+        assert_eq!(result.unwrap(), Ok(()), "every token with the new kid is accepted");
+    }
+    assert_eq!(server.fetches(), 2);
+}
+
+#[tokio::test]
+async fn a_failing_provider_keeps_the_last_good_keys() {
+    let key = rs256("k1");
+    let server = JwksServer::start(jwks(&[&key])).await;
+    let keys = remote(&server)
+        .refresh_interval(Duration::from_millis(50))
+        .cooldown(Duration::from_millis(50))
+        .max_body_bytes(4096)
+        .timeout(Duration::from_millis(300))
+        .build()
+        .unwrap();
+    until(&keys, || keys.is_ready()).await;
+    let validator = validator(keys.clone());
+    let token = key.sign(&claims());
+
+    let faults = [
+        Fault::Status(500),
+        Fault::Status(404),
+        Fault::Body("{\"keys\": [".to_owned()),
+        Fault::Body("{\"keys\": []}".to_owned()),
+        Fault::Body("<html>login</html>".to_owned()),
+        Fault::Html,
+        Fault::Huge(8192),
+        Fault::HugeChunked(8192),
+        Fault::Delay(Duration::from_secs(2)),
+    ];
+    for fault in faults {
+        server.set_fault(fault.clone());
+        let before = server.fetches();
+        // Two failed refreshes, so the second retry has passed too.
+        until(&keys, || server.fetches() >= before + 2).await;
+        assert!(keys.is_ready(), "{fault:?}");
+        assert!(validator.validate::<Value>(&token).is_ok(), "{fault:?}: the last good key still verifies");
+    }
+}
+
+#[tokio::test]
+async fn keys_older_than_the_maximum_staleness_are_not_trusted() {
+    let key = rs256("k1");
+    let server = JwksServer::start(jwks(&[&key])).await;
+    let keys = remote(&server)
+        .refresh_interval(Duration::from_millis(100))
+        .cooldown(Duration::from_millis(100))
+        .max_staleness(Duration::from_millis(400))
+        .build()
+        .unwrap();
+    until(&keys, || keys.is_ready()).await;
+    let app = App::new(validator(keys.clone())).await;
+    assert_ok(&app.bearer(&key.sign(&claims())).await);
+
+    server.set_fault(Fault::Status(503));
+    until(&keys, || !keys.is_ready()).await;
+    assert_keys_unavailable(&app.bearer(&key.sign(&claims())).await);
+
+    server.set_fault(Fault::None);
+    until(&keys, || keys.is_ready()).await;
+    assert_ok(&app.bearer(&key.sign(&claims())).await);
+}
+
+#[tokio::test]
+async fn refreshes_are_conditional_with_etag_and_last_modified() {
+    let key = rs256("k1");
+    for validator_header in ["etag", "last-modified"] {
+        let server = JwksServer::start(jwks(&[&key])).await;
+        match validator_header {
+            "etag" => server.set_etag("\"v1\""),
+            _ => server.set_last_modified("Mon, 23 Nov 2026 09:00:00 GMT"),
+        }
+        let keys = remote(&server)
+            .refresh_interval(Duration::from_millis(50))
+            .cooldown(Duration::from_millis(50))
+            .build()
+            .unwrap();
+        until(&keys, || server.not_modified() >= 2).await;
+        assert!(server.conditional() >= 2, "{validator_header}");
+        assert!(
+            validator(keys.clone()).validate::<Value>(&key.sign(&claims())).is_ok(),
+            "{validator_header}: 304 keeps the keys"
+        );
+
+        // A changed document replaces the keys.
+        let rotated = rs256("k2");
+        server.set_keys(jwks(&[&rotated]));
+        match validator_header {
+            "etag" => server.set_etag("\"v2\""),
+            _ => server.set_last_modified("Mon, 23 Nov 2026 10:00:00 GMT"),
+        }
+        until(&keys, || keys.current().is_ok_and(|set| set.contains_kid("k2"))).await;
+        assert!(!keys.current().unwrap().contains_kid("k1"));
+    }
+}
+
+#[tokio::test]
+async fn cache_control_max_age_shortens_the_refresh_down_to_the_cooldown() {
+    let key = rs256("k1");
+    let server = JwksServer::start(jwks(&[&key])).await;
+    server.set_cache_control("public, max-age=0");
+    // An hour between refreshes, but the provider says its keys stay fresh for 0 s: the cooldown (100 ms) is
+    // the floor.
+    let keys = remote(&server)
+        .refresh_interval(Duration::from_secs(3600))
+        .cooldown(Duration::from_millis(100))
+        .build()
+        .unwrap();
+    until(&keys, || server.fetches() >= 3).await;
+}
+
+#[tokio::test]
+async fn bad_keys_are_skipped_and_logged_once_and_the_rest_are_used() {
+    let good = es256("good");
+    let mut set = jwks(&[&good]);
+    let keys = set["keys"].as_array_mut().unwrap();
+    let mut encryption = rs256("enc").jwk();
+    encryption["use"] = json!("enc");
+    let mut wrap_only = rs256("wrap").jwk();
+    wrap_only["key_ops"] = json!(["wrapKey"]);
+    let mut unsupported = rs256("rsa-oaep").jwk();
+    unsupported["alg"] = json!("RSA-OAEP");
+    let secret = TestKey::generate(Algorithm::HS256).with_kid("secret").jwk();
+    keys.extend([encryption, wrap_only, unsupported, secret]);
+
+    let (logs, _guard) = capture(tracing::Level::WARN);
+    let server = JwksServer::start(set).await;
+    let remote = remote(&server)
+        .refresh_interval(Duration::from_millis(50))
+        .cooldown(Duration::from_millis(50))
+        .build()
+        .unwrap();
+    until(&remote, || server.fetches() >= 3).await;
+    let validator = validator(remote.clone());
+    assert!(validator.validate::<Value>(&good.sign(&claims())).is_ok());
+    for kid in ["enc", "wrap", "rsa-oaep", "secret"] {
+        assert!(!remote.current().unwrap().contains_kid(kid), "{kid}");
+    }
+
+    let logs = logs.text();
+    let skipped: Vec<&str> = logs.lines().filter(|line| line.contains("skipping a key of the JWK Set")).collect();
+    assert_eq!(skipped.len(), 4, "each skipped key is logged once over three fetches:\n{logs}");
+    for (kid, reason) in [
+        ("enc", r#"key use is "enc", not "sig""#),
+        ("wrap", r#"key_ops does not allow "verify""#),
+        ("rsa-oaep", r#"unsupported alg "RSA-OAEP""#),
+        ("secret", "oct keys (shared secrets) are never trusted"),
+    ] {
+        assert!(skipped.iter().any(|line| line.contains(kid) && line.contains(reason)), "{kid}: {reason}\n{logs}");
+    }
+}
+
+#[tokio::test]
+async fn json_content_types_are_accepted_and_others_refused() {
+    let key = rs256("k1");
+    for (content_type, accepted) in [
+        (Some("application/json"), true),
+        (Some("application/jwk-set+json"), true),
+        (Some("application/json; charset=utf-8"), true),
+        (None, true),
+        (Some("text/html"), false),
+    ] {
+        let server = JwksServer::start(jwks(&[&key])).await;
+        server.set_content_type(content_type);
+        let result = remote(&server).build_eager().await;
+        assert_eq!(result.is_ok(), accepted, "{content_type:?}: {result:?}");
+    }
+}
+
+#[tokio::test]
+async fn no_request_ever_sees_a_half_updated_key_set() {
+    let first: Vec<TestKey> = (0..4).map(|n| es256(&format!("first-{n}"))).collect();
+    let second: Vec<TestKey> = (0..4).map(|n| es256(&format!("second-{n}"))).collect();
+    let server = JwksServer::start(jwks(&first.iter().collect::<Vec<_>>())).await;
+    let keys = remote(&server).refresh_interval(Duration::from_millis(1)).cooldown(Duration::ZERO).build().unwrap();
+    until(&keys, || keys.is_ready()).await;
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let readers: Vec<_> = (0..2)
+        .map(|_| {
+            let (keys, stop) = (keys.clone(), stop.clone());
+            std::thread::spawn(move || {
+                let mut seen = [0usize; 2];
+                while !stop.load(Ordering::Relaxed) {
+                    let set = keys.current().unwrap();
+                    let kids: Vec<&str> = set.keys().iter().map(|key| key.kid().unwrap()).collect();
+                    let whole = |prefix: &str| kids.len() == 4 && kids.iter().all(|kid| kid.starts_with(prefix));
+                    match (whole("first-"), whole("second-")) {
+                        (true, false) => seen[0] += 1,
+                        (false, true) => seen[1] += 1,
+                        _ => panic!("a half-updated key set: {kids:?}"),
+                    }
+                }
+                seen
+            })
+        })
+        .collect();
+    for round in 0..40 {
+        let next = if round % 2 == 0 { &second } else { &first };
+        server.set_keys(jwks(&next.iter().collect::<Vec<_>>()));
+        let fetches = server.fetches();
+        until(&keys, || server.fetches() > fetches + 1).await;
+    }
+    stop.store(true, Ordering::Relaxed);
+    for reader in readers {
+        let seen = reader.join().expect("no reader saw a half-updated set");
+        assert!(seen[0] > 0 && seen[1] > 0, "both sets were seen: {seen:?}");
+    }
+}
+
+#[tokio::test]
+async fn discovery_finds_the_jwks_and_trusts_only_its_own_issuer() {
+    let key = rs256("k1");
+    let server = JwksServer::start(jwks(&[&key])).await;
+    let issuer = server.issuer();
+    let keys = RemoteKeySet::discover(&issuer).build_eager().await.unwrap();
+    assert_eq!(keys.issuer(), Some(issuer.as_str()));
+    assert_eq!((server.discoveries(), server.fetches()), (1, 1));
+    let mut claims = claims();
+    claims["iss"] = json!(issuer);
+    let validator = Validator::builder(keys).issuer(&issuer).audience(AUDIENCE).build();
+    assert!(validator.validate::<Value>(&key.sign(&claims)).is_ok());
+
+    server.set_discovered_issuer("https://evil.example/tenant");
+    let err = RemoteKeySet::discover(&issuer).build_eager().await.unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "the first fetch of the keys failed: {issuer}/.well-known/openid-configuration: the discovery document names the issuer \"https://evil.example/tenant\", not the configured \"{issuer}\""
+        )
+    );
+    // A lazy start keeps trying, and never trusts the keys meanwhile.
+    let keys = RemoteKeySet::discover(&issuer).build().unwrap();
+    keys.wait_for_fetch().await;
+    assert!(!keys.is_ready());
+    assert_eq!(server.fetches(), 1, "the JWK Set of a mismatched issuer is never fetched");
+}
+
+#[tokio::test]
+async fn urls_that_keys_are_never_fetched_from_are_refused_at_once() {
+    for url in ["http://idp.example/jwks", "ftp://idp.example/jwks", "not a url"] {
+        assert!(RemoteKeySet::jwks(url).build().is_err(), "{url}");
+        assert!(RemoteKeySet::discover(url).build().is_err(), "{url}");
+    }
+    let err = RemoteKeySet::jwks("http://idp.example/jwks").build().unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "\"http://idp.example/jwks\" uses http; keys are fetched over https (plain http only to loopback)"
+    );
+}
+
+#[test]
+fn a_remote_key_set_needs_a_tokio_runtime() {
+    let err = RemoteKeySet::jwks("https://idp.example/jwks").build().unwrap_err();
+    assert_eq!(err.to_string(), "a RemoteKeySet needs a Tokio runtime for its background refresh");
+}
+
+#[tokio::test]
+async fn each_issuer_is_checked_against_its_own_keys_and_rules() {
+    let (key_a, key_b) = (rs256("shared-kid"), es256("shared-kid"));
+    let (server_a, server_b) = (JwksServer::start(jwks(&[&key_a])).await, JwksServer::start(jwks(&[&key_b])).await);
+    let local = TestKey::generate(Algorithm::HS256).with_kid("local");
+    let tenant = |server: &JwksServer, audience: &str| {
+        let keys = remote(server).build().unwrap();
+        (keys.clone(), Validator::builder(keys).issuer(server.issuer()).audience(audience).build())
+    };
+    let (keys_a, tenant_a) = tenant(&server_a, "api-a");
+    let (keys_b, tenant_b) = tenant(&server_b, "api-b");
+    let tenant_local = Validator::builder(KeySet::new([local.verification_key()]).unwrap())
+        .issuer("local")
+        .audience("api-local")
+        .leeway(Duration::ZERO)
+        .build();
+    until(&keys_a, || keys_a.is_ready()).await;
+    until(&keys_b, || keys_b.is_ready()).await;
+    let app = App::new(Validator::by_issuer([tenant_a, tenant_b, tenant_local]).unwrap()).await;
+
+    let token = |key: &TestKey, iss: &str, aud: &str| {
+        let mut claims = claims();
+        claims["iss"] = json!(iss);
+        claims["aud"] = json!(aud);
+        key.sign(&claims)
+    };
+    let (iss_a, iss_b) = (server_a.issuer(), server_b.issuer());
+    assert_ok(&app.bearer(&token(&key_a, &iss_a, "api-a")).await);
+    assert_ok(&app.bearer(&token(&key_b, &iss_b, "api-b")).await);
+    assert_ok(&app.bearer(&token(&local, "local", "api-local")).await);
+
+    // Tenant B's key, with tenant A's issuer: checked against A's keys only, where the kid names an RS256 key.
+    assert_invalid_token(
+        &app.bearer(&token(&key_b, &iss_a, "api-a")).await,
+        "the token's algorithm does not match its key",
+    );
+    // Each tenant has its own audience.
+    assert_invalid_token(&app.bearer(&token(&key_a, &iss_a, "api-b")).await, "the token's audience is not accepted");
+    // Each tenant has its own leeway: tenant "local" has none.
+    let mut expired = claims();
+    expired["iss"] = json!("local");
+    expired["aud"] = json!("api-local");
+    expired["exp"] = json!(jwtgate_tests::now() - 5);
+    assert_invalid_token(&app.bearer(&local.sign(&expired)).await, "the token has expired");
+    expired["iss"] = json!(iss_a);
+    expired["aud"] = json!("api-a");
+    assert_ok(&app.bearer(&key_a.sign(&expired)).await);
+    // Unknown and missing issuers.
+    assert_invalid_token(
+        &app.bearer(&token(&key_a, "https://other.example", "api-a")).await,
+        "the token's issuer is not accepted",
+    );
+    let mut no_iss = claims();
+    no_iss.as_object_mut().unwrap().remove("iss");
+    assert_invalid_token(&app.bearer(&key_a.sign(&no_iss)).await, "the token has no iss claim");
+    let mut null_iss = claims();
+    null_iss["iss"] = Value::Null;
+    assert_invalid_token(&app.bearer(&key_a.sign(&null_iss)).await, "the token's iss claim is not a string");
+    assert_eq!(server_a.fetches() + server_b.fetches(), 2, "no token made a tenant fetch");
+}
+
+#[test]
+fn issuers_must_be_one_per_validator_and_distinct() {
+    let key = TestKey::generate(Algorithm::HS256);
+    let set = || KeySet::new([key.verification_key()]).unwrap();
+    let one = |issuer: &str| Validator::builder(set()).issuer(issuer).build();
+    let err = Validator::by_issuer([one("a"), one("a")]).unwrap_err();
+    assert_eq!(err.to_string(), r#"two validators accept the issuer "a""#);
+    let err = Validator::by_issuer([Validator::builder(set()).build()]).unwrap_err();
+    assert_eq!(err.to_string(), "each validator by issuer needs exactly one issuer; one has 0");
+    let err = Validator::by_issuer([Validator::builder(set()).issuer("a").issuer("b").build()]).unwrap_err();
+    assert_eq!(err.to_string(), "each validator by issuer needs exactly one issuer; one has 2");
+    assert!(Validator::by_issuer([]).is_err());
+}
+
+#[tokio::test]
+async fn fixed_and_remote_keys_combine() {
+    let (local, remote_key) = (TestKey::generate(Algorithm::HS256).with_kid("local"), rs256("remote"));
+    let server = JwksServer::start(jwks(&[&remote_key])).await;
+    server.set_fault(Fault::Status(500));
+    let keys = remote(&server).build().unwrap();
+    let trusted = TrustedKeys::from(KeySet::new([local.verification_key()]).unwrap()).with_source(keys.clone());
+    let app = App::new(validator(trusted)).await;
+
+    // While the provider is down, tokens for the fixed keys still work; the others get 503.
+    assert_ok(&app.bearer(&local.sign(&claims())).await);
+    assert_keys_unavailable(&app.bearer(&remote_key.sign(&claims())).await);
+    server.set_fault(Fault::None);
+    until(&keys, || keys.is_ready()).await;
+    assert_ok(&app.bearer(&remote_key.sign(&claims())).await);
+    assert_ok(&app.bearer(&local.sign(&claims())).await);
+}
+
+#[tokio::test]
+async fn the_background_task_stops_with_the_last_clone() {
+    let key = rs256("k1");
+    let server = JwksServer::start(jwks(&[&key])).await;
+    let keys = remote(&server).refresh_interval(Duration::from_millis(20)).cooldown(Duration::ZERO).build().unwrap();
+    until(&keys, || server.fetches() >= 2).await;
+    drop(keys);
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let after_drop = server.fetches();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(server.fetches(), after_drop, "no fetch after the set was dropped");
+}

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # jwtgate's whole test run: formatting, lints (warnings are errors), then every test of the workspace.
-# This is the command the README names, and the one .ci/run calls. Whatever the tests need (redis-server),
-# this script installs.
+# This is the command the README names, and the one .ci/run calls. Whatever the tests need,
+# this script installs: redis-server, and node, npm and python3 for the interop fixtures.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -26,6 +26,28 @@ if ! command -v redis-server >/dev/null 2>&1; then
     $sudo_cmd apt-get install -y redis-server >/dev/null 2>&1 \
         || { $sudo_cmd apt-get update >/dev/null && $sudo_cmd apt-get install -y redis-server >/dev/null; }
 fi
+
+# The interop tests run PyJWT, jose (npm) and oidc-provider (npm): they need node, npm and python3 with
+# venv. tests/interop/setup.sh installs the packages themselves into tests/interop (node_modules, .venv).
+need=()
+command -v node >/dev/null 2>&1 || need+=(nodejs)
+command -v npm >/dev/null 2>&1 || need+=(npm)
+command -v python3 >/dev/null 2>&1 || need+=(python3)
+python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || need+=(python3-venv)
+if [ "${#need[@]}" -gt 0 ]; then
+    echo "== installing ${need[*]}"
+    if ! command -v apt-get >/dev/null 2>&1; then
+        echo "scripts/test.sh: ${need[*]} missing and apt-get is not available; install them" >&2
+        exit 1
+    fi
+    sudo_cmd=""
+    if [ "$(id -u)" -ne 0 ]; then sudo_cmd="sudo"; fi
+    export DEBIAN_FRONTEND=noninteractive
+    $sudo_cmd apt-get install -y "${need[@]}" >/dev/null 2>&1 \
+        || { $sudo_cmd apt-get update >/dev/null && $sudo_cmd apt-get install -y "${need[@]}" >/dev/null; }
+fi
+echo "== installing the interop fixtures (tests/interop/setup.sh)"
+tests/interop/setup.sh
 
 echo "== cargo fmt --check"
 cargo fmt --all -- --check

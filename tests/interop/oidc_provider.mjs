@@ -1,0 +1,348 @@
+#!/usr/bin/env node
+// A real OpenID Provider (oidc-provider) for jwtgate integration tests.
+//
+// Usage: PORT=0 node oidc_provider.mjs <state-dir>
+//
+// stdout is a line protocol (all other output goes to stderr):
+//   listening http://127.0.0.1:<port>   once, when ready (issuer = that URL)
+//   jwks-fetch                          each time the JWKS endpoint (/jwks) is requested
+//   one answer line per stdin command:
+//     access-token [<resource>]  -> access-token <jwt>   (client_credentials, scope read,
+//                                                          resource default https://api.example)
+//     id-token                   -> id-token <jwt>       (authorization code flow as "alice")
+//     rotate                     -> rotated <new-kid>
+//     retire                     -> retired
+//     anything failing           -> error <message>
+// Signing keys persist in <state-dir>/keys.json ({"keys": [<private RS256 JWKs>]}, the first
+// one signs). Exits on SIGTERM/SIGINT or when stdin closes.
+import { generateKeyPairSync, randomBytes, createHash } from 'node:crypto';
+import { mkdirSync, readFileSync, renameSync, writeFileSync, existsSync } from 'node:fs';
+import { createServer } from 'node:http';
+import { join, resolve } from 'node:path';
+import { createInterface } from 'node:readline';
+
+// Keep stdout protocol-clean: anything logged through console goes to stderr.
+for (const method of ['log', 'info', 'debug', 'warn', 'trace']) {
+  // eslint-disable-next-line no-console
+  console[method] = (...args) => console.error(...args);
+}
+const emit = (line) => process.stdout.write(`${line.replace(/[\r\n]+/g, ' ')}\n`);
+
+const { default: Provider, errors } = await import('oidc-provider');
+
+const CLIENT_ID = 'test-client';
+const CLIENT_SECRET = 'test-secret';
+const REDIRECT_URI = 'http://127.0.0.1/cb';
+const DEFAULT_RESOURCE = 'https://api.example';
+const JWKS_PATH = '/jwks';
+
+const stateDirArg = process.argv[2];
+if (!stateDirArg) {
+  process.stderr.write('usage: PORT=0 node oidc_provider.mjs <state-dir>\n');
+  process.exit(2);
+}
+const stateDir = resolve(stateDirArg);
+const keysFile = join(stateDir, 'keys.json');
+const port = Number.parseInt(process.env.PORT ?? '0', 10);
+if (!Number.isInteger(port) || port < 0 || port > 65535) {
+  process.stderr.write(`invalid PORT ${process.env.PORT}\n`);
+  process.exit(2);
+}
+
+// ---------------------------------------------------------------- keys
+
+function newRsaKey() {
+  const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
+  const jwk = privateKey.export({ format: 'jwk' });
+  return { ...jwk, kid: randomBytes(8).toString('base64url'), alg: 'RS256', use: 'sig' };
+}
+
+function saveKeys(keys) {
+  mkdirSync(stateDir, { recursive: true });
+  const tmp = `${keysFile}.${process.pid}.tmp`;
+  writeFileSync(tmp, `${JSON.stringify({ keys }, null, 2)}\n`, { mode: 0o600 });
+  renameSync(tmp, keysFile);
+}
+
+function loadKeys() {
+  if (existsSync(keysFile)) {
+    const { keys } = JSON.parse(readFileSync(keysFile, 'utf8'));
+    if (!Array.isArray(keys) || keys.length === 0) throw new Error(`${keysFile} has no keys`);
+    return keys;
+  }
+  const keys = [newRsaKey()];
+  saveKeys(keys);
+  return keys;
+}
+
+let keys = loadKeys();
+
+// ---------------------------------------------------------------- provider
+
+let issuer; // set once the server listens
+// Stable per state dir, so cookies survive a rotate (provider re-creation).
+const cookieKey = createHash('sha256').update(`oidc-cookie:${stateDir}`).digest('base64url');
+
+function buildProvider() {
+  const provider = new Provider(issuer, {
+    clients: [{
+      client_id: CLIENT_ID,
+      client_secret: CLIENT_SECRET,
+      grant_types: ['client_credentials', 'authorization_code'],
+      response_types: ['code'],
+      redirect_uris: [REDIRECT_URI],
+      token_endpoint_auth_method: 'client_secret_basic',
+    }],
+    jwks: { keys },
+    cookies: { keys: [cookieKey] },
+    routes: { jwks: JWKS_PATH },
+    scopes: ['openid', 'offline_access', 'read'],
+    ttl: {
+      AccessToken: 3600,
+      AuthorizationCode: 60,
+      ClientCredentials: 3600,
+      Grant: 3600,
+      IdToken: 3600,
+      Interaction: 600,
+      Session: 3600,
+    },
+    findAccount: async (ctx, sub) => ({ accountId: sub, claims: async () => ({ sub }) }),
+    features: {
+      devInteractions: { enabled: true },
+      clientCredentials: { enabled: true },
+      resourceIndicators: {
+        enabled: true,
+        // client_credentials without a resource parameter gets https://api.example;
+        // otherwise (e.g. the authorization endpoint) no default resource.
+        defaultResource: async (ctx, client, oneOf) => {
+          if (oneOf) return oneOf;
+          if (ctx.oidc?.params?.grant_type === 'client_credentials') return DEFAULT_RESOURCE;
+          return undefined;
+        },
+        useGrantedResource: async () => true,
+        // Any https resource is a resource server taking RS256 JWT access tokens.
+        getResourceServerInfo: async (ctx, resourceIndicator) => {
+          const url = URL.parse(resourceIndicator);
+          if (url?.protocol !== 'https:') {
+            throw new errors.InvalidTarget('only https resource indicators are supported');
+          }
+          return {
+            scope: 'read',
+            audience: resourceIndicator,
+            accessTokenTTL: 3600,
+            accessTokenFormat: 'jwt',
+            jwt: { sign: { alg: 'RS256' } },
+          };
+        },
+      },
+    },
+  });
+  provider.on('server_error', (ctx, err) => process.stderr.write(`server_error: ${err?.stack ?? err}\n`));
+  return provider;
+}
+
+let handler = () => {};
+const server = createServer((req, res) => {
+  const path = (req.url ?? '').split('?')[0];
+  if (path === JWKS_PATH) emit('jwks-fetch');
+  handler(req, res);
+});
+
+function installProvider() {
+  handler = buildProvider().callback();
+}
+
+// ---------------------------------------------------------------- self-driven flows
+
+class CookieJar {
+  #cookies = new Map(); // `${name};${path}` -> { name, value, path }
+
+  store(response) {
+    for (const header of response.headers.getSetCookie()) {
+      const [pair, ...attrs] = header.split(';').map((s) => s.trim());
+      const eq = pair.indexOf('=');
+      const name = pair.slice(0, eq);
+      const value = pair.slice(eq + 1);
+      let path = '/';
+      let expired = value === '';
+      for (const attr of attrs) {
+        const [k, v = ''] = attr.split('=');
+        const key = k.toLowerCase();
+        if (key === 'path') path = v || '/';
+        if (key === 'max-age' && Number(v) <= 0) expired = true;
+        if (key === 'expires' && Date.parse(v) <= Date.now()) expired = true;
+      }
+      const id = `${name};${path}`;
+      if (expired) this.#cookies.delete(id);
+      else this.#cookies.set(id, { name, value, path });
+    }
+  }
+
+  header(url) {
+    const { pathname } = new URL(url);
+    return [...this.#cookies.values()]
+      .filter(({ path }) => pathname === path || pathname.startsWith(path.endsWith('/') ? path : `${path}/`))
+      .sort((a, b) => b.path.length - a.path.length)
+      .map(({ name, value }) => `${name}=${value}`)
+      .join('; ');
+  }
+}
+
+const basicAuth = `Basic ${Buffer.from(`${encodeURIComponent(CLIENT_ID)}:${encodeURIComponent(CLIENT_SECRET)}`).toString('base64')}`;
+
+async function tokenRequest(params) {
+  const response = await fetch(`${issuer}/token`, {
+    method: 'POST',
+    headers: { authorization: basicAuth, 'content-type': 'application/x-www-form-urlencoded' },
+    body: new URLSearchParams(params),
+  });
+  const body = await response.json().catch(() => ({}));
+  if (!response.ok) {
+    throw new Error(`token endpoint ${response.status}: ${body.error ?? ''} ${body.error_description ?? ''}`.trim());
+  }
+  return body;
+}
+
+async function accessToken(resource = DEFAULT_RESOURCE) {
+  const body = await tokenRequest({ grant_type: 'client_credentials', resource, scope: 'read' });
+  if (!body.access_token) throw new Error('no access_token in token response');
+  return body.access_token;
+}
+
+async function idToken() {
+  const jar = new CookieJar();
+  const request = async (url, init = {}) => {
+    const headers = { ...init.headers };
+    const cookie = jar.header(url);
+    if (cookie) headers.cookie = cookie;
+    const response = await fetch(url, { ...init, headers, redirect: 'manual' });
+    jar.store(response);
+    return response;
+  };
+
+  const verifier = randomBytes(32).toString('base64url');
+  const challenge = createHash('sha256').update(verifier).digest('base64url');
+  const state = randomBytes(12).toString('base64url');
+  const authUrl = new URL(`${issuer}/auth`);
+  authUrl.search = new URLSearchParams({
+    client_id: CLIENT_ID,
+    response_type: 'code',
+    scope: 'openid',
+    redirect_uri: REDIRECT_URI,
+    state,
+    nonce: randomBytes(12).toString('base64url'),
+    code_challenge: challenge,
+    code_challenge_method: 'S256',
+  }).toString();
+
+  let url = authUrl.href;
+  for (let step = 0; step < 20; step += 1) {
+    const response = await request(url);
+    await response.arrayBuffer();
+    if (response.status < 300 || response.status >= 400) {
+      throw new Error(`unexpected ${response.status} from ${new URL(url).pathname}`);
+    }
+    const next = new URL(response.headers.get('location'), url);
+    if (next.href.startsWith(REDIRECT_URI)) {
+      const error = next.searchParams.get('error');
+      if (error) throw new Error(`authorization error: ${error} ${next.searchParams.get('error_description') ?? ''}`.trim());
+      if (next.searchParams.get('state') !== state) throw new Error('state mismatch');
+      const body = await tokenRequest({
+        grant_type: 'authorization_code',
+        code: next.searchParams.get('code'),
+        redirect_uri: REDIRECT_URI,
+        code_verifier: verifier,
+      });
+      if (!body.id_token) throw new Error('no id_token in token response');
+      return body.id_token;
+    }
+    const match = next.pathname.match(/^\/interaction\/([^/]+)$/);
+    if (match) {
+      // Ask the dev interaction which prompt it shows, then submit it.
+      const page = await request(next.href);
+      const html = await page.text();
+      const prompt = html.match(/name="prompt" value="(\w+)"/)?.[1];
+      const form = prompt === 'login'
+        ? { prompt: 'login', login: 'alice', password: 'alice' }
+        : { prompt: 'consent' };
+      if (prompt !== 'login' && prompt !== 'consent') throw new Error(`unknown interaction prompt at ${next.pathname}`);
+      const submitted = await request(next.href, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        body: new URLSearchParams(form),
+      });
+      await submitted.arrayBuffer();
+      if (submitted.status < 300 || submitted.status >= 400) {
+        throw new Error(`interaction ${prompt} submit returned ${submitted.status}`);
+      }
+      url = new URL(submitted.headers.get('location'), next).href;
+    } else {
+      url = next.href;
+    }
+  }
+  throw new Error('too many redirects in authorization code flow');
+}
+
+// ---------------------------------------------------------------- commands
+
+async function runCommand(line) {
+  const [command, ...args] = line.trim().split(/\s+/);
+  switch (command) {
+    case 'access-token':
+      if (args.length > 1) throw new Error('usage: access-token [<resource>]');
+      return `access-token ${await accessToken(args[0])}`;
+    case 'id-token':
+      return `id-token ${await idToken()}`;
+    case 'rotate': {
+      const key = newRsaKey();
+      const next = [key, ...keys];
+      saveKeys(next);
+      keys = next;
+      installProvider();
+      return `rotated ${key.kid}`;
+    }
+    case 'retire': {
+      const next = keys.slice(0, 1);
+      saveKeys(next);
+      keys = next;
+      installProvider();
+      return 'retired';
+    }
+    default:
+      throw new Error(`unknown command ${JSON.stringify(command)}`);
+  }
+}
+
+function shutdown(code = 0) {
+  server.close();
+  server.closeAllConnections?.();
+  process.exit(code);
+}
+process.on('SIGTERM', () => shutdown(0));
+process.on('SIGINT', () => shutdown(0));
+
+server.on('error', (err) => {
+  process.stderr.write(`server error: ${err.message}\n`);
+  process.exit(1);
+});
+server.listen(port, '127.0.0.1', async () => {
+  issuer = `http://127.0.0.1:${server.address().port}`;
+  try {
+    installProvider();
+  } catch (err) {
+    process.stderr.write(`failed to start provider: ${err.stack ?? err}\n`);
+    process.exit(1);
+  }
+  emit(`listening ${issuer}`);
+
+  const rl = createInterface({ input: process.stdin, crlfDelay: Infinity });
+  for await (const line of rl) {
+    if (!line.trim()) continue;
+    try {
+      emit(await runCommand(line));
+    } catch (err) {
+      emit(`error ${err?.message ?? err}`);
+    }
+  }
+  shutdown(0);
+});

@@ -1,0 +1,234 @@
+//! Implementations nobody here wrote: PyJWT and `jose` minting tokens, and the npm `oidc-provider` as a
+//! real OpenID provider on loopback. `tests/interop/setup.sh` installs them (`scripts/test.sh` runs it); a
+//! test that finds them missing fails and says so, it never skips.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::process::{Child, ChildStdin, Command};
+use tokio::sync::mpsc;
+
+/// The directory of the interop fixtures: `tests/interop`.
+pub fn dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("interop")
+}
+
+fn require_setup(path: &Path) {
+    assert!(
+        path.exists(),
+        "{} is missing: run tests/interop/setup.sh (scripts/test.sh does) to install the interop fixtures",
+        path.display()
+    );
+}
+
+/// A library that mints tokens.
+#[derive(Clone, Copy, Debug)]
+pub enum Minter {
+    /// PyJWT, in `tests/interop/.venv`.
+    PyJwt,
+    /// `jose`, from npm.
+    Jose,
+}
+
+/// What a minting script answers: the public JWK Set of its `main` keys (HMAC keys as `oct`), and one token
+/// per case.
+#[derive(Debug)]
+pub struct Minted {
+    /// `{"keys": [...]}`, with `kid` `<alg>-main`, `alg` and `use: sig` on every key.
+    pub jwks: Value,
+    /// The tokens, in the order of the cases.
+    pub tokens: Vec<String>,
+}
+
+impl Minter {
+    /// Runs the script with `cases` (see `tests/interop/README.md` for their form).
+    pub async fn mint(self, cases: &[Value]) -> Minted {
+        let dir = dir();
+        let mut command = match self {
+            Self::PyJwt => {
+                let python = dir.join(".venv/bin/python");
+                require_setup(&python);
+                let mut command = Command::new(python);
+                command.arg(dir.join("mint_pyjwt.py"));
+                command
+            }
+            Self::Jose => {
+                require_setup(&dir.join("node_modules/jose"));
+                let mut command = Command::new("node");
+                command.arg(dir.join("mint_jose.mjs"));
+                command
+            }
+        };
+        let mut child = command
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap_or_else(|err| panic!("cannot start the {self:?} minting script: {err}"));
+        let input = serde_json::to_vec(&json!({ "cases": cases })).expect("cases serialize");
+        let mut stdin = child.stdin.take().expect("piped stdin");
+        stdin.write_all(&input).await.expect("write the cases");
+        drop(stdin);
+        let output = tokio::time::timeout(Duration::from_secs(60), child.wait_with_output())
+            .await
+            .expect("the minting script finished within 60 s")
+            .expect("the minting script ran");
+        assert!(
+            output.status.success(),
+            "the {self:?} minting script failed ({}): {}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let answer: Value = serde_json::from_slice(&output.stdout).expect("the minting script answers JSON");
+        let tokens = answer["tokens"]
+            .as_array()
+            .expect("tokens")
+            .iter()
+            .map(|token| token.as_str().expect("a token is a string").to_owned())
+            .collect::<Vec<_>>();
+        assert_eq!(tokens.len(), cases.len(), "one token per case");
+        Minted { jwks: answer["jwks"].clone(), tokens }
+    }
+}
+
+/// The npm `oidc-provider`, running `tests/interop/oidc_provider.mjs` on loopback.
+///
+/// Its issuer is `http://127.0.0.1:<port>`; its client `test-client` gets RS256 JWT access tokens by client
+/// credentials with a resource indicator (the resource is the `aud`), and ID tokens (`aud` = `test-client`).
+/// Signing keys persist in a state directory, so [`OidcProvider::restart`] brings back the same issuer and
+/// keys. The process is killed when this value drops.
+pub struct OidcProvider {
+    state: PathBuf,
+    port: u16,
+    issuer: String,
+    jwks_fetches: Arc<AtomicUsize>,
+    process: Option<Running>,
+}
+
+impl std::fmt::Debug for OidcProvider {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OidcProvider")
+            .field("issuer", &self.issuer)
+            .field("state", &self.state)
+            .field("running", &self.process.is_some())
+            .finish()
+    }
+}
+
+struct Running {
+    child: Child,
+    stdin: ChildStdin,
+    answers: mpsc::UnboundedReceiver<String>,
+}
+
+impl OidcProvider {
+    /// Starts a provider on a free port, with keys kept in `state` (a directory the test owns).
+    pub async fn start(state: &Path) -> Self {
+        require_setup(&dir().join("node_modules/oidc-provider"));
+        let jwks_fetches = Arc::new(AtomicUsize::new(0));
+        let (running, issuer) = Self::spawn(state, 0, &jwks_fetches).await;
+        let port = issuer.rsplit(':').next().and_then(|port| port.parse().ok()).expect("the issuer has a port");
+        Self { state: state.to_owned(), port, issuer, jwks_fetches, process: Some(running) }
+    }
+
+    async fn spawn(state: &Path, port: u16, jwks_fetches: &Arc<AtomicUsize>) -> (Running, String) {
+        let mut child = Command::new("node")
+            .arg(dir().join("oidc_provider.mjs"))
+            .arg(state)
+            .env("PORT", port.to_string())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("node starts the OpenID provider");
+        let stdin = child.stdin.take().expect("piped stdin");
+        let mut lines = BufReader::new(child.stdout.take().expect("piped stdout")).lines();
+        let (sender, mut answers) = mpsc::unbounded_channel();
+        let fetches = Arc::clone(jwks_fetches);
+        tokio::spawn(async move {
+            while let Ok(Some(line)) = lines.next_line().await {
+                if line == "jwks-fetch" {
+                    fetches.fetch_add(1, Ordering::SeqCst);
+                } else if sender.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let first = tokio::time::timeout(Duration::from_secs(30), answers.recv())
+            .await
+            .expect("the OpenID provider started within 30 s")
+            .expect("the OpenID provider printed its address");
+        let issuer = first.strip_prefix("listening ").unwrap_or_else(|| panic!("unexpected first line {first:?}"));
+        (Running { child, stdin, answers }, issuer.to_owned())
+    }
+
+    /// The issuer URL, which discovery starts from.
+    pub fn issuer(&self) -> &str {
+        &self.issuer
+    }
+
+    /// How many times the JWKS endpoint was requested, since the first start.
+    pub fn jwks_fetches(&self) -> usize {
+        self.jwks_fetches.load(Ordering::SeqCst)
+    }
+
+    async fn command(&mut self, command: &str) -> String {
+        let running = self.process.as_mut().expect("the provider is running");
+        running.stdin.write_all(format!("{command}\n").as_bytes()).await.expect("send a command");
+        running.stdin.flush().await.expect("flush the command");
+        let answer = tokio::time::timeout(Duration::from_secs(30), running.answers.recv())
+            .await
+            .expect("the provider answered within 30 s")
+            .expect("the provider is still running");
+        assert!(!answer.starts_with("error "), "the provider refused {command:?}: {answer}");
+        answer
+    }
+
+    async fn expect(&mut self, command: &str, prefix: &str) -> String {
+        let answer = self.command(command).await;
+        answer.strip_prefix(prefix).unwrap_or_else(|| panic!("{command:?} answered {answer:?}")).to_owned()
+    }
+
+    /// A JWT access token for `resource` (its `aud`), from the client credentials grant, scope `read`.
+    pub async fn access_token(&mut self, resource: &str) -> String {
+        self.expect(&format!("access-token {resource}"), "access-token ").await
+    }
+
+    /// An ID token for the user `alice` (`aud` = `test-client`), from the authorization code flow.
+    pub async fn id_token(&mut self) -> String {
+        self.expect("id-token", "id-token ").await
+    }
+
+    /// Adds a new signing key in front (it signs from now on) and keeps publishing the old ones. Returns
+    /// the new `kid`.
+    pub async fn rotate(&mut self) -> String {
+        self.expect("rotate", "rotated ").await
+    }
+
+    /// Stops publishing every key but the newest.
+    pub async fn retire(&mut self) {
+        self.expect("retire", "retired").await;
+    }
+
+    /// Kills the provider; its port is closed until [`OidcProvider::restart`].
+    pub async fn stop(&mut self) {
+        if let Some(mut running) = self.process.take() {
+            running.child.kill().await.expect("kill the provider");
+        }
+    }
+
+    /// Starts the provider again on the same port, with the same keys.
+    pub async fn restart(&mut self) {
+        self.stop().await;
+        let (running, issuer) = Self::spawn(&self.state, self.port, &self.jwks_fetches).await;
+        assert_eq!(issuer, self.issuer, "the provider came back as the same issuer");
+        self.process = Some(running);
+    }
+}

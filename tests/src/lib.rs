@@ -248,6 +248,42 @@ impl TestKey {
     }
 }
 
+/// The encodings a private key's PEM can take.
+#[derive(Clone, Copy, Debug)]
+pub enum PrivateForm {
+    /// `PRIVATE KEY`, PKCS#8 v1 (what `openssl genpkey` writes).
+    Pkcs8,
+    /// `PRIVATE KEY`, PKCS#8 v2 (with the public key inside), for Ed25519.
+    Pkcs8V2,
+    /// `EC PRIVATE KEY`, SEC1 (RFC 5915), for EC keys.
+    Sec1,
+}
+
+impl TestKey {
+    /// The private key as PEM in `form`, for asymmetric keys (`None` for HMAC, or a form the type lacks).
+    pub fn private_pem(&self, form: PrivateForm) -> Option<String> {
+        let (label, der) = match (&self.material, form) {
+            (Material::Rsa(pair), PrivateForm::Pkcs8) => {
+                ("PRIVATE KEY", pair.as_der().expect("RSA PKCS#8").as_ref().to_vec())
+            }
+            (Material::Ec(pair), PrivateForm::Pkcs8) => {
+                ("PRIVATE KEY", pair.to_pkcs8v1().expect("EC PKCS#8").as_ref().to_vec())
+            }
+            (Material::Ec(pair), PrivateForm::Sec1) => {
+                ("EC PRIVATE KEY", pair.private_key().as_der().expect("EC SEC1").as_ref().to_vec())
+            }
+            (Material::Ed(pair), PrivateForm::Pkcs8) => {
+                ("PRIVATE KEY", pair.to_pkcs8v1().expect("Ed25519 PKCS#8 v1").as_ref().to_vec())
+            }
+            (Material::Ed(pair), PrivateForm::Pkcs8V2) => {
+                ("PRIVATE KEY", pair.to_pkcs8().expect("Ed25519 PKCS#8 v2").as_ref().to_vec())
+            }
+            _ => return None,
+        };
+        Some(pem(label, &der))
+    }
+}
+
 fn pem(label: &str, der: &[u8]) -> String {
     let body = STANDARD.encode(der);
     let lines: Vec<&str> =

@@ -275,6 +275,7 @@ async fn keys_older_than_the_maximum_staleness_are_not_trusted() {
     let keys = remote(&server)
         .refresh_interval(Duration::from_millis(100))
         .cooldown(Duration::from_millis(100))
+        .timeout(Duration::from_millis(200))
         .max_staleness(Duration::from_millis(400))
         .build()
         .unwrap();
@@ -476,6 +477,20 @@ async fn urls_that_keys_are_never_fetched_from_are_refused_at_once() {
     assert_eq!(
         err.to_string(),
         "\"http://idp.example/jwks\" uses http; keys are fetched over https (plain http only to loopback)"
+    );
+}
+
+#[tokio::test]
+async fn a_maximum_staleness_shorter_than_a_healthy_refresh_is_refused() {
+    let err = RemoteKeySet::jwks("https://idp.example/jwks")
+        .refresh_interval(Duration::from_secs(300))
+        .max_staleness(Duration::from_secs(60))
+        .build()
+        .unwrap_err();
+    assert_eq!(err.to_string(), "max_staleness (60s) must be longer than the refresh interval plus the timeout (310s)");
+    assert!(
+        RemoteKeySet::jwks("https://idp.example/jwks").max_staleness(Duration::from_secs(311)).build().is_ok(),
+        "a bound past one healthy refresh is accepted"
     );
 }
 

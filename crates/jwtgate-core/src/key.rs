@@ -207,7 +207,7 @@ fn strip_leading_zeros(bytes: &[u8]) -> &[u8] {
 }
 
 /// The label of the first PEM block (`PUBLIC KEY` in `-----BEGIN PUBLIC KEY-----`).
-fn pem_label(pem: &[u8]) -> Option<&str> {
+pub(crate) fn pem_label(pem: &[u8]) -> Option<&str> {
     let text = std::str::from_utf8(pem).ok()?;
     let start = text.find("-----BEGIN ")? + "-----BEGIN ".len();
     let len = text[start..].find("-----")?;

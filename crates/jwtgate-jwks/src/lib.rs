@@ -19,10 +19,12 @@
 //! [`JwksPublisher`] to publish your own signing keys.
 
 mod fetch;
+mod publish;
 mod remote;
 
 use std::fmt;
 
+pub use publish::{DEFAULT_PUBLISHED_MAX_AGE, JwksPublisher};
 pub use remote::{
     DEFAULT_COOLDOWN, DEFAULT_MAX_BODY_BYTES, DEFAULT_REFRESH_INTERVAL, DEFAULT_TIMEOUT, RemoteKeySet,
     RemoteKeySetBuilder,

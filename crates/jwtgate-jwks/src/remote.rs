@@ -216,7 +216,8 @@ impl RemoteKeySetBuilder {
 
     /// How long the last good keys may serve while the provider fails. After that, tokens that need them
     /// are answered 503 until a fetch succeeds. Default: no limit (keys are trusted until the provider
-    /// answers with others).
+    /// answers with others). It must be longer than the refresh interval plus the timeout, or keys would go
+    /// stale between two healthy refreshes: `build` refuses it.
     pub fn max_staleness(mut self, staleness: Duration) -> Self {
         self.max_staleness = Some(staleness);
         self
@@ -250,6 +251,15 @@ impl RemoteKeySetBuilder {
 
     fn prepare(self) -> Result<(Arc<Shared>, TaskState), Error> {
         let location = self.location?;
+        if let Some(staleness) = self.max_staleness
+            && staleness <= self.refresh_interval + self.timeout
+        {
+            // Keys would go stale between two healthy refreshes, and requests would get 503 for nothing.
+            return Err(Error::new(format!(
+                "max_staleness ({staleness:?}) must be longer than the refresh interval plus the timeout ({:?})",
+                self.refresh_interval + self.timeout
+            )));
+        }
         tokio::runtime::Handle::try_current()
             .map_err(|_| Error::new("a RemoteKeySet needs a Tokio runtime for its background refresh".to_owned()))?;
         let client = match self.client {

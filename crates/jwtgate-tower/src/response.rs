@@ -72,7 +72,7 @@ where
 /// For HTTP it answers as RFC 6750 §3 says: 401 with `WWW-Authenticate: Bearer` and no `error` attribute
 /// when no credentials were sent; 401 with `error="invalid_token"` and an `error_description` for a bad,
 /// expired or revoked token; 400 with `error="invalid_request"` for a malformed request; and 503 with
-/// `Retry-After` when the denylist could not answer. The body is JSON: `{"error": "...",
+/// `Retry-After` when the denylist could not answer or the signing keys are unavailable. The body is JSON: `{"error": "...",
 /// "error_description": "..."}`.
 ///
 /// For gRPC (`content-type: application/grpc*`) it answers HTTP 200 with `grpc-status` 16

@@ -10,8 +10,24 @@ use jwtgate::{AlgorithmMapping, KeySet, Secret};
 pub(crate) enum Keys {
     /// A JWK Set file.
     File(KeySet),
+    /// A remote JWK Set, with the keys of a file if one is set too.
+    Remote { file: Option<KeySet>, remote: Remote },
     /// No keys configured: an ephemeral HS256 secret, for development only.
     Ephemeral(Secret),
+}
+
+/// A remote JWK Set: where it is, and how often it is fetched.
+pub(crate) struct Remote {
+    pub(crate) location: Location,
+    pub(crate) cooldown: Duration,
+    pub(crate) refresh: Duration,
+}
+
+pub(crate) enum Location {
+    /// `JWTGATE_JWKS_URL`.
+    Jwks(String),
+    /// `JWTGATE_OIDC_ISSUER`, discovered.
+    Discover(String),
 }
 
 pub(crate) struct Config {
@@ -26,9 +42,6 @@ pub(crate) struct Config {
     pub(crate) redis_url: Option<String>,
 }
 
-/// Settings of features that later issues wire in: refused until then, never silently ignored.
-const NOT_YET: [(&str, &str); 2] = [("JWTGATE_JWKS_URL", "remote JWKS"), ("JWTGATE_OIDC_ISSUER", "OIDC discovery")];
-
 impl Config {
     /// Reads the configuration through `var`, which returns a variable's value or `None` when it is unset.
     /// The error is one line that names the problem.
@@ -41,34 +54,44 @@ impl Config {
         {
             return Err("JWTGATE_ISSUER differs from JWTGATE_OIDC_ISSUER".into());
         }
-        for (name, feature) in NOT_YET {
-            if var(name).is_some() {
-                return Err(format!("{name} is set, but this build of the demo does not support {feature} yet"));
-            }
-        }
         if let Some(mode) = var("JWTGATE_REDIS_MODE") {
             return Err(format!("JWTGATE_REDIS_MODE={mode} is not supported by this build of the demo"));
         }
-        for name in ["JWTGATE_JWKS_COOLDOWN_SECS", "JWTGATE_JWKS_REFRESH_SECS"] {
-            number::<u64>(&var, name, 0)?;
+        let cooldown = Duration::from_secs(number(&var, "JWTGATE_JWKS_COOLDOWN_SECS", 10)?);
+        let refresh = Duration::from_secs(number(&var, "JWTGATE_JWKS_REFRESH_SECS", 300)?);
+        if refresh.is_zero() {
+            return Err("JWTGATE_JWKS_REFRESH_SECS must be positive".into());
         }
 
         let addr = match var("JWTGATE_ADDR") {
             Some(addr) => addr.parse().map_err(|_| format!("JWTGATE_ADDR is not a socket address: {addr:?}"))?,
             None => SocketAddr::from(([127, 0, 0, 1], 3000)),
         };
-        let keys = match var("JWTGATE_JWKS_FILE") {
+        let file = match var("JWTGATE_JWKS_FILE") {
             Some(path) => {
                 let set = KeySet::from_jwks_file(PathBuf::from(&path), &AlgorithmMapping::new())
                     .map_err(|err| format!("JWTGATE_JWKS_FILE: {err}"))?;
                 if let Some(index) = set.keys().iter().position(|key| key.kid().is_none()) {
                     return Err(format!("JWTGATE_JWKS_FILE: {path}: keys[{index}] has no kid"));
                 }
-                Keys::File(set)
+                Some(set)
             }
-            None => Keys::Ephemeral(ephemeral_secret()?),
+            None => None,
         };
-        let issuer = var("JWTGATE_ISSUER").unwrap_or_else(|| "jwtgate-demo".into());
+        let oidc_issuer = var("JWTGATE_OIDC_ISSUER");
+        let location = match (var("JWTGATE_JWKS_URL"), &oidc_issuer) {
+            (Some(url), _) => Some(Location::Jwks(url)),
+            (None, Some(issuer)) => Some(Location::Discover(issuer.clone())),
+            (None, None) => None,
+        };
+        let remote = location.map(|location| Remote { location, cooldown, refresh });
+        let keys = match (file, remote) {
+            (file, Some(remote)) => Keys::Remote { file, remote },
+            (Some(file), None) => Keys::File(file),
+            (None, None) => Keys::Ephemeral(ephemeral_secret()?),
+        };
+        // Discovery sets the issuer.
+        let issuer = oidc_issuer.or_else(|| var("JWTGATE_ISSUER")).unwrap_or_else(|| "jwtgate-demo".into());
         let audiences: Vec<String> = var("JWTGATE_AUDIENCE")
             .unwrap_or_else(|| "jwtgate-demo".into())
             .split(',')
@@ -133,6 +156,29 @@ mod tests {
     }
 
     #[test]
+    fn remote_keys_follow_the_contract() {
+        let discovered = config(&[("JWTGATE_OIDC_ISSUER", "https://idp.test/realm")]).unwrap();
+        assert_eq!(discovered.issuer, "https://idp.test/realm", "discovery sets the issuer");
+        let Keys::Remote { file: None, remote } = discovered.keys else { panic!("remote keys only") };
+        assert!(matches!(remote.location, Location::Discover(ref issuer) if issuer == "https://idp.test/realm"));
+        assert_eq!((remote.cooldown.as_secs(), remote.refresh.as_secs()), (10, 300));
+
+        let url = config(&[
+            ("JWTGATE_JWKS_URL", "https://idp.test/jwks"),
+            ("JWTGATE_JWKS_COOLDOWN_SECS", "3"),
+            ("JWTGATE_JWKS_REFRESH_SECS", "60"),
+        ])
+        .unwrap();
+        assert_eq!(url.issuer, "jwtgate-demo");
+        let Keys::Remote { remote, .. } = url.keys else { panic!("remote keys") };
+        assert!(matches!(remote.location, Location::Jwks(ref url) if url == "https://idp.test/jwks"));
+        assert_eq!((remote.cooldown.as_secs(), remote.refresh.as_secs()), (3, 60));
+
+        let same = config(&[("JWTGATE_OIDC_ISSUER", "https://a.test"), ("JWTGATE_ISSUER", "https://a.test")]);
+        assert_eq!(same.unwrap().issuer, "https://a.test");
+    }
+
+    #[test]
     fn audiences_are_a_comma_separated_list() {
         let config = config(&[("JWTGATE_AUDIENCE", "a, b,,c")]).unwrap();
         assert_eq!(config.audiences, ["a", "b", "c"]);
@@ -147,7 +193,8 @@ mod tests {
                 vec![("JWTGATE_JWKS_FILE", "/nonexistent/jwks.json")],
                 "JWTGATE_JWKS_FILE: cannot read /nonexistent/jwks.json",
             ),
-            (vec![("JWTGATE_JWKS_URL", "https://idp.test/jwks")], "JWTGATE_JWKS_URL is set, but"),
+            (vec![("JWTGATE_JWKS_REFRESH_SECS", "0")], "JWTGATE_JWKS_REFRESH_SECS must be positive"),
+            (vec![("JWTGATE_JWKS_COOLDOWN_SECS", "ten")], "JWTGATE_JWKS_COOLDOWN_SECS is not a non-negative integer"),
             (vec![("JWTGATE_OIDC_ISSUER", "https://a"), ("JWTGATE_JWKS_URL", "https://b")], "cannot both be set"),
             (vec![("JWTGATE_OIDC_ISSUER", "https://a"), ("JWTGATE_ISSUER", "https://b")], "differs"),
             (vec![("JWTGATE_COOKIE", "a b")], "JWTGATE_COOKIE is not a valid cookie name"),

@@ -18,10 +18,11 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use config::{Config, Keys};
+use config::{Config, Keys, Location, Remote};
+use jwtgate::jwks::RemoteKeySet;
 use jwtgate::{
     Algorithm, AuthorityMapping, Claims, Denylist, JwtAuthLayer, Key, KeySet, MemoryDenylist, Policy, RequireLayer,
-    TokenSource, TokenSources, Validator,
+    TokenSource, TokenSources, TrustedKeys, Validator,
 };
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -97,7 +98,17 @@ fn denylist(config: &Config) -> Result<Arc<dyn Denylist>, String> {
     }
 }
 
-fn app(config: &Config, keys: KeySet, denylist: Arc<dyn Denylist>) -> Router {
+/// A remote JWK Set, started lazily: the demo listens at once, and until the first fetch succeeds, requests
+/// that need remote keys get 503 with `Retry-After`.
+fn remote_keys(remote: &Remote) -> Result<RemoteKeySet, String> {
+    let (builder, name) = match &remote.location {
+        Location::Jwks(url) => (RemoteKeySet::jwks(url), "JWTGATE_JWKS_URL"),
+        Location::Discover(issuer) => (RemoteKeySet::discover(issuer), "JWTGATE_OIDC_ISSUER"),
+    };
+    builder.cooldown(remote.cooldown).refresh_interval(remote.refresh).build().map_err(|err| format!("{name}: {err}"))
+}
+
+fn app(config: &Config, keys: TrustedKeys, denylist: Arc<dyn Denylist>) -> Router {
     let mut validator = Validator::builder(keys)
         .authorities(AuthorityMapping::new().roles())
         .issuer(config.issuer.clone())
@@ -202,14 +213,28 @@ async fn main() -> ExitCode {
         }
     };
 
-    let (keys, sample) = match &config.keys {
-        Keys::File(set) => (set.clone(), None),
+    let (keys, sample): (TrustedKeys, _) = match &config.keys {
+        Keys::File(set) => (set.clone().into(), None),
+        Keys::Remote { file, remote } => {
+            let remote = match remote_keys(remote) {
+                Ok(remote) => remote,
+                Err(err) => {
+                    eprintln!("jwtgate-demo: configuration error: {err}");
+                    return ExitCode::from(2);
+                }
+            };
+            let keys = match file {
+                Some(file) => TrustedKeys::from(file.clone()).with_source(remote),
+                None => TrustedKeys::from_source(remote),
+            };
+            (keys, None)
+        }
         Keys::Ephemeral(secret) => {
-            tracing::warn!("no JWTGATE_JWKS_FILE: using an ephemeral HS256 key, for development only");
+            tracing::warn!("no keys configured: using an ephemeral HS256 key, for development only");
             let key = Key::hmac(Algorithm::HS256, secret).and_then(|key| KeySet::new([key]));
             let token = sample_token(&config, secret);
             match (key, token) {
-                (Ok(keys), Ok(token)) => (keys, Some(token)),
+                (Ok(keys), Ok(token)) => (keys.into(), Some(token)),
                 (Err(err), _) => {
                     eprintln!("jwtgate-demo: {err}");
                     return ExitCode::from(2);

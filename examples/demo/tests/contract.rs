@@ -6,6 +6,7 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use jwtgate::Algorithm;
+use jwtgate_tests::jwks::{Fault, JwksServer};
 use jwtgate_tests::{RedisServer, TestKey, now};
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, BufReader};
@@ -218,7 +219,10 @@ async fn misconfigurations_stop_it_with_status_2_and_one_line() {
         vec![("JWTGATE_OIDC_ISSUER", "https://a.test"), ("JWTGATE_JWKS_URL", "https://b.test/jwks")],
         vec![("JWTGATE_OIDC_ISSUER", "https://a.test"), ("JWTGATE_ISSUER", "https://b.test")],
         vec![("JWTGATE_REDIS_URL", "not a url, with a secret")],
-        vec![("JWTGATE_JWKS_URL", "https://idp.test/jwks")],
+        vec![("JWTGATE_JWKS_URL", "http://idp.test/jwks")],
+        vec![("JWTGATE_OIDC_ISSUER", "ftp://idp.test")],
+        vec![("JWTGATE_JWKS_REFRESH_SECS", "0")],
+        vec![("JWTGATE_REDIS_MODE", "replicated")],
         vec![("JWTGATE_LEEWAY_SECS", "soon")],
     ] {
         let (code, stderr) = misconfigured(&vars).await;
@@ -324,5 +328,137 @@ async fn with_redis_a_logout_reaches_every_instance_and_an_outage_fails_closed()
         assert_eq!(demo.stop().await, 0);
     }
     drop(_redis);
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// Asks for `/me` until it answers 200, for at most 10 s (a hung test fails; it never passes).
+async fn until_accepted(demo: &Demo, token: &str) {
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while demo.me(token).await.0 != 200 {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await
+    .expect("the demo accepted the token within 10 s");
+}
+
+#[track_caller]
+fn assert_invalid_token(answer: (u16, reqwest::header::HeaderMap, Value), description: &str) {
+    let (status, headers, body) = answer;
+    assert_eq!(status, 401, "{body}");
+    assert_eq!(
+        headers["www-authenticate"],
+        format!(r#"Bearer error="invalid_token", error_description="{description}""#).as_str()
+    );
+    assert_eq!(body, json!({ "error": "invalid_token", "error_description": description }));
+}
+
+#[tokio::test]
+async fn with_a_remote_jwks_it_listens_at_once_answers_503_until_the_keys_arrive_and_follows_rotation() {
+    let key = TestKey::generate(Algorithm::RS256).with_kid("r1");
+    let server = JwksServer::start(json!({ "keys": [key.jwk()] })).await;
+    server.set_fault(Fault::Status(500));
+    let demo = Demo::start(&[("JWTGATE_JWKS_URL", &server.jwks_url())]).await;
+    let token = key.sign(&demo_claims());
+    let bearer = format!("Bearer {token}");
+
+    let (status, headers, body) = demo.get("/me", &[("authorization", &bearer)]).await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(headers["retry-after"], "5");
+    assert!(headers.get("www-authenticate").is_none());
+    assert_eq!(
+        body,
+        json!({
+            "error": "temporarily_unavailable",
+            "error_description": "the signing keys are unavailable; try again later",
+        })
+    );
+    assert_eq!(demo.get("/health", &[]).await.0, 200, "routes without a token do not wait for keys");
+
+    server.set_fault(Fault::None);
+    until_accepted(&demo, &token).await;
+    assert_eq!(demo.me(&token).await.1["sub"], "alice");
+
+    // A key rotated in is accepted on first sight.
+    let fetches = server.fetches();
+    let new = TestKey::generate(Algorithm::EdDSA).with_kid("r2");
+    server.set_keys(json!({ "keys": [new.jwk(), key.jwk()] }));
+    assert_eq!(demo.me(&new.sign(&demo_claims())).await.0, 200);
+    assert_eq!(server.fetches(), fetches + 1, "one fetch for the new kid");
+    assert_eq!(demo.me(&token).await.0, 200, "the old key is still published");
+
+    // An unknown kid is refused.
+    let stranger = TestKey::generate(Algorithm::RS256).with_kid("r3");
+    assert_invalid_token(
+        demo.get("/me", &[("authorization", &format!("Bearer {}", stranger.sign(&demo_claims())))]).await,
+        "the token's signing key is unknown",
+    );
+    assert_eq!(demo.stop().await, 0);
+}
+
+#[tokio::test]
+async fn remote_oct_keys_are_never_trusted() {
+    let remote = TestKey::generate(Algorithm::ES256).with_kid("e1");
+    let secret = TestKey::generate(Algorithm::HS256).with_kid("h1");
+    let server = JwksServer::start(json!({ "keys": [remote.jwk(), secret.jwk()] })).await;
+    let demo = Demo::start(&[("JWTGATE_JWKS_URL", &server.jwks_url())]).await;
+    until_accepted(&demo, &remote.sign(&demo_claims())).await;
+    assert_invalid_token(
+        demo.get("/me", &[("authorization", &format!("Bearer {}", secret.sign(&demo_claims())))]).await,
+        "the token's signing key is unknown",
+    );
+    assert_eq!(demo.stop().await, 0);
+}
+
+#[tokio::test]
+async fn with_an_oidc_issuer_it_discovers_the_keys_and_requires_that_issuer() {
+    let key = TestKey::generate(Algorithm::ES256).with_kid("o1");
+    let server = JwksServer::start(json!({ "keys": [key.jwk()] })).await;
+    let issuer = server.issuer();
+    let demo = Demo::start(&[("JWTGATE_OIDC_ISSUER", &issuer), ("JWTGATE_JWKS_COOLDOWN_SECS", "1")]).await;
+    let mut claims = demo_claims();
+    claims["iss"] = json!(issuer);
+    until_accepted(&demo, &key.sign(&claims)).await;
+    assert_eq!(server.discoveries(), 1);
+    assert_invalid_token(
+        demo.get("/me", &[("authorization", &format!("Bearer {}", key.sign(&demo_claims())))]).await,
+        "the token's issuer is not accepted",
+    );
+    assert_eq!(demo.stop().await, 0);
+}
+
+#[tokio::test]
+async fn a_discovery_document_for_another_issuer_is_never_trusted() {
+    let key = TestKey::generate(Algorithm::ES256).with_kid("o1");
+    let server = JwksServer::start(json!({ "keys": [key.jwk()] })).await;
+    server.set_discovered_issuer("https://evil.test");
+    let issuer = server.issuer();
+    let demo = Demo::start(&[("JWTGATE_OIDC_ISSUER", &issuer)]).await;
+    let mut claims = demo_claims();
+    claims["iss"] = json!(issuer);
+    // Wait for discovery to have been tried, then check that nothing was trusted.
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while server.discoveries() == 0 {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .unwrap();
+    let (status, headers, _) = demo.get("/me", &[("authorization", &format!("Bearer {}", key.sign(&claims)))]).await;
+    assert_eq!((status, headers["retry-after"].to_str().unwrap()), (503, "5"));
+    assert_eq!(server.fetches(), 0, "the JWK Set of an untrusted document is never fetched");
+    assert_eq!(demo.stop().await, 0);
+}
+
+#[tokio::test]
+async fn a_jwks_file_and_a_remote_jwks_combine() {
+    let local = TestKey::generate(Algorithm::HS256).with_kid("local");
+    let (dir, file) = jwks_file("combined", &[&local]);
+    let remote = TestKey::generate(Algorithm::RS256).with_kid("remote");
+    let server = JwksServer::start(json!({ "keys": [remote.jwk()] })).await;
+    let demo = Demo::start(&[("JWTGATE_JWKS_FILE", &file), ("JWTGATE_JWKS_URL", &server.jwks_url())]).await;
+    until_accepted(&demo, &remote.sign(&demo_claims())).await;
+    assert_eq!(demo.me(&local.sign(&demo_claims())).await.0, 200);
+    assert_eq!(demo.stop().await, 0);
     std::fs::remove_dir_all(dir).unwrap();
 }

@@ -1,0 +1,232 @@
+//! Publishing your own signing keys' public halves as a JWK Set.
+
+use std::convert::Infallible;
+use std::fmt;
+use std::future::{Ready, ready};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use aws_lc_rs::digest;
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use bytes::Bytes;
+use http::header::{ALLOW, CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE, ETAG, IF_NONE_MATCH, X_CONTENT_TYPE_OPTIONS};
+use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
+use http_body_util::Full;
+use jwtgate_core::PublicJwk;
+use tower_service::Service;
+
+use crate::Error;
+
+/// How long clients may cache the published JWK Set, by default: 5 minutes.
+pub const DEFAULT_PUBLISHED_MAX_AGE: Duration = Duration::from_secs(300);
+
+/// A tower [`Service`] that publishes the public half of your signing keys as a JWK Set (RFC 7517): the
+/// current key first, then the previous keys that tokens still in circulation were signed with.
+///
+/// Mount it where your discovery document's `jwks_uri` points; with axum,
+/// `Router::new().route_service("/.well-known/jwks.json", publisher.clone())`. It answers:
+/// - `GET` and `HEAD` with the set as `application/jwk-set+json`, `Cache-Control: public, max-age=…`
+///   ([`DEFAULT_PUBLISHED_MAX_AGE`] unless [`with_max_age`](Self::with_max_age) says otherwise), and a strong
+///   `ETag` computed from the content, so every instance of a fleet gives the same tag for the same keys;
+/// - a `GET` or `HEAD` whose `If-None-Match` holds the current tag with `304 Not Modified` and no body;
+/// - any other method with `405 Method Not Allowed` and `Allow: GET, HEAD`.
+///
+/// Only [`PublicJwk`]s are accepted, so nothing private can be published: HMAC secrets are refused when the
+/// `PublicJwk` is made. Reads are lock-free: the set and its encoded body live behind an [`ArcSwap`] and are
+/// replaced whole by [`rotate`](Self::rotate) and [`retire`](Self::retire), which any clone may call.
+///
+/// ## Rotation
+/// 1. [`rotate`](Self::rotate) in the new key *before* signing with it, and start signing with it once
+///    relying parties can have fetched it (jwtgate's [`RemoteKeySet`](crate::RemoteKeySet) fetches an
+///    unknown `kid` on first sight; other verifiers may wait out their cache, up to `max-age`).
+/// 2. Keep the previous key published until the last token it signed has expired (its lifetime plus the
+///    verifiers' clock leeway), then [`retire`](Self::retire) it.
+#[derive(Clone)]
+pub struct JwksPublisher {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    published: ArcSwap<Published>,
+    /// `public, max-age=…`, made once.
+    cache_control: HeaderValue,
+    /// Serializes writers (rotate, retire) so that none loses another's change; requests never take it.
+    writer: Mutex<()>,
+}
+
+/// One version of the set, encoded once for every request that serves it.
+struct Published {
+    keys: Vec<PublicJwk>,
+    body: Bytes,
+    etag: HeaderValue,
+    length: HeaderValue,
+}
+
+impl Published {
+    fn new(keys: Vec<PublicJwk>) -> Self {
+        let body = serde_json::to_vec(&serde_json::json!({ "keys": keys })).expect("a JWK Set serializes");
+        let hash = digest::digest(&digest::SHA256, &body);
+        let etag = format!("\"{}\"", URL_SAFE_NO_PAD.encode(&hash.as_ref()[..16]));
+        Self {
+            keys,
+            etag: HeaderValue::from_str(&etag).expect("base64url is a valid header value"),
+            length: HeaderValue::from(body.len()),
+            body: Bytes::from(body),
+        }
+    }
+}
+
+impl JwksPublisher {
+    /// Publishes `current`, the key you sign with.
+    pub fn new(current: PublicJwk) -> Self {
+        Self::from_published(Published::new(vec![current]))
+    }
+
+    /// Publishes `keys`: the first is the current key, the others are previous keys still needed to verify
+    /// tokens in circulation. Refuses an empty list and two keys with one `kid`.
+    pub fn with_keys(keys: impl IntoIterator<Item = PublicJwk>) -> Result<Self, Error> {
+        let keys: Vec<PublicJwk> = keys.into_iter().collect();
+        if keys.is_empty() {
+            return Err(Error::new("a published JWK Set needs at least one key".to_owned()));
+        }
+        for (index, key) in keys.iter().enumerate() {
+            if keys[..index].iter().any(|earlier| earlier.kid() == key.kid()) {
+                return Err(duplicate(key.kid()));
+            }
+        }
+        Ok(Self::from_published(Published::new(keys)))
+    }
+
+    fn from_published(published: Published) -> Self {
+        Self::from_parts(published, DEFAULT_PUBLISHED_MAX_AGE)
+    }
+
+    fn from_parts(published: Published, max_age: Duration) -> Self {
+        let cache_control = HeaderValue::from_str(&format!("public, max-age={}", max_age.as_secs()))
+            .expect("digits are a valid header value");
+        Self {
+            shared: Arc::new(Shared {
+                published: ArcSwap::from_pointee(published),
+                cache_control,
+                writer: Mutex::new(()),
+            }),
+        }
+    }
+
+    /// How long clients may cache the set (`Cache-Control: max-age`), in whole seconds. Default 5 minutes.
+    /// Keep it well under the time between publishing a key and signing with it. Call it while building:
+    /// clones made before it keep the old setting.
+    #[must_use]
+    pub fn with_max_age(self, max_age: Duration) -> Self {
+        Self::from_parts(Published::new(self.keys()), max_age)
+    }
+
+    /// Publishes `key` as the new current key, in front of the keys already published, which stay. Refuses
+    /// a `kid` that is already published.
+    pub fn rotate(&self, key: PublicJwk) -> Result<(), Error> {
+        let _writer = self.shared.writer.lock().unwrap_or_else(PoisonError::into_inner);
+        let published = self.shared.published.load();
+        if published.keys.iter().any(|existing| existing.kid() == key.kid()) {
+            return Err(duplicate(key.kid()));
+        }
+        let keys = std::iter::once(key).chain(published.keys.iter().cloned()).collect();
+        self.shared.published.store(Arc::new(Published::new(keys)));
+        Ok(())
+    }
+
+    /// Stops publishing the previous key `kid`, once no token it signed can still be valid. Refuses to
+    /// retire the current key, and a `kid` that is not published.
+    pub fn retire(&self, kid: &str) -> Result<(), Error> {
+        let _writer = self.shared.writer.lock().unwrap_or_else(PoisonError::into_inner);
+        let published = self.shared.published.load();
+        match published.keys.iter().position(|key| key.kid() == kid) {
+            Some(0) => Err(Error::new(format!("key {kid:?} is the current key; rotate in another before retiring it"))),
+            Some(index) => {
+                let mut keys = published.keys.clone();
+                keys.remove(index);
+                self.shared.published.store(Arc::new(Published::new(keys)));
+                Ok(())
+            }
+            None => Err(Error::new(format!("key {kid:?} is not published"))),
+        }
+    }
+
+    /// The published keys, the current one first.
+    pub fn keys(&self) -> Vec<PublicJwk> {
+        self.shared.published.load().keys.clone()
+    }
+
+    /// The current key: the one to sign with.
+    pub fn current(&self) -> PublicJwk {
+        self.shared.published.load().keys[0].clone()
+    }
+
+    fn respond(&self, method: &Method, headers: &HeaderMap) -> Response<Full<Bytes>> {
+        let published = self.shared.published.load();
+        let mut response = Response::new(Full::new(Bytes::new()));
+        if method != Method::GET && method != Method::HEAD {
+            *response.status_mut() = StatusCode::METHOD_NOT_ALLOWED;
+            response.headers_mut().insert(ALLOW, HeaderValue::from_static("GET, HEAD"));
+            return response;
+        }
+        let out = response.headers_mut();
+        out.insert(ETAG, published.etag.clone());
+        out.insert(CACHE_CONTROL, self.shared.cache_control.clone());
+        if matches_etag(headers, &published.etag) {
+            *response.status_mut() = StatusCode::NOT_MODIFIED;
+            return response;
+        }
+        out.insert(CONTENT_TYPE, HeaderValue::from_static("application/jwk-set+json"));
+        out.insert(X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+        out.insert(CONTENT_LENGTH, published.length.clone());
+        if method == Method::GET {
+            *response.body_mut() = Full::new(published.body.clone());
+        }
+        response
+    }
+}
+
+/// Whether `If-None-Match` names `etag` (compared weakly, as RFC 9110 §13.1.2 says), or is `*`.
+fn matches_etag(headers: &HeaderMap, etag: &HeaderValue) -> bool {
+    let ours = etag.as_bytes();
+    headers
+        .get_all(IF_NONE_MATCH)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .any(|candidate| {
+            let candidate = candidate.trim();
+            candidate == "*" || candidate.strip_prefix("W/").unwrap_or(candidate).as_bytes() == ours
+        })
+}
+
+fn duplicate(kid: &str) -> Error {
+    Error::new(format!("key {kid:?} is already published; every published key needs its own kid"))
+}
+
+impl<B> Service<Request<B>> for JwksPublisher {
+    type Response = Response<Full<Bytes>>;
+    type Error = Infallible;
+    type Future = Ready<Result<Self::Response, Infallible>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: Request<B>) -> Self::Future {
+        ready(Ok(self.respond(request.method(), request.headers())))
+    }
+}
+
+impl fmt::Debug for JwksPublisher {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let published = self.shared.published.load();
+        f.debug_struct("JwksPublisher")
+            .field("kids", &published.keys.iter().map(PublicJwk::kid).collect::<Vec<_>>())
+            .field("cache_control", &self.shared.cache_control)
+            .finish()
+    }
+}

@@ -1,0 +1,98 @@
+//! The example against a real OpenID provider (the npm `oidc-provider`, see tests/interop): configured with
+//! the issuer URL and an audience alone, it accepts the provider's access tokens.
+
+#![allow(clippy::unwrap_used, reason = "test helpers fail the test on unexpected errors")]
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use jwtgate_tests::interop::OidcProvider;
+use serde_json::json;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+fn example() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_jwtgate-example-oidc"));
+    command.env_remove("RUST_LOG").kill_on_drop(true);
+    command
+}
+
+/// Starts the example and returns it with its base URL, read from its `listening on` log line.
+async fn start(issuer: &str, audience: &str) -> (Child, String) {
+    let mut child = example()
+        .envs([("OIDC_ISSUER", issuer), ("OIDC_AUDIENCE", audience), ("BIND", "127.0.0.1:0"), ("OIDC_EAGER", "1")])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let base = tokio::time::timeout(Duration::from_secs(30), async {
+        loop {
+            let line = lines.next_line().await.unwrap().expect("the example exited before listening");
+            if let Some(at) = line.find("listening on ") {
+                return line[at + "listening on ".len()..].trim().to_owned();
+            }
+        }
+    })
+    .await
+    .expect("the example started within 30 s");
+    (child, base)
+}
+
+async fn json_body(response: reqwest::Response) -> serde_json::Value {
+    serde_json::from_str(&response.text().await.unwrap()).unwrap()
+}
+
+#[tokio::test]
+async fn the_example_accepts_a_real_providers_tokens_from_its_issuer_url_alone() {
+    let state = std::env::temp_dir().join(format!("jwtgate-example-oidc-{}", std::process::id()));
+    std::fs::create_dir_all(&state).unwrap();
+    let mut provider = OidcProvider::start(&state).await;
+    let (_child, base) = start(provider.issuer(), "https://api.example").await;
+    let http = reqwest::Client::new();
+
+    let health = json_body(http.get(format!("{base}/health")).send().await.unwrap()).await;
+    assert_eq!(health, json!({ "status": "ok", "keys_ready": true }));
+
+    let token = provider.access_token("https://api.example").await;
+    let response = http.get(format!("{base}/me")).bearer_auth(&token).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    let me = json_body(response).await;
+    assert_eq!(me["sub"], "test-client");
+    assert_eq!(me["scopes"], json!(["read"]));
+
+    let response = http.get(format!("{base}/admin")).bearer_auth(&token).send().await.unwrap();
+    assert_eq!(response.status(), 403);
+    assert_eq!(
+        response.headers()["www-authenticate"],
+        r#"Bearer error="insufficient_scope", error_description="the token does not grant access to this resource", scope="admin""#
+    );
+
+    let other = provider.access_token("https://other.example").await;
+    let response = http.get(format!("{base}/me")).bearer_auth(&other).send().await.unwrap();
+    assert_eq!(response.status(), 401);
+    assert_eq!(
+        response.headers()["www-authenticate"],
+        r#"Bearer error="invalid_token", error_description="the token's audience is not accepted""#
+    );
+    drop(provider);
+    std::fs::remove_dir_all(state).unwrap();
+}
+
+#[tokio::test]
+async fn a_bad_configuration_exits_with_status_2_and_names_the_variable() {
+    for (vars, expected) in [
+        (vec![("OIDC_AUDIENCE", "api")], "OIDC_ISSUER is required"),
+        (vec![("OIDC_ISSUER", "https://idp.test")], "OIDC_AUDIENCE is required"),
+        (vec![("OIDC_ISSUER", "http://idp.test"), ("OIDC_AUDIENCE", "api")], "OIDC_ISSUER="),
+        (vec![("OIDC_ISSUER", "https://idp.test"), ("OIDC_AUDIENCE", "api"), ("BIND", "nowhere")], "BIND="),
+    ] {
+        let output = tokio::time::timeout(Duration::from_secs(20), example().envs(vars.clone()).output())
+            .await
+            .unwrap_or_else(|_| panic!("{vars:?} started the example"))
+            .unwrap();
+        let stderr = String::from_utf8(output.stderr).unwrap();
+        assert_eq!(output.status.code(), Some(2), "{vars:?}: {stderr}");
+        assert!(stderr.contains(expected), "{vars:?}: {stderr}");
+    }
+}

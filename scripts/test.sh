@@ -13,38 +13,31 @@ if ! cargo fmt --version >/dev/null 2>&1 || ! cargo clippy --version >/dev/null 
     rustup component add rustfmt clippy
 fi
 
-# The Redis tests start their own redis-server on a free loopback port; they need the binary on PATH.
-if ! command -v redis-server >/dev/null 2>&1; then
-    echo "== installing redis-server"
+# Installs Debian packages with apt (with sudo when not root), quietly unless it fails.
+apt_install() {
+    echo "== installing $*"
     if ! command -v apt-get >/dev/null 2>&1; then
-        echo "scripts/test.sh: redis-server is missing and apt-get is not available; install redis-server" >&2
+        echo "scripts/test.sh: $* missing and apt-get is not available; install them" >&2
         exit 1
     fi
-    sudo_cmd=""
+    local sudo_cmd=""
     if [ "$(id -u)" -ne 0 ]; then sudo_cmd="sudo"; fi
     export DEBIAN_FRONTEND=noninteractive
-    $sudo_cmd apt-get install -y redis-server >/dev/null 2>&1 \
-        || { $sudo_cmd apt-get update >/dev/null && $sudo_cmd apt-get install -y redis-server >/dev/null; }
-fi
+    $sudo_cmd apt-get install -y "$@" >/dev/null 2>&1 \
+        || { $sudo_cmd apt-get update >/dev/null && $sudo_cmd apt-get install -y "$@" >/dev/null; }
+}
 
+# The Redis tests start their own redis-server on a free loopback port: they need the binary on PATH.
 # The interop tests run PyJWT, jose (npm) and oidc-provider (npm): they need node, npm and python3 with
-# venv. tests/interop/setup.sh installs the packages themselves into tests/interop (node_modules, .venv).
+# venv; tests/interop/setup.sh then installs the packages into tests/interop (node_modules, .venv).
 need=()
+command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
 command -v node >/dev/null 2>&1 || need+=(nodejs)
 command -v npm >/dev/null 2>&1 || need+=(npm)
 command -v python3 >/dev/null 2>&1 || need+=(python3)
 python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || need+=(python3-venv)
 if [ "${#need[@]}" -gt 0 ]; then
-    echo "== installing ${need[*]}"
-    if ! command -v apt-get >/dev/null 2>&1; then
-        echo "scripts/test.sh: ${need[*]} missing and apt-get is not available; install them" >&2
-        exit 1
-    fi
-    sudo_cmd=""
-    if [ "$(id -u)" -ne 0 ]; then sudo_cmd="sudo"; fi
-    export DEBIAN_FRONTEND=noninteractive
-    $sudo_cmd apt-get install -y "${need[@]}" >/dev/null 2>&1 \
-        || { $sudo_cmd apt-get update >/dev/null && $sudo_cmd apt-get install -y "${need[@]}" >/dev/null; }
+    apt_install "${need[@]}"
 fi
 echo "== installing the interop fixtures (tests/interop/setup.sh)"
 tests/interop/setup.sh

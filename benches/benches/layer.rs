@@ -9,6 +9,9 @@
 //! A second group, `denylist/HS256`, adds the revocation check: none, `MemoryDenylist`, and
 //! `RedisDenylist` against a `redis-server` it starts on loopback.
 //!
+//! A third group, `keys/<alg>`, compares a static key with a `RemoteKeySet` whose keys were fetched from a
+//! JWKS server (on its own thread, on loopback) and are cached.
+//!
 //! Every case runs the same handler behind a router, for the same request with the same token, and
 //! deserializes the same claims type. Run with `cargo bench -p jwtgate-benches`.
 
@@ -191,15 +194,74 @@ fn bench_denylists(c: &mut Criterion) {
         ("memory", router(base.clone().denylist(memory))),
         ("redis", router(base.denylist(redis_denylist))),
     ];
-    let mut group = c.benchmark_group("denylist/HS256");
+    run_group(c, &runtime, "denylist/HS256", cases, &token);
+}
+
+/// Measures each router for the same token, side by side in one group, after checking it accepts the token.
+fn run_group<const N: usize>(
+    c: &mut Criterion,
+    runtime: &tokio::runtime::Runtime,
+    group: &str,
+    cases: [(&str, Router); N],
+    token: &str,
+) {
+    let mut group = c.benchmark_group(group);
     group.measurement_time(Duration::from_secs(4)).warm_up_time(Duration::from_secs(1));
     for (name, router) in cases {
-        let response = runtime.block_on(router.clone().oneshot(request(&token))).unwrap();
+        let response = runtime.block_on(router.clone().oneshot(request(token))).unwrap();
         assert_eq!(response.status(), 200, "{name} refused the token");
-        group.bench_function(name, |b| b.to_async(&runtime).iter(|| router.clone().oneshot(request(&token))));
+        group.bench_function(name, |b| b.to_async(runtime).iter(|| router.clone().oneshot(request(token))));
     }
     group.finish();
 }
 
-criterion_group!(benches, bench, bench_denylists);
+/// A static key against a remote JWK Set once its keys are cached: the same token, the same rules.
+fn bench_remote_keys(c: &mut Criterion) {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    for alg in [Algorithm::RS256, Algorithm::ES256, Algorithm::EdDSA] {
+        let key = TestKey::generate(alg).with_kid("bench");
+        let token = key.sign(&bench_claims());
+        let url = jwks_server(json!({ "keys": [key.jwk()] }));
+        // Eager: the keys are fetched before the measurement, and the 5-minute refresh never comes during it.
+        let remote = runtime.block_on(jwtgate::jwks::RemoteKeySet::jwks(&url).build_eager()).unwrap();
+        let rules = |builder: jwtgate::ValidatorBuilder| builder.issuer(ISSUER).audience(AUDIENCE).build();
+        let static_validator = rules(Validator::builder(KeySet::new([key.verification_key()]).unwrap()));
+        let remote_validator = rules(Validator::builder(remote));
+        let layer = |validator: &Validator| {
+            Router::new().route("/", get(handler)).layer(JwtAuthLayer::<BenchClaims>::new(validator.clone()))
+        };
+        let cases: [(&str, Router); 2] = [("static", layer(&static_validator)), ("remote", layer(&remote_validator))];
+        run_group(c, &runtime, &format!("keys/{alg}"), cases, &token);
+
+        // The signature check dwarfs the key lookup above. Without it: a token whose `alg` differs from its
+        // key's is refused right after the lookup, so this measures the parse plus the lookup alone.
+        if alg == Algorithm::RS256 {
+            let mismatched = key.sign_raw(r#"{"alg":"RS384","kid":"bench"}"#, &bench_claims().to_string());
+            let mut group = c.benchmark_group("keys/lookup");
+            group.measurement_time(Duration::from_secs(4)).warm_up_time(Duration::from_secs(1));
+            for (name, validator) in [("static", &static_validator), ("remote", &remote_validator)] {
+                let err = validator.validate::<BenchClaims>(&mismatched).unwrap_err();
+                assert_eq!(err.to_string(), "the token's algorithm does not match its key", "{name}");
+                group.bench_function(name, |b| b.iter(|| validator.validate::<BenchClaims>(&mismatched)));
+            }
+            group.finish();
+        }
+    }
+}
+
+/// Serves `jwks` from a thread of its own, as a provider would, and returns its URL.
+fn jwks_server(jwks: serde_json::Value) -> String {
+    let (sender, receiver) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        runtime.block_on(async move {
+            let server = jwtgate_tests::jwks::JwksServer::start(jwks).await;
+            sender.send(server.jwks_url()).unwrap();
+            std::future::pending::<()>().await;
+        });
+    });
+    receiver.recv().unwrap()
+}
+
+criterion_group!(benches, bench, bench_denylists, bench_remote_keys);
 criterion_main!(benches);

@@ -12,6 +12,7 @@
 //     id-token                   -> id-token <jwt>       (authorization code flow as "alice")
 //     rotate                     -> rotated <new-kid>
 //     retire                     -> retired
+//     ping                       -> pong
 //     anything failing           -> error <message>
 // Signing keys persist in <state-dir>/keys.json ({"keys": [<private RS256 JWKs>]}, the first
 // one signs). Exits on SIGTERM/SIGINT or when stdin closes.
@@ -301,6 +302,9 @@ async function runCommand(line) {
       installProvider();
       return `rotated ${key.kid}`;
     }
+    case 'ping':
+      // Everything printed before this answer (jwks-fetch lines included) has been read once it arrives.
+      return 'pong';
     case 'retire': {
       const next = keys.slice(0, 1);
       saveKeys(next);

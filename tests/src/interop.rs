@@ -174,8 +174,12 @@ impl OidcProvider {
         &self.issuer
     }
 
-    /// How many times the JWKS endpoint was requested, since the first start.
-    pub fn jwks_fetches(&self) -> usize {
+    /// How many times the JWKS endpoint was requested, since the first start. A round trip to the provider
+    /// first makes sure every `jwks-fetch` line it printed has been counted.
+    pub async fn jwks_fetches(&mut self) -> usize {
+        if self.process.is_some() {
+            self.expect("ping", "pong").await;
+        }
         self.jwks_fetches.load(Ordering::SeqCst)
     }
 

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use axum::Router;
 use jwtgate::jwks::{JwksPublisher, RemoteKeySet};
-use jwtgate::{Algorithm, PublicJwk, Validator};
+use jwtgate::{Algorithm, KeySource, PublicJwk, Validator};
 use jwtgate_tests::{AUDIENCE, Answer, ISSUER, PrivateForm, TestKey, claims, get, serve};
 use serde_json::Value;
 
@@ -93,8 +93,14 @@ async fn a_remote_key_set_follows_a_publishers_rotation() {
     let new = TestKey::generate(Algorithm::EdDSA).with_kid("2026-11");
     let publisher = JwksPublisher::new(public_jwk(&old, "2026-10"));
     let url = publish(&publisher).await;
-    let keys = RemoteKeySet::jwks(&url).build_eager().await.unwrap();
-    let validator = Validator::builder(keys).issuer(ISSUER).audience(AUDIENCE).build();
+    // The publisher's max-age (5 minutes) is clamped to this verifier's refresh interval.
+    let keys = RemoteKeySet::jwks(&url)
+        .refresh_interval(Duration::from_millis(200))
+        .cooldown(Duration::from_millis(200))
+        .build_eager()
+        .await
+        .unwrap();
+    let validator = Validator::builder(keys.clone()).issuer(ISSUER).audience(AUDIENCE).build();
     let old_token = old.sign(&claims());
     assert!(validator.validate_async::<Value>(&old_token).await.is_ok());
 
@@ -105,15 +111,20 @@ async fn a_remote_key_set_follows_a_publishers_rotation() {
     assert!(validator.validate_async::<Value>(&new_token).await.is_ok(), "the new key, after rotation");
     assert!(validator.validate_async::<Value>(&old_token).await.is_ok(), "the previous key is still published");
 
-    // Retired, the old key stops verifying once the verifier has refreshed.
+    // Retired, the old key stops verifying at the verifier's next refresh.
     publisher.retire("2026-10").unwrap();
-    let fresh = RemoteKeySet::jwks(&url).build_eager().await.unwrap();
-    let after = Validator::builder(fresh).issuer(ISSUER).audience(AUDIENCE).build();
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while keys.current().unwrap().contains_kid("2026-10") {
+            keys.wait_for_fetch().await;
+        }
+    })
+    .await
+    .expect("the verifier refreshed within 10 s");
     assert_eq!(
-        after.validate_async::<Value>(&old_token).await.unwrap_err().to_string(),
+        validator.validate_async::<Value>(&old_token).await.unwrap_err().to_string(),
         "the token's signing key is unknown"
     );
-    assert!(after.validate_async::<Value>(&new_token).await.is_ok());
+    assert!(validator.validate_async::<Value>(&new_token).await.is_ok());
 }
 
 #[tokio::test]

@@ -11,8 +11,9 @@ use serde::Deserialize;
 /// What a fetch brought.
 #[derive(Debug)]
 pub(crate) enum Fetched {
-    /// A new document, with how long the server says it stays fresh.
-    Body { body: String, max_age: Option<Duration> },
+    /// A new document, with how long the server says it stays fresh, and its validators: the caller keeps
+    /// them only once it has accepted the document, so that a rejected one is never confirmed by a 304.
+    Body { body: String, max_age: Option<Duration>, validators: Validators },
     /// 304: the document is the one we hold.
     NotModified { max_age: Option<Duration> },
 }
@@ -22,6 +23,27 @@ pub(crate) enum Fetched {
 pub(crate) struct Validators {
     etag: Option<header::HeaderValue>,
     last_modified: Option<header::HeaderValue>,
+}
+
+impl Validators {
+    fn is_empty(&self) -> bool {
+        self.etag.is_none() && self.last_modified.is_none()
+    }
+}
+
+/// A URL as logs and errors show it: without user information, query or fragment, which may hold
+/// credentials.
+pub(crate) struct Shown<'a>(pub(crate) &'a Url);
+
+impl fmt::Display for Shown<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let url = self.0;
+        write!(f, "{}://{}", url.scheme(), url.host_str().unwrap_or(""))?;
+        if let Some(port) = url.port() {
+            write!(f, ":{port}")?;
+        }
+        f.write_str(url.path())
+    }
 }
 
 /// Why a fetch failed. For logs: it never holds a response body.
@@ -34,18 +56,22 @@ impl fmt::Display for FetchError {
     }
 }
 
-/// GETs `url` as JSON, sending the validators we hold, within `timeout` and `max_bytes`. On a new document,
-/// `validators` takes the response's.
+/// GETs `url` as JSON, sending the validators we hold, within `timeout` and `max_bytes`. A 304 counts only
+/// as the answer to a conditional request.
 pub(crate) async fn get_json(
     client: &Client,
     url: &Url,
-    validators: Option<&mut Validators>,
+    validators: Option<&Validators>,
     timeout: Duration,
     max_bytes: usize,
 ) -> Result<Fetched, FetchError> {
+    let conditional = validators.is_some_and(|held| !held.is_empty());
+    let url_shown = Shown(url);
+    let url = &url_shown;
     let fetch = async {
-        let mut request = client.get(url.clone()).header(header::ACCEPT, "application/jwk-set+json, application/json");
-        if let Some(held) = validators.as_deref() {
+        let mut request =
+            client.get(url.0.clone()).header(header::ACCEPT, "application/jwk-set+json, application/json");
+        if let Some(held) = validators {
             if let Some(etag) = &held.etag {
                 request = request.header(header::IF_NONE_MATCH, etag);
             }
@@ -57,14 +83,14 @@ pub(crate) async fn get_json(
         let max_age = max_age(response.headers());
         match response.status() {
             StatusCode::OK => {}
-            StatusCode::NOT_MODIFIED if validators.is_some() => return Ok(Fetched::NotModified { max_age }),
+            StatusCode::NOT_MODIFIED if conditional => return Ok(Fetched::NotModified { max_age }),
             status => return Err(FetchError(format!("{url}: HTTP {status}"))),
         }
         check_content_type(response.headers()).map_err(|err| FetchError(format!("{url}: {err}")))?;
         if response.content_length().is_some_and(|len| len > max_bytes as u64) {
             return Err(FetchError(format!("{url}: the response is larger than {max_bytes} bytes")));
         }
-        let new_validators = Validators {
+        let validators = Validators {
             etag: response.headers().get(header::ETAG).cloned(),
             last_modified: response.headers().get(header::LAST_MODIFIED).cloned(),
         };
@@ -78,10 +104,7 @@ pub(crate) async fn get_json(
             body.extend_from_slice(&chunk);
         }
         let body = String::from_utf8(body).map_err(|_| FetchError(format!("{url}: the response is not UTF-8")))?;
-        if let Some(held) = validators {
-            *held = new_validators;
-        }
-        Ok(Fetched::Body { body, max_age })
+        Ok(Fetched::Body { body, max_age, validators })
     };
     tokio::time::timeout(timeout, fetch)
         .await
@@ -165,7 +188,11 @@ pub(crate) fn read_discovery(body: &str, issuer: &str) -> Result<Url, String> {
             document.issuer
         ));
     }
-    parse_url(&document.jwks_uri).map_err(|err| format!("jwks_uri: {err}"))
+    let jwks_uri = parse_url(&document.jwks_uri).map_err(|err| format!("jwks_uri: {err}"))?;
+    if issuer.starts_with("https:") && jwks_uri.scheme() != "https" {
+        return Err("jwks_uri: an https issuer's keys are fetched over https only".to_owned());
+    }
+    Ok(jwks_uri)
 }
 
 /// Parses a URL jwtgate may fetch keys from: `https`, or `http` to a loopback address only, since keys
@@ -244,6 +271,24 @@ mod tests {
         let err = read_discovery(body, "https://idp.example/").unwrap_err();
         assert!(err.contains("not the configured"), "{err}");
         assert!(read_discovery(r#"{"issuer":"x"}"#, "x").is_err());
+    }
+
+    #[test]
+    fn an_https_issuer_never_sends_its_keys_over_http() {
+        let body = r#"{"issuer":"https://idp.example","jwks_uri":"http://127.0.0.1:8080/jwks"}"#;
+        assert_eq!(
+            read_discovery(body, "https://idp.example").unwrap_err(),
+            "jwks_uri: an https issuer's keys are fetched over https only"
+        );
+        // A loopback issuer for tests may use a loopback http jwks_uri.
+        let body = r#"{"issuer":"http://127.0.0.1:9","jwks_uri":"http://127.0.0.1:9/jwks"}"#;
+        assert!(read_discovery(body, "http://127.0.0.1:9").is_ok());
+    }
+
+    #[test]
+    fn urls_are_shown_without_credentials_or_query() {
+        let url = Url::parse("https://user:secret@idp.example:8443/realms/a/jwks?token=t0p#frag").unwrap();
+        assert_eq!(Shown(&url).to_string(), "https://idp.example:8443/realms/a/jwks");
     }
 
     #[test]

@@ -13,7 +13,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::Error;
-use crate::fetch::{self, FetchError, Fetched, Validators};
+use crate::fetch::{self, FetchError, Fetched, Shown, Validators};
 
 /// The default interval of the background refresh.
 pub const DEFAULT_REFRESH_INTERVAL: Duration = Duration::from_secs(300);
@@ -251,6 +251,9 @@ impl RemoteKeySetBuilder {
 
     fn prepare(self) -> Result<(Arc<Shared>, TaskState), Error> {
         let location = self.location?;
+        if self.refresh_interval.is_zero() {
+            return Err(Error::new("the refresh interval must be positive".to_owned()));
+        }
         if let Some(staleness) = self.max_staleness
             && staleness <= self.refresh_interval + self.timeout
         {
@@ -305,11 +308,27 @@ fn default_client(timeout: Duration, location: &Location) -> Result<Client, Erro
         .user_agent(concat!("jwtgate/", env!("CARGO_PKG_VERSION")))
         .connect_timeout(timeout.min(Duration::from_secs(5)))
         .timeout(timeout)
-        .redirect(reqwest::redirect::Policy::limited(3))
+        .redirect(redirect_policy())
         // An https location never follows a redirect to plain http.
         .https_only(url.scheme() == "https")
         .build()
         .map_err(|err| Error::new(format!("cannot build the HTTP client: {err}")))
+}
+
+/// At most 3 redirects, each to a URL jwtgate would fetch from itself (https, or http to loopback), and
+/// never from https down to http.
+fn redirect_policy() -> reqwest::redirect::Policy {
+    reqwest::redirect::Policy::custom(|attempt| {
+        let downgrade =
+            attempt.previous().iter().any(|url| url.scheme() == "https") && attempt.url().scheme() != "https";
+        if attempt.previous().len() > 3 {
+            attempt.error("more than 3 redirects")
+        } else if downgrade || fetch::parse_url(attempt.url().as_str()).is_err() {
+            attempt.error("a redirect to a URL keys are never fetched from")
+        } else {
+            attempt.follow()
+        }
+    })
 }
 
 fn spawn(shared: Arc<Shared>, state: TaskState, first_delay: Duration, fetched: bool) -> RemoteKeySet {
@@ -341,6 +360,8 @@ async fn refresh_loop(shared: Arc<Shared>, mut state: TaskState, first_delay: Du
         if !asked {
             shared.flight.send_modify(|flight| flight.busy = true);
         }
+        // Releases the requests waiting on this fetch however it ends: done, or the task aborted or panicking.
+        let _done = FlightDone(&shared.flight);
         delay = match state.fetch(&shared).await {
             Ok(delay) => delay,
             Err(err) => {
@@ -350,7 +371,15 @@ async fn refresh_loop(shared: Arc<Shared>, mut state: TaskState, first_delay: Du
                 retry
             }
         };
-        shared.flight.send_modify(|flight| {
+    }
+}
+
+/// Ends a fetch for the requests that wait on it, when dropped.
+struct FlightDone<'a>(&'a watch::Sender<Flight>);
+
+impl Drop for FlightDone<'_> {
+    fn drop(&mut self) {
+        self.0.send_modify(|flight| {
             flight.busy = false;
             flight.finished += 1;
         });
@@ -382,16 +411,17 @@ impl TaskState {
                 let Fetched::Body { body, .. } =
                     fetch::get_json(&config.client, document, None, config.timeout, config.max_body_bytes).await?
                 else {
-                    return Err(FetchError(format!("{document}: unexpected 304")));
+                    return Err(FetchError(format!("{}: unexpected 304", Shown(document))));
                 };
-                let url =
-                    fetch::read_discovery(&body, issuer).map_err(|err| FetchError(format!("{document}: {err}")))?;
+                let url = fetch::read_discovery(&body, issuer)
+                    .map_err(|err| FetchError(format!("{}: {err}", Shown(document))))?;
                 self.jwks_url = Some(url.clone());
                 url
             }
             (None, Location::Jwks(url)) => url.clone(),
         };
-        let validators = shared.keys.load().is_some().then_some(&mut self.validators);
+        let validators = shared.keys.load().is_some().then_some(&self.validators);
+        let shown = Shown(&url);
         let max_age =
             match fetch::get_json(&config.client, &url, validators, config.timeout, config.max_body_bytes).await? {
                 Fetched::NotModified { max_age } => {
@@ -400,22 +430,24 @@ impl TaskState {
                             .keys
                             .store(Some(Arc::new(Snapshot { keys: snapshot.keys.clone(), fresh_at: Instant::now() })));
                     }
-                    tracing::debug!(%url, "jwtgate: the JWK Set is unchanged (304)");
+                    tracing::debug!(url = %shown, "jwtgate: the JWK Set is unchanged (304)");
                     max_age
                 }
-                Fetched::Body { body, max_age } => {
+                Fetched::Body { body, max_age, validators } => {
                     let (keys, skipped) = KeySet::from_remote_jwks(&body, &config.mapping)
-                        .map_err(|err| FetchError(format!("{url}: {err}")))?;
-                    for skipped in skipped {
-                        let message = skipped.to_string();
-                        if self.logged.insert(message.clone()) {
-                            tracing::warn!(%url, key = %message, "jwtgate: skipping a key of the JWK Set");
-                        }
+                        .map_err(|err| FetchError(format!("{shown}: {err}")))?;
+                    // Each skipped key is logged once while the provider keeps publishing it.
+                    let skipped: HashSet<String> = skipped.iter().map(ToString::to_string).collect();
+                    for message in skipped.difference(&self.logged) {
+                        tracing::warn!(url = %shown, key = ?message, "jwtgate: skipping a key of the JWK Set");
                     }
+                    self.logged = skipped;
                     let kids: Vec<&str> = keys.keys().iter().filter_map(|key| key.kid()).collect();
-                    tracing::info!(%url, keys = keys.keys().len(), ?kids, "jwtgate: JWK Set loaded");
+                    tracing::info!(url = %shown, keys = keys.keys().len(), ?kids, "jwtgate: JWK Set loaded");
                     // One store: a request sees the old set or the new one, never a mix.
                     shared.keys.store(Some(Arc::new(Snapshot { keys: Arc::new(keys), fresh_at: Instant::now() })));
+                    // Only an accepted document's validators are sent back: a 304 must confirm keys we hold.
+                    self.validators = validators;
                     max_age
                 }
             };
@@ -473,7 +505,7 @@ impl KeySource for RemoteKeySet {
         });
         let finished = wait_past?;
         if start {
-            tracing::debug!(kid = %kid.chars().take(64).collect::<String>(), "jwtgate: unknown kid; fetching the JWK Set");
+            tracing::debug!(kid = ?kid.chars().take(64).collect::<String>(), "jwtgate: unknown kid; fetching the JWK Set");
         }
         let mut flight = shared.flight.subscribe();
         Some(Box::pin(async move {

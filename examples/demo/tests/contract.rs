@@ -444,8 +444,16 @@ async fn a_discovery_document_for_another_issuer_is_never_trusted() {
     })
     .await
     .unwrap();
-    let (status, headers, _) = demo.get("/me", &[("authorization", &format!("Bearer {}", key.sign(&claims)))]).await;
+    let (status, headers, body) = demo.get("/me", &[("authorization", &format!("Bearer {}", key.sign(&claims)))]).await;
     assert_eq!((status, headers["retry-after"].to_str().unwrap()), (503, "5"));
+    assert!(headers.get("www-authenticate").is_none());
+    assert_eq!(
+        body,
+        json!({
+            "error": "temporarily_unavailable",
+            "error_description": "the signing keys are unavailable; try again later",
+        })
+    );
     assert_eq!(server.fetches(), 0, "the JWK Set of an untrusted document is never fetched");
     assert_eq!(demo.stop().await, 0);
 }

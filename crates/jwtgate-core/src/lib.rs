@@ -53,6 +53,7 @@ mod policy;
 mod principal;
 mod publish;
 mod secret;
+mod signing;
 mod source;
 mod validator;
 
@@ -68,6 +69,7 @@ pub use policy::Policy;
 pub use principal::{Authority, Principal};
 pub use publish::PublicJwk;
 pub use secret::Secret;
+pub use signing::SigningKey;
 pub use source::{KeySource, KeysUnavailable, PendingRefresh, TrustedKeys};
 use validator::unix_now;
 pub use validator::{

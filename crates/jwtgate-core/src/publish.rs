@@ -3,10 +3,7 @@
 use std::fmt;
 use std::sync::Arc;
 
-use aws_lc_rs::rsa::{KeyPair as RsaKeyPair, PublicKey as RsaPublicKey};
-use aws_lc_rs::signature::{
-    ECDSA_P256_SHA256_FIXED_SIGNING, ECDSA_P384_SHA384_FIXED_SIGNING, EcdsaKeyPair, Ed25519KeyPair, KeyPair,
-};
+use aws_lc_rs::rsa::PublicKey as RsaPublicKey;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::DecodingKey;
@@ -15,6 +12,7 @@ use serde::ser::{Serialize, SerializeMap, Serializer};
 use crate::algorithm::{Algorithm, KeyType};
 use crate::jwk::AlgorithmMapping;
 use crate::key::{Key, KeyError, pem_label};
+use crate::signing::SigningKey;
 
 /// The public half of an asymmetric signing key, as a JWK (RFC 7517) ready to publish in a JWK Set.
 ///
@@ -44,8 +42,7 @@ pub struct PublicJwk {
 struct Inner {
     kid: String,
     alg: Algorithm,
-    /// The key type's public members, in the order they are written.
-    members: Vec<(&'static str, String)>,
+    members: PublicMembers,
     key: Key,
 }
 
@@ -67,11 +64,11 @@ impl PublicJwk {
         let pem = pem.as_ref();
         let label = pem_label(pem).ok_or_else(|| KeyError::new("not a PEM document".to_owned()))?;
         let wrong = || KeyError::new(format!("the PEM {label} is not a key usable with {alg}"));
-        let members = match label {
+        match label {
+            // Only the public half of the key pair is kept.
             "PRIVATE KEY" | "RSA PRIVATE KEY" | "EC PRIVATE KEY" => {
-                let document =
-                    pem::parse(pem).map_err(|_| KeyError::new("the PEM document is malformed".to_owned()))?;
-                public_of_private(alg, document.tag(), document.contents()).ok_or_else(wrong)?
+                let signing = SigningKey::from_pem(alg, pem, kid)?;
+                signing.public_jwk().cloned().ok_or_else(wrong)
             }
             "PUBLIC KEY" | "RSA PUBLIC KEY" | "CERTIFICATE" => {
                 let key = match alg.key_type() {
@@ -81,18 +78,19 @@ impl PublicJwk {
                 }
                 .map_err(|_| wrong())?;
                 let der = key.try_get_as_bytes().map_err(|_| wrong())?;
-                public_of_public(alg, der).ok_or_else(wrong)?
+                Self::from_members(alg, kid, PublicMembers::of_public(alg, der).ok_or_else(wrong)?)
             }
-            other => {
-                return Err(KeyError::new(format!(
-                    "PEM holds a {other:?}; expected a PRIVATE KEY, RSA PRIVATE KEY, EC PRIVATE KEY, PUBLIC KEY, RSA \
-                     PUBLIC KEY or CERTIFICATE"
-                )));
-            }
-        };
-        // Read it back as a verification key: this checks the curve against `alg` and the RSA size, and is
-        // the key a validator of your own tokens uses.
-        let key = Key::from_jwk(&Members { kid: &kid, alg, members: &members }.render(), &AlgorithmMapping::new())?;
+            other => Err(KeyError::new(format!(
+                "PEM holds a {other:?}; expected a PRIVATE KEY, RSA PRIVATE KEY, EC PRIVATE KEY, PUBLIC KEY, RSA PUBLIC \
+                 KEY or CERTIFICATE"
+            ))),
+        }
+    }
+
+    /// A public JWK from its members, read back as a verification key: this checks the curve against `alg`
+    /// and the RSA size, and gives the key a validator of your own tokens uses.
+    pub(crate) fn from_members(alg: Algorithm, kid: String, members: PublicMembers) -> Result<Self, KeyError> {
+        let key = Key::from_jwk(&Members { kid: &kid, alg, members: &members.0 }.render(), &AlgorithmMapping::new())?;
         Ok(Self { inner: Arc::new(Inner { kid, alg, members, key }) })
     }
 
@@ -118,82 +116,57 @@ impl PublicJwk {
     }
 
     fn members(&self) -> Members<'_> {
-        Members { kid: &self.inner.kid, alg: self.inner.alg, members: &self.inner.members }
+        Members { kid: &self.inner.kid, alg: self.inner.alg, members: &self.inner.members.0 }
     }
 }
 
-/// The public members of a private key in DER (`tag` is its PEM label), parsed by aws-lc-rs: PKCS#8 (v1 or
-/// v2) for every type, PKCS#1 for RSA, SEC1 for EC.
-fn public_of_private(alg: Algorithm, tag: &str, der: &[u8]) -> Option<Vec<(&'static str, String)>> {
-    match alg.key_type() {
-        KeyType::Rsa => {
-            let pair = match tag {
-                "PRIVATE KEY" => RsaKeyPair::from_pkcs8(der),
-                "RSA PRIVATE KEY" => RsaKeyPair::from_der(der),
-                _ => return None,
-            }
-            .ok()?;
-            Some(rsa_members(pair.public_key()))
-        }
-        KeyType::Ec => {
-            let signing = match alg {
-                Algorithm::ES256 => &ECDSA_P256_SHA256_FIXED_SIGNING,
-                _ => &ECDSA_P384_SHA384_FIXED_SIGNING,
-            };
-            let pair = match tag {
-                "PRIVATE KEY" | "EC PRIVATE KEY" => EcdsaKeyPair::from_private_key_der(signing, der).ok()?,
-                _ => return None,
-            };
-            ec_members(alg, pair.public_key().as_ref())
-        }
-        KeyType::Okp if tag == "PRIVATE KEY" => {
-            let pair = Ed25519KeyPair::from_pkcs8_maybe_unchecked(der).ok()?;
-            Some(vec![("kty", "OKP".to_owned()), ("crv", "Ed25519".to_owned()), ("x", b64(pair.public_key().as_ref()))])
-        }
-        KeyType::Okp | KeyType::Oct => None,
-    }
-}
+/// The public members of a key, in the order they are written: `kty`, then `n` and `e`, or `crv`, `x` and
+/// `y`, or `crv` and `x`.
+#[derive(PartialEq, Eq)]
+pub(crate) struct PublicMembers(Vec<(&'static str, String)>);
 
-/// The public members of a public key in the form jsonwebtoken decodes it to: PKCS#1 or SubjectPublicKeyInfo
-/// DER for RSA, an uncompressed point for EC, 32 raw bytes for Ed25519. (jsonwebtoken's own JWK conversion
-/// would ask for its process-level crypto provider, which a user's build may leave undetermined.)
-fn public_of_public(alg: Algorithm, der: &[u8]) -> Option<Vec<(&'static str, String)>> {
-    match alg.key_type() {
-        KeyType::Rsa => {
-            let public = RsaPublicKey::from_der(der).ok()?;
-            Some(rsa_members(&public))
-        }
-        KeyType::Ec => ec_members(alg, der),
-        KeyType::Okp if der.len() == 32 => {
-            Some(vec![("kty", "OKP".to_owned()), ("crv", "Ed25519".to_owned()), ("x", b64(der))])
-        }
-        KeyType::Okp | KeyType::Oct => None,
+impl PublicMembers {
+    pub(crate) fn rsa(public: &RsaPublicKey) -> Self {
+        Self(vec![
+            ("kty", "RSA".to_owned()),
+            ("n", b64(public.modulus().big_endian_without_leading_zero())),
+            ("e", b64(public.exponent().big_endian_without_leading_zero())),
+        ])
     }
-}
 
-fn rsa_members(public: &RsaPublicKey) -> Vec<(&'static str, String)> {
-    vec![
-        ("kty", "RSA".to_owned()),
-        ("n", b64(public.modulus().big_endian_without_leading_zero())),
-        ("e", b64(public.exponent().big_endian_without_leading_zero())),
-    ]
-}
-
-/// `kty`, `crv`, `x` and `y` from an uncompressed point (0x04, then x and y) on `alg`'s curve.
-fn ec_members(alg: Algorithm, point: &[u8]) -> Option<Vec<(&'static str, String)>> {
-    let (crv, len) = match alg {
-        Algorithm::ES256 => ("P-256", 32),
-        _ => ("P-384", 48),
-    };
-    if point.len() != 1 + 2 * len || point[0] != 0x04 {
-        return None;
+    /// From an uncompressed point (0x04, then x and y) on `alg`'s curve.
+    pub(crate) fn ec(alg: Algorithm, point: &[u8]) -> Option<Self> {
+        let (crv, len) = match alg {
+            Algorithm::ES256 => ("P-256", 32),
+            _ => ("P-384", 48),
+        };
+        if point.len() != 1 + 2 * len || point[0] != 0x04 {
+            return None;
+        }
+        Some(Self(vec![
+            ("kty", "EC".to_owned()),
+            ("crv", crv.to_owned()),
+            ("x", b64(&point[1..=len])),
+            ("y", b64(&point[1 + len..])),
+        ]))
     }
-    Some(vec![
-        ("kty", "EC".to_owned()),
-        ("crv", crv.to_owned()),
-        ("x", b64(&point[1..=len])),
-        ("y", b64(&point[1 + len..])),
-    ])
+
+    pub(crate) fn ed25519(public: &[u8]) -> Option<Self> {
+        (public.len() == 32)
+            .then(|| Self(vec![("kty", "OKP".to_owned()), ("crv", "Ed25519".to_owned()), ("x", b64(public))]))
+    }
+
+    /// From a public key in the form jsonwebtoken decodes it to: PKCS#1 or SubjectPublicKeyInfo DER for RSA,
+    /// an uncompressed point for EC, 32 raw bytes for Ed25519. (jsonwebtoken's own JWK conversion would ask
+    /// for its process-level crypto provider, which a user's build may leave undetermined.)
+    fn of_public(alg: Algorithm, der: &[u8]) -> Option<Self> {
+        match alg.key_type() {
+            KeyType::Rsa => RsaPublicKey::from_der(der).ok().map(|public| Self::rsa(&public)),
+            KeyType::Ec => Self::ec(alg, der),
+            KeyType::Okp => Self::ed25519(der),
+            KeyType::Oct => None,
+        }
+    }
 }
 
 fn b64(bytes: &[u8]) -> String {

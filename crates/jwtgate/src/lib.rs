@@ -49,6 +49,12 @@ pub mod jwks {
     pub use jwtgate_jwks::*;
 }
 
+/// Being your own issuer: access tokens, refresh-token rotation with reuse detection.
+#[cfg(feature = "session")]
+pub mod session {
+    pub use jwtgate_session::*;
+}
+
 /// gRPC helpers: [`authorize`](tonic::authorize) a policy and read claims from a tonic request.
 #[cfg(feature = "tonic")]
 pub mod tonic {

@@ -1,0 +1,58 @@
+//! Being your own issuer with jwtgate: short-lived access tokens ([`TokenIssuer`]), opaque refresh tokens
+//! stored hashed and rotated on every use with reuse detection ([`Sessions`], [`RefreshStore`]).
+//!
+//! ```
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! use jwtgate_core::{Algorithm, SigningKey, Validator};
+//! use jwtgate_session::{MemoryRefreshStore, Sessions, TokenIssuer};
+//! use serde_json::json;
+//!
+//! let key = SigningKey::generate(Algorithm::ES256, "2026-11")?;
+//! let issuer = TokenIssuer::builder("https://auth.example", key).audience("api").build()?;
+//! // The validator trusts the issuer's keys, through every rotation.
+//! let validator = Validator::builder(issuer.clone()).issuer("https://auth.example").audience("api").build();
+//!
+//! let sessions = Sessions::new(issuer, MemoryRefreshStore::new());
+//! let pair = sessions.login("alice", &json!({ "roles": ["admin"] })).await?;
+//! assert!(validator.validate::<serde_json::Value>(pair.access.token()).is_ok());
+//! let next = sessions.refresh(pair.refresh.as_str(), |_user| json!({ "roles": ["admin"] })).await?;
+//! // The old refresh token is used now: presenting it again revokes the whole family.
+//! assert!(sessions.refresh(pair.refresh.as_str(), |_| json!({})).await.is_err());
+//! assert!(sessions.refresh(next.refresh.as_str(), |_| json!({})).await.is_err());
+//! # Ok(()) }
+//! # tokio::runtime::Runtime::new().unwrap().block_on(run()).unwrap();
+//! ```
+
+mod issuer;
+mod refresh;
+mod sessions;
+
+use std::fmt;
+
+pub use issuer::{DEFAULT_ACCESS_LIFETIME, Issued, MAX_DEFAULT_LIFETIME, TokenIssuer, TokenIssuerBuilder};
+pub use refresh::{
+    DEFAULT_REFRESH_LIFETIME, MemoryRefreshStore, PendingStore, RefreshRecord, RefreshStore, RefreshToken, Rotation,
+    StoreError, TokenHash,
+};
+pub use sessions::{SessionError, Sessions, TokenPair};
+
+/// An issuer or a session could not be set up, or a token not issued. The message never holds a token or a
+/// key.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Error {
+    message: String,
+}
+
+impl Error {
+    pub(crate) fn new(message: String) -> Self {
+        Self { message }
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for Error {}

@@ -1,0 +1,274 @@
+//! Refresh tokens: opaque, stored hashed, rotated on every use, with reuse detection.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use aws_lc_rs::digest;
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
+use crate::Error;
+use crate::issuer::{random_id, unix_now};
+
+/// The default lifetime of a refresh token: 14 days.
+pub const DEFAULT_REFRESH_LIFETIME: Duration = Duration::from_secs(14 * 24 * 3600);
+
+/// An opaque refresh token: 256 random bits, base64url. Only its SHA-256 hash is stored. `Debug` never
+/// shows it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct RefreshToken(String);
+
+impl RefreshToken {
+    /// A fresh token.
+    pub fn generate() -> Result<Self, Error> {
+        let mut bytes = [0u8; 32];
+        aws_lc_rs::rand::fill(&mut bytes).map_err(|_| Error::new("the system random generator failed".to_owned()))?;
+        Ok(Self(URL_SAFE_NO_PAD.encode(bytes)))
+    }
+
+    /// The token as the client holds it. Send it (in an HttpOnly cookie, ideally); never log it.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The SHA-256 hash of a presented token: what stores keep and look up.
+    pub fn hash(presented: &str) -> TokenHash {
+        let digest = digest::digest(&digest::SHA256, presented.as_bytes());
+        let mut hash = [0u8; 32];
+        hash.copy_from_slice(digest.as_ref());
+        TokenHash(hash)
+    }
+}
+
+impl fmt::Debug for RefreshToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("RefreshToken([redacted])")
+    }
+}
+
+/// The SHA-256 hash of a refresh token.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct TokenHash([u8; 32]);
+
+impl TokenHash {
+    /// The hash bytes.
+    pub fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+
+    /// The hash as lowercase hex, for store keys.
+    pub fn to_hex(&self) -> String {
+        use std::fmt::Write;
+        self.0.iter().fold(String::with_capacity(64), |mut hex, byte| {
+            let _ = write!(hex, "{byte:02x}");
+            hex
+        })
+    }
+
+    /// Compares in constant time (aws-lc-rs), so that how long a comparison takes says nothing of the hash.
+    pub fn matches(&self, other: &TokenHash) -> bool {
+        aws_lc_rs::constant_time::verify_slices_are_equal(&self.0, &other.0).is_ok()
+    }
+}
+
+impl fmt::Debug for TokenHash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("TokenHash(..)")
+    }
+}
+
+/// What a store keeps of one refresh token.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RefreshRecord {
+    /// The record's id.
+    pub id: String,
+    /// The user it was issued to (the access tokens' `sub`).
+    pub user: String,
+    /// The family: every token rotated from one login shares it.
+    pub family: String,
+    /// When it expires, in seconds since the Unix epoch.
+    pub expires_at: i64,
+    /// Whether it has been exchanged already. Presenting it again is reuse.
+    pub used: bool,
+    /// Whether its family was revoked (logout, or reuse).
+    pub revoked: bool,
+    /// The token's hash.
+    pub hash: TokenHash,
+}
+
+/// What a rotation found.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Rotation {
+    /// The token was valid and unused: it is now used, and `next` is stored in its family.
+    Rotated {
+        /// The record of the token that was presented, now used.
+        previous: RefreshRecord,
+    },
+    /// No such token, or it has expired, or its family is revoked.
+    Invalid,
+    /// The token had been used already: the whole family is now revoked.
+    Reused {
+        /// The family that was revoked.
+        family: String,
+    },
+}
+
+/// A store failed: the rotation did not happen. Its message never holds a token.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoreError(pub String);
+
+impl fmt::Display for StoreError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for StoreError {}
+
+/// A store's answer, later.
+pub type PendingStore<T> = Pin<Box<dyn Future<Output = Result<T, StoreError>> + Send + 'static>>;
+
+/// Where refresh-token records live. [`MemoryRefreshStore`] keeps them in this process; `jwtgate-redis`
+/// has one for a fleet.
+///
+/// [`rotate`](Self::rotate) must be atomic: of two rotations with the same token, exactly one finds it
+/// unused; the other finds it used, and revokes the family.
+pub trait RefreshStore: Send + Sync + 'static {
+    /// Stores the first token of a new family (a login).
+    fn insert(&self, record: RefreshRecord) -> PendingStore<()>;
+
+    /// Atomically: finds the record with `presented`'s hash. Unknown, expired (at `now`) or revoked:
+    /// [`Rotation::Invalid`]. Used already: revokes its family, [`Rotation::Reused`]. Otherwise marks it used,
+    /// stores `next` in its family (the store sets `next.family` and `next.user`), and answers
+    /// [`Rotation::Rotated`].
+    fn rotate(&self, presented: TokenHash, next: RefreshRecord, now: i64) -> PendingStore<Rotation>;
+
+    /// Revokes every token of `family` (logout).
+    fn revoke_family(&self, family: &str) -> PendingStore<()>;
+
+    /// The record with this hash, if any (for logout, and for tests).
+    fn find(&self, hash: TokenHash) -> PendingStore<Option<RefreshRecord>>;
+}
+
+impl<S: RefreshStore + ?Sized> RefreshStore for Arc<S> {
+    fn insert(&self, record: RefreshRecord) -> PendingStore<()> {
+        (**self).insert(record)
+    }
+
+    fn rotate(&self, presented: TokenHash, next: RefreshRecord, now: i64) -> PendingStore<Rotation> {
+        (**self).rotate(presented, next, now)
+    }
+
+    fn revoke_family(&self, family: &str) -> PendingStore<()> {
+        (**self).revoke_family(family)
+    }
+
+    fn find(&self, hash: TokenHash) -> PendingStore<Option<RefreshRecord>> {
+        (**self).find(hash)
+    }
+}
+
+/// Refresh-token records in this process's memory, for one server. Expired records are purged as new ones
+/// arrive. A restart forgets every session.
+#[derive(Clone, Debug, Default)]
+pub struct MemoryRefreshStore {
+    state: Arc<Mutex<MemoryState>>,
+}
+
+#[derive(Debug, Default)]
+struct MemoryState {
+    by_hash: HashMap<TokenHash, RefreshRecord>,
+    /// Families revoked, until their last token's expiry.
+    revoked: HashMap<String, i64>,
+}
+
+impl MemoryRefreshStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn with<T>(&self, f: impl FnOnce(&mut MemoryState) -> T) -> T {
+        f(&mut self.state.lock().unwrap_or_else(PoisonError::into_inner))
+    }
+}
+
+impl MemoryState {
+    fn purge(&mut self, now: i64) {
+        self.by_hash.retain(|_, record| record.expires_at > now);
+        self.revoked.retain(|_, until| *until > now);
+    }
+
+    fn revoke(&mut self, family: &str) {
+        let mut until = 0;
+        for record in self.by_hash.values_mut().filter(|record| record.family == family) {
+            record.revoked = true;
+            until = until.max(record.expires_at);
+        }
+        self.revoked.insert(family.to_owned(), until);
+    }
+}
+
+impl RefreshStore for MemoryRefreshStore {
+    fn insert(&self, record: RefreshRecord) -> PendingStore<()> {
+        self.with(|state| {
+            state.purge(unix_now());
+            state.by_hash.insert(record.hash, record);
+        });
+        Box::pin(std::future::ready(Ok(())))
+    }
+
+    fn rotate(&self, presented: TokenHash, mut next: RefreshRecord, now: i64) -> PendingStore<Rotation> {
+        let rotation = self.with(|state| {
+            let Some(record) = state.by_hash.get_mut(&presented).filter(|record| record.hash.matches(&presented))
+            else {
+                return Rotation::Invalid;
+            };
+            if record.revoked || record.expires_at <= now || state.revoked.contains_key(&record.family) {
+                return Rotation::Invalid;
+            }
+            if record.used {
+                let family = record.family.clone();
+                state.revoke(&family);
+                return Rotation::Reused { family };
+            }
+            record.used = true;
+            let previous = record.clone();
+            next.family = previous.family.clone();
+            next.user = previous.user.clone();
+            state.purge(now);
+            state.by_hash.insert(next.hash, next);
+            Rotation::Rotated { previous }
+        });
+        Box::pin(std::future::ready(Ok(rotation)))
+    }
+
+    fn revoke_family(&self, family: &str) -> PendingStore<()> {
+        self.with(|state| state.revoke(family));
+        Box::pin(std::future::ready(Ok(())))
+    }
+
+    fn find(&self, hash: TokenHash) -> PendingStore<Option<RefreshRecord>> {
+        let found = self.with(|state| state.by_hash.get(&hash).cloned());
+        Box::pin(std::future::ready(Ok(found)))
+    }
+}
+
+/// A new refresh token and the record to store for it.
+pub(crate) fn new_record(user: &str, family: &str, lifetime: Duration) -> Result<(RefreshToken, RefreshRecord), Error> {
+    let token = RefreshToken::generate()?;
+    let record = RefreshRecord {
+        id: random_id()?,
+        user: user.to_owned(),
+        family: family.to_owned(),
+        expires_at: unix_now().saturating_add(i64::try_from(lifetime.as_secs()).unwrap_or(i64::MAX)),
+        used: false,
+        revoked: false,
+        hash: RefreshToken::hash(token.as_str()),
+    };
+    Ok((token, record))
+}

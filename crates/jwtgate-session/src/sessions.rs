@@ -1,0 +1,169 @@
+//! Logins, refreshes and logouts: access tokens from a [`TokenIssuer`], refresh tokens from a
+//! [`RefreshStore`].
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use jwtgate_core::Denylist;
+use serde::Serialize;
+
+use crate::Error;
+use crate::issuer::{Issued, TokenIssuer, random_id, unix_now};
+use crate::refresh::{DEFAULT_REFRESH_LIFETIME, RefreshStore, RefreshToken, Rotation, StoreError, new_record};
+
+/// How long past its `exp` a revoked access token stays on the denylist: the verifiers' clock leeway.
+const REVOCATION_LEEWAY: i64 = 30;
+
+/// Issues and rotates token pairs: a short-lived access token and an opaque refresh token.
+///
+/// - [`login`](Self::login) starts a refresh-token family.
+/// - [`refresh`](Self::refresh) exchanges a refresh token for a new pair in the same family, and marks the
+///   old one used. Presenting a used token again is the signature of theft (RFC 9700 §4.14): the whole
+///   family is revoked and the request denied.
+/// - [`logout`](Self::logout) revokes the family, and the access token's `jti` through the denylist.
+pub struct Sessions<S> {
+    issuer: TokenIssuer,
+    store: S,
+    refresh_lifetime: Duration,
+    denylist: Option<Arc<dyn Denylist>>,
+}
+
+/// An access token and a refresh token, just issued.
+#[derive(Clone, Debug)]
+pub struct TokenPair {
+    /// The access token.
+    pub access: Issued,
+    /// The refresh token.
+    pub refresh: RefreshToken,
+    /// How long the refresh token is valid: a cookie's `Max-Age`.
+    pub refresh_lifetime: Duration,
+}
+
+/// Why a session operation failed.
+#[derive(Debug)]
+pub enum SessionError {
+    /// The refresh token is unknown, expired, or of a revoked family. Answer 401.
+    InvalidRefreshToken,
+    /// The refresh token had been used already: its family is now revoked. Answer 401, and consider alerting.
+    RefreshTokenReused,
+    /// The store could not answer: nothing changed. Answer 503.
+    Store(StoreError),
+    /// The access token could not be issued. Answer 500.
+    Issue(Error),
+}
+
+impl fmt::Display for SessionError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::InvalidRefreshToken => f.write_str("the refresh token is invalid or expired"),
+            Self::RefreshTokenReused => f.write_str("the refresh token was used already; its session is revoked"),
+            Self::Store(err) => write!(f, "the session store is unavailable: {err}"),
+            Self::Issue(err) => write!(f, "the access token could not be issued: {err}"),
+        }
+    }
+}
+
+impl std::error::Error for SessionError {}
+
+impl From<StoreError> for SessionError {
+    fn from(err: StoreError) -> Self {
+        Self::Store(err)
+    }
+}
+
+impl From<Error> for SessionError {
+    fn from(err: Error) -> Self {
+        Self::Issue(err)
+    }
+}
+
+impl<S: RefreshStore> Sessions<S> {
+    /// Sessions whose access tokens `issuer` signs and whose refresh tokens `store` keeps, for 14 days.
+    pub fn new(issuer: TokenIssuer, store: S) -> Self {
+        Self { issuer, store, refresh_lifetime: DEFAULT_REFRESH_LIFETIME, denylist: None }
+    }
+
+    /// How long a refresh token is valid, from its issue. Default 14 days.
+    #[must_use]
+    pub fn refresh_lifetime(mut self, lifetime: Duration) -> Self {
+        self.refresh_lifetime = lifetime;
+        self
+    }
+
+    /// Where [`logout`](Self::logout) revokes access tokens: the denylist your `JwtAuthLayer` consults.
+    #[must_use]
+    pub fn denylist(mut self, denylist: impl Denylist) -> Self {
+        self.denylist = Some(Arc::new(denylist));
+        self
+    }
+
+    /// The issuer of the access tokens.
+    pub fn issuer(&self) -> &TokenIssuer {
+        &self.issuer
+    }
+
+    /// The refresh-token store.
+    pub fn store(&self) -> &S {
+        &self.store
+    }
+
+    /// Starts a session for `user` (after you checked their credentials): a new family, and a token pair
+    /// whose access token carries `claims`.
+    pub async fn login<C: Serialize + ?Sized>(&self, user: &str, claims: &C) -> Result<TokenPair, SessionError> {
+        let access = self.issuer.issue(user, claims)?;
+        let (refresh, record) = new_record(user, &random_id()?, self.refresh_lifetime)?;
+        self.store.insert(record).await?;
+        Ok(TokenPair { access, refresh, refresh_lifetime: self.refresh_lifetime })
+    }
+
+    /// Exchanges the refresh token `presented` for a new pair in its family. `claims` gives the access
+    /// token's claims for the token's user (look their roles up again: they may have changed).
+    pub async fn refresh<C, F>(&self, presented: &str, claims: F) -> Result<TokenPair, SessionError>
+    where
+        C: Serialize,
+        F: FnOnce(&str) -> C,
+    {
+        // The family and user are the store's to fill in: they are those of the presented token.
+        let (refresh, next) = new_record("", "", self.refresh_lifetime)?;
+        match self.store.rotate(RefreshToken::hash(presented), next, unix_now()).await? {
+            Rotation::Rotated { previous } => {
+                let access = self.issuer.issue(&previous.user, &claims(&previous.user))?;
+                Ok(TokenPair { access, refresh, refresh_lifetime: self.refresh_lifetime })
+            }
+            Rotation::Invalid => Err(SessionError::InvalidRefreshToken),
+            Rotation::Reused { family } => {
+                tracing::warn!(family = ?family, "jwtgate: a used refresh token was presented again; its family is revoked");
+                Err(SessionError::RefreshTokenReused)
+            }
+        }
+    }
+
+    /// Ends a session: revokes the family of the refresh token `refresh` (if given and known), and the
+    /// access token with id `jti` until its `expires_at` (if given), through the denylist.
+    pub async fn logout(&self, refresh: Option<&str>, access: Option<(&str, i64)>) -> Result<(), SessionError> {
+        if let Some(presented) = refresh
+            && let Some(record) = self.store.find(RefreshToken::hash(presented)).await?
+        {
+            self.store.revoke_family(&record.family).await?;
+        }
+        if let (Some((jti, expires_at)), Some(denylist)) = (access, &self.denylist) {
+            denylist
+                .revoke(jti, expires_at.saturating_add(REVOCATION_LEEWAY))
+                .await
+                .map_err(|err| SessionError::Store(StoreError(err.to_string())))?;
+        }
+        Ok(())
+    }
+}
+
+impl<S: fmt::Debug> fmt::Debug for Sessions<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Sessions")
+            .field("issuer", &self.issuer)
+            .field("store", &self.store)
+            .field("refresh_lifetime", &self.refresh_lifetime)
+            .field("denylist", &self.denylist.is_some())
+            .finish()
+    }
+}

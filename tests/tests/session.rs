@@ -1,0 +1,273 @@
+//! Being your own issuer: access tokens from `TokenIssuer`, verified by a validator that follows its key
+//! rotation; refresh tokens rotated with reuse detection, under concurrency.
+
+#![allow(clippy::unwrap_used, reason = "test helpers fail the test on unexpected errors")]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use jwtgate::session::{MemoryRefreshStore, RefreshStore, RefreshToken, SessionError, Sessions, TokenIssuer};
+use jwtgate::{Algorithm, MemoryDenylist, Secret, SigningKey, Validator};
+use serde::Serialize;
+use serde_json::{Value, json};
+
+const ISSUER: &str = "https://auth.test";
+
+fn parts(token: &str) -> (Value, Value) {
+    let mut parts = token.split('.');
+    let mut decode = || serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts.next().unwrap()).unwrap()).unwrap();
+    (decode(), decode())
+}
+
+fn validator(issuer: &TokenIssuer) -> Validator {
+    Validator::builder(issuer.clone()).issuer(ISSUER).audience("api").build()
+}
+
+#[derive(Serialize)]
+struct AppClaims {
+    roles: Vec<&'static str>,
+    tenant: &'static str,
+}
+
+#[test]
+fn access_tokens_carry_the_registered_claims_a_kid_and_typed_custom_claims() {
+    for key in [
+        SigningKey::hmac(Algorithm::HS256, &Secret::new(vec![9; 32]), "h1").unwrap(),
+        SigningKey::generate(Algorithm::RS256, "r1").unwrap(),
+        SigningKey::generate(Algorithm::PS256, "p1").unwrap(),
+        SigningKey::generate(Algorithm::ES256, "e1").unwrap(),
+        SigningKey::generate(Algorithm::EdDSA, "d1").unwrap(),
+    ] {
+        let alg = key.algorithm();
+        let kid = key.kid().to_owned();
+        let issuer = TokenIssuer::builder(ISSUER, key).audience("api").build().unwrap();
+        let issued = issuer.issue("alice", &AppClaims { roles: vec!["admin"], tenant: "acme" }).unwrap();
+        let (header, claims) = parts(issued.token());
+        assert_eq!(header, json!({ "alg": alg.as_str(), "typ": "at+jwt", "kid": kid }));
+        assert_eq!(
+            (claims["iss"].as_str(), claims["aud"].as_str(), claims["sub"].as_str()),
+            (Some(ISSUER), Some("api"), Some("alice"))
+        );
+        let (iat, nbf, exp) =
+            (claims["iat"].as_i64().unwrap(), claims["nbf"].as_i64().unwrap(), claims["exp"].as_i64().unwrap());
+        assert_eq!((nbf, exp - iat), (iat, 15 * 60), "{alg}: now, and 15 minutes by default");
+        assert_eq!(claims["jti"].as_str(), Some(issued.jti()));
+        assert_eq!(URL_SAFE_NO_PAD.decode(issued.jti()).unwrap().len(), 16, "a 128-bit random jti");
+        assert_eq!((claims["roles"].clone(), claims["tenant"].clone()), (json!(["admin"]), json!("acme")));
+        assert_eq!(issued.expires_at(), exp);
+        let validated = validator(&issuer).validate::<Value>(issued.token()).unwrap();
+        assert_eq!(validated.registered().subject(), Some("alice"), "{alg}");
+    }
+}
+
+#[test]
+fn each_token_gets_its_own_jti_and_several_audiences_are_an_array() {
+    let issuer = TokenIssuer::builder(ISSUER, SigningKey::generate(Algorithm::ES256, "k").unwrap())
+        .audience("api")
+        .audience("admin-api")
+        .build()
+        .unwrap();
+    let (first, second) = (issuer.issue("a", &()).unwrap(), issuer.issue("a", &()).unwrap());
+    assert_ne!(first.jti(), second.jti());
+    assert_eq!(parts(first.token()).1["aud"], json!(["api", "admin-api"]));
+}
+
+#[test]
+fn unsafe_configurations_and_claims_are_refused() {
+    let key = || SigningKey::generate(Algorithm::ES256, "k").unwrap();
+    let long = TokenIssuer::builder(ISSUER, key()).audience("api").lifetime(Duration::from_secs(2 * 3600)).build();
+    assert_eq!(
+        long.unwrap_err().to_string(),
+        "an access-token lifetime of 7200 s is over an hour; call allow_long_lifetime() to allow it"
+    );
+    let opted_in = TokenIssuer::builder(ISSUER, key())
+        .audience("api")
+        .lifetime(Duration::from_secs(2 * 3600))
+        .allow_long_lifetime()
+        .build()
+        .unwrap();
+    let claims = parts(opted_in.issue("a", &()).unwrap().token()).1;
+    assert_eq!(claims["exp"].as_i64().unwrap() - claims["iat"].as_i64().unwrap(), 7200);
+    assert_eq!(
+        TokenIssuer::builder(ISSUER, key()).build().unwrap_err().to_string(),
+        "an issuer needs at least one audience"
+    );
+    let issuer = TokenIssuer::builder(ISSUER, key()).audience("api").build().unwrap();
+    for name in ["sub", "exp", "iss", "jti"] {
+        let err = issuer.issue("a", &json!({ name: "x" })).unwrap_err();
+        assert_eq!(err.to_string(), format!("custom claims must not set the registered claim {name:?}"));
+    }
+    assert_eq!(
+        issuer.issue("a", &json!([1])).unwrap_err().to_string(),
+        "custom claims must serialize to a JSON object"
+    );
+}
+
+#[test]
+fn rotation_signs_with_the_newest_key_and_keeps_the_previous_one_trusted_and_published() {
+    let issuer = TokenIssuer::builder(ISSUER, SigningKey::generate(Algorithm::ES256, "2026-10").unwrap())
+        .audience("api")
+        .build()
+        .unwrap();
+    let validator = validator(&issuer);
+    let old = issuer.issue("a", &()).unwrap();
+    issuer.rotate(SigningKey::generate(Algorithm::ES256, "2026-11").unwrap()).unwrap();
+    let new = issuer.issue("a", &()).unwrap();
+    assert_eq!(parts(new.token()).0["kid"], "2026-11");
+    assert_eq!(issuer.current_kid(), "2026-11");
+    assert!(validator.validate::<Value>(old.token()).is_ok(), "the previous key still verifies");
+    assert!(validator.validate::<Value>(new.token()).is_ok());
+    let published: Vec<String> = issuer.jwks().unwrap().keys().iter().map(|key| key.kid().to_owned()).collect();
+    assert_eq!(published, ["2026-11", "2026-10"], "the current key first, the previous one still published");
+
+    let err = issuer.rotate(SigningKey::generate(Algorithm::ES256, "2026-10").unwrap()).unwrap_err();
+    assert_eq!(err.to_string(), r#"the kid "2026-10" is already in use"#);
+    let err = issuer.rotate(SigningKey::hmac(Algorithm::HS256, &Secret::new(vec![1; 32]), "h").unwrap()).unwrap_err();
+    assert_eq!(err.to_string(), "an issuer rotates between keys of one kind: HMAC secrets, or key pairs");
+    assert!(
+        TokenIssuer::builder(ISSUER, SigningKey::hmac(Algorithm::HS256, &Secret::new(vec![1; 32]), "h").unwrap())
+            .audience("api")
+            .build()
+            .unwrap()
+            .jwks()
+            .is_none(),
+        "an HMAC secret is never published"
+    );
+}
+
+#[test]
+fn a_previous_key_is_retired_once_its_last_token_has_expired() {
+    let issuer = TokenIssuer::builder(ISSUER, SigningKey::generate(Algorithm::EdDSA, "old").unwrap())
+        .audience("api")
+        .lifetime(Duration::from_secs(1))
+        .leeway(Duration::ZERO)
+        .build()
+        .unwrap();
+    let validator = validator(&issuer);
+    let old = issuer.issue("a", &()).unwrap();
+    issuer.rotate(SigningKey::generate(Algorithm::EdDSA, "new").unwrap()).unwrap();
+    issuer.retire_expired();
+    assert_eq!(issuer.jwks().unwrap().keys().len(), 2, "not before its tokens can have expired");
+    assert!(validator.validate_at::<Value>(old.token(), old.expires_at() - 1).is_ok());
+
+    // Issuing retires what is due: poll until the old key's last token has expired (at most 5 s).
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while issuer.jwks().unwrap().keys().len() == 2 {
+        assert!(std::time::Instant::now() < deadline, "the old key was not retired within 5 s");
+        std::thread::sleep(Duration::from_millis(100));
+        issuer.issue("a", &()).unwrap();
+    }
+    let published: Vec<String> = issuer.jwks().unwrap().keys().iter().map(|key| key.kid().to_owned()).collect();
+    assert_eq!(published, ["new"]);
+    assert_eq!(
+        validator.validate_at::<Value>(old.token(), old.expires_at() - 1).unwrap_err().to_string(),
+        "the token's signing key is unknown",
+        "a retired key is no longer trusted"
+    );
+}
+
+fn sessions() -> Sessions<Arc<MemoryRefreshStore>> {
+    let issuer = TokenIssuer::builder(ISSUER, SigningKey::generate(Algorithm::ES256, "k").unwrap())
+        .audience("api")
+        .build()
+        .unwrap();
+    Sessions::new(issuer, Arc::new(MemoryRefreshStore::new()))
+}
+
+#[tokio::test]
+async fn refresh_tokens_are_opaque_stored_hashed_and_rotated_in_one_family() {
+    let sessions = sessions();
+    let pair = sessions.login("alice", &json!({ "roles": ["user"] })).await.unwrap();
+    assert_eq!(URL_SAFE_NO_PAD.decode(pair.refresh.as_str()).unwrap().len(), 32, "256 random bits");
+    assert_eq!(format!("{:?}", pair.refresh), "RefreshToken([redacted])");
+    let record = sessions.store().find(RefreshToken::hash(pair.refresh.as_str())).await.unwrap().unwrap();
+    assert_eq!((record.user.as_str(), record.used, record.revoked), ("alice", false, false));
+    assert!(!format!("{record:?}").contains(pair.refresh.as_str()), "only the hash is stored");
+    let days = (record.expires_at - jwtgate_tests::now()) / 86_400;
+    assert!((13..=14).contains(&days), "14 days by default: {days}");
+
+    let next = sessions.refresh(pair.refresh.as_str(), |user| json!({ "roles": [user] })).await.unwrap();
+    assert_eq!(parts(next.access.token()).1["roles"], json!(["alice"]));
+    let used = sessions.store().find(RefreshToken::hash(pair.refresh.as_str())).await.unwrap().unwrap();
+    let fresh = sessions.store().find(RefreshToken::hash(next.refresh.as_str())).await.unwrap().unwrap();
+    assert!(used.used);
+    assert_eq!((fresh.family.as_str(), fresh.user.as_str(), fresh.used), (record.family.as_str(), "alice", false));
+}
+
+#[tokio::test]
+async fn a_reused_refresh_token_revokes_its_whole_family() {
+    let sessions = sessions();
+    let pair = sessions.login("alice", &()).await.unwrap();
+    let next = sessions.refresh(pair.refresh.as_str(), |_| ()).await.unwrap();
+    let other = sessions.login("alice", &()).await.unwrap();
+
+    let err = sessions.refresh(pair.refresh.as_str(), |_| ()).await.unwrap_err();
+    assert!(matches!(err, SessionError::RefreshTokenReused), "{err}");
+    assert_eq!(err.to_string(), "the refresh token was used already; its session is revoked");
+    let err = sessions.refresh(next.refresh.as_str(), |_| ()).await.unwrap_err();
+    assert!(matches!(err, SessionError::InvalidRefreshToken), "the thief's token dies with the family: {err}");
+    assert!(sessions.refresh(other.refresh.as_str(), |_| ()).await.is_ok(), "another login's family is untouched");
+    let err = sessions.refresh("not-a-token", |_| ()).await.unwrap_err();
+    assert_eq!(err.to_string(), "the refresh token is invalid or expired");
+}
+
+fn revoked(denylist: &MemoryDenylist, validated: &jwtgate::Validated<Value>) -> bool {
+    match jwtgate::Denylist::check(denylist, validated.registered()) {
+        jwtgate::Lookup::Ready(status) => status.unwrap() == jwtgate::TokenStatus::Revoked,
+        jwtgate::Lookup::Pending(_) => panic!("the memory denylist answers at once"),
+    }
+}
+
+#[tokio::test]
+async fn logout_revokes_the_family_and_the_access_token() {
+    let denylist = MemoryDenylist::new();
+    let issuer = TokenIssuer::builder(ISSUER, SigningKey::generate(Algorithm::ES256, "k").unwrap())
+        .audience("api")
+        .build()
+        .unwrap();
+    let validator = Validator::builder(issuer.clone()).issuer(ISSUER).audience("api").build();
+    let sessions = Sessions::new(issuer, MemoryRefreshStore::new()).denylist(denylist.clone());
+    let pair = sessions.login("alice", &()).await.unwrap();
+    let validated = validator.validate::<Value>(pair.access.token()).unwrap();
+    assert!(!revoked(&denylist, &validated));
+
+    sessions.logout(Some(pair.refresh.as_str()), Some((pair.access.jti(), pair.access.expires_at()))).await.unwrap();
+    assert!(matches!(
+        sessions.refresh(pair.refresh.as_str(), |_| ()).await.unwrap_err(),
+        SessionError::InvalidRefreshToken
+    ));
+    assert!(revoked(&denylist, &validated));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn of_fifty_parallel_refreshes_with_one_token_exactly_one_succeeds_and_the_family_is_revoked() {
+    let sessions = Arc::new(sessions());
+    let pair = sessions.login("alice", &()).await.unwrap();
+    let barrier = Arc::new(tokio::sync::Barrier::new(50));
+    let tasks: Vec<_> = (0..50)
+        .map(|_| {
+            let (sessions, barrier, token) = (sessions.clone(), barrier.clone(), pair.refresh.as_str().to_owned());
+            tokio::spawn(async move {
+                barrier.wait().await;
+                sessions.refresh(&token, |_| ()).await
+            })
+        })
+        .collect();
+    let (mut won, mut reused, mut refused) = (Vec::new(), 0, 0);
+    for task in tasks {
+        match task.await.unwrap() {
+            Ok(pair) => won.push(pair),
+            Err(SessionError::RefreshTokenReused) => reused += 1,
+            // Once the first reuse has revoked the family, the token is simply invalid.
+            Err(SessionError::InvalidRefreshToken) => refused += 1,
+            Err(err) => panic!("unexpected {err}"),
+        }
+    }
+    assert_eq!(won.len(), 1, "exactly one refresh succeeds");
+    assert!(reused >= 1, "the second one is caught as reuse");
+    assert_eq!(reused + refused, 49, "every other one is denied");
+    let err = sessions.refresh(won[0].refresh.as_str(), |_| ()).await.unwrap_err();
+    assert!(matches!(err, SessionError::InvalidRefreshToken), "the family is revoked: {err}");
+}

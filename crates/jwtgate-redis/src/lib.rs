@@ -16,6 +16,10 @@
 //! - The connection is made lazily and remade after a failure, so a server started while Redis is down
 //!   answers 503 until Redis is back, and recovers without a restart.
 //! - Redis Cluster works through the redis crate's cluster support: [`RedisDenylist::cluster`].
+//!
+//! [`RedisRefreshStore`] keeps `jwtgate-session`'s refresh tokens, hashed, and rotates them atomically.
+
+mod refresh;
 
 use std::fmt;
 use std::sync::{Arc, LazyLock};
@@ -26,6 +30,8 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::cluster::ClusterClient;
 use redis::cluster_async::ClusterConnection;
 use redis::{Pipeline, RedisError, Script};
+
+pub use refresh::{DEFAULT_REFRESH_PREFIX, RedisRefreshStore};
 
 /// The default key prefix.
 pub const DEFAULT_PREFIX: &str = "jwtgate:denylist:";

@@ -267,3 +267,108 @@ async fn it_works_with_redis_cluster() {
         assert_eq!(app.status(token).await, expected, "token {i}");
     }
 }
+
+mod refresh_store {
+    use std::sync::Arc;
+
+    use jwtgate::session::{RefreshStore, RefreshToken, SessionError, Sessions, TokenIssuer};
+    use jwtgate::{Algorithm, SigningKey};
+    use jwtgate_redis::RedisRefreshStore;
+    use jwtgate_tests::RedisServer;
+    use serde_json::json;
+
+    fn sessions(redis: &RedisServer) -> Sessions<RedisRefreshStore> {
+        let issuer = TokenIssuer::builder("https://auth.test", SigningKey::generate(Algorithm::ES256, "k").unwrap())
+            .audience("api")
+            .build()
+            .unwrap();
+        Sessions::new(issuer, RedisRefreshStore::new(&redis.url()).unwrap())
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn tokens_are_stored_hashed_and_rotated_in_one_family_and_reuse_revokes_it() {
+        let redis = RedisServer::start();
+        let sessions = sessions(&redis);
+        let pair = sessions.login("alice", &json!({ "roles": ["user"] })).await.unwrap();
+
+        // Only the hash is a key; the token itself is nowhere in Redis.
+        let mut conn = redis.connection().unwrap();
+        let keys: Vec<String> = redis::cmd("KEYS").arg("*").query(&mut conn).unwrap();
+        assert_eq!(keys, [format!("jwtgate:refresh:token:{}", RefreshToken::hash(pair.refresh.as_str()).to_hex())]);
+        let ttl: i64 = redis::cmd("TTL").arg(&keys[0]).query(&mut conn).unwrap();
+        assert!((14 * 86_400 - 5..=14 * 86_400).contains(&ttl), "the record expires with the token: {ttl}");
+        let dump: Vec<String> = redis::cmd("HVALS").arg(&keys[0]).query(&mut conn).unwrap();
+        assert!(!dump.iter().any(|value| value.contains(pair.refresh.as_str())));
+
+        let next = sessions.refresh(pair.refresh.as_str(), |user| json!({ "roles": [user] })).await.unwrap();
+        let first = sessions.store().find(RefreshToken::hash(pair.refresh.as_str())).await.unwrap().unwrap();
+        let second = sessions.store().find(RefreshToken::hash(next.refresh.as_str())).await.unwrap().unwrap();
+        assert!(first.used && !second.used);
+        assert_eq!((second.family.as_str(), second.user.as_str()), (first.family.as_str(), "alice"));
+
+        assert!(matches!(
+            sessions.refresh(pair.refresh.as_str(), |_| ()).await.unwrap_err(),
+            SessionError::RefreshTokenReused
+        ));
+        assert!(matches!(
+            sessions.refresh(next.refresh.as_str(), |_| ()).await.unwrap_err(),
+            SessionError::InvalidRefreshToken
+        ));
+        assert!(sessions.store().find(RefreshToken::hash(next.refresh.as_str())).await.unwrap().unwrap().revoked);
+        assert!(matches!(sessions.refresh("unknown", |_| ()).await.unwrap_err(), SessionError::InvalidRefreshToken));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn of_fifty_parallel_refreshes_on_two_servers_exactly_one_succeeds_and_the_family_is_revoked() {
+        let redis = RedisServer::start();
+        // Two "servers" with their own connections to one Redis.
+        let (a, b) = (Arc::new(sessions(&redis)), Arc::new(sessions(&redis)));
+        let pair = a.login("alice", &()).await.unwrap();
+        let barrier = Arc::new(tokio::sync::Barrier::new(50));
+        let tasks: Vec<_> = (0..50)
+            .map(|i| {
+                let sessions = if i % 2 == 0 { a.clone() } else { b.clone() };
+                let (barrier, token) = (barrier.clone(), pair.refresh.as_str().to_owned());
+                tokio::spawn(async move {
+                    barrier.wait().await;
+                    sessions.refresh(&token, |_| ()).await
+                })
+            })
+            .collect();
+        let (mut won, mut reused, mut refused) = (Vec::new(), 0, 0);
+        for task in tasks {
+            match task.await.unwrap() {
+                Ok(pair) => won.push(pair),
+                Err(SessionError::RefreshTokenReused) => reused += 1,
+                Err(SessionError::InvalidRefreshToken) => refused += 1,
+                Err(err) => panic!("unexpected {err}"),
+            }
+        }
+        assert_eq!(won.len(), 1, "exactly one refresh succeeds");
+        assert!(reused >= 1, "the second one is caught as reuse");
+        assert_eq!(reused + refused, 49);
+        assert!(matches!(
+            b.refresh(won[0].refresh.as_str(), |_| ()).await.unwrap_err(),
+            SessionError::InvalidRefreshToken
+        ));
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn logout_revokes_the_family_and_a_dead_redis_is_an_error_never_a_session() {
+        let mut redis = RedisServer::start();
+        let sessions = sessions(&redis);
+        let pair = sessions.login("alice", &()).await.unwrap();
+        sessions.logout(Some(pair.refresh.as_str()), None).await.unwrap();
+        assert!(matches!(
+            sessions.refresh(pair.refresh.as_str(), |_| ()).await.unwrap_err(),
+            SessionError::InvalidRefreshToken
+        ));
+
+        let other = sessions.login("bob", &()).await.unwrap();
+        redis.stop();
+        let err = sessions.refresh(other.refresh.as_str(), |_| ()).await.unwrap_err();
+        assert!(matches!(err, SessionError::Store(_)), "{err}");
+        assert!(err.to_string().starts_with("the session store is unavailable: "), "{err}");
+        assert!(!err.to_string().contains(other.refresh.as_str()));
+    }
+}

@@ -68,6 +68,10 @@ pub enum ErrorKind {
     /// The token needs keys from a [`KeySource`](crate::KeySource) that has none to offer yet (its first
     /// fetch has not succeeded) or any more (they are too stale); the request could not be checked (HTTP 503).
     KeysUnavailable,
+    /// The token came from a cookie, with an unsafe method (`POST`, `PUT`, `PATCH`, `DELETE`...), and the
+    /// request did not prove it comes from your own pages (HTTP 403, no challenge): a cross-site request
+    /// forgery is refused before the token is even read.
+    CsrfRejected,
 }
 
 /// The RFC 6750 §3 challenge that answers an [`Error`].
@@ -84,6 +88,9 @@ pub enum Challenge {
     InsufficientScope,
     /// 503 with `Retry-After`: a store the decision depends on could not answer.
     Unavailable,
+    /// 403 without a `WWW-Authenticate` challenge: the request's origin is not allowed to use the session
+    /// cookie (body `error`: `csrf_rejected`).
+    CsrfRejected,
 }
 
 impl Challenge {
@@ -95,6 +102,7 @@ impl Challenge {
             Self::InvalidToken => Some("invalid_token"),
             Self::InsufficientScope => Some("insufficient_scope"),
             Self::Unavailable => Some("temporarily_unavailable"),
+            Self::CsrfRejected => Some("csrf_rejected"),
         }
     }
 }
@@ -117,6 +125,7 @@ impl Error {
             ErrorKind::InvalidRequest => Challenge::InvalidRequest,
             ErrorKind::DenylistUnavailable | ErrorKind::KeysUnavailable => Challenge::Unavailable,
             ErrorKind::Forbidden => Challenge::InsufficientScope,
+            ErrorKind::CsrfRejected => Challenge::CsrfRejected,
             _ => Challenge::InvalidToken,
         }
     }
@@ -147,6 +156,7 @@ impl Error {
             ErrorKind::Forbidden => "the token does not grant access to this resource",
             ErrorKind::DenylistUnavailable => "the revocation list is unavailable; try again later",
             ErrorKind::KeysUnavailable => "the signing keys are unavailable; try again later",
+            ErrorKind::CsrfRejected => "the request's origin may not use the session cookie",
         }
     }
 }

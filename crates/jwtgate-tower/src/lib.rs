@@ -14,7 +14,7 @@ mod source;
 pub use auth::{JwtAuthLayer, JwtAuthService, ResponseFuture};
 pub use require::{RequireLayer, RequireService};
 pub use response::{Rejection, Responder, ResponseBody, Rfc6750Responder, server_error};
-pub use source::{Extracted, RequestHead, TokenSource, TokenSources};
+pub use source::{Csrf, Extracted, RequestHead, TokenSource, TokenSources};
 
 /// The marker [`JwtAuthLayer`] puts in the extensions of a request that passed without a token in optional
 /// mode. Its presence tells an extractor that the layer ran.

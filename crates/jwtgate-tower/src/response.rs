@@ -159,7 +159,7 @@ impl Rfc6750Responder {
         *response.status_mut() = match challenge {
             Challenge::NoCredentials | Challenge::InvalidToken => StatusCode::UNAUTHORIZED,
             Challenge::InvalidRequest => StatusCode::BAD_REQUEST,
-            Challenge::InsufficientScope => StatusCode::FORBIDDEN,
+            Challenge::InsufficientScope | Challenge::CsrfRejected => StatusCode::FORBIDDEN,
             _ => StatusCode::SERVICE_UNAVAILABLE,
         };
         response.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
@@ -170,7 +170,7 @@ impl Rfc6750Responder {
     /// The gRPC answer to `error`: HTTP 200 with `grpc-status` and `grpc-message`, and no body.
     pub fn respond_grpc(&self, error: &Error) -> Response<Bytes> {
         let code: u16 = match error.challenge() {
-            Challenge::InsufficientScope => 7,
+            Challenge::InsufficientScope | Challenge::CsrfRejected => 7,
             Challenge::Unavailable => 14,
             _ => 16,
         };
@@ -191,6 +191,8 @@ impl Rfc6750Responder {
         let challenge = error.challenge();
         if challenge == Challenge::Unavailable {
             headers.insert(RETRY_AFTER, HeaderValue::from(self.retry_after));
+        } else if challenge == Challenge::CsrfRejected {
+            // Not an authentication problem: no challenge to answer.
         } else if let Some(value) = self.challenge(challenge, error.description(), scopes) {
             headers.insert(WWW_AUTHENTICATE, value);
         }

@@ -84,7 +84,7 @@ pub struct TokenSource {
 #[derive(Clone)]
 enum SourceKind {
     Bearer,
-    Cookie { name: Cow<'static, str> },
+    Cookie { name: Cow<'static, str>, csrf: Csrf },
     Header { name: HeaderName },
     Query { name: Cow<'static, str> },
     Custom { extract: Arc<CustomFn> },
@@ -103,8 +103,23 @@ impl TokenSource {
 
     /// The cookie `name`, from any `Cookie` header. Present when the cookie is there with a non-empty value;
     /// the same cookie twice is a malformed request.
+    ///
+    /// A browser sends cookies with requests that other sites start, so for unsafe methods (anything but
+    /// `GET`, `HEAD`, `OPTIONS` and `TRACE`) the request must prove it comes from your own pages: by default
+    /// [`Csrf::same_origin`]. A failed proof is 403 before the token is read. Choose another defence with
+    /// [`TokenSource::csrf`].
     pub fn cookie(name: impl Into<Cow<'static, str>>) -> Self {
-        Self { kind: SourceKind::Cookie { name: name.into() } }
+        Self { kind: SourceKind::Cookie { name: name.into(), csrf: Csrf::same_origin() } }
+    }
+
+    /// The CSRF defence of a cookie source (see [`Csrf`]). Other sources are not sent by browsers on their
+    /// own, so it does not apply to them, and is ignored there.
+    #[must_use]
+    pub fn csrf(mut self, defence: Csrf) -> Self {
+        if let SourceKind::Cookie { csrf, .. } = &mut self.kind {
+            *csrf = defence;
+        }
+        self
     }
 
     /// The whole value of header `name`, such as `X-Api-Token`. Present when the header is there and not
@@ -135,7 +150,13 @@ impl TokenSource {
     pub fn extract<'a>(&self, head: &RequestHead<'a>) -> Extracted<'a> {
         match &self.kind {
             SourceKind::Bearer => bearer(head.headers),
-            SourceKind::Cookie { name } => cookie(head.headers, name),
+            SourceKind::Cookie { name, csrf } => match cookie(head.headers, name) {
+                Extracted::Token(token) if !csrf.allows(head) => {
+                    drop(token);
+                    Extracted::Invalid(ErrorKind::CsrfRejected.into())
+                }
+                found => found,
+            },
             SourceKind::Header { name } => single(head.headers.get_all(name).iter().map(|value| value.to_str().ok())),
             SourceKind::Query { name } => match head.uri.query() {
                 Some(query) => single(
@@ -214,10 +235,116 @@ impl fmt::Debug for TokenSource {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.kind {
             SourceKind::Bearer => f.write_str("Bearer"),
-            SourceKind::Cookie { name } => f.debug_struct("Cookie").field("name", name).finish(),
+            SourceKind::Cookie { name, csrf } => {
+                f.debug_struct("Cookie").field("name", name).field("csrf", csrf).finish()
+            }
             SourceKind::Header { name } => f.debug_struct("Header").field("name", name).finish(),
             SourceKind::Query { name } => f.debug_struct("Query").field("name", name).finish(),
             SourceKind::Custom { .. } => f.write_str("Custom"),
+        }
+    }
+}
+
+/// How a cookie source tells your own pages' unsafe requests from forged ones (cross-site request forgery).
+///
+/// It applies to requests whose token comes from a cookie and whose method is unsafe (anything but `GET`,
+/// `HEAD`, `OPTIONS` and `TRACE`); a request that fails it gets 403 `csrf_rejected`. Requests with an
+/// `Authorization: Bearer` header are exempt: a browser never adds that header on its own.
+#[derive(Clone)]
+pub struct Csrf {
+    kind: CsrfKind,
+}
+
+#[derive(Clone)]
+enum CsrfKind {
+    Origin { allowed: Arc<[String]> },
+    DoubleSubmit { cookie: Cow<'static, str>, header: HeaderName },
+    Off,
+}
+
+impl Csrf {
+    /// Fetch metadata, then `Origin` (the OWASP recommendation): the request passes when `Sec-Fetch-Site` is
+    /// `same-origin` (or `none`: the user's own navigation), or, without it, when `Origin` names the
+    /// request's own host. Anything else fails, and so does a request with neither header. The default.
+    pub fn same_origin() -> Self {
+        Self::allow_origins(std::iter::empty::<String>())
+    }
+
+    /// [`same_origin`](Self::same_origin), and requests whose `Origin` is one of `origins` (such as
+    /// `https://app.example.com`, exactly: scheme, host and port), for a front end on another origin.
+    pub fn allow_origins<I, S>(origins: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        Self { kind: CsrfKind::Origin { allowed: origins.into_iter().map(Into::into).collect() } }
+    }
+
+    /// The double-submit pattern: the request passes when header `header` holds the value of cookie
+    /// `cookie`, a random value your login sets in a cookie that page scripts can read (not `HttpOnly`).
+    /// Another site can make the browser send the cookie, but cannot read it to copy it into the header.
+    pub fn double_submit(cookie: impl Into<Cow<'static, str>>, header: HeaderName) -> Self {
+        Self { kind: CsrfKind::DoubleSubmit { cookie: cookie.into(), header } }
+    }
+
+    /// No defence. Only for cookies that are `SameSite=Strict` and an app that accepts the remaining risk
+    /// (sibling subdomains, old browsers); say so in your code.
+    pub fn disabled() -> Self {
+        Self { kind: CsrfKind::Off }
+    }
+
+    /// Whether `head` may use the cookie.
+    fn allows(&self, head: &RequestHead<'_>) -> bool {
+        if matches!(*head.method(), Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE) {
+            return true;
+        }
+        match &self.kind {
+            CsrfKind::Off => true,
+            CsrfKind::Origin { allowed } => origin_allowed(head.headers(), allowed),
+            CsrfKind::DoubleSubmit { cookie: name, header } => {
+                let Extracted::Token(expected) = cookie(head.headers(), name) else { return false };
+                let mut sent = head.headers().get_all(header).iter();
+                match (sent.next(), sent.next()) {
+                    (Some(value), None) => same_bytes(value.as_bytes(), expected.as_bytes()),
+                    _ => false,
+                }
+            }
+        }
+    }
+}
+
+fn origin_allowed(headers: &HeaderMap, allowed: &[String]) -> bool {
+    let origin = headers.get(http::header::ORIGIN).and_then(|value| value.to_str().ok());
+    let listed = origin.is_some_and(|origin| allowed.iter().any(|allowed| allowed == origin));
+    match headers.get("sec-fetch-site").map(http::HeaderValue::as_bytes) {
+        Some(b"same-origin" | b"none") => true,
+        Some(_) => listed,
+        None => {
+            let host = headers.get(http::header::HOST).and_then(|value| value.to_str().ok());
+            let own = match (origin, host) {
+                (Some(origin), Some(host)) => origin
+                    .split_once("://")
+                    .is_some_and(|(scheme, rest)| matches!(scheme, "http" | "https") && rest == host),
+                _ => false,
+            };
+            own || listed
+        }
+    }
+}
+
+/// Compares without stopping at the first difference.
+fn same_bytes(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+impl fmt::Debug for Csrf {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.kind {
+            CsrfKind::Origin { allowed } => f.debug_struct("SameOrigin").field("allowed", allowed).finish(),
+            CsrfKind::DoubleSubmit { cookie, header } => {
+                f.debug_struct("DoubleSubmit").field("cookie", cookie).field("header", header).finish()
+            }
+            CsrfKind::Off => f.write_str("Disabled"),
         }
     }
 }

@@ -1,0 +1,158 @@
+//! CSRF defence for tokens that come from cookies: unsafe methods must prove they come from the app's own
+//! pages; Bearer requests and safe methods are exempt. Every refusal is checked for status, headers and body.
+
+#![allow(clippy::unwrap_used, reason = "test helpers fail the test on unexpected errors")]
+
+use axum::Router;
+use axum::routing::post;
+use http::HeaderName;
+use jwtgate::{Algorithm, Csrf, JwtAuthLayer, KeySet, TokenSource, TokenSources, Validator};
+use jwtgate_tests::{AUDIENCE, ISSUER, TestKey, claims, serve};
+use serde_json::{Value, json};
+
+struct App {
+    base: String,
+    token: String,
+}
+
+impl App {
+    async fn start(csrf: Option<Csrf>) -> Self {
+        let key = TestKey::generate(Algorithm::ES256);
+        let validator = Validator::builder(KeySet::new([key.verification_key()]).unwrap())
+            .issuer(ISSUER)
+            .audience(AUDIENCE)
+            .build();
+        let cookie = match csrf {
+            Some(csrf) => TokenSource::cookie("session").csrf(csrf),
+            None => TokenSource::cookie("session"),
+        };
+        let layer = JwtAuthLayer::<Value>::new(validator).sources(TokenSources::new([TokenSource::bearer(), cookie]));
+        let router = Router::new().route("/do", post(|| async { "done" }).get(|| async { "read" })).layer(layer);
+        Self { base: format!("http://{}", serve(router).await), token: key.sign(&claims()) }
+    }
+
+    /// Sends `method /do` with the session cookie and `headers`; answers status, headers, body.
+    async fn send(&self, method: &str, headers: &[(&str, &str)]) -> (u16, http::HeaderMap, String) {
+        let client = reqwest::Client::new();
+        let mut request = client
+            .request(method.parse().unwrap(), format!("{}/do", self.base))
+            .header("cookie", format!("session={}", self.token));
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let response = request.send().await.unwrap();
+        let (status, headers) = (response.status().as_u16(), response.headers().clone());
+        (status, headers, response.text().await.unwrap())
+    }
+
+    fn own_origin(&self) -> String {
+        self.base.clone()
+    }
+}
+
+#[track_caller]
+fn assert_refused(answer: (u16, http::HeaderMap, String), what: &str) {
+    let (status, headers, body) = answer;
+    assert_eq!(status, 403, "{what}: {body}");
+    assert!(headers.get("www-authenticate").is_none(), "{what}: not an authentication challenge");
+    assert_eq!(headers["content-type"], "application/json", "{what}");
+    assert_eq!(
+        serde_json::from_str::<Value>(&body).unwrap(),
+        json!({ "error": "csrf_rejected", "error_description": "the request's origin may not use the session cookie" }),
+        "{what}"
+    );
+}
+
+#[track_caller]
+fn assert_done(answer: (u16, http::HeaderMap, String), what: &str) {
+    let (status, _, body) = answer;
+    assert_eq!((status, body.as_str()), (200, "done"), "{what}");
+}
+
+#[tokio::test]
+async fn by_default_only_same_origin_unsafe_requests_may_use_the_cookie() {
+    let app = App::start(None).await;
+    let own = app.own_origin();
+    assert_done(app.send("POST", &[("sec-fetch-site", "same-origin")]).await, "fetch metadata: same-origin");
+    assert_done(app.send("POST", &[("sec-fetch-site", "none")]).await, "fetch metadata: the user's own navigation");
+    assert_done(app.send("POST", &[("origin", &own)]).await, "no fetch metadata, Origin is the host");
+    assert_refused(
+        app.send("POST", &[("sec-fetch-site", "cross-site"), ("origin", "https://evil.test")]).await,
+        "a cross-site form post",
+    );
+    assert_refused(app.send("POST", &[("sec-fetch-site", "same-site"), ("origin", &own)]).await, "a sibling site");
+    assert_refused(app.send("POST", &[("origin", "https://evil.test")]).await, "another Origin, no fetch metadata");
+    assert_refused(app.send("POST", &[("origin", "null")]).await, "an opaque origin");
+    assert_refused(app.send("POST", &[]).await, "neither header");
+    for method in ["PUT", "PATCH", "DELETE"] {
+        assert_refused(app.send(method, &[("sec-fetch-site", "cross-site")]).await, method);
+    }
+}
+
+#[tokio::test]
+async fn safe_methods_and_bearer_requests_are_exempt() {
+    let app = App::start(None).await;
+    let (status, _, body) = app.send("GET", &[("sec-fetch-site", "cross-site")]).await;
+    assert_eq!((status, body.as_str()), (200, "read"), "GET never changes state");
+    let bearer = format!("Bearer {}", app.token);
+    let answer = app.send("POST", &[("sec-fetch-site", "cross-site"), ("authorization", &bearer)]).await;
+    assert_done(answer, "a Bearer header, which a browser never adds by itself");
+}
+
+#[tokio::test]
+async fn a_forged_request_is_refused_before_its_token_is_read() {
+    let app = App::start(None).await;
+    let client = reqwest::Client::new();
+    let response = client
+        .post(format!("{}/do", app.base))
+        .header("cookie", "session=garbage")
+        .header("sec-fetch-site", "cross-site")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 403, "403 csrf_rejected, not 401: no oracle on the token");
+}
+
+#[tokio::test]
+async fn listed_origins_may_post_cross_origin() {
+    let app = App::start(Some(Csrf::allow_origins(["https://app.example"]))).await;
+    assert_done(
+        app.send("POST", &[("sec-fetch-site", "cross-site"), ("origin", "https://app.example")]).await,
+        "a listed origin",
+    );
+    assert_refused(
+        app.send("POST", &[("sec-fetch-site", "cross-site"), ("origin", "https://app.example.evil.test")]).await,
+        "an origin that merely starts like a listed one",
+    );
+}
+
+#[tokio::test]
+async fn double_submit_needs_the_header_to_match_the_cookie() {
+    let app = App::start(Some(Csrf::double_submit("csrf", HeaderName::from_static("x-csrf-token")))).await;
+    let client = reqwest::Client::new();
+    let post = |cookie: String, header: Option<&'static str>| {
+        let mut request = client.post(format!("{}/do", app.base)).header("cookie", cookie);
+        if let Some(value) = header {
+            request = request.header("x-csrf-token", value);
+        }
+        request.send()
+    };
+    let with = |csrf: &str| format!("session={}; csrf={csrf}", app.token);
+    assert_eq!(post(with("r4nd0m"), Some("r4nd0m")).await.unwrap().status(), 200);
+    for (cookie, header, what) in [
+        (with("r4nd0m"), Some("other"), "a header that differs"),
+        (with("r4nd0m"), None, "no header"),
+        (format!("session={}", app.token), Some("r4nd0m"), "no csrf cookie"),
+        (with("r4nd0m"), Some(""), "an empty header"),
+    ] {
+        let response = post(cookie, header).await.unwrap();
+        let (status, headers) = (response.status().as_u16(), response.headers().clone());
+        assert_refused((status, headers, response.text().await.unwrap()), what);
+    }
+}
+
+#[tokio::test]
+async fn the_defence_can_be_switched_off_explicitly() {
+    let app = App::start(Some(Csrf::disabled())).await;
+    assert_done(app.send("POST", &[("sec-fetch-site", "cross-site")]).await, "disabled");
+}

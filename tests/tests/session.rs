@@ -271,3 +271,81 @@ async fn of_fifty_parallel_refreshes_with_one_token_exactly_one_succeeds_and_the
     let err = sessions.refresh(won[0].refresh.as_str(), |_| ()).await.unwrap_err();
     assert!(matches!(err, SessionError::InvalidRefreshToken), "the family is revoked: {err}");
 }
+
+mod cookies {
+    use http::HeaderMap;
+    use jwtgate::session::SessionCookies;
+
+    use super::*;
+
+    async fn pair() -> jwtgate::session::TokenPair {
+        sessions().login("alice", &()).await.unwrap()
+    }
+
+    fn texts(values: &[http::HeaderValue]) -> Vec<String> {
+        values.iter().map(|value| value.to_str().unwrap().to_owned()).collect()
+    }
+
+    #[tokio::test]
+    async fn cookies_are_http_only_secure_strict_prefixed_scoped_and_last_as_long_as_their_token() {
+        let pair = pair().await;
+        let set = texts(&SessionCookies::new().set(&pair).unwrap());
+        assert_eq!(set.len(), 3);
+        assert_eq!(
+            set[0],
+            format!(
+                "__Host-access_token={}; HttpOnly; SameSite=Strict; Secure; Path=/; Max-Age=900",
+                pair.access.token()
+            )
+        );
+        assert_eq!(
+            set[1],
+            format!(
+                "__Secure-refresh_token={}; HttpOnly; SameSite=Strict; Secure; Path=/refresh; Max-Age={}",
+                pair.refresh.as_str(),
+                14 * 86_400
+            )
+        );
+        let csrf = set[2].strip_prefix("__Host-csrf_token=").unwrap();
+        let (value, attributes) = csrf.split_once(';').unwrap();
+        assert_eq!(URL_SAFE_NO_PAD.decode(value).unwrap().len(), 32, "a random CSRF token");
+        assert_eq!(
+            attributes,
+            format!(" SameSite=Strict; Secure; Path=/; Max-Age={}", 14 * 86_400),
+            "readable by scripts"
+        );
+        for cookie in &set {
+            assert!(!cookie.contains("Domain"), "host-only cookies: {cookie}");
+        }
+    }
+
+    #[tokio::test]
+    async fn lax_a_refresh_path_and_the_insecure_dev_mode_are_explicit_choices() {
+        let pair = pair().await;
+        let cookies = SessionCookies::new().same_site_lax().refresh_path("/auth/refresh");
+        let set = texts(&cookies.set(&pair).unwrap());
+        assert!(set[0].contains("SameSite=Lax") && set[1].contains("Path=/auth/refresh"), "{set:?}");
+        let dev = SessionCookies::new().insecure_dev_mode();
+        let set = texts(&dev.set(&pair).unwrap());
+        assert!(set[0].starts_with("access_token=") && !set[0].contains("Secure"), "{set:?}");
+        assert!(set[1].starts_with("refresh_token=") && set[2].starts_with("csrf_token="), "{set:?}");
+        assert_eq!((dev.access_name(), SessionCookies::new().access_name()), ("access_token", "__Host-access_token"));
+    }
+
+    #[tokio::test]
+    async fn logout_clears_every_cookie_and_the_refresh_token_is_read_back() {
+        let cookies = SessionCookies::new();
+        assert_eq!(
+            texts(&cookies.clear()),
+            [
+                "__Host-access_token=; HttpOnly; SameSite=Strict; Secure; Path=/; Max-Age=0",
+                "__Secure-refresh_token=; HttpOnly; SameSite=Strict; Secure; Path=/refresh; Max-Age=0",
+                "__Host-csrf_token=; SameSite=Strict; Secure; Path=/; Max-Age=0",
+            ]
+        );
+        let mut headers = HeaderMap::new();
+        headers.insert("cookie", "a=b; __Secure-refresh_token=r3fr3sh; c=d".parse().unwrap());
+        assert_eq!(cookies.refresh_token(&headers), Some("r3fr3sh"));
+        assert_eq!(cookies.refresh_token(&HeaderMap::new()), None);
+    }
+}

@@ -1,5 +1,6 @@
 //! Being your own issuer with jwtgate: short-lived access tokens ([`TokenIssuer`]), opaque refresh tokens
-//! stored hashed and rotated on every use with reuse detection ([`Sessions`], [`RefreshStore`]).
+//! stored hashed and rotated on every use with reuse detection ([`Sessions`], [`RefreshStore`]), and the
+//! cookies that keep both out of JavaScript's reach ([`SessionCookies`]).
 //!
 //! ```
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
@@ -23,12 +24,14 @@
 //! # tokio::runtime::Runtime::new().unwrap().block_on(run()).unwrap();
 //! ```
 
+mod cookies;
 mod issuer;
 mod refresh;
 mod sessions;
 
 use std::fmt;
 
+pub use cookies::SessionCookies;
 pub use issuer::{DEFAULT_ACCESS_LIFETIME, Issued, MAX_DEFAULT_LIFETIME, TokenIssuer, TokenIssuerBuilder};
 pub use refresh::{
     DEFAULT_REFRESH_LIFETIME, MemoryRefreshStore, PendingStore, RefreshRecord, RefreshStore, RefreshToken, Rotation,

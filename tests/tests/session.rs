@@ -194,6 +194,11 @@ async fn refresh_tokens_are_opaque_stored_hashed_and_rotated_in_one_family() {
     let fresh = sessions.store().find(RefreshToken::hash(next.refresh.as_str())).await.unwrap().unwrap();
     assert!(used.used);
     assert_eq!((fresh.family.as_str(), fresh.user.as_str(), fresh.used), (record.family.as_str(), "alice", false));
+    // Access tokens name their session (the family), so that logout can end it from the access token.
+    assert_eq!(parts(pair.access.token()).1["sid"], json!(record.family));
+    assert_eq!(parts(next.access.token()).1["sid"], json!(record.family));
+    let err = sessions.login("alice", &json!({ "sid": "mine" })).await.unwrap_err();
+    assert!(err.to_string().contains(r#"must not set "sid""#), "{err}");
 }
 
 #[tokio::test]
@@ -233,7 +238,8 @@ async fn logout_revokes_the_family_and_the_access_token() {
     let validated = validator.validate::<Value>(pair.access.token()).unwrap();
     assert!(!revoked(&denylist, &validated));
 
-    sessions.logout(Some(pair.refresh.as_str()), Some((pair.access.jti(), pair.access.expires_at()))).await.unwrap();
+    let sid = parts(pair.access.token()).1["sid"].as_str().unwrap().to_owned();
+    sessions.logout(&sid, Some((pair.access.jti(), pair.access.expires_at()))).await.unwrap();
     assert!(matches!(
         sessions.refresh(pair.refresh.as_str(), |_| ()).await.unwrap_err(),
         SessionError::InvalidRefreshToken

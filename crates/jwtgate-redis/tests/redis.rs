@@ -358,7 +358,7 @@ mod refresh_store {
         let mut redis = RedisServer::start();
         let sessions = sessions(&redis);
         let pair = sessions.login("alice", &()).await.unwrap();
-        sessions.logout(Some(pair.refresh.as_str()), None).await.unwrap();
+        sessions.logout_refresh_token(pair.refresh.as_str()).await.unwrap();
         assert!(matches!(
             sessions.refresh(pair.refresh.as_str(), |_| ()).await.unwrap_err(),
             SessionError::InvalidRefreshToken

@@ -117,14 +117,13 @@ impl SessionCookies {
 
     /// The refresh token the request carries, if any.
     pub fn refresh_token<'a>(&self, headers: &'a HeaderMap) -> Option<&'a str> {
-        let name = self.refresh_name();
-        headers
-            .get_all(COOKIE)
-            .iter()
-            .filter_map(|value| value.to_str().ok())
-            .flat_map(|value| Cookie::split_parse(value).filter_map(Result::ok))
-            .find(|cookie| cookie.name() == name && !cookie.value().is_empty())
-            .map(|cookie| cookie.value_raw().unwrap_or_default())
+        cookie_value(headers, self.refresh_name())
+    }
+
+    /// The access token the request carries in its cookie, if any (for a logout route, say; protected
+    /// routes read it through the layer's cookie source).
+    pub fn access_token<'a>(&self, headers: &'a HeaderMap) -> Option<&'a str> {
+        cookie_value(headers, self.access_name())
     }
 
     fn cookie(
@@ -144,6 +143,16 @@ impl SessionCookies {
             .max_age(max_age)
             .build()
     }
+}
+
+fn cookie_value<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all(COOKIE)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| Cookie::split_parse(value).filter_map(Result::ok))
+        .find(|cookie| cookie.name() == name && !cookie.value().is_empty())
+        .and_then(|cookie| cookie.value_raw())
 }
 
 fn header_value(cookie: &Cookie<'static>) -> Result<HeaderValue, Error> {

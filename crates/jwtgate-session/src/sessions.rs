@@ -21,7 +21,9 @@ const REVOCATION_LEEWAY: i64 = 30;
 /// - [`refresh`](Self::refresh) exchanges a refresh token for a new pair in the same family, and marks the
 ///   old one used. Presenting a used token again is the signature of theft (RFC 9700 §4.14): the whole
 ///   family is revoked and the request denied.
-/// - [`logout`](Self::logout) revokes the family, and the access token's `jti` through the denylist.
+/// - Access tokens carry `sid`, their family's id, so that [`logout`](Self::logout) can revoke the family
+///   from the access token alone (the refresh cookie is scoped to the refresh route, and never sent to a
+///   logout route), and the access token's `jti` through the denylist.
 pub struct Sessions<S> {
     issuer: TokenIssuer,
     store: S,
@@ -111,8 +113,9 @@ impl<S: RefreshStore> Sessions<S> {
     /// Starts a session for `user` (after you checked their credentials): a new family, and a token pair
     /// whose access token carries `claims`.
     pub async fn login<C: Serialize + ?Sized>(&self, user: &str, claims: &C) -> Result<TokenPair, SessionError> {
-        let access = self.issuer.issue(user, claims)?;
-        let (refresh, record) = new_record(user, &random_id()?, self.refresh_lifetime)?;
+        let family = random_id()?;
+        let access = self.issuer.issue(user, &WithSid { sid: &family, claims })?;
+        let (refresh, record) = new_record(user, &family, self.refresh_lifetime)?;
         self.store.insert(record).await?;
         Ok(TokenPair { access, refresh, refresh_lifetime: self.refresh_lifetime })
     }
@@ -128,7 +131,8 @@ impl<S: RefreshStore> Sessions<S> {
         let (refresh, next) = new_record("", "", self.refresh_lifetime)?;
         match self.store.rotate(RefreshToken::hash(presented), next, unix_now()).await? {
             Rotation::Rotated { previous } => {
-                let access = self.issuer.issue(&previous.user, &claims(&previous.user))?;
+                let custom = claims(&previous.user);
+                let access = self.issuer.issue(&previous.user, &WithSid { sid: &previous.family, claims: &custom })?;
                 Ok(TokenPair { access, refresh, refresh_lifetime: self.refresh_lifetime })
             }
             Rotation::Invalid => Err(SessionError::InvalidRefreshToken),
@@ -139,14 +143,10 @@ impl<S: RefreshStore> Sessions<S> {
         }
     }
 
-    /// Ends a session: revokes the family of the refresh token `refresh` (if given and known), and the
+    /// Ends the session `sid` (the access token's `sid` claim): revokes its refresh-token family, and the
     /// access token with id `jti` until its `expires_at` (if given), through the denylist.
-    pub async fn logout(&self, refresh: Option<&str>, access: Option<(&str, i64)>) -> Result<(), SessionError> {
-        if let Some(presented) = refresh
-            && let Some(record) = self.store.find(RefreshToken::hash(presented)).await?
-        {
-            self.store.revoke_family(&record.family).await?;
-        }
+    pub async fn logout(&self, sid: &str, access: Option<(&str, i64)>) -> Result<(), SessionError> {
+        self.store.revoke_family(sid).await?;
         if let (Some((jti, expires_at)), Some(denylist)) = (access, &self.denylist) {
             denylist
                 .revoke(jti, expires_at.saturating_add(REVOCATION_LEEWAY))
@@ -154,6 +154,40 @@ impl<S: RefreshStore> Sessions<S> {
                 .map_err(|err| SessionError::Store(StoreError(err.to_string())))?;
         }
         Ok(())
+    }
+
+    /// Ends the session of the refresh token `presented`, if the store knows it: revokes its family.
+    pub async fn logout_refresh_token(&self, presented: &str) -> Result<(), SessionError> {
+        if let Some(record) = self.store.find(RefreshToken::hash(presented)).await? {
+            self.store.revoke_family(&record.family).await?;
+        }
+        Ok(())
+    }
+}
+
+/// The custom claims with `sid`, the session (refresh-token family) the access token belongs to.
+struct WithSid<'a, C: ?Sized> {
+    sid: &'a str,
+    claims: &'a C,
+}
+
+impl<C: Serialize + ?Sized> Serialize for WithSid<'_, C> {
+    fn serialize<Z: serde::Serializer>(&self, serializer: Z) -> Result<Z::Ok, Z::Error> {
+        use serde::ser::{Error as _, SerializeMap};
+        let custom = match serde_json::to_value(self.claims).map_err(Z::Error::custom)? {
+            serde_json::Value::Object(map) => map,
+            serde_json::Value::Null => serde_json::Map::new(),
+            _ => return Err(Z::Error::custom("custom claims must serialize to a JSON object")),
+        };
+        if custom.contains_key("sid") {
+            return Err(Z::Error::custom("custom claims must not set \"sid\": the session sets it"));
+        }
+        let mut map = serializer.serialize_map(Some(custom.len() + 1))?;
+        map.serialize_entry("sid", self.sid)?;
+        for (name, value) in &custom {
+            map.serialize_entry(name, value)?;
+        }
+        map.end()
     }
 }
 

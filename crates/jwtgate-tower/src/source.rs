@@ -293,8 +293,9 @@ impl Csrf {
         Self { kind: CsrfKind::Off }
     }
 
-    /// Whether `head` may use the cookie.
-    fn allows(&self, head: &RequestHead<'_>) -> bool {
+    /// Whether the request `head` passes: always for safe methods. The cookie source calls it; call it
+    /// yourself on routes that read a cookie without `JwtAuthLayer`, such as a refresh or a login route.
+    pub fn allows(&self, head: &RequestHead<'_>) -> bool {
         if matches!(*head.method(), Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE) {
             return true;
         }

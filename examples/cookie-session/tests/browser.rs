@@ -1,0 +1,77 @@
+//! The example in a real browser: Debian's Chromium, headless, driven by playwright-core
+//! (`tests/interop/browser_session.mjs`). `scripts/test.sh` installs both.
+
+#![allow(clippy::unwrap_used, reason = "test helpers fail the test on unexpected errors")]
+
+use std::path::Path;
+use std::process::Stdio;
+use std::time::Duration;
+
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+/// The access tokens' lifetime in this test: short, so that the page has to refresh.
+const ACCESS_TTL_SECS: u64 = 2;
+
+/// Starts the example on a free port; returns it with its port, read from its `listening on` log line.
+async fn start() -> (Child, u16) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_jwtgate-example-cookie-session"))
+        .env_remove("RUST_LOG")
+        .envs([("BIND", "127.0.0.1:0"), ("ACCESS_TTL_SECS", &ACCESS_TTL_SECS.to_string())])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let port = tokio::time::timeout(Duration::from_secs(30), async {
+        loop {
+            let line = lines.next_line().await.unwrap().expect("the example exited before listening");
+            if let Some(at) = line.find("listening on http://127.0.0.1:") {
+                return line[at + "listening on http://127.0.0.1:".len()..].trim().parse().unwrap();
+            }
+        }
+    })
+    .await
+    .expect("the example started within 30 s");
+    // Keep reading its log, so that it never blocks on a full pipe.
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    (child, port)
+}
+
+#[tokio::test]
+async fn login_refresh_csrf_and_logout_work_in_a_real_browser() {
+    let interop = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/interop");
+    assert!(
+        interop.join("node_modules/playwright-core").exists() && Path::new("/usr/bin/chromium").exists(),
+        "playwright-core or /usr/bin/chromium is missing: run scripts/test.sh, which installs both"
+    );
+    let (_app, port) = start().await;
+    let output = tokio::time::timeout(
+        Duration::from_secs(120),
+        Command::new("node")
+            .arg(interop.join("browser_session.mjs"))
+            .arg(format!("http://localhost:{port}"))
+            .arg(ACCESS_TTL_SECS.to_string())
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await
+    .expect("the browser test finished within 120 s")
+    .unwrap();
+    let report = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "the browser test failed:\n{report}\n{}", String::from_utf8_lossy(&output.stderr));
+    for check in [
+        "ok login works",
+        "ok document.cookie does not show the tokens",
+        "ok the page calls /me",
+        "ok through exactly one refresh",
+        "ok a cross-site form POST is refused",
+        "ok and added no note",
+        "ok logout clears the cookies",
+        "ok the old refresh token is revoked",
+        "ok the old access token is revoked",
+    ] {
+        assert!(report.lines().any(|line| line == check), "missing {check:?} in:\n{report}");
+    }
+}

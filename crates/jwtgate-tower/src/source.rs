@@ -265,7 +265,11 @@ enum CsrfKind {
 impl Csrf {
     /// Fetch metadata, then `Origin` (the OWASP recommendation): the request passes when `Sec-Fetch-Site` is
     /// `same-origin` (or `none`: the user's own navigation), or, without it, when `Origin` names the
-    /// request's own host. Anything else fails, and so does a request with neither header. The default.
+    /// request's own host. Anything else fails. The default.
+    ///
+    /// A request with neither header passes: it does not come from a browser (every current browser sends
+    /// `Origin` with a cross-origin `POST`, `PUT`, `PATCH` or `DELETE`), and only a browser can be tricked
+    /// into sending a cookie it holds for you.
     pub fn same_origin() -> Self {
         Self::allow_origins(std::iter::empty::<String>())
     }
@@ -321,13 +325,16 @@ fn origin_allowed(headers: &HeaderMap, allowed: &[String]) -> bool {
         Some(b"same-origin" | b"none") => true,
         Some(_) => listed,
         None => {
-            let host = headers.get(http::header::HOST).and_then(|value| value.to_str().ok());
-            let own = match (origin, host) {
-                (Some(origin), Some(host)) => origin
-                    .split_once("://")
-                    .is_some_and(|(scheme, rest)| matches!(scheme, "http" | "https") && rest == host),
-                _ => false,
+            let Some(origin) = origin else {
+                // Neither header: not a browser, so not a forgery.
+                return headers.get(http::header::ORIGIN).is_none();
             };
+            let host = headers.get(http::header::HOST).and_then(|value| value.to_str().ok());
+            let own = host.is_some_and(|host| {
+                origin
+                    .split_once("://")
+                    .is_some_and(|(scheme, rest)| matches!(scheme, "http" | "https") && rest == host)
+            });
             own || listed
         }
     }

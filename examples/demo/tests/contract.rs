@@ -470,3 +470,43 @@ async fn a_jwks_file_and_a_remote_jwks_combine() {
     assert_eq!(demo.stop().await, 0);
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+#[tokio::test]
+async fn a_cookie_logout_needs_a_same_origin_request_when_a_browser_sends_it() {
+    let key = TestKey::generate(Algorithm::HS256).with_kid("k");
+    let (dir, file) = jwks_file("csrf", &[&key]);
+    let demo = Demo::start(&[("JWTGATE_JWKS_FILE", &file)]).await;
+    let client = reqwest::Client::new();
+    let logout = |token: String, headers: &'static [(&'static str, &'static str)]| {
+        let mut request =
+            client.post(format!("{}/logout", demo.base)).header("cookie", format!("access_token={token}"));
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        request.send()
+    };
+    let mut claims = demo_claims();
+    claims["jti"] = json!("forged-target");
+    let token = key.sign(&claims);
+    // A cross-site form post carries the cookie: refused, and the token stays valid.
+    let response =
+        logout(token.clone(), &[("sec-fetch-site", "cross-site"), ("origin", "https://evil.test")]).await.unwrap();
+    assert_eq!(response.status(), 403);
+    assert!(response.headers().get("www-authenticate").is_none());
+    let body: Value = serde_json::from_str(&response.text().await.unwrap()).unwrap();
+    assert_eq!(
+        body,
+        json!({ "error": "csrf_rejected", "error_description": "the request's origin may not use the session cookie" })
+    );
+    assert_eq!(demo.me(&token).await.0, 200, "the forged logout revoked nothing");
+    // The app's own page, and a client that is not a browser, may log out with the cookie.
+    assert_eq!(logout(token.clone(), &[("sec-fetch-site", "same-origin")]).await.unwrap().status(), 204);
+    assert_eq!(demo.me(&token).await.0, 401);
+    let mut claims = demo_claims();
+    claims["jti"] = json!("plain-client");
+    let other = key.sign(&claims);
+    assert_eq!(logout(other.clone(), &[]).await.unwrap().status(), 204);
+    assert_eq!(demo.me(&other).await.0, 401);
+    assert_eq!(demo.stop().await, 0);
+    std::fs::remove_dir_all(dir).unwrap();
+}

@@ -2,8 +2,9 @@
 // Drives examples/cookie-session in Debian's Chromium (headless, through playwright-core) as a user would.
 //
 // Usage: node browser_session.mjs <app-base-url> <access-ttl-seconds>
-// The app's base URL should use the host name `localhost`; the forged form is served from 127.0.0.1, which
-// is another site. Prints one line per check ("ok <what>") and exits 0, or prints "FAIL <what>: <why>" and
+// The app's base URL must use the host name `localhost`. The forged form is served from localhost on another
+// port: the same site (so SameSite=Strict cookies still come along) but another origin, so only the CSRF
+// defence can stop it. Prints one line per check ("ok <what>") and exits 0, or prints "FAIL <what>: <why>" and
 // exits 1.
 import { createServer } from 'node:http';
 import { chromium } from 'playwright-core';
@@ -34,7 +35,7 @@ const attacker = createServer((req, res) => {
 <script>document.getElementById('f').submit()</script>`);
 });
 await new Promise((resolve) => attacker.listen(0, '127.0.0.1', resolve));
-const attackerUrl = `http://127.0.0.1:${attacker.address().port}/`;
+const attackerUrl = `http://localhost:${attacker.address().port}/`;
 
 const browser = await chromium.launch({
   executablePath: '/usr/bin/chromium',
@@ -72,7 +73,8 @@ try {
   const access = cookies.find((cookie) => cookie.name.endsWith('access_token'));
   const refresh = cookies.find((cookie) => cookie.name.endsWith('refresh_token'));
   check(access && refresh, 'the browser holds the access and refresh cookies', Object.keys(byName).join(','));
-  check(access.httpOnly && refresh.httpOnly && access.sameSite === 'Strict', 'they are HttpOnly and SameSite=Strict');
+  check([access, refresh].every((c) => c.httpOnly && c.secure && c.sameSite === 'Strict'),
+    'they are HttpOnly, Secure and SameSite=Strict', JSON.stringify([access, refresh]));
   const visible = await page.evaluate(() => document.cookie);
   check(!visible.includes(access.value) && !visible.includes(refresh.value) && !/access_token|refresh_token/.test(visible),
     'document.cookie does not show the tokens', visible);
@@ -94,29 +96,43 @@ try {
   const forged = await context.newPage();
   const forgedResponse = forged.waitForResponse((response) => response.url() === `${base}/notes`);
   await forged.goto(attackerUrl);
-  const forgedStatus = (await forgedResponse).status();
-  check(forgedStatus === 401 || forgedStatus === 403, 'a cross-site form POST is refused', String(forgedStatus));
+  const forgedAnswer = await forgedResponse;
+  const forgedBody = await forgedAnswer.text();
+  check(forgedAnswer.status() === 403 && JSON.parse(forgedBody).error === 'csrf_rejected',
+    'a cross-site form POST is refused', `${forgedAnswer.status()} ${forgedBody}`);
   let notes = await api('/notes');
   check(notes.status === 200 && JSON.parse(notes.body).length === 0, 'and added no note', notes.body);
   const own = await api('/notes', 'POST');
   notes = await api('/notes');
   check(own.status === 201 && JSON.parse(notes.body).length === 1, 'while the page itself can add one', notes.body);
 
-  // 6. Logout ends everything.
+  // 6. Logout ends everything. A fresh access token first, so that logout itself needs no refresh.
+  me = await api('/me');
+  check(me.status === 200, 'signed in before logout', String(me.status));
+  const refreshesBefore = refreshes.length;
   const beforeLogout = await context.cookies();
   await page.click('#logout');
   await page.waitForFunction(() => document.getElementById('status').textContent === 'Signed out.');
+  check(refreshes.length === refreshesBefore, 'logout needed no refresh', JSON.stringify(refreshes));
   const left = (await context.cookies()).filter((cookie) => /access_token|refresh_token|csrf_token/.test(cookie.name));
   check(left.length === 0, 'logout clears the cookies', left.map((cookie) => cookie.name).join(','));
   me = await api('/me');
   check(me.status === 401, 'and /me answers 401', String(me.status));
-  // Even with the old cookies put back, the session is over: the refresh family and the access token are
-  // revoked on the server.
+  // Even with the old cookies put back, the session is over on the server: the access token is revoked
+  // (checked while it is still far from its expiry), then the refresh family.
   await context.addCookies(beforeLogout);
-  const replayed = await page.evaluate(async () => (await fetch('/refresh', { method: 'POST' })).status);
-  check(replayed === 401, 'the old refresh token is revoked', String(replayed));
-  const oldAccess = await page.evaluate(async () => (await fetch('/me')).status);
-  check(oldAccess === 401, 'the old access token is revoked', String(oldAccess));
+  const oldAccess = await page.evaluate(async () => {
+    const response = await fetch('/me');
+    return { status: response.status, body: await response.text() };
+  });
+  check(oldAccess.status === 401 && JSON.parse(oldAccess.body).error_description === 'the token has been revoked',
+    'the old access token is revoked', `${oldAccess.status} ${oldAccess.body}`);
+  const replayed = await page.evaluate(async () => {
+    const response = await fetch('/refresh', { method: 'POST' });
+    return { status: response.status, body: await response.text() };
+  });
+  check(replayed.status === 401 && JSON.parse(replayed.body).error === 'invalid_grant',
+    'the old refresh token is revoked', `${replayed.status} ${replayed.body}`);
 } catch (err) {
   failed = true;
   if (!reported) process.stdout.write(`FAIL ${String(err.stack ?? err).replace(/\n/g, ' | ')}\n`);

@@ -8,7 +8,9 @@ use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use jwtgate::session::{MemoryRefreshStore, RefreshStore, RefreshToken, SessionError, Sessions, TokenIssuer};
+use jwtgate::session::{
+    MemoryRefreshStore, RefreshRecord, RefreshStore, RefreshToken, Rotation, SessionError, Sessions, TokenIssuer,
+};
 use jwtgate::{Algorithm, MemoryDenylist, Secret, SigningKey, Validator};
 use serde::Serialize;
 use serde_json::{Value, json};
@@ -188,7 +190,7 @@ async fn refresh_tokens_are_opaque_stored_hashed_and_rotated_in_one_family() {
     let days = (record.expires_at - jwtgate_tests::now()) / 86_400;
     assert!((13..=14).contains(&days), "14 days by default: {days}");
 
-    let next = sessions.refresh(pair.refresh.as_str(), |user| json!({ "roles": [user] })).await.unwrap();
+    let next = sessions.refresh(pair.refresh.as_str(), |user| Some(json!({ "roles": [user] }))).await.unwrap();
     assert_eq!(parts(next.access.token()).1["roles"], json!(["alice"]));
     let used = sessions.store().find(RefreshToken::hash(pair.refresh.as_str())).await.unwrap().unwrap();
     let fresh = sessions.store().find(RefreshToken::hash(next.refresh.as_str())).await.unwrap().unwrap();
@@ -205,16 +207,19 @@ async fn refresh_tokens_are_opaque_stored_hashed_and_rotated_in_one_family() {
 async fn a_reused_refresh_token_revokes_its_whole_family() {
     let sessions = sessions();
     let pair = sessions.login("alice", &()).await.unwrap();
-    let next = sessions.refresh(pair.refresh.as_str(), |_| ()).await.unwrap();
+    let next = sessions.refresh(pair.refresh.as_str(), |_| Some(())).await.unwrap();
     let other = sessions.login("alice", &()).await.unwrap();
 
-    let err = sessions.refresh(pair.refresh.as_str(), |_| ()).await.unwrap_err();
+    let err = sessions.refresh(pair.refresh.as_str(), |_| Some(())).await.unwrap_err();
     assert!(matches!(err, SessionError::RefreshTokenReused), "{err}");
     assert_eq!(err.to_string(), "the refresh token was used already; its session is revoked");
-    let err = sessions.refresh(next.refresh.as_str(), |_| ()).await.unwrap_err();
+    let err = sessions.refresh(next.refresh.as_str(), |_| Some(())).await.unwrap_err();
     assert!(matches!(err, SessionError::InvalidRefreshToken), "the thief's token dies with the family: {err}");
-    assert!(sessions.refresh(other.refresh.as_str(), |_| ()).await.is_ok(), "another login's family is untouched");
-    let err = sessions.refresh("not-a-token", |_| ()).await.unwrap_err();
+    assert!(
+        sessions.refresh(other.refresh.as_str(), |_| Some(())).await.is_ok(),
+        "another login's family is untouched"
+    );
+    let err = sessions.refresh("not-a-token", |_| Some(())).await.unwrap_err();
     assert_eq!(err.to_string(), "the refresh token is invalid or expired");
 }
 
@@ -241,10 +246,87 @@ async fn logout_revokes_the_family_and_the_access_token() {
     let sid = parts(pair.access.token()).1["sid"].as_str().unwrap().to_owned();
     sessions.logout(&sid, Some((pair.access.jti(), pair.access.expires_at()))).await.unwrap();
     assert!(matches!(
-        sessions.refresh(pair.refresh.as_str(), |_| ()).await.unwrap_err(),
+        sessions.refresh(pair.refresh.as_str(), |_| Some(())).await.unwrap_err(),
         SessionError::InvalidRefreshToken
     ));
     assert!(revoked(&denylist, &validated));
+}
+
+/// A store's rotation at a chosen time, so that expiry is tested without waiting for it.
+async fn rotate_at(store: &MemoryRefreshStore, presented: &str, now: i64) -> Rotation {
+    let next = RefreshRecord {
+        id: "next".into(),
+        user: String::new(),
+        family: String::new(),
+        expires_at: now + 3600,
+        session_expires_at: i64::MAX,
+        used: false,
+        revoked: false,
+        hash: RefreshToken::hash(&format!("next-{now}-{presented}")),
+    };
+    store.rotate(RefreshToken::hash(presented), next, now).await.unwrap()
+}
+
+#[tokio::test]
+async fn an_expired_token_is_invalid_but_a_used_one_is_reuse_even_after_its_expiry() {
+    let issuer = TokenIssuer::builder(ISSUER, SigningKey::generate(Algorithm::ES256, "k").unwrap())
+        .audience("api")
+        .build()
+        .unwrap();
+    let store = MemoryRefreshStore::new();
+    let sessions = Sessions::new(issuer, store.clone())
+        .refresh_lifetime(Duration::from_secs(600))
+        .session_lifetime(Duration::from_secs(3600));
+    let pair = sessions.login("alice", &()).await.unwrap();
+    let record = store.find(RefreshToken::hash(pair.refresh.as_str())).await.unwrap().unwrap();
+    assert!(record.expires_at <= record.session_expires_at);
+    assert_eq!(rotate_at(&store, pair.refresh.as_str(), record.expires_at + 1).await, Rotation::Invalid, "expired");
+
+    let other = sessions.login("alice", &()).await.unwrap();
+    let next = sessions.refresh(other.refresh.as_str(), |_| Some(())).await.unwrap();
+    let used = store.find(RefreshToken::hash(other.refresh.as_str())).await.unwrap().unwrap();
+    // Presented again after its own expiry, within the session: still reuse, and the family is revoked.
+    let rotation = rotate_at(&store, other.refresh.as_str(), used.expires_at + 1).await;
+    assert_eq!(rotation, Rotation::Reused { family: used.family.clone() });
+    assert!(matches!(
+        sessions.refresh(next.refresh.as_str(), |_| Some(())).await.unwrap_err(),
+        SessionError::InvalidRefreshToken
+    ));
+}
+
+#[tokio::test]
+async fn a_session_ends_at_its_longest_life_however_often_it_is_refreshed() {
+    let issuer = TokenIssuer::builder(ISSUER, SigningKey::generate(Algorithm::ES256, "k").unwrap())
+        .audience("api")
+        .build()
+        .unwrap();
+    let store = MemoryRefreshStore::new();
+    let sessions = Sessions::new(issuer, store.clone()).session_lifetime(Duration::from_secs(60));
+    let pair = sessions.login("alice", &()).await.unwrap();
+    let first = store.find(RefreshToken::hash(pair.refresh.as_str())).await.unwrap().unwrap();
+    assert!(first.session_expires_at - jwtgate_tests::now() <= 60);
+    assert_eq!(first.expires_at, first.session_expires_at, "14 days are capped at the session's end");
+    let next = sessions.refresh(pair.refresh.as_str(), |_| Some(())).await.unwrap();
+    let second = store.find(RefreshToken::hash(next.refresh.as_str())).await.unwrap().unwrap();
+    assert_eq!(
+        (second.expires_at, second.session_expires_at),
+        (first.session_expires_at, first.session_expires_at),
+        "a refresh never extends the session"
+    );
+}
+
+#[tokio::test]
+async fn a_user_who_may_no_longer_have_a_session_is_refused_and_the_family_revoked() {
+    let sessions = sessions();
+    let pair = sessions.login("alice", &()).await.unwrap();
+    let err = sessions.refresh(pair.refresh.as_str(), |_| None::<()>).await.unwrap_err();
+    assert!(matches!(err, SessionError::InvalidRefreshToken), "{err}");
+    let record = sessions.store().find(RefreshToken::hash(pair.refresh.as_str())).await.unwrap().unwrap();
+    assert!(record.revoked || record.used);
+    let sid = parts(pair.access.token()).1["sid"].as_str().unwrap().to_owned();
+    assert_eq!(record.family, sid);
+    let again = sessions.login("alice", &()).await.unwrap();
+    assert!(sessions.refresh(again.refresh.as_str(), |_| Some(())).await.is_ok(), "a new login works");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -257,7 +339,7 @@ async fn of_fifty_parallel_refreshes_with_one_token_exactly_one_succeeds_and_the
             let (sessions, barrier, token) = (sessions.clone(), barrier.clone(), pair.refresh.as_str().to_owned());
             tokio::spawn(async move {
                 barrier.wait().await;
-                sessions.refresh(&token, |_| ()).await
+                sessions.refresh(&token, |_| Some(())).await
             })
         })
         .collect();
@@ -274,7 +356,7 @@ async fn of_fifty_parallel_refreshes_with_one_token_exactly_one_succeeds_and_the
     assert_eq!(won.len(), 1, "exactly one refresh succeeds");
     assert!(reused >= 1, "the second one is caught as reuse");
     assert_eq!(reused + refused, 49, "every other one is denied");
-    let err = sessions.refresh(won[0].refresh.as_str(), |_| ()).await.unwrap_err();
+    let err = sessions.refresh(won[0].refresh.as_str(), |_| Some(())).await.unwrap_err();
     assert!(matches!(err, SessionError::InvalidRefreshToken), "the family is revoked: {err}");
 }
 
@@ -353,5 +435,9 @@ mod cookies {
         headers.insert("cookie", "a=b; __Secure-refresh_token=r3fr3sh; c=d".parse().unwrap());
         assert_eq!(cookies.refresh_token(&headers), Some("r3fr3sh"));
         assert_eq!(cookies.refresh_token(&HeaderMap::new()), None);
+        // Twice (a sibling subdomain can plant a second __Secure- cookie): never guess which is ours.
+        let mut planted = HeaderMap::new();
+        planted.insert("cookie", "__Secure-refresh_token=attacker; __Secure-refresh_token=r3fr3sh".parse().unwrap());
+        assert_eq!(cookies.refresh_token(&planted), None);
     }
 }

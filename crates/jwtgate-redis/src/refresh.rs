@@ -15,8 +15,9 @@ pub const DEFAULT_REFRESH_PREFIX: &str = "jwtgate:refresh:";
 
 /// Refresh-token records in Redis, shared by every server of a fleet.
 ///
-/// - A token's record is a hash under its SHA-256 (never the token itself), expiring with the token.
-/// - A revoked family is a marker key, kept as long as any of its tokens could still be presented.
+/// - A token's record is a hash under its SHA-256 (never the token itself), kept until its session ends, so
+///   that a used token is recognized as reuse even after its own expiry.
+/// - A revoked family is a marker key, kept until the session ends; a revocation is never shortened.
 /// - [`rotate`](RefreshStore::rotate) is one Lua script, which Redis runs atomically: of two refreshes with
 ///   one token, exactly one finds it unused; the other finds it used, and revokes the family.
 ///
@@ -27,28 +28,36 @@ pub struct RedisRefreshStore {
     conn: ConnectionManager,
     prefix: Arc<str>,
     timeout: Duration,
-    family_ttl: Duration,
 }
 
 /// Rotates a refresh token. KEYS: the presented token's record, the next token's record. ARGV: now, the
-/// prefix, the next record's id, its expiry, its time to live. Answers `{0}` invalid, `{2, family}` reused
-/// (the family is now revoked), `{1, user, family, expiry, id}` rotated.
+/// prefix, the next record's id, its expiry. Records live until their session's end (`sexp`), so that a used
+/// token is still recognized after its own expiry. Answers `{0}` invalid, `{2, family}` reused (the family is
+/// now revoked until the session's end), `{1, user, family, expiry, id, session end}` rotated.
 const ROTATE_SCRIPT: &str = r"
-local rec = redis.call('HMGET', KEYS[1], 'user', 'family', 'exp', 'used', 'id')
+local rec = redis.call('HMGET', KEYS[1], 'user', 'family', 'exp', 'used', 'id', 'sexp')
 if not rec[1] then return {0} end
 local now = tonumber(ARGV[1])
-if tonumber(rec[3]) <= now then return {0} end
+local sexp = tonumber(rec[6])
 local family = ARGV[2] .. 'family:' .. rec[2]
 if redis.call('EXISTS', family) == 1 then return {0} end
-local ttl = tonumber(ARGV[5])
 if rec[4] == '1' then
-  redis.call('SET', family, '1', 'EX', ttl)
+  redis.call('SET', family, '1', 'EX', math.max(sexp - now, 1))
   return {2, rec[2]}
 end
+if tonumber(rec[3]) <= now then return {0} end
+local exp = math.min(tonumber(ARGV[4]), sexp)
 redis.call('HSET', KEYS[1], 'used', '1')
-redis.call('HSET', KEYS[2], 'id', ARGV[3], 'user', rec[1], 'family', rec[2], 'exp', ARGV[4], 'used', '0')
-redis.call('EXPIRE', KEYS[2], ttl)
-return {1, rec[1], rec[2], rec[3], rec[5]}
+redis.call('HSET', KEYS[2], 'id', ARGV[3], 'user', rec[1], 'family', rec[2], 'exp', exp, 'used', '0', 'sexp', sexp)
+redis.call('EXPIRE', KEYS[2], math.max(sexp - now, 1))
+return {1, rec[1], rec[2], rec[3], rec[5], rec[6]}
+";
+
+/// Revokes a family until ARGV[1] seconds from now, never shortening a revocation already there.
+const REVOKE_SCRIPT: &str = r"
+local ttl = tonumber(ARGV[1])
+if redis.call('TTL', KEYS[1]) < ttl then redis.call('SET', KEYS[1], '1', 'EX', ttl) end
+return 1
 ";
 
 impl RedisRefreshStore {
@@ -61,12 +70,7 @@ impl RedisRefreshStore {
             .set_response_timeout(Some(DEFAULT_TIMEOUT))
             .set_number_of_retries(1);
         let conn = ConnectionManager::new_lazy_with_config(client, config)?;
-        Ok(Self {
-            conn,
-            prefix: DEFAULT_REFRESH_PREFIX.into(),
-            timeout: DEFAULT_TIMEOUT,
-            family_ttl: jwtgate_session::DEFAULT_REFRESH_LIFETIME,
-        })
+        Ok(Self { conn, prefix: DEFAULT_REFRESH_PREFIX.into(), timeout: DEFAULT_TIMEOUT })
     }
 
     /// The prefix of every key this store writes. Default [`DEFAULT_REFRESH_PREFIX`].
@@ -80,14 +84,6 @@ impl RedisRefreshStore {
     #[must_use]
     pub fn with_timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
-        self
-    }
-
-    /// How long a logout's family revocation is kept: at least your refresh-token lifetime. Default 14
-    /// days, [`DEFAULT_REFRESH_LIFETIME`](jwtgate_session::DEFAULT_REFRESH_LIFETIME).
-    #[must_use]
-    pub fn with_family_ttl(mut self, ttl: Duration) -> Self {
-        self.family_ttl = ttl;
         self
     }
 
@@ -135,7 +131,7 @@ fn text(value: &Value) -> Option<String> {
 
 impl RefreshStore for RedisRefreshStore {
     fn insert(&self, record: RefreshRecord) -> PendingStore<()> {
-        let ttl = record.expires_at.saturating_sub(unix_now()).max(1);
+        let ttl = record.session_expires_at.saturating_sub(unix_now()).max(1);
         let mut pipeline = redis::pipe();
         let key = self.token_key(&record.hash);
         pipeline
@@ -148,6 +144,7 @@ impl RefreshStore for RedisRefreshStore {
                     ("family", record.family),
                     ("exp", record.expires_at.to_string()),
                     ("used", "0".to_owned()),
+                    ("sexp", record.session_expires_at.to_string()),
                 ],
             )
             .ignore()
@@ -159,7 +156,6 @@ impl RefreshStore for RedisRefreshStore {
 
     fn rotate(&self, presented: TokenHash, next: RefreshRecord, now: i64) -> PendingStore<Rotation> {
         static ROTATE: LazyLock<Script> = LazyLock::new(|| Script::new(ROTATE_SCRIPT));
-        let ttl = next.expires_at.saturating_sub(now).max(1);
         let mut invocation = ROTATE.prepare_invoke();
         invocation
             .key(self.token_key(&presented))
@@ -167,8 +163,7 @@ impl RefreshStore for RedisRefreshStore {
             .arg(now)
             .arg(&*self.prefix)
             .arg(&next.id)
-            .arg(next.expires_at)
-            .arg(ttl);
+            .arg(next.expires_at);
         let mut conn = self.conn.clone();
         self.run(async move {
             let answer: Vec<Value> = invocation.invoke_async(&mut conn).await?;
@@ -180,6 +175,7 @@ impl RefreshStore for RedisRefreshStore {
                         user: field(1),
                         family: field(2),
                         expires_at: field(3).parse().unwrap_or(0),
+                        session_expires_at: field(5).parse().unwrap_or(0),
                         used: true,
                         revoked: false,
                         hash: presented,
@@ -191,11 +187,12 @@ impl RefreshStore for RedisRefreshStore {
         })
     }
 
-    fn revoke_family(&self, family: &str) -> PendingStore<()> {
-        let key = self.family_key(family);
-        let ttl = self.family_ttl.as_secs().max(1);
+    fn revoke_family(&self, family: &str, until: i64) -> PendingStore<()> {
+        static REVOKE: LazyLock<Script> = LazyLock::new(|| Script::new(REVOKE_SCRIPT));
+        let mut invocation = REVOKE.prepare_invoke();
+        invocation.key(self.family_key(family)).arg(until.saturating_sub(unix_now()).max(1));
         let mut conn = self.conn.clone();
-        self.run(async move { redis::cmd("SET").arg(key).arg(1).arg("EX").arg(ttl).query_async::<()>(&mut conn).await })
+        self.run(async move { invocation.invoke_async::<()>(&mut conn).await })
     }
 
     fn find(&self, hash: TokenHash) -> PendingStore<Option<RefreshRecord>> {
@@ -205,11 +202,11 @@ impl RefreshStore for RedisRefreshStore {
         self.run(async move {
             let fields: Vec<Option<String>> = redis::cmd("HMGET")
                 .arg(&key)
-                .arg(&["id", "user", "family", "exp", "used"])
+                .arg(&["id", "user", "family", "exp", "used", "sexp"])
                 .query_async(&mut conn)
                 .await?;
-            let [Some(id), Some(user), Some(family), Some(exp), Some(used)] =
-                <[Option<String>; 5]>::try_from(fields).unwrap_or_default()
+            let [Some(id), Some(user), Some(family), Some(exp), Some(used), Some(sexp)] =
+                <[Option<String>; 6]>::try_from(fields).unwrap_or_default()
             else {
                 return Ok(None);
             };
@@ -220,6 +217,7 @@ impl RefreshStore for RedisRefreshStore {
                 user,
                 family,
                 expires_at: exp.parse().unwrap_or(0),
+                session_expires_at: sexp.parse().unwrap_or(0),
                 used: used == "1",
                 revoked,
                 hash,
@@ -230,10 +228,6 @@ impl RefreshStore for RedisRefreshStore {
 
 impl fmt::Debug for RedisRefreshStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("RedisRefreshStore")
-            .field("prefix", &self.prefix)
-            .field("timeout", &self.timeout)
-            .field("family_ttl", &self.family_ttl)
-            .finish()
+        f.debug_struct("RedisRefreshStore").field("prefix", &self.prefix).field("timeout", &self.timeout).finish()
     }
 }

@@ -296,26 +296,29 @@ mod refresh_store {
         let keys: Vec<String> = redis::cmd("KEYS").arg("*").query(&mut conn).unwrap();
         assert_eq!(keys, [format!("jwtgate:refresh:token:{}", RefreshToken::hash(pair.refresh.as_str()).to_hex())]);
         let ttl: i64 = redis::cmd("TTL").arg(&keys[0]).query(&mut conn).unwrap();
-        assert!((14 * 86_400 - 5..=14 * 86_400).contains(&ttl), "the record expires with the token: {ttl}");
+        assert!((30 * 86_400 - 5..=30 * 86_400).contains(&ttl), "the record lives as long as its session: {ttl}");
         let dump: Vec<String> = redis::cmd("HVALS").arg(&keys[0]).query(&mut conn).unwrap();
         assert!(!dump.iter().any(|value| value.contains(pair.refresh.as_str())));
 
-        let next = sessions.refresh(pair.refresh.as_str(), |user| json!({ "roles": [user] })).await.unwrap();
+        let next = sessions.refresh(pair.refresh.as_str(), |user| Some(json!({ "roles": [user] }))).await.unwrap();
         let first = sessions.store().find(RefreshToken::hash(pair.refresh.as_str())).await.unwrap().unwrap();
         let second = sessions.store().find(RefreshToken::hash(next.refresh.as_str())).await.unwrap().unwrap();
         assert!(first.used && !second.used);
         assert_eq!((second.family.as_str(), second.user.as_str()), (first.family.as_str(), "alice"));
 
         assert!(matches!(
-            sessions.refresh(pair.refresh.as_str(), |_| ()).await.unwrap_err(),
+            sessions.refresh(pair.refresh.as_str(), |_| Some(())).await.unwrap_err(),
             SessionError::RefreshTokenReused
         ));
         assert!(matches!(
-            sessions.refresh(next.refresh.as_str(), |_| ()).await.unwrap_err(),
+            sessions.refresh(next.refresh.as_str(), |_| Some(())).await.unwrap_err(),
             SessionError::InvalidRefreshToken
         ));
         assert!(sessions.store().find(RefreshToken::hash(next.refresh.as_str())).await.unwrap().unwrap().revoked);
-        assert!(matches!(sessions.refresh("unknown", |_| ()).await.unwrap_err(), SessionError::InvalidRefreshToken));
+        assert!(matches!(
+            sessions.refresh("unknown", |_| Some(())).await.unwrap_err(),
+            SessionError::InvalidRefreshToken
+        ));
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -331,7 +334,7 @@ mod refresh_store {
                 let (barrier, token) = (barrier.clone(), pair.refresh.as_str().to_owned());
                 tokio::spawn(async move {
                     barrier.wait().await;
-                    sessions.refresh(&token, |_| ()).await
+                    sessions.refresh(&token, |_| Some(())).await
                 })
             })
             .collect();
@@ -348,7 +351,7 @@ mod refresh_store {
         assert!(reused >= 1, "the second one is caught as reuse");
         assert_eq!(reused + refused, 49);
         assert!(matches!(
-            b.refresh(won[0].refresh.as_str(), |_| ()).await.unwrap_err(),
+            b.refresh(won[0].refresh.as_str(), |_| Some(())).await.unwrap_err(),
             SessionError::InvalidRefreshToken
         ));
     }
@@ -360,15 +363,47 @@ mod refresh_store {
         let pair = sessions.login("alice", &()).await.unwrap();
         sessions.logout_refresh_token(pair.refresh.as_str()).await.unwrap();
         assert!(matches!(
-            sessions.refresh(pair.refresh.as_str(), |_| ()).await.unwrap_err(),
+            sessions.refresh(pair.refresh.as_str(), |_| Some(())).await.unwrap_err(),
             SessionError::InvalidRefreshToken
         ));
 
         let other = sessions.login("bob", &()).await.unwrap();
         redis.stop();
-        let err = sessions.refresh(other.refresh.as_str(), |_| ()).await.unwrap_err();
+        let err = sessions.refresh(other.refresh.as_str(), |_| Some(())).await.unwrap_err();
         assert!(matches!(err, SessionError::Store(_)), "{err}");
         assert!(err.to_string().starts_with("the session store is unavailable: "), "{err}");
         assert!(!err.to_string().contains(other.refresh.as_str()));
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn logout_by_sid_keeps_the_family_revoked_for_the_session_and_never_shortens_it() {
+        let redis = RedisServer::start();
+        let sessions = sessions(&redis).session_lifetime(std::time::Duration::from_secs(3 * 86_400));
+        let pair = sessions.login("alice", &()).await.unwrap();
+        let claims = pair.access.token().split('.').nth(1).unwrap();
+        let claims: serde_json::Value = serde_json::from_slice(
+            &base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, claims).unwrap(),
+        )
+        .unwrap();
+        let sid = claims["sid"].as_str().unwrap().to_owned();
+        sessions.logout(&sid, None).await.unwrap();
+        let mut conn = redis.connection().unwrap();
+        let marker = format!("jwtgate:refresh:family:{sid}");
+        let ttl: i64 = redis::cmd("TTL").arg(&marker).query(&mut conn).unwrap();
+        assert!((3 * 86_400 - 5..=3 * 86_400).contains(&ttl), "revoked for the session's longest life: {ttl}");
+        assert!(matches!(
+            sessions.refresh(pair.refresh.as_str(), |_| Some(())).await.unwrap_err(),
+            SessionError::InvalidRefreshToken
+        ));
+        // A shorter revocation later leaves the longer one in place.
+        sessions.store().revoke_family(&sid, jwtgate_tests::now() + 60).await.unwrap();
+        let after: i64 = redis::cmd("TTL").arg(&marker).query(&mut conn).unwrap();
+        assert!(after >= ttl - 5, "never shortened: {after} < {ttl}");
+        // Records live until the session ends, so that reuse is recognized after a token's own expiry.
+        let record_ttl: i64 = redis::cmd("TTL")
+            .arg(format!("jwtgate:refresh:token:{}", RefreshToken::hash(pair.refresh.as_str()).to_hex()))
+            .query(&mut conn)
+            .unwrap();
+        assert!((3 * 86_400 - 5..=3 * 86_400).contains(&record_ttl), "{record_ttl}");
     }
 }

@@ -145,14 +145,20 @@ impl SessionCookies {
     }
 }
 
+/// The value of the one cookie `name`; `None` when it is absent, empty, or there twice (a sibling subdomain
+/// may plant a second `__Secure-` cookie of that name: never guess which is ours).
 fn cookie_value<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
-    headers
+    let mut found = headers
         .get_all(COOKIE)
         .iter()
         .filter_map(|value| value.to_str().ok())
         .flat_map(|value| Cookie::split_parse(value).filter_map(Result::ok))
-        .find(|cookie| cookie.name() == name && !cookie.value().is_empty())
-        .and_then(|cookie| cookie.value_raw())
+        .filter(|cookie| cookie.name() == name)
+        .filter_map(|cookie| cookie.value_raw());
+    match (found.next(), found.next()) {
+        (Some(value), None) if !value.is_empty() => Some(value),
+        _ => None,
+    }
 }
 
 fn header_value(cookie: &Cookie<'static>) -> Result<HeaderValue, Error> {

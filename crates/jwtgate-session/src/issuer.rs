@@ -191,20 +191,22 @@ impl TokenIssuer {
         if keys.current.kid() == key.kid() || keys.previous.iter().any(|(old, _)| old.kid() == key.kid()) {
             return Err(Error::new(format!("the kid {:?} is already in use", key.kid())));
         }
-        match (&self.inner.jwks, key.public_jwk()) {
-            (Some(jwks), Some(public)) => jwks.rotate(public.clone()).map_err(|err| Error::new(err.to_string()))?,
-            (None, None) => {}
-            _ => {
-                return Err(Error::new(
-                    "an issuer rotates between keys of one kind: HMAC secrets, or key pairs".to_owned(),
-                ));
-            }
+        if self.inner.jwks.is_some() != key.public_jwk().is_some() {
+            return Err(Error::new(
+                "an issuer rotates between keys of one kind: HMAC secrets, or key pairs".to_owned(),
+            ));
         }
         let retire_at = unix_now()
             .saturating_add(i64::try_from((self.inner.lifetime + self.inner.leeway).as_secs()).unwrap_or(i64::MAX));
         let previous =
             std::iter::once((keys.current.clone(), retire_at)).chain(keys.previous.iter().cloned()).collect();
-        self.inner.keys.store(Arc::new(Keys::new(key, previous)?));
+        // Everything that can fail comes first: the published set and the trusted set change together.
+        let public = key.public_jwk().cloned();
+        let updated = Keys::new(key, previous)?;
+        if let (Some(jwks), Some(public)) = (&self.inner.jwks, public) {
+            jwks.rotate(public).map_err(|err| Error::new(err.to_string()))?;
+        }
+        self.inner.keys.store(Arc::new(updated));
         self.inner.next_retirement.fetch_min(retire_at, Ordering::AcqRel);
         tracing::info!(kid = ?self.inner.keys.load().current.kid(), "jwtgate: signing key rotated");
         Ok(())
@@ -220,16 +222,16 @@ impl TokenIssuer {
         if expired.is_empty() {
             return;
         }
+        let next = kept.iter().map(|(_, at)| *at).min().unwrap_or(i64::MAX);
+        // Fewer keys than a set that was valid: this cannot fail, and if it did, nothing would change.
+        let Ok(updated) = Keys::new(keys.current.clone(), kept) else { return };
+        self.inner.keys.store(Arc::new(updated));
         for (key, _) in &expired {
             if let Some(jwks) = &self.inner.jwks {
                 // Rotation published every previous key, so the publisher holds it.
                 let _ = jwks.retire(key.kid());
             }
             tracing::info!(kid = ?key.kid(), "jwtgate: previous signing key retired");
-        }
-        let next = kept.iter().map(|(_, at)| *at).min().unwrap_or(i64::MAX);
-        if let Ok(updated) = Keys::new(keys.current.clone(), kept) {
-            self.inner.keys.store(Arc::new(updated));
         }
         self.inner.next_retirement.store(next, Ordering::Release);
     }

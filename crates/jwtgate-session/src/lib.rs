@@ -16,10 +16,10 @@
 //! let sessions = Sessions::new(issuer, MemoryRefreshStore::new());
 //! let pair = sessions.login("alice", &json!({ "roles": ["admin"] })).await?;
 //! assert!(validator.validate::<serde_json::Value>(pair.access.token()).is_ok());
-//! let next = sessions.refresh(pair.refresh.as_str(), |_user| json!({ "roles": ["admin"] })).await?;
+//! let next = sessions.refresh(pair.refresh.as_str(), |_user| Some(json!({ "roles": ["admin"] }))).await?;
 //! // The old refresh token is used now: presenting it again revokes the whole family.
-//! assert!(sessions.refresh(pair.refresh.as_str(), |_| json!({})).await.is_err());
-//! assert!(sessions.refresh(next.refresh.as_str(), |_| json!({})).await.is_err());
+//! assert!(sessions.refresh(pair.refresh.as_str(), |_| Some(json!({}))).await.is_err());
+//! assert!(sessions.refresh(next.refresh.as_str(), |_| Some(json!({}))).await.is_err());
 //! # Ok(()) }
 //! # tokio::runtime::Runtime::new().unwrap().block_on(run()).unwrap();
 //! ```
@@ -34,8 +34,8 @@ use std::fmt;
 pub use cookies::SessionCookies;
 pub use issuer::{DEFAULT_ACCESS_LIFETIME, Issued, MAX_DEFAULT_LIFETIME, TokenIssuer, TokenIssuerBuilder};
 pub use refresh::{
-    DEFAULT_REFRESH_LIFETIME, MemoryRefreshStore, PendingStore, RefreshRecord, RefreshStore, RefreshToken, Rotation,
-    StoreError, TokenHash,
+    DEFAULT_REFRESH_LIFETIME, DEFAULT_SESSION_LIFETIME, MemoryRefreshStore, PendingStore, RefreshRecord, RefreshStore,
+    RefreshToken, Rotation, StoreError, TokenHash,
 };
 pub use sessions::{SessionError, Sessions, TokenPair};
 

@@ -16,6 +16,8 @@ use crate::issuer::{random_id, unix_now};
 
 /// The default lifetime of a refresh token: 14 days.
 pub const DEFAULT_REFRESH_LIFETIME: Duration = Duration::from_secs(14 * 24 * 3600);
+/// The default longest life of a session, however often it is refreshed: 30 days.
+pub const DEFAULT_SESSION_LIFETIME: Duration = Duration::from_secs(30 * 24 * 3600);
 
 /// An opaque refresh token: 256 random bits, base64url. Only its SHA-256 hash is stored. `Debug` never
 /// shows it.
@@ -90,8 +92,11 @@ pub struct RefreshRecord {
     pub user: String,
     /// The family: every token rotated from one login shares it.
     pub family: String,
-    /// When it expires, in seconds since the Unix epoch.
+    /// When it expires, in seconds since the Unix epoch: never after `session_expires_at`.
     pub expires_at: i64,
+    /// When the whole session (the family) ends, however often it is refreshed. Records are kept until then,
+    /// so that a used token is recognized as reuse even after its own expiry.
+    pub session_expires_at: i64,
     /// Whether it has been exchanged already. Presenting it again is reuse.
     pub used: bool,
     /// Whether its family was revoked (logout, or reuse).
@@ -141,14 +146,16 @@ pub trait RefreshStore: Send + Sync + 'static {
     /// Stores the first token of a new family (a login).
     fn insert(&self, record: RefreshRecord) -> PendingStore<()>;
 
-    /// Atomically: finds the record with `presented`'s hash. Unknown, expired (at `now`) or revoked:
-    /// [`Rotation::Invalid`]. Used already: revokes its family, [`Rotation::Reused`]. Otherwise marks it used,
-    /// stores `next` in its family (the store sets `next.family` and `next.user`), and answers
-    /// [`Rotation::Rotated`].
+    /// Atomically: finds the record with `presented`'s hash. Unknown, or of a revoked family:
+    /// [`Rotation::Invalid`]. Used already (expired or not): revokes its family until the session's end,
+    /// [`Rotation::Reused`]. Expired (at `now`): [`Rotation::Invalid`]. Otherwise marks it used, stores `next`
+    /// in its family (the store sets `next.family`, `next.user` and `next.session_expires_at` from the
+    /// presented record, and caps `next.expires_at` at the session's end), and answers [`Rotation::Rotated`].
     fn rotate(&self, presented: TokenHash, next: RefreshRecord, now: i64) -> PendingStore<Rotation>;
 
-    /// Revokes every token of `family` (logout).
-    fn revoke_family(&self, family: &str) -> PendingStore<()>;
+    /// Revokes every token of `family` (logout) until `until` (seconds since the Unix epoch): at least the
+    /// end of the session. A revocation is never shortened.
+    fn revoke_family(&self, family: &str, until: i64) -> PendingStore<()>;
 
     /// The record with this hash, if any (for logout, and for tests).
     fn find(&self, hash: TokenHash) -> PendingStore<Option<RefreshRecord>>;
@@ -163,8 +170,8 @@ impl<S: RefreshStore + ?Sized> RefreshStore for Arc<S> {
         (**self).rotate(presented, next, now)
     }
 
-    fn revoke_family(&self, family: &str) -> PendingStore<()> {
-        (**self).revoke_family(family)
+    fn revoke_family(&self, family: &str, until: i64) -> PendingStore<()> {
+        (**self).revoke_family(family, until)
     }
 
     fn find(&self, hash: TokenHash) -> PendingStore<Option<RefreshRecord>> {
@@ -199,17 +206,16 @@ impl MemoryRefreshStore {
 
 impl MemoryState {
     fn purge(&mut self, now: i64) {
-        self.by_hash.retain(|_, record| record.expires_at > now);
+        self.by_hash.retain(|_, record| record.session_expires_at > now);
         self.revoked.retain(|_, until| *until > now);
     }
 
-    fn revoke(&mut self, family: &str) {
-        let mut until = 0;
+    fn revoke(&mut self, family: &str, until: i64) {
         for record in self.by_hash.values_mut().filter(|record| record.family == family) {
             record.revoked = true;
-            until = until.max(record.expires_at);
         }
-        self.revoked.insert(family.to_owned(), until);
+        let kept = self.revoked.entry(family.to_owned()).or_insert(until);
+        *kept = (*kept).max(until);
     }
 }
 
@@ -228,18 +234,23 @@ impl RefreshStore for MemoryRefreshStore {
             else {
                 return Rotation::Invalid;
             };
-            if record.revoked || record.expires_at <= now || state.revoked.contains_key(&record.family) {
+            if record.revoked || state.revoked.contains_key(&record.family) {
                 return Rotation::Invalid;
             }
             if record.used {
-                let family = record.family.clone();
-                state.revoke(&family);
+                let (family, until) = (record.family.clone(), record.session_expires_at);
+                state.revoke(&family, until);
                 return Rotation::Reused { family };
+            }
+            if record.expires_at <= now {
+                return Rotation::Invalid;
             }
             record.used = true;
             let previous = record.clone();
             next.family = previous.family.clone();
             next.user = previous.user.clone();
+            next.session_expires_at = previous.session_expires_at;
+            next.expires_at = next.expires_at.min(previous.session_expires_at);
             state.purge(now);
             state.by_hash.insert(next.hash, next);
             Rotation::Rotated { previous }
@@ -247,8 +258,8 @@ impl RefreshStore for MemoryRefreshStore {
         Box::pin(std::future::ready(Ok(rotation)))
     }
 
-    fn revoke_family(&self, family: &str) -> PendingStore<()> {
-        self.with(|state| state.revoke(family));
+    fn revoke_family(&self, family: &str, until: i64) -> PendingStore<()> {
+        self.with(|state| state.revoke(family, until));
         Box::pin(std::future::ready(Ok(())))
     }
 
@@ -258,17 +269,29 @@ impl RefreshStore for MemoryRefreshStore {
     }
 }
 
-/// A new refresh token and the record to store for it.
-pub(crate) fn new_record(user: &str, family: &str, lifetime: Duration) -> Result<(RefreshToken, RefreshRecord), Error> {
+/// A new refresh token and the record to store for it, valid for `lifetime` within a session that ends at
+/// `session_expires_at`.
+pub(crate) fn new_record(
+    user: &str,
+    family: &str,
+    lifetime: Duration,
+    session_expires_at: i64,
+) -> Result<(RefreshToken, RefreshRecord), Error> {
     let token = RefreshToken::generate()?;
     let record = RefreshRecord {
         id: random_id()?,
         user: user.to_owned(),
         family: family.to_owned(),
-        expires_at: unix_now().saturating_add(i64::try_from(lifetime.as_secs()).unwrap_or(i64::MAX)),
+        expires_at: after(lifetime).min(session_expires_at),
+        session_expires_at,
         used: false,
         revoked: false,
         hash: RefreshToken::hash(token.as_str()),
     };
     Ok((token, record))
+}
+
+/// `duration` from now, in seconds since the Unix epoch.
+pub(crate) fn after(duration: Duration) -> i64 {
+    unix_now().saturating_add(i64::try_from(duration.as_secs()).unwrap_or(i64::MAX))
 }

@@ -10,7 +10,10 @@ use serde::Serialize;
 
 use crate::Error;
 use crate::issuer::{Issued, TokenIssuer, random_id, unix_now};
-use crate::refresh::{DEFAULT_REFRESH_LIFETIME, RefreshStore, RefreshToken, Rotation, StoreError, new_record};
+use crate::refresh::{
+    DEFAULT_REFRESH_LIFETIME, DEFAULT_SESSION_LIFETIME, RefreshStore, RefreshToken, Rotation, StoreError, after,
+    new_record,
+};
 
 /// How long past its `exp` a revoked access token stays on the denylist: the verifiers' clock leeway.
 const REVOCATION_LEEWAY: i64 = 30;
@@ -28,6 +31,7 @@ pub struct Sessions<S> {
     issuer: TokenIssuer,
     store: S,
     refresh_lifetime: Duration,
+    session_lifetime: Duration,
     denylist: Option<Arc<dyn Denylist>>,
 }
 
@@ -83,13 +87,27 @@ impl From<Error> for SessionError {
 impl<S: RefreshStore> Sessions<S> {
     /// Sessions whose access tokens `issuer` signs and whose refresh tokens `store` keeps, for 14 days.
     pub fn new(issuer: TokenIssuer, store: S) -> Self {
-        Self { issuer, store, refresh_lifetime: DEFAULT_REFRESH_LIFETIME, denylist: None }
+        Self {
+            issuer,
+            store,
+            refresh_lifetime: DEFAULT_REFRESH_LIFETIME,
+            session_lifetime: DEFAULT_SESSION_LIFETIME,
+            denylist: None,
+        }
     }
 
     /// How long a refresh token is valid, from its issue. Default 14 days.
     #[must_use]
     pub fn refresh_lifetime(mut self, lifetime: Duration) -> Self {
         self.refresh_lifetime = lifetime;
+        self
+    }
+
+    /// The longest a session lasts from its login, however often it is refreshed: a stolen refresh token
+    /// cannot be kept alive for ever. Default 30 days.
+    #[must_use]
+    pub fn session_lifetime(mut self, lifetime: Duration) -> Self {
+        self.session_lifetime = lifetime;
         self
     }
 
@@ -115,23 +133,28 @@ impl<S: RefreshStore> Sessions<S> {
     pub async fn login<C: Serialize + ?Sized>(&self, user: &str, claims: &C) -> Result<TokenPair, SessionError> {
         let family = random_id()?;
         let access = self.issuer.issue(user, &WithSid { sid: &family, claims })?;
-        let (refresh, record) = new_record(user, &family, self.refresh_lifetime)?;
+        let (refresh, record) = new_record(user, &family, self.refresh_lifetime, after(self.session_lifetime))?;
         self.store.insert(record).await?;
         Ok(TokenPair { access, refresh, refresh_lifetime: self.refresh_lifetime })
     }
 
     /// Exchanges the refresh token `presented` for a new pair in its family. `claims` gives the access
-    /// token's claims for the token's user (look their roles up again: they may have changed).
+    /// token's claims for the token's user (look their roles up again: they may have changed), or `None` when
+    /// the user may no longer have a session (deleted, disabled): the family is then revoked, and the answer
+    /// is [`SessionError::InvalidRefreshToken`].
     pub async fn refresh<C, F>(&self, presented: &str, claims: F) -> Result<TokenPair, SessionError>
     where
         C: Serialize,
-        F: FnOnce(&str) -> C,
+        F: FnOnce(&str) -> Option<C>,
     {
-        // The family and user are the store's to fill in: they are those of the presented token.
-        let (refresh, next) = new_record("", "", self.refresh_lifetime)?;
+        // The family, user and session end are the store's to fill in: those of the presented token.
+        let (refresh, next) = new_record("", "", self.refresh_lifetime, i64::MAX)?;
         match self.store.rotate(RefreshToken::hash(presented), next, unix_now()).await? {
             Rotation::Rotated { previous } => {
-                let custom = claims(&previous.user);
+                let Some(custom) = claims(&previous.user) else {
+                    self.store.revoke_family(&previous.family, previous.session_expires_at).await?;
+                    return Err(SessionError::InvalidRefreshToken);
+                };
                 let access = self.issuer.issue(&previous.user, &WithSid { sid: &previous.family, claims: &custom })?;
                 Ok(TokenPair { access, refresh, refresh_lifetime: self.refresh_lifetime })
             }
@@ -146,7 +169,8 @@ impl<S: RefreshStore> Sessions<S> {
     /// Ends the session `sid` (the access token's `sid` claim): revokes its refresh-token family, and the
     /// access token with id `jti` until its `expires_at` (if given), through the denylist.
     pub async fn logout(&self, sid: &str, access: Option<(&str, i64)>) -> Result<(), SessionError> {
-        self.store.revoke_family(sid).await?;
+        // No token of the family outlives the session's longest life from now.
+        self.store.revoke_family(sid, after(self.session_lifetime)).await?;
         if let (Some((jti, expires_at)), Some(denylist)) = (access, &self.denylist) {
             denylist
                 .revoke(jti, expires_at.saturating_add(REVOCATION_LEEWAY))
@@ -159,7 +183,7 @@ impl<S: RefreshStore> Sessions<S> {
     /// Ends the session of the refresh token `presented`, if the store knows it: revokes its family.
     pub async fn logout_refresh_token(&self, presented: &str) -> Result<(), SessionError> {
         if let Some(record) = self.store.find(RefreshToken::hash(presented)).await? {
-            self.store.revoke_family(&record.family).await?;
+            self.store.revoke_family(&record.family, record.session_expires_at).await?;
         }
         Ok(())
     }
@@ -197,6 +221,7 @@ impl<S: fmt::Debug> fmt::Debug for Sessions<S> {
             .field("issuer", &self.issuer)
             .field("store", &self.store)
             .field("refresh_lifetime", &self.refresh_lifetime)
+            .field("session_lifetime", &self.session_lifetime)
             .field("denylist", &self.denylist.is_some())
             .finish()
     }

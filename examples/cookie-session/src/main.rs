@@ -138,10 +138,16 @@ async fn login(State(state): State<AppState>, request: Request<axum::body::Body>
     let Ok(login) = serde_json::from_slice::<Login>(&body) else {
         return error(StatusCode::BAD_REQUEST, "invalid_request", "expected {\"username\", \"password\"}");
     };
-    let user = state.users.get(&login.username);
-    let hash = user.map_or(&*state.decoy_hash, |user| user.password_hash.as_str());
-    let verified = PasswordHash::new(hash)
-        .is_ok_and(|hash| Argon2::default().verify_password(login.password.as_bytes(), &hash).is_ok());
+    let user = state.users.get(&login.username).cloned();
+    // Unknown names are checked against a decoy hash (made with the same parameters as `hash-password`),
+    // so that they take as long as known ones. Argon2 is slow on purpose: off the async workers.
+    let hash = user.as_ref().map_or_else(|| state.decoy_hash.to_string(), |user| user.password_hash.clone());
+    let verified = tokio::task::spawn_blocking(move || {
+        PasswordHash::new(&hash)
+            .is_ok_and(|hash| Argon2::default().verify_password(login.password.as_bytes(), &hash).is_ok())
+    })
+    .await
+    .unwrap_or(false);
     let Some(user) = user.filter(|_| verified) else {
         tracing::info!("login refused");
         return error(StatusCode::UNAUTHORIZED, "invalid_grant", "the name or the password is wrong");
@@ -160,9 +166,9 @@ async fn refresh(State(state): State<AppState>, request: Request<axum::body::Bod
     let Some(presented) = state.cookies.refresh_token(request.headers()) else {
         return error(StatusCode::UNAUTHORIZED, "invalid_grant", "no refresh token");
     };
+    // A user removed from the file since the login has no session any more.
     let users = state.users.clone();
-    let roles =
-        move |user: &str| AppClaims { roles: users.get(user).map(|user| user.roles.clone()).unwrap_or_default() };
+    let roles = move |user: &str| users.get(user).map(|user| AppClaims { roles: user.roles.clone() });
     match state.sessions.refresh(presented, roles).await {
         Ok(pair) => with_cookies(&state, &pair, json!({ "refreshed": true })),
         Err(err) => session_error(&state, &err),

@@ -11,7 +11,7 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
 /// The access tokens' lifetime in this test: short, so that the page has to refresh.
-const ACCESS_TTL_SECS: u64 = 2;
+const ACCESS_TTL_SECS: u64 = 4;
 
 /// Starts the example on a free port; returns it with its port, read from its `listening on` log line.
 async fn start() -> (Child, u16) {
@@ -66,8 +66,10 @@ async fn login_refresh_csrf_and_logout_work_in_a_real_browser() {
         "ok document.cookie does not show the tokens",
         "ok the page calls /me",
         "ok through exactly one refresh",
+        "ok they are HttpOnly, Secure and SameSite=Strict",
         "ok a cross-site form POST is refused",
         "ok and added no note",
+        "ok logout needed no refresh",
         "ok logout clears the cookies",
         "ok the old refresh token is revoked",
         "ok the old access token is revoked",

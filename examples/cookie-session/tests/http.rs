@@ -122,6 +122,17 @@ async fn refresh_and_logout_refusals() {
     let forged = post(&base, "/refresh", &[("sec-fetch-site", "cross-site"), ("cookie", &rotated)], None).await;
     assert_error(&forged, 403, "csrf_rejected", "the request's origin may not use the session cookie");
 
+    // A forged logout: refused before the token is read.
+    let access = cookies(&first.headers).into_iter().find(|cookie| cookie.starts_with("__Host-access_token=")).unwrap();
+    let forged_logout = post(
+        &base,
+        "/logout",
+        &[("sec-fetch-site", "cross-site"), ("origin", "https://evil.test"), ("cookie", &access)],
+        None,
+    )
+    .await;
+    assert_error(&forged_logout, 403, "csrf_rejected", "the request's origin may not use the session cookie");
+
     // Logout needs a valid access token.
     let anonymous = post(&base, "/logout", &[SAME_ORIGIN], None).await;
     assert_eq!(anonymous.status, 401);

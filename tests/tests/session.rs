@@ -313,6 +313,7 @@ async fn a_session_ends_at_its_longest_life_however_often_it_is_refreshed() {
         (first.session_expires_at, first.session_expires_at),
         "a refresh never extends the session"
     );
+    assert!(next.refresh_lifetime <= Duration::from_secs(60), "the cookie ends with the session too");
 }
 
 #[tokio::test]

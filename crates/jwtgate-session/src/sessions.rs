@@ -135,7 +135,7 @@ impl<S: RefreshStore> Sessions<S> {
         let access = self.issuer.issue(user, &WithSid { sid: &family, claims })?;
         let (refresh, record) = new_record(user, &family, self.refresh_lifetime, after(self.session_lifetime))?;
         self.store.insert(record).await?;
-        Ok(TokenPair { access, refresh, refresh_lifetime: self.refresh_lifetime })
+        Ok(TokenPair { access, refresh, refresh_lifetime: self.refresh_lifetime.min(self.session_lifetime) })
     }
 
     /// Exchanges the refresh token `presented` for a new pair in its family. `claims` gives the access
@@ -156,7 +156,10 @@ impl<S: RefreshStore> Sessions<S> {
                     return Err(SessionError::InvalidRefreshToken);
                 };
                 let access = self.issuer.issue(&previous.user, &WithSid { sid: &previous.family, claims: &custom })?;
-                Ok(TokenPair { access, refresh, refresh_lifetime: self.refresh_lifetime })
+                // The new token ends with the session at the latest: so does its cookie.
+                let left = u64::try_from(previous.session_expires_at.saturating_sub(unix_now())).unwrap_or(0);
+                let refresh_lifetime = self.refresh_lifetime.min(Duration::from_secs(left));
+                Ok(TokenPair { access, refresh, refresh_lifetime })
             }
             Rotation::Invalid => Err(SessionError::InvalidRefreshToken),
             Rotation::Reused { family } => {

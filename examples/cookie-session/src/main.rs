@@ -306,7 +306,7 @@ fn state(config: &Config) -> Result<AppState, String> {
         .audience(AUDIENCE)
         .lifetime(config.access_ttl)
         .build()
-        .map_err(|err| err.to_string())?;
+        .map_err(|err| format!("ACCESS_TTL_SECS: {err}"))?;
     let validator = Validator::builder(issuer.clone()).issuer(ISSUER).audience(AUDIENCE).build();
     let denylist = MemoryDenylist::new();
     let sessions = Sessions::new(issuer, MemoryRefreshStore::new()).denylist(denylist.clone());

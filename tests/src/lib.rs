@@ -403,3 +403,30 @@ impl Drop for RedisServer {
         self.stop();
     }
 }
+
+/// Starts `command` (an example's binary) with its log on a pipe, and waits up to 30 s for the log line
+/// `listening on <url>`. Returns the process, killed when dropped, and the URL. The rest of the log is
+/// drained, so the process never blocks on a full pipe.
+pub async fn start_listening(mut command: tokio::process::Command) -> (tokio::process::Child, String) {
+    use tokio::io::AsyncBufReadExt;
+    let mut child = command
+        .env_remove("RUST_LOG")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("the binary starts");
+    let mut lines = tokio::io::BufReader::new(child.stderr.take().expect("piped stderr")).lines();
+    let url = tokio::time::timeout(Duration::from_secs(30), async {
+        loop {
+            let line = lines.next_line().await.expect("read the log").expect("the binary exited before listening");
+            if let Some(at) = line.find("listening on ") {
+                return line[at + "listening on ".len()..].trim().to_owned();
+            }
+        }
+    })
+    .await
+    .expect("the binary was listening within 30 s");
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    (child, url)
+}

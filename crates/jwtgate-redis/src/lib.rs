@@ -68,12 +68,7 @@ impl RedisDenylist {
     /// A denylist in the Redis server at `url` (`redis://host:port/db`). It connects lazily: this fails
     /// only for a malformed URL, never because Redis is down. Call it inside a Tokio runtime.
     pub fn new(url: &str) -> Result<Self, RedisError> {
-        let client = redis::Client::open(url)?;
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(DEFAULT_TIMEOUT))
-            .set_response_timeout(Some(DEFAULT_TIMEOUT))
-            .set_number_of_retries(1);
-        let manager = ConnectionManager::new_lazy_with_config(client, config)?;
+        let manager = lazy_connection(url)?;
         Ok(Self { conn: Conn::Single(manager), prefix: DEFAULT_PREFIX.into(), timeout: DEFAULT_TIMEOUT })
     }
 
@@ -169,6 +164,17 @@ async fn lookup(conn: Conn, jti: Option<String>, subject: Option<String>) -> Res
             tokio::try_join!(revoked, cutoff)
         }
     }
+}
+
+/// A connection to the Redis server at `url`, made on first use and remade after a failure, with the default
+/// timeouts. Fails only for a malformed URL.
+fn lazy_connection(url: &str) -> Result<ConnectionManager, RedisError> {
+    let client = redis::Client::open(url)?;
+    let config = ConnectionManagerConfig::new()
+        .set_connection_timeout(Some(DEFAULT_TIMEOUT))
+        .set_response_timeout(Some(DEFAULT_TIMEOUT))
+        .set_number_of_retries(1);
+    ConnectionManager::new_lazy_with_config(client, config)
 }
 
 /// `query`'s answer, or an error when Redis fails or does not answer within `timeout`.

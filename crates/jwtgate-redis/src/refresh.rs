@@ -5,10 +5,10 @@ use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 use jwtgate_session::{PendingStore, RefreshRecord, RefreshStore, Rotation, StoreError, TokenHash};
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::aio::ConnectionManager;
 use redis::{RedisError, Script, Value};
 
-use crate::{DEFAULT_TIMEOUT, unix_now};
+use crate::{DEFAULT_TIMEOUT, lazy_connection, unix_now};
 
 /// The default key prefix of [`RedisRefreshStore`].
 pub const DEFAULT_REFRESH_PREFIX: &str = "jwtgate:refresh:";
@@ -64,12 +64,7 @@ impl RedisRefreshStore {
     /// A store in the Redis server at `url`. It connects lazily: this fails only for a malformed URL. Call it
     /// inside a Tokio runtime.
     pub fn new(url: &str) -> Result<Self, RedisError> {
-        let client = redis::Client::open(url)?;
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(DEFAULT_TIMEOUT))
-            .set_response_timeout(Some(DEFAULT_TIMEOUT))
-            .set_number_of_retries(1);
-        let conn = ConnectionManager::new_lazy_with_config(client, config)?;
+        let conn = lazy_connection(url)?;
         Ok(Self { conn, prefix: DEFAULT_REFRESH_PREFIX.into(), timeout: DEFAULT_TIMEOUT })
     }
 

@@ -4,38 +4,19 @@
 #![allow(clippy::unwrap_used, reason = "test helpers fail the test on unexpected errors")]
 
 use std::path::Path;
-use std::process::Stdio;
 use std::time::Duration;
 
-use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
 /// The access tokens' lifetime in this test: short, so that the page has to refresh.
 const ACCESS_TTL_SECS: u64 = 4;
 
-/// Starts the example on a free port; returns it with its port, read from its `listening on` log line.
+/// Starts the example on a free port; returns it with its port.
 async fn start() -> (Child, u16) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_jwtgate-example-cookie-session"))
-        .env_remove("RUST_LOG")
-        .envs([("BIND", "127.0.0.1:0"), ("ACCESS_TTL_SECS", &ACCESS_TTL_SECS.to_string())])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let port = tokio::time::timeout(Duration::from_secs(30), async {
-        loop {
-            let line = lines.next_line().await.unwrap().expect("the example exited before listening");
-            if let Some(at) = line.find("listening on http://127.0.0.1:") {
-                return line[at + "listening on http://127.0.0.1:".len()..].trim().parse().unwrap();
-            }
-        }
-    })
-    .await
-    .expect("the example started within 30 s");
-    // Keep reading its log, so that it never blocks on a full pipe.
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    let mut command = Command::new(env!("CARGO_BIN_EXE_jwtgate-example-cookie-session"));
+    command.envs([("BIND", "127.0.0.1:0"), ("ACCESS_TTL_SECS", &ACCESS_TTL_SECS.to_string())]);
+    let (child, url) = jwtgate_tests::start_listening(command).await;
+    let port = url.rsplit(':').next().and_then(|port| port.parse().ok()).expect("the URL ends with a port");
     (child, port)
 }
 

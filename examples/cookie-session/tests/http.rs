@@ -3,36 +3,14 @@
 
 #![allow(clippy::unwrap_used, reason = "test helpers fail the test on unexpected errors")]
 
-use std::process::Stdio;
-use std::time::Duration;
-
 use reqwest::header::{HeaderMap, SET_COOKIE};
 use serde_json::{Value, json};
-use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
 async fn start() -> (Child, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_jwtgate-example-cookie-session"))
-        .env_remove("RUST_LOG")
-        .env("BIND", "127.0.0.1:0")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let base = tokio::time::timeout(Duration::from_secs(30), async {
-        loop {
-            let line = lines.next_line().await.unwrap().expect("the example exited before listening");
-            if let Some(at) = line.find("listening on ") {
-                return line[at + "listening on ".len()..].trim().to_owned();
-            }
-        }
-    })
-    .await
-    .unwrap();
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    (child, base)
+    let mut command = Command::new(env!("CARGO_BIN_EXE_jwtgate-example-cookie-session"));
+    command.env("BIND", "127.0.0.1:0");
+    jwtgate_tests::start_listening(command).await
 }
 
 struct Answer {

@@ -3,12 +3,10 @@
 
 #![allow(clippy::unwrap_used, reason = "test helpers fail the test on unexpected errors")]
 
-use std::process::Stdio;
 use std::time::Duration;
 
 use jwtgate_tests::interop::OidcProvider;
 use serde_json::json;
-use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
 fn example() -> Command {
@@ -17,26 +15,11 @@ fn example() -> Command {
     command
 }
 
-/// Starts the example and returns it with its base URL, read from its `listening on` log line.
+/// Starts the example and returns it with its base URL.
 async fn start(issuer: &str, audience: &str) -> (Child, String) {
-    let mut child = example()
-        .envs([("OIDC_ISSUER", issuer), ("OIDC_AUDIENCE", audience), ("BIND", "127.0.0.1:0"), ("OIDC_EAGER", "1")])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let base = tokio::time::timeout(Duration::from_secs(30), async {
-        loop {
-            let line = lines.next_line().await.unwrap().expect("the example exited before listening");
-            if let Some(at) = line.find("listening on ") {
-                return line[at + "listening on ".len()..].trim().to_owned();
-            }
-        }
-    })
-    .await
-    .expect("the example started within 30 s");
-    (child, base)
+    let mut command = example();
+    command.envs([("OIDC_ISSUER", issuer), ("OIDC_AUDIENCE", audience), ("BIND", "127.0.0.1:0"), ("OIDC_EAGER", "1")]);
+    jwtgate_tests::start_listening(command).await
 }
 
 async fn json_body(response: reqwest::Response) -> serde_json::Value {

@@ -308,6 +308,35 @@ impl Answer {
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers.get(name).map(|value| value.to_str().expect("header is text"))
     }
+
+    /// 401 with `error="invalid_token"`, the description in the challenge and in the JSON body.
+    #[track_caller]
+    pub fn assert_invalid_token(&self, description: &str) {
+        assert_eq!(self.status, 401, "{description}: body {}", self.body);
+        assert_eq!(
+            self.header("www-authenticate"),
+            Some(format!(r#"Bearer error="invalid_token", error_description="{description}""#).as_str())
+        );
+        assert_eq!(self.body, json!({ "error": "invalid_token", "error_description": description }));
+        assert_eq!(self.header("content-type"), Some("application/json"));
+    }
+
+    /// 401 with a bare `WWW-Authenticate: Bearer` challenge.
+    #[track_caller]
+    pub fn assert_no_credentials(&self) {
+        assert_eq!(self.status, 401, "body {}", self.body);
+        assert_eq!(self.header("www-authenticate"), Some("Bearer"));
+        assert_eq!(self.body, json!({ "error": "unauthorized", "error_description": "no bearer token was sent" }));
+    }
+
+    /// 503 with `Retry-After: 5`, no challenge, and `temporarily_unavailable` with `description`.
+    #[track_caller]
+    pub fn assert_unavailable(&self, description: &str) {
+        assert_eq!(self.status, 503, "body {}", self.body);
+        assert_eq!(self.header("retry-after"), Some("5"));
+        assert_eq!(self.header("www-authenticate"), None);
+        assert_eq!(self.body, json!({ "error": "temporarily_unavailable", "error_description": description }));
+    }
 }
 
 /// Sends `GET url` with `headers` and reads the whole answer.
@@ -429,4 +458,38 @@ pub async fn start_listening(mut command: tokio::process::Command) -> (tokio::pr
     .expect("the binary was listening within 30 s");
     tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
     (child, url)
+}
+
+/// Refreshes `count` times with one refresh token, all released at once across `servers` (in turn), and
+/// asserts what must come of it: exactly one succeeds, at least one is caught as reuse, and every other one
+/// is refused (once reuse has revoked the family, the token is simply invalid). Returns the winner's pair.
+pub async fn race_refreshes<S: jwtgate::session::RefreshStore>(
+    servers: &[std::sync::Arc<jwtgate::session::Sessions<S>>],
+    token: &str,
+    count: usize,
+) -> jwtgate::session::TokenPair {
+    use jwtgate::session::SessionError;
+    let barrier = std::sync::Arc::new(tokio::sync::Barrier::new(count));
+    let tasks: Vec<_> = (0..count)
+        .map(|i| {
+            let (sessions, barrier, token) = (servers[i % servers.len()].clone(), barrier.clone(), token.to_owned());
+            tokio::spawn(async move {
+                barrier.wait().await;
+                sessions.refresh(&token, |_| Some(())).await
+            })
+        })
+        .collect();
+    let (mut won, mut reused, mut refused) = (Vec::new(), 0, 0);
+    for task in tasks {
+        match task.await.expect("the refresh task ran") {
+            Ok(pair) => won.push(pair),
+            Err(SessionError::RefreshTokenReused) => reused += 1,
+            Err(SessionError::InvalidRefreshToken) => refused += 1,
+            Err(err) => panic!("unexpected {err}"),
+        }
+    }
+    assert_eq!(won.len(), 1, "exactly one refresh succeeds");
+    assert!(reused >= 1, "the second one is caught as reuse");
+    assert_eq!(reused + refused, count - 1, "every other one is denied");
+    won.remove(0)
 }

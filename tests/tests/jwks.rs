@@ -66,26 +66,12 @@ fn assert_ok(answer: &Answer) {
 
 #[track_caller]
 fn assert_invalid_token(answer: &Answer, description: &str) {
-    assert_eq!(answer.status, 401, "body {}", answer.body);
-    assert_eq!(
-        answer.header("www-authenticate"),
-        Some(format!(r#"Bearer error="invalid_token", error_description="{description}""#).as_str())
-    );
-    assert_eq!(answer.body, json!({ "error": "invalid_token", "error_description": description }));
+    answer.assert_invalid_token(description);
 }
 
 #[track_caller]
 fn assert_keys_unavailable(answer: &Answer) {
-    assert_eq!(answer.status, 503, "body {}", answer.body);
-    assert_eq!(answer.header("retry-after"), Some("5"));
-    assert_eq!(answer.header("www-authenticate"), None);
-    assert_eq!(
-        answer.body,
-        json!({
-            "error": "temporarily_unavailable",
-            "error_description": "the signing keys are unavailable; try again later",
-        })
-    );
+    answer.assert_unavailable("the signing keys are unavailable; try again later");
 }
 
 /// Waits for the set's fetches until `done` holds, for at most 10 s (a hung test fails, it never passes).

@@ -334,30 +334,8 @@ async fn a_user_who_may_no_longer_have_a_session_is_refused_and_the_family_revok
 async fn of_fifty_parallel_refreshes_with_one_token_exactly_one_succeeds_and_the_family_is_revoked() {
     let sessions = Arc::new(sessions());
     let pair = sessions.login("alice", &()).await.unwrap();
-    let barrier = Arc::new(tokio::sync::Barrier::new(50));
-    let tasks: Vec<_> = (0..50)
-        .map(|_| {
-            let (sessions, barrier, token) = (sessions.clone(), barrier.clone(), pair.refresh.as_str().to_owned());
-            tokio::spawn(async move {
-                barrier.wait().await;
-                sessions.refresh(&token, |_| Some(())).await
-            })
-        })
-        .collect();
-    let (mut won, mut reused, mut refused) = (Vec::new(), 0, 0);
-    for task in tasks {
-        match task.await.unwrap() {
-            Ok(pair) => won.push(pair),
-            Err(SessionError::RefreshTokenReused) => reused += 1,
-            // Once the first reuse has revoked the family, the token is simply invalid.
-            Err(SessionError::InvalidRefreshToken) => refused += 1,
-            Err(err) => panic!("unexpected {err}"),
-        }
-    }
-    assert_eq!(won.len(), 1, "exactly one refresh succeeds");
-    assert!(reused >= 1, "the second one is caught as reuse");
-    assert_eq!(reused + refused, 49, "every other one is denied");
-    let err = sessions.refresh(won[0].refresh.as_str(), |_| Some(())).await.unwrap_err();
+    let won = jwtgate_tests::race_refreshes(std::slice::from_ref(&sessions), pair.refresh.as_str(), 50).await;
+    let err = sessions.refresh(won.refresh.as_str(), |_| Some(())).await.unwrap_err();
     assert!(matches!(err, SessionError::InvalidRefreshToken), "the family is revoked: {err}");
 }
 

@@ -327,31 +327,9 @@ mod refresh_store {
         // Two "servers" with their own connections to one Redis.
         let (a, b) = (Arc::new(sessions(&redis)), Arc::new(sessions(&redis)));
         let pair = a.login("alice", &()).await.unwrap();
-        let barrier = Arc::new(tokio::sync::Barrier::new(50));
-        let tasks: Vec<_> = (0..50)
-            .map(|i| {
-                let sessions = if i % 2 == 0 { a.clone() } else { b.clone() };
-                let (barrier, token) = (barrier.clone(), pair.refresh.as_str().to_owned());
-                tokio::spawn(async move {
-                    barrier.wait().await;
-                    sessions.refresh(&token, |_| Some(())).await
-                })
-            })
-            .collect();
-        let (mut won, mut reused, mut refused) = (Vec::new(), 0, 0);
-        for task in tasks {
-            match task.await.unwrap() {
-                Ok(pair) => won.push(pair),
-                Err(SessionError::RefreshTokenReused) => reused += 1,
-                Err(SessionError::InvalidRefreshToken) => refused += 1,
-                Err(err) => panic!("unexpected {err}"),
-            }
-        }
-        assert_eq!(won.len(), 1, "exactly one refresh succeeds");
-        assert!(reused >= 1, "the second one is caught as reuse");
-        assert_eq!(reused + refused, 49);
+        let won = jwtgate_tests::race_refreshes(&[a, b.clone()], pair.refresh.as_str(), 50).await;
         assert!(matches!(
-            b.refresh(won[0].refresh.as_str(), |_| Some(())).await.unwrap_err(),
+            b.refresh(won.refresh.as_str(), |_| Some(())).await.unwrap_err(),
             SessionError::InvalidRefreshToken
         ));
     }

@@ -144,10 +144,22 @@ impl OidcProvider {
             .env("PORT", port.to_string())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(Stdio::piped())
             .kill_on_drop(true)
             .spawn()
             .expect("node starts the OpenID provider");
+        // Its log, kept to explain a provider that does not start.
+        let log = Arc::new(std::sync::Mutex::new(String::new()));
+        let mut errors = BufReader::new(child.stderr.take().expect("piped stderr")).lines();
+        let kept = Arc::clone(&log);
+        tokio::spawn(async move {
+            while let Ok(Some(line)) = errors.next_line().await {
+                if let Ok(mut log) = kept.lock() {
+                    log.push_str(&line);
+                    log.push('\n');
+                }
+            }
+        });
         let stdin = child.stdin.take().expect("piped stdin");
         let mut lines = BufReader::new(child.stdout.take().expect("piped stdout")).lines();
         let (sender, mut answers) = mpsc::unbounded_channel();
@@ -161,10 +173,11 @@ impl OidcProvider {
                 }
             }
         });
-        let first = tokio::time::timeout(Duration::from_secs(30), answers.recv())
+        let log = move || log.lock().map(|log| log.clone()).unwrap_or_default();
+        let first = tokio::time::timeout(Duration::from_secs(60), answers.recv())
             .await
-            .expect("the OpenID provider started within 30 s")
-            .expect("the OpenID provider printed its address");
+            .unwrap_or_else(|_| panic!("the OpenID provider did not start within 60 s; its log:\n{}", log()))
+            .unwrap_or_else(|| panic!("the OpenID provider exited before printing its address; its log:\n{}", log()));
         let issuer = first.strip_prefix("listening ").unwrap_or_else(|| panic!("unexpected first line {first:?}"));
         (Running { child, stdin, answers }, issuer.to_owned())
     }

@@ -115,11 +115,13 @@ async fn it_accepts_each_key_of_a_jwks_file_and_follows_the_error_contract() {
     assert!(demo.stdout.is_empty(), "no sample token with a configured key set: {:?}", demo.stdout);
 
     for key in &keys {
-        let (status, body) = demo.me(&key.sign(&demo_claims())).await;
+        // One set of claims: the expected `exp` must be the token's, even across a second boundary.
+        let claims = demo_claims();
+        let (status, body) = demo.me(&key.sign(&claims)).await;
         assert_eq!(status, 200, "{:?}: {body}", key.alg());
         assert_eq!(
             body,
-            json!({ "sub": "alice", "jti": "j1", "exp": demo_claims()["exp"], "iss": "jwtgate-demo", "aud": ["jwtgate-demo"], "roles": [] })
+            json!({ "sub": "alice", "jti": "j1", "exp": claims["exp"], "iss": "jwtgate-demo", "aud": ["jwtgate-demo"], "roles": [] })
         );
     }
     let mut no_sub = demo_claims();

@@ -4,10 +4,11 @@
 //! - `naive`: an axum middleware calling `jsonwebtoken::decode` with a `Validation` built per request, as
 //!   most peers do (the decoding key is built once);
 //! - `jwt_authorizer`: jwt-authorizer 0.15 (on axum 0.7);
-//! - `jwtgate`: `JwtAuthLayer`.
+//! - `jwtgate`: `JwtAuthLayer`;
+//! - `jwtgate_cached`: `JwtAuthLayer` with a validated-token cache, which the same token hits every time.
 //!
 //! A second group, `denylist/HS256`, adds the revocation check: none, `MemoryDenylist`, and
-//! `RedisDenylist` against a `redis-server` it starts on loopback.
+//! `RedisDenylist` against a `redis-server` it starts on loopback, each also with the cache.
 //!
 //! A third group, `keys/<alg>`, compares a static key with a `RemoteKeySet` whose keys were fetched from a
 //! JWKS server (on its own thread, on loopback) and are cached.
@@ -73,10 +74,14 @@ fn no_auth() -> Router {
     Router::new().route("/", get(handler))
 }
 
-fn jwtgate(key: &TestKey) -> Router {
+fn jwtgate_layer(key: &TestKey) -> JwtAuthLayer<BenchClaims> {
     let validator =
         Validator::builder(KeySet::new([key.verification_key()]).unwrap()).issuer(ISSUER).audience(AUDIENCE).build();
-    Router::new().route("/", get(handler)).layer(JwtAuthLayer::<BenchClaims>::new(validator))
+    JwtAuthLayer::new(validator)
+}
+
+fn with_layer(layer: JwtAuthLayer<BenchClaims>) -> Router {
+    Router::new().route("/", get(handler)).layer(layer)
 }
 
 /// What most peers do: `jsonwebtoken::decode`, with the `Validation` built for every request.
@@ -145,7 +150,12 @@ fn bench(c: &mut Criterion) {
         let mut group = c.benchmark_group(format!("request/{alg}"));
         group.measurement_time(Duration::from_secs(4)).warm_up_time(Duration::from_secs(1));
 
-        let cases: [(&str, Router); 3] = [("no_auth", no_auth()), ("naive", naive(&key)), ("jwtgate", jwtgate(&key))];
+        let cases: [(&str, Router); 4] = [
+            ("no_auth", no_auth()),
+            ("naive", naive(&key)),
+            ("jwtgate", with_layer(jwtgate_layer(&key))),
+            ("jwtgate_cached", with_layer(jwtgate_layer(&key).cache(10_000))),
+        ];
         for (name, router) in cases {
             let response = runtime.block_on(router.clone().oneshot(request(&token))).unwrap();
             assert_eq!(response.status(), 200, "{name} refused the token");
@@ -188,11 +198,12 @@ fn bench_denylists(c: &mut Criterion) {
     let validator =
         Validator::builder(KeySet::new([key.verification_key()]).unwrap()).issuer(ISSUER).audience(AUDIENCE).build();
     let base = JwtAuthLayer::<BenchClaims>::new(validator);
-    let router = |layer: JwtAuthLayer<BenchClaims>| Router::new().route("/", get(handler)).layer(layer);
-    let cases: [(&str, Router); 3] = [
-        ("none", router(base.clone())),
-        ("memory", router(base.clone().denylist(memory))),
-        ("redis", router(base.denylist(redis_denylist))),
+    let cases: [(&str, Router); 5] = [
+        ("none", with_layer(base.clone())),
+        ("memory", with_layer(base.clone().denylist(memory.clone()))),
+        ("memory_cached", with_layer(base.clone().denylist(memory).cache(10_000))),
+        ("redis", with_layer(base.clone().denylist(redis_denylist.clone()))),
+        ("redis_cached", with_layer(base.denylist(redis_denylist).cache(10_000))),
     ];
     run_group(c, &runtime, "denylist/HS256", cases, &token);
 }

@@ -4,7 +4,7 @@ use std::borrow::Cow;
 use std::fmt;
 
 use serde::Deserialize;
-use serde::de::{self, Deserializer, MapAccess, Visitor};
+use serde::de::{self, Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde_json::value::RawValue;
 
 use crate::ErrorKind;
@@ -62,17 +62,18 @@ impl RegisteredClaims {
     }
 }
 
-/// The claims set as its top-level members, each value still raw JSON. Reading this is the one pass over the
-/// claims; the registered claims are then read from their own values, and the custom claims type from the
-/// members (see [`RawClaims::deserialize_into`]).
+/// The claims set as its top-level members, each value still raw JSON: what authority mappings and claim
+/// policies read, when they are asked.
 pub(crate) struct RawClaims<'a> {
     members: Vec<(Cow<'a, str>, &'a RawValue)>,
 }
 
 impl<'a> RawClaims<'a> {
-    pub(crate) fn parse(json: &'a [u8]) -> Result<Self, ErrorKind> {
-        let members = serde_json::from_slice::<Members<'a>>(json).map_err(|_| ErrorKind::Malformed)?.0;
-        if has_duplicates(&members) {
+    /// Reads the members of the claims set `json`. It is a `str`, checked as UTF-8 once for the whole: the
+    /// raw values are then borrowed without another check each.
+    pub(crate) fn parse(json: &'a str) -> Result<Self, ErrorKind> {
+        let members = serde_json::from_str::<Members<'a>>(json).map_err(|_| ErrorKind::Malformed)?.0;
+        if has_duplicates(&members.iter().map(|(name, _)| name.as_ref()).collect::<Vec<_>>()) {
             // RFC 7519 §4: claim names must be unique. Refusing duplicates means no two readers of the token
             // can disagree about which value counts.
             return Err(ErrorKind::Malformed);
@@ -80,63 +81,233 @@ impl<'a> RawClaims<'a> {
         Ok(Self { members })
     }
 
-    pub(crate) fn registered(&self) -> Result<RegisteredClaims, ErrorKind> {
-        let mut claims = RegisteredClaims::default();
-        for (name, value) in &self.members {
-            let value = value.get();
-            match name.as_ref() {
-                "iss" => claims.iss = Some(string(value, "iss")?),
-                "sub" => claims.sub = Some(string(value, "sub")?),
-                "jti" => claims.jti = Some(string(value, "jti")?),
-                "aud" => claims.aud = audience(value)?,
-                "exp" => claims.exp = Some(numeric_date(value, "exp")?.floor()),
-                "nbf" => claims.nbf = Some(numeric_date(value, "nbf")?.ceil()),
-                "iat" => claims.iat = Some(numeric_date(value, "iat")?.ceil()),
-                _ => {}
-            }
-        }
-        Ok(claims)
-    }
-
     /// The raw value of the top-level member `name`.
     pub(crate) fn member(&self, name: &str) -> Option<&'a RawValue> {
         self.members.iter().find(|(n, _)| n == name).map(|(_, value)| *value)
     }
-
-    /// Deserializes the custom claims type from the members already read, without scanning the claims set
-    /// again for its structure.
-    pub(crate) fn deserialize_into<C: de::DeserializeOwned>(&self) -> Result<C, ErrorKind> {
-        let members = self.members.iter().map(|(name, value)| (name.as_ref(), *value));
-        C::deserialize(de::value::MapDeserializer::<_, serde_json::Error>::new(members))
-            .map_err(|_| ErrorKind::InvalidClaim { claim: "claims" })
-    }
 }
 
-fn has_duplicates(members: &[(Cow<'_, str>, &RawValue)]) -> bool {
-    if members.len() <= 32 {
-        members.iter().enumerate().any(|(i, (a, _))| members[..i].iter().any(|(b, _)| a == b))
+/// Whether a name appears twice: pairwise for a few, sorted for many, so that a token of thousands of tiny
+/// members costs no more than sorting them.
+fn has_duplicates(names: &[&str]) -> bool {
+    if names.len() <= 32 {
+        names.iter().enumerate().any(|(i, a)| names[..i].contains(a))
     } else {
-        let mut names: Vec<&str> = members.iter().map(|(name, _)| name.as_ref()).collect();
+        let mut names = names.to_vec();
         names.sort_unstable();
         names.windows(2).any(|pair| pair[0] == pair[1])
     }
 }
 
-fn string(value: &str, claim: &'static str) -> Result<String, ErrorKind> {
-    serde_json::from_str::<String>(value).map_err(|_| ErrorKind::InvalidClaim { claim })
+impl RegisteredClaims {
+    /// Reads the registered claims from the claims set `json`, checking each one's type and that no member
+    /// name appears twice. Other members are skipped, their JSON checked but not kept.
+    pub(crate) fn parse(json: &str) -> Result<Self, ErrorKind> {
+        parse_claims::<IgnoredAny>(json).map(|(_, registered)| registered)
+    }
 }
 
-fn audience(value: &str) -> Result<Vec<String>, ErrorKind> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Audience {
-        One(String),
-        Many(Vec<String>),
+/// Deserializes the custom claims `C` from the claims set `json` in one pass, and reads the registered claims
+/// on the way: each member's name is read once, and each value once, by `C` (a registered claim's value is
+/// also read, from its raw JSON, into its registered type).
+///
+/// Errors: a registered claim of the wrong type is [`ErrorKind::InvalidClaim`] with its name, a member named
+/// twice or JSON that is not an object is [`ErrorKind::Malformed`], and claims that `C` refuses are
+/// `InvalidClaim { claim: "claims" }`.
+pub(crate) fn parse_claims<C: de::DeserializeOwned>(json: &str) -> Result<(C, RegisteredClaims), ErrorKind> {
+    let mut reading = Reading { names: Vec::with_capacity(16), ..Reading::default() };
+    let mut deserializer = serde_json::Deserializer::from_str(json);
+    let claims = C::deserialize(ClaimsDeserializer { inner: &mut deserializer, reading: &mut reading })
+        .and_then(|claims| deserializer.end().map(|()| claims));
+    match claims {
+        Ok(claims) => Ok((claims, reading.finish()?)),
+        Err(_) if reading.failed.is_some() => Err(reading.failed.unwrap_or(ErrorKind::Malformed)),
+        // `C` refused a claims set that is a JSON object.
+        Err(error) if error.is_data() && reading.object => Err(ErrorKind::InvalidClaim { claim: "claims" }),
+        Err(_) => Err(ErrorKind::Malformed),
     }
-    match serde_json::from_str::<Audience>(value) {
-        Ok(Audience::One(aud)) => Ok(vec![aud]),
-        Ok(Audience::Many(auds)) => Ok(auds),
-        Err(_) => Err(ErrorKind::InvalidClaim { claim: "aud" }),
+}
+
+/// What one pass over the claims set has found so far.
+#[derive(Default)]
+struct Reading<'de> {
+    registered: RegisteredClaims,
+    names: Vec<Name<'de>>,
+    /// Why the pass stopped, when jwtgate (not `C`, not the JSON syntax) stopped it.
+    failed: Option<ErrorKind>,
+    /// Whether the claims set is a JSON object: anything else is malformed, whatever `C` would make of it.
+    object: bool,
+}
+
+impl<'de> Reading<'de> {
+    /// Notes a member's name; returns it when it is a registered claim, whose value must be read too.
+    fn name(&mut self, name: Name<'de>) -> Result<Option<&'static str>, ErrorKind> {
+        let registered = match name.0.as_ref() {
+            "iss" => Some("iss"),
+            "sub" => Some("sub"),
+            "aud" => Some("aud"),
+            "exp" => Some("exp"),
+            "nbf" => Some("nbf"),
+            "iat" => Some("iat"),
+            "jti" => Some("jti"),
+            _ => None,
+        };
+        // A registered claim named twice is refused before its second value is read.
+        if registered.is_some() && self.names.iter().any(|other| other.0 == name.0) {
+            return Err(ErrorKind::Malformed);
+        }
+        self.names.push(name);
+        Ok(registered)
+    }
+
+    /// Reads the value of the registered claim `claim` from its raw JSON, which serde_json has checked.
+    fn value(&mut self, claim: &'static str, json: &str) -> Result<(), ErrorKind> {
+        let invalid = ErrorKind::InvalidClaim { claim };
+        let claims = &mut self.registered;
+        let string = || plain_string(json).map_or_else(|| serde_json::from_str(json).map_err(|_| invalid), Ok);
+        let date = || match json.parse::<i64>() {
+            Ok(secs) => Ok(NumericDate::Int(secs)),
+            Err(_) => serde_json::from_str::<NumericDate>(json).map_err(|_| invalid),
+        };
+        match claim {
+            "iss" => claims.iss = Some(string()?),
+            "sub" => claims.sub = Some(string()?),
+            "jti" => claims.jti = Some(string()?),
+            "aud" => match plain_string(json) {
+                Some(aud) => claims.aud = vec![aud],
+                None => claims.aud = serde_json::from_str::<Audience>(json).map_err(|_| invalid)?.0,
+            },
+            "exp" => claims.exp = Some(date()?.floor()),
+            "nbf" => claims.nbf = Some(date()?.ceil()),
+            _ => claims.iat = Some(date()?.ceil()),
+        }
+        Ok(())
+    }
+
+    /// The registered claims, once every member was read. RFC 7519 §4: claim names must be unique. Refusing
+    /// duplicates means no two readers of the token can disagree about which value counts.
+    fn finish(self) -> Result<RegisteredClaims, ErrorKind> {
+        let names = &self.names;
+        let duplicates = if names.len() <= 32 {
+            names.iter().enumerate().any(|(i, a)| names[..i].iter().any(|b| a.0 == b.0))
+        } else {
+            has_duplicates(&names.iter().map(|name| name.0.as_ref()).collect::<Vec<_>>())
+        };
+        if duplicates { Err(ErrorKind::Malformed) } else { Ok(self.registered) }
+    }
+
+    fn fail<E: de::Error>(&mut self, kind: ErrorKind) -> E {
+        self.failed = Some(kind);
+        E::custom(format_args!("{kind:?}"))
+    }
+}
+
+/// The text of a JSON string without escapes, the common case, read without a parser; `None` for anything
+/// else. `json` is one value serde_json has already checked.
+fn plain_string(json: &str) -> Option<String> {
+    let text = json.strip_prefix('"')?.strip_suffix('"')?;
+    (!text.contains('\\')).then(|| text.to_owned())
+}
+
+/// The claims set, as `C` sees it: serde_json's deserializer, with every member passing [`Reading`] on its
+/// way to `C`.
+struct ClaimsDeserializer<'r, 'de> {
+    inner: &'r mut serde_json::Deserializer<serde_json::de::StrRead<'de>>,
+    reading: &'r mut Reading<'de>,
+}
+
+impl<'de> Deserializer<'de> for ClaimsDeserializer<'_, 'de> {
+    type Error = serde_json::Error;
+
+    /// Whatever `C` asks for, the claims set is a map: `C` reads it as one, or refuses it.
+    fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Self::Error> {
+        self.inner.deserialize_map(ClaimsVisitor { visitor, reading: self.reading })
+    }
+
+    serde::forward_to_deserialize_any! {
+        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes byte_buf option unit
+        unit_struct newtype_struct seq tuple tuple_struct map struct enum identifier ignored_any
+    }
+}
+
+struct ClaimsVisitor<'r, 'de, V> {
+    visitor: V,
+    reading: &'r mut Reading<'de>,
+}
+
+impl<'de, V: Visitor<'de>> Visitor<'de> for ClaimsVisitor<'_, 'de, V> {
+    type Value = V::Value;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.visitor.expecting(f)
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+        self.reading.object = true;
+        self.visitor.visit_map(ClaimsMap { map, reading: self.reading, registered: None })
+    }
+}
+
+struct ClaimsMap<'r, 'de, A> {
+    map: A,
+    reading: &'r mut Reading<'de>,
+    /// The registered claim whose value comes next, if the last name was one.
+    registered: Option<&'static str>,
+}
+
+impl<'de, A: MapAccess<'de>> MapAccess<'de> for ClaimsMap<'_, 'de, A> {
+    type Error = A::Error;
+
+    fn next_key_seed<K: de::DeserializeSeed<'de>>(&mut self, seed: K) -> Result<Option<K::Value>, A::Error> {
+        let Some(name) = self.map.next_key::<Name<'de>>()? else { return Ok(None) };
+        let key = match &name.0 {
+            Cow::Borrowed(name) => seed.deserialize(de::value::BorrowedStrDeserializer::new(name)),
+            Cow::Owned(name) => seed.deserialize(de::value::StrDeserializer::new(name)),
+        }?;
+        self.registered = self.reading.name(name).map_err(|kind| self.reading.fail::<A::Error>(kind))?;
+        Ok(Some(key))
+    }
+
+    fn next_value_seed<V: de::DeserializeSeed<'de>>(&mut self, seed: V) -> Result<V::Value, A::Error> {
+        let Some(claim) = self.registered.take() else { return self.map.next_value_seed(seed) };
+        let raw = self.map.next_value::<&'de RawValue>()?;
+        self.reading.value(claim, raw.get()).map_err(|kind| self.reading.fail::<A::Error>(kind))?;
+        seed.deserialize(raw).map_err(de::Error::custom)
+    }
+
+    fn size_hint(&self) -> Option<usize> {
+        self.map.size_hint()
+    }
+}
+
+/// `aud`: a string, or an array of strings.
+struct Audience(Vec<String>);
+
+impl<'de> Deserialize<'de> for Audience {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct AudienceVisitor;
+
+        impl<'de> Visitor<'de> for AudienceVisitor {
+            type Value = Audience;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string or an array of strings")
+            }
+
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(Audience(vec![v.to_owned()]))
+            }
+
+            fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+                let mut audiences = Vec::with_capacity(seq.size_hint().unwrap_or(1));
+                while let Some(audience) = seq.next_element::<String>()? {
+                    audiences.push(audience);
+                }
+                Ok(Audience(audiences))
+            }
+        }
+
+        deserializer.deserialize_any(AudienceVisitor)
     }
 }
 
@@ -163,15 +334,31 @@ impl NumericDate {
     }
 }
 
-fn numeric_date(value: &str, claim: &'static str) -> Result<NumericDate, ErrorKind> {
-    let invalid = ErrorKind::InvalidClaim { claim };
-    let number: serde_json::Number = serde_json::from_str(value).map_err(|_| invalid)?;
-    if let Some(int) = number.as_i64() {
-        Ok(NumericDate::Int(int))
-    } else if number.is_u64() {
-        Ok(NumericDate::Int(i64::MAX))
-    } else {
-        number.as_f64().filter(|f| f.is_finite()).map(NumericDate::Float).ok_or(invalid)
+impl<'de> Deserialize<'de> for NumericDate {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct NumericDateVisitor;
+
+        impl Visitor<'_> for NumericDateVisitor {
+            type Value = NumericDate;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a number of seconds")
+            }
+
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
+                Ok(NumericDate::Int(v))
+            }
+
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
+                Ok(NumericDate::Int(i64::try_from(v).unwrap_or(i64::MAX)))
+            }
+
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Self::Value, E> {
+                if v.is_finite() { Ok(NumericDate::Float(v)) } else { Err(E::custom("not a finite number")) }
+            }
+        }
+
+        deserializer.deserialize_any(NumericDateVisitor)
     }
 }
 
@@ -239,7 +426,7 @@ mod tests {
     use super::*;
 
     fn registered(json: &str) -> Result<RegisteredClaims, ErrorKind> {
-        RawClaims::parse(json.as_bytes())?.registered()
+        RegisteredClaims::parse(json)
     }
 
     #[test]
@@ -298,17 +485,41 @@ mod tests {
     }
 
     #[test]
-    fn custom_claims_see_every_member() {
+    fn one_pass_gives_the_custom_claims_every_member_and_the_registered_claims() {
         #[derive(Deserialize, PartialEq, Debug)]
         struct Custom {
             sub: String,
+            exp: i64,
             roles: Vec<String>,
         }
-        let raw = RawClaims::parse(br#"{"sub":"u","roles":["a"],"exp":1}"#).unwrap();
-        let custom: Custom = raw.deserialize_into().unwrap();
-        assert_eq!(custom, Custom { sub: "u".into(), roles: vec!["a".into()] });
-        let value: serde_json::Value = raw.deserialize_into().unwrap();
-        assert_eq!(value["exp"], 1);
-        assert_eq!(raw.deserialize_into::<Vec<u8>>(), Err(ErrorKind::InvalidClaim { claim: "claims" }));
+        let json = r#"{"sub":"u","roles":["a"],"\u0065xp":7,"aud":["x","y"],"other":{"deep":[1,2]}}"#;
+        let (custom, registered) = parse_claims::<Custom>(json).unwrap();
+        assert_eq!(custom, Custom { sub: "u".into(), exp: 7, roles: vec!["a".into()] });
+        assert_eq!((registered.sub.as_deref(), registered.exp), (Some("u"), Some(7)));
+        assert_eq!(registered.aud, ["x", "y"]);
+        let (value, _) = parse_claims::<serde_json::Value>(json).unwrap();
+        assert_eq!(value["exp"], 7);
+        assert_eq!(value["other"]["deep"][1], 2);
+    }
+
+    #[test]
+    fn the_custom_claims_cannot_hide_a_bad_registered_claim() {
+        // `C` would take any value, but the registered claim's own type is checked all the same.
+        assert_eq!(
+            parse_claims::<serde_json::Value>(r#"{"exp":"soon"}"#).err(),
+            Some(ErrorKind::InvalidClaim { claim: "exp" })
+        );
+        #[derive(Deserialize, Debug)]
+        #[allow(dead_code, reason = "deserialized only")]
+        struct NeedsTenant {
+            tenant: String,
+        }
+        assert_eq!(
+            parse_claims::<NeedsTenant>(r#"{"exp":1}"#).err(),
+            Some(ErrorKind::InvalidClaim { claim: "claims" })
+        );
+        assert_eq!(parse_claims::<serde_json::Value>(r#"{"a":1,"b":2,"a":3}"#).err(), Some(ErrorKind::Malformed));
+        assert_eq!(parse_claims::<String>(r#""a string""#).err(), Some(ErrorKind::Malformed));
+        assert_eq!(parse_claims::<serde_json::Value>(r#"{"a":1} x"#).err(), Some(ErrorKind::Malformed));
     }
 }

@@ -42,6 +42,7 @@
 //! `CryptoProvider`, so a build that enables both of its backends cannot make jwtgate panic.
 
 mod algorithm;
+mod cache;
 mod claims;
 mod denylist;
 mod error;
@@ -58,6 +59,7 @@ mod source;
 mod validator;
 
 pub use algorithm::{Algorithm, KeyType, UnsupportedAlgorithm};
+pub use cache::ValidatedCache;
 pub use claims::RegisteredClaims;
 pub use denylist::{Denylist, DenylistError, Lookup, NoDenylist, PendingLookup, PendingRevocation, TokenStatus};
 pub use error::{Challenge, Error, ErrorKind};

@@ -7,7 +7,7 @@ use serde::de::DeserializeOwned;
 use serde_json::value::RawValue;
 
 use crate::claims::RawClaims;
-use crate::principal::{Authority, Principal};
+use crate::principal::Authority;
 
 type CustomFn = dyn Fn(&ClaimSet<'_>) -> Vec<(Authority, String)> + Send + Sync;
 
@@ -134,24 +134,25 @@ impl AuthorityMapping {
         self.rule(Rule::Custom(Arc::new(map)))
     }
 
-    pub(crate) fn apply(&self, claims: &RawClaims<'_>, principal: &mut Principal) {
+    /// Reads the authorities from `claims`, handing each to `add`.
+    pub(crate) fn apply(&self, claims: &RawClaims<'_>, add: &mut dyn FnMut(Authority, String)) {
         for rule in &self.rules {
             match rule {
                 Rule::Claim { name, shape, kind } => {
                     if let Some(value) = claims.member(name) {
                         for item in values(value, *shape) {
-                            principal.add(*kind, item);
+                            add(*kind, item);
                         }
                     }
                 }
                 Rule::Pointer { pointer, shape, kind } => {
                     for item in pointed(claims, pointer, *shape) {
-                        principal.add(*kind, item);
+                        add(*kind, item);
                     }
                 }
                 Rule::Custom(map) => {
                     for (kind, item) in map(&ClaimSet { raw: claims }) {
-                        principal.add(kind, item);
+                        add(kind, item);
                     }
                 }
             }
@@ -237,11 +238,10 @@ impl fmt::Debug for ClaimSet<'_> {
 mod tests {
     use super::*;
 
+    use crate::Principal;
+
     fn map(mapping: &AuthorityMapping, json: &str) -> Principal {
-        let raw = RawClaims::parse(json.as_bytes()).unwrap();
-        let mut principal = Principal::default();
-        mapping.apply(&raw, &mut principal);
-        principal
+        Principal::from_claims(None, json.to_owned(), Arc::new(mapping.clone()))
     }
 
     #[test]

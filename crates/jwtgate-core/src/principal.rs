@@ -2,10 +2,12 @@
 //! validation, and the claims set itself for claim policies.
 
 use std::fmt;
+use std::sync::{Arc, OnceLock};
 
 use serde::de::DeserializeOwned;
 use serde_json::value::RawValue;
 
+use crate::AuthorityMapping;
 use crate::claims::RawClaims;
 
 /// The kind of an authority.
@@ -20,33 +22,29 @@ pub enum Authority {
     Permission,
 }
 
-/// Who the caller is and what they may do, computed once when the token is validated.
+/// Who the caller is and what they may do.
 ///
-/// Guards read the authorities without parsing the claims again. The claims set is kept as the token
-/// carried it, for [`claim`](Principal::claim) lookups by claim policies.
+/// Guards read the authorities without parsing the claims again. A principal the validator made computes
+/// them on first use, with the validator's [`AuthorityMapping`]: a request that no guard checks never pays
+/// for reading roles and scopes. The claims set is kept as the token carried it, for
+/// [`claim`](Principal::claim) lookups by claim policies.
 #[derive(Clone, Default)]
 pub struct Principal {
     subject: Option<String>,
+    claims: Option<String>,
+    mapping: Option<Arc<AuthorityMapping>>,
+    authorities: OnceLock<Authorities>,
+}
+
+#[derive(Clone, Default)]
+struct Authorities {
     roles: Vec<String>,
     scopes: Vec<String>,
     permissions: Vec<String>,
-    claims: Option<String>,
 }
 
-impl Principal {
-    /// A principal with the given subject and no authorities (for tests and custom authentication).
-    pub fn new(subject: Option<String>) -> Self {
-        Self { subject, ..Self::default() }
-    }
-
-    /// Adds an authority.
-    #[must_use]
-    pub fn with(mut self, kind: Authority, value: impl Into<String>) -> Self {
-        self.add(kind, value.into());
-        self
-    }
-
-    pub(crate) fn add(&mut self, kind: Authority, value: String) {
+impl Authorities {
+    fn add(&mut self, kind: Authority, value: String) {
         let list = match kind {
             Authority::Role => &mut self.roles,
             Authority::Scope => &mut self.scopes,
@@ -56,9 +54,46 @@ impl Principal {
             list.push(value);
         }
     }
+}
 
+impl Principal {
+    /// A principal with the given subject and no authorities (for tests and custom authentication).
+    pub fn new(subject: Option<String>) -> Self {
+        Self { subject, ..Self::default() }
+    }
+
+    /// The principal of a validated token: its authorities are read from `claims` by `mapping` when first
+    /// asked for.
+    pub(crate) fn from_claims(subject: Option<String>, claims: String, mapping: Arc<AuthorityMapping>) -> Self {
+        Self { subject, claims: Some(claims), mapping: Some(mapping), authorities: OnceLock::new() }
+    }
+
+    /// Adds an authority.
+    #[must_use]
+    pub fn with(mut self, kind: Authority, value: impl Into<String>) -> Self {
+        self.authorities();
+        if let Some(authorities) = self.authorities.get_mut() {
+            authorities.add(kind, value.into());
+        }
+        self
+    }
+
+    #[cfg(test)]
     pub(crate) fn set_claims(&mut self, json: String) {
         self.claims = Some(json);
+    }
+
+    /// The authorities, read from the claims the first time they are asked for.
+    fn authorities(&self) -> &Authorities {
+        self.authorities.get_or_init(|| {
+            let mut authorities = Authorities::default();
+            if let (Some(json), Some(mapping)) = (&self.claims, &self.mapping)
+                && let Ok(raw) = RawClaims::parse(json)
+            {
+                mapping.apply(&raw, &mut |kind, value| authorities.add(kind, value));
+            }
+            authorities
+        })
     }
 
     /// `sub`, if the token has one.
@@ -68,32 +103,32 @@ impl Principal {
 
     /// The roles, in the order the mapping found them, without duplicates.
     pub fn roles(&self) -> &[String] {
-        &self.roles
+        &self.authorities().roles
     }
 
     /// The scopes.
     pub fn scopes(&self) -> &[String] {
-        &self.scopes
+        &self.authorities().scopes
     }
 
     /// The permissions.
     pub fn permissions(&self) -> &[String] {
-        &self.permissions
+        &self.authorities().permissions
     }
 
     /// Whether the caller has `role`.
     pub fn has_role(&self, role: &str) -> bool {
-        self.roles.iter().any(|r| r == role)
+        self.roles().iter().any(|r| r == role)
     }
 
     /// Whether the caller has `scope`.
     pub fn has_scope(&self, scope: &str) -> bool {
-        self.scopes.iter().any(|s| s == scope)
+        self.scopes().iter().any(|s| s == scope)
     }
 
     /// Whether the caller has `permission`.
     pub fn has_permission(&self, permission: &str) -> bool {
-        self.permissions.iter().any(|p| p == permission)
+        self.permissions().iter().any(|p| p == permission)
     }
 
     /// The top-level claim `name`, deserialized as `T`; `None` when it is absent or of another shape.
@@ -102,14 +137,14 @@ impl Principal {
     /// policies use it.
     pub fn claim<T: DeserializeOwned>(&self, name: &str) -> Option<T> {
         let json = self.claims.as_deref()?;
-        let raw = RawClaims::parse(json.as_bytes()).ok()?;
+        let raw = RawClaims::parse(json).ok()?;
         raw.member(name).and_then(|value: &RawValue| serde_json::from_str(value.get()).ok())
     }
 
     /// Whether the top-level claim `name` is present (with any value, `null` included).
     pub fn has_claim(&self, name: &str) -> bool {
         let Some(json) = self.claims.as_deref() else { return false };
-        RawClaims::parse(json.as_bytes()).is_ok_and(|raw| raw.member(name).is_some())
+        RawClaims::parse(json).is_ok_and(|raw| raw.member(name).is_some())
     }
 }
 
@@ -117,9 +152,9 @@ impl fmt::Debug for Principal {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Principal")
             .field("subject", &self.subject)
-            .field("roles", &self.roles)
-            .field("scopes", &self.scopes)
-            .field("permissions", &self.permissions)
+            .field("roles", &self.roles())
+            .field("scopes", &self.scopes())
+            .field("permissions", &self.permissions())
             .finish_non_exhaustive()
     }
 }

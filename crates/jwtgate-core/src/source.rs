@@ -3,7 +3,7 @@
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 
 use crate::{Algorithm, ErrorKind, Key, KeySet};
 
@@ -17,6 +17,9 @@ pub type PendingRefresh = Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
 /// `jwtgate-jwks`'s `RemoteKeySet` is the implementation most users want. A validator reads
 /// [`current`](KeySource::current) for every token that its fixed keys do not cover, so it must be cheap and
 /// must never block: load an `ArcSwap`, do not take a lock that a fetch holds.
+///
+/// Return the same `Arc` for as long as the keys are unchanged, and a new one when they change: a cache of
+/// validated tokens compares it, and drops what an older key set verified.
 pub trait KeySource: Send + Sync + fmt::Debug + 'static {
     /// The keys now. [`KeysUnavailable`] when there are none to trust yet (the first fetch has not
     /// succeeded) or any more (the last good keys are older than the source allows). The request is then
@@ -89,30 +92,32 @@ impl TrustedKeys {
 
     /// Finds the key for a token's `kid` (or none) and `alg`, and hands it to `verify`. When the `kid` is
     /// unknown and `refresh` is given, it asks the source for a refresh and leaves the pending refresh there.
+    /// Returns `verify`'s answer with where the key came from: `None` for a fixed key.
     pub(crate) fn with_key<T>(
         &self,
         kid: Option<&str>,
         alg: Algorithm,
         refresh: Option<&mut Option<PendingRefresh>>,
         verify: impl FnOnce(&Key) -> Result<T, ErrorKind>,
-    ) -> Result<T, ErrorKind> {
+    ) -> Result<(T, Option<KeyOrigin>), ErrorKind> {
         let fixed = self.fixed.as_ref();
         let Some(source) = &self.source else {
-            return verify(fixed.ok_or(ErrorKind::UnknownKey)?.select(kid, alg)?);
+            return Ok((verify(fixed.ok_or(ErrorKind::UnknownKey)?.select(kid, alg)?)?, None));
         };
         if let Some(kid) = kid
             && let Some(key) = fixed.and_then(|set| set.by_kid(kid))
         {
-            return verify(checked(key, alg)?);
+            return Ok((verify(checked(key, alg)?)?, None));
         }
         let current = match source.current() {
             Ok(current) => current,
             // The fixed keys still answer tokens that name them while the source has nothing.
             Err(KeysUnavailable) => return Err(ErrorKind::KeysUnavailable),
         };
+        let origin = || Some(KeyOrigin { source: source.clone(), set: Arc::downgrade(&current) });
         match kid {
             Some(kid) => match current.by_kid(kid) {
-                Some(key) => verify(checked(key, alg)?),
+                Some(key) => Ok((verify(checked(key, alg)?)?, origin())),
                 None => {
                     if let Some(slot) = refresh {
                         *slot = source.refresh_for(kid);
@@ -123,11 +128,34 @@ impl TrustedKeys {
             None => {
                 let fixed_key = fixed.map_or(Ok(None), |set| set.only_for(alg))?;
                 match (fixed_key, current.only_for(alg)?) {
-                    (Some(key), None) | (None, Some(key)) => verify(key),
+                    (Some(key), None) => Ok((verify(key)?, None)),
+                    (None, Some(key)) => Ok((verify(key)?, origin())),
                     _ => Err(ErrorKind::UnknownKey),
                 }
             }
         }
+    }
+}
+
+/// The key set of a [`KeySource`] that verified a token.
+#[derive(Clone)]
+pub(crate) struct KeyOrigin {
+    source: Arc<dyn KeySource>,
+    /// Weak, so that a cached token never keeps old keys alive; a weak reference still keeps the allocation,
+    /// so no later key set can take its address.
+    set: Weak<KeySet>,
+}
+
+impl KeyOrigin {
+    /// Whether the source still answers with the key set that verified the token.
+    pub(crate) fn is_current(&self) -> bool {
+        self.source.current().is_ok_and(|current| std::ptr::eq(Arc::as_ptr(&current), self.set.as_ptr()))
+    }
+}
+
+impl fmt::Debug for KeyOrigin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("KeyOrigin").field("source", &self.source).finish_non_exhaustive()
     }
 }
 

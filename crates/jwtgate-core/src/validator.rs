@@ -10,8 +10,8 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::Deserialize;
 use serde::de::{self, DeserializeOwned, Deserializer, IgnoredAny, MapAccess, Visitor};
 
-use crate::claims::{Name, RawClaims, RegisteredClaims};
-use crate::source::{PendingRefresh, TrustedKeys};
+use crate::claims::{Name, RegisteredClaims, parse_claims};
+use crate::source::{KeyOrigin, PendingRefresh, TrustedKeys};
 use crate::{Algorithm, AuthorityMapping, Error, ErrorKind, Principal};
 
 /// The default clock leeway for `exp`, `nbf` and `iat`.
@@ -58,7 +58,7 @@ struct Rules {
     require_exp: bool,
     max_age: Option<i64>,
     max_token_bytes: usize,
-    mapping: AuthorityMapping,
+    mapping: Arc<AuthorityMapping>,
 }
 
 /// Configures a [`Validator`].
@@ -83,7 +83,7 @@ impl Validator {
                 require_exp: true,
                 max_age: None,
                 max_token_bytes: DEFAULT_MAX_TOKEN_BYTES,
-                mapping: AuthorityMapping::default(),
+                mapping: Arc::new(AuthorityMapping::default()),
             },
         }
     }
@@ -180,8 +180,8 @@ impl Issuers {
         let (Some(_), Some(payload), Some(_)) = (parts.next(), parts.next(), parts.next()) else {
             return Err(ErrorKind::Malformed);
         };
-        let payload = decode_part(payload)?;
-        let iss = RawClaims::parse(&payload)?.registered()?.iss.ok_or(ErrorKind::MissingClaim { claim: "iss" })?;
+        let payload = String::from_utf8(decode_part(payload)?).map_err(|_| ErrorKind::Malformed)?;
+        let iss = RegisteredClaims::parse(&payload)?.iss.ok_or(ErrorKind::MissingClaim { claim: "iss" })?;
         self.by_issuer.get(&iss).ok_or(ErrorKind::InvalidIssuer)
     }
 }
@@ -203,8 +203,8 @@ impl Rules {
             return Err(ErrorKind::Malformed);
         }
 
-        let header_json = decode_part(header)?;
-        let header = Header::parse(&header_json)?;
+        let mut header_buf = PartBuffer::<256>::new();
+        let header = Header::parse(header_buf.decode(header)?)?;
         let alg: Algorithm = header.alg.0.parse().map_err(|_| ErrorKind::UnsupportedAlgorithm)?;
         if header.crit {
             return Err(ErrorKind::UnsupportedCritical);
@@ -213,29 +213,38 @@ impl Rules {
             return Err(ErrorKind::InvalidType);
         }
 
-        let kid = rules.keys.with_key(header.kid.as_ref().map(|kid| kid.0.as_ref()), alg, refresh, |key| {
+        let kid = header.kid.as_ref().map(|kid| kid.0.as_ref());
+        let (kid, origin) = rules.keys.with_key(kid, alg, refresh, |key| {
             if signature.is_empty() {
                 return Err(ErrorKind::InvalidSignature);
             }
-            let signature = URL_SAFE_NO_PAD.decode(signature).map_err(|_| ErrorKind::InvalidSignature)?;
-            if !key.verify(signing_input.as_bytes(), &signature) {
+            // Up to 1,024 bytes: the signature of an 8,192-bit RSA key, the largest jwtgate accepts.
+            let mut signature_buf = PartBuffer::<1024>::new();
+            let signature = signature_buf.decode(signature).map_err(|_| ErrorKind::InvalidSignature)?;
+            if !key.verify(signing_input.as_bytes(), signature) {
                 return Err(ErrorKind::InvalidSignature);
             }
             Ok(key.kid_arc())
         })?;
 
-        let payload = decode_part(payload)?;
-        let raw = RawClaims::parse(&payload)?;
-        let registered = raw.registered()?;
+        // The claims set is checked as UTF-8 once, here; it is then parsed without copying, and kept for the
+        // principal.
+        let payload = String::from_utf8(decode_part(payload)?).map_err(|_| ErrorKind::Malformed)?;
+        let (claims, registered) = parse_claims::<C>(&payload)?;
         rules.check_claims(&registered, now)?;
-        let mut principal = Principal::new(registered.sub.clone());
-        rules.mapping.apply(&raw, &mut principal);
-        let claims = raw.deserialize_into::<C>()?;
-        drop(raw);
-        // The claims set stays with the principal for claim policies. `RawClaims::parse` has checked it is
-        // JSON, and so UTF-8.
-        principal.set_claims(String::from_utf8(payload).map_err(|_| ErrorKind::Malformed)?);
-        Ok(Validated { claims, registered, alg, kid, principal: Arc::new(principal) })
+        let valid_until = rules.valid_until(&registered);
+        let principal = Principal::from_claims(registered.sub.clone(), payload, rules.mapping.clone());
+        Ok(Validated { claims, registered, alg, kid, origin, valid_until, principal: Arc::new(principal) })
+    }
+
+    /// Until when a token with these (already checked) claims stays valid without leeway: its `exp`, or
+    /// sooner when a maximum age ends first. `None` for a token without `exp` and maximum age.
+    fn valid_until(&self, claims: &RegisteredClaims) -> Option<i64> {
+        let aged_out = self.max_age.zip(claims.iat).map(|(max_age, iat)| iat.saturating_add(max_age));
+        match (claims.exp, aged_out) {
+            (Some(exp), Some(aged_out)) => Some(exp.min(aged_out)),
+            (exp, aged_out) => exp.or(aged_out),
+        }
     }
 
     fn type_allowed(&self, typ: &str) -> bool {
@@ -297,13 +306,36 @@ fn strip_application(typ: &str) -> &str {
 /// about refused tokens, never for decisions.
 pub fn unverified_kid(token: &str) -> Option<String> {
     let header = token.get(..token.find('.')?)?;
-    let json = decode_part(header).ok()?;
-    let kid = Header::parse(&json).ok()?.kid?;
+    let mut buffer = PartBuffer::<256>::new();
+    let kid = Header::parse(buffer.decode(header).ok()?).ok()?.kid?;
     Some(kid.0.chars().take(64).collect())
 }
 
 fn decode_part(part: &str) -> Result<Vec<u8>, ErrorKind> {
     URL_SAFE_NO_PAD.decode(part).map_err(|_| ErrorKind::Malformed)
+}
+
+/// Decodes a small base64url part (a header, a signature) on the stack, or on the heap when it is larger
+/// than `N` bytes.
+struct PartBuffer<const N: usize> {
+    stack: [u8; N],
+    heap: Vec<u8>,
+}
+
+impl<const N: usize> PartBuffer<N> {
+    fn new() -> Self {
+        Self { stack: [0; N], heap: Vec::new() }
+    }
+
+    fn decode(&mut self, part: &str) -> Result<&[u8], ErrorKind> {
+        if base64::decoded_len_estimate(part.len()) <= N {
+            let len = URL_SAFE_NO_PAD.decode_slice(part, &mut self.stack).map_err(|_| ErrorKind::Malformed)?;
+            Ok(&self.stack[..len])
+        } else {
+            self.heap = decode_part(part)?;
+            Ok(&self.heap)
+        }
+    }
 }
 
 /// Seconds since the Unix epoch, now.
@@ -366,7 +398,7 @@ impl ValidatorBuilder {
     /// How roles, scopes and permissions are read from the claims into the [`Principal`]. Default:
     /// [`AuthorityMapping::default`], the `roles` array and the `scope` string.
     pub fn authorities(mut self, mapping: AuthorityMapping) -> Self {
-        self.rules.mapping = mapping;
+        self.rules.mapping = Arc::new(mapping);
         self
     }
 
@@ -442,6 +474,8 @@ pub struct Validated<C> {
     registered: RegisteredClaims,
     alg: Algorithm,
     kid: Option<Arc<str>>,
+    origin: Option<KeyOrigin>,
+    valid_until: Option<i64>,
     principal: Arc<Principal>,
 }
 
@@ -474,6 +508,21 @@ impl<C> Validated<C> {
     /// The id of the key that verified the token, if that key has one.
     pub fn kid(&self) -> Option<&str> {
         self.kid.as_deref()
+    }
+
+    /// Until when the token stays valid, in seconds since the Unix epoch, leeway aside: its `exp`, or the
+    /// end of the validator's maximum age when that comes first. `None` for a token with neither, which a
+    /// cache must not keep.
+    pub fn valid_until(&self) -> Option<i64> {
+        self.valid_until
+    }
+
+    /// Whether the keys that verified the token are still the ones its validator trusts. Fixed keys never
+    /// change. A token verified by a [`KeySource`](crate::KeySource)'s key stays current while the source
+    /// answers with the same key set; any change (a rotation, a key removed, no keys available) ends it.
+    /// A cache of validated tokens asks this on every hit.
+    pub fn keys_current(&self) -> bool {
+        self.origin.as_ref().is_none_or(KeyOrigin::is_current)
     }
 }
 

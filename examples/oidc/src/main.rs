@@ -130,10 +130,15 @@ async fn admin(claims: Claims<Value>) -> Json<Value> {
     Json(json!({ "admin": true, "sub": claims.registered().subject() }))
 }
 
+/// How many validated tokens the layer keeps: clients send the same access token until it expires, and a
+/// cached one skips the RS256 or ES256 signature check. An entry never outlives its token, nor the key set
+/// that verified it.
+const CACHED_TOKENS: usize = 10_000;
+
 /// The application: `/health` outside the layer, the rest behind it.
 fn app(validator: Validator, keys: RemoteKeySet) -> Router {
-    let protected =
-        Router::new().route("/me", get(me)).route("/admin", get(admin)).layer(JwtAuthLayer::<Value>::new(validator));
+    let layer = JwtAuthLayer::<Value>::new(validator).cache(CACHED_TOKENS);
+    let protected = Router::new().route("/me", get(me)).route("/admin", get(admin)).layer(layer);
     Router::new().route("/health", get(health)).with_state(keys).merge(protected)
 }
 

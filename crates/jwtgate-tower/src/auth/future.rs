@@ -6,7 +6,9 @@ use std::task::{Context, Poll, ready};
 
 use bytes::Bytes;
 use http::{Request, Response};
-use jwtgate_core::{DenylistError, Error, ErrorKind, PendingLookup, PendingRefresh, TokenStatus, Validated};
+use jwtgate_core::{
+    DenylistError, Error, ErrorKind, PendingLookup, PendingRefresh, TokenStatus, Validated, ValidatedCache,
+};
 use pin_project_lite::pin_project;
 use serde::de::DeserializeOwned;
 use tower_service::Service;
@@ -38,7 +40,7 @@ pin_project! {
     {
         Keys {
             refresh: PendingRefresh,
-            awaiting: Option<AwaitingKeys<S, ReqBody>>,
+            awaiting: Option<AwaitingKeys<S, ReqBody, C>>,
         },
         Lookup {
             lookup: PendingLookup,
@@ -55,28 +57,33 @@ pin_project! {
 }
 
 /// A request whose token waits for a key refresh.
-pub(super) struct AwaitingKeys<S, ReqBody> {
+pub(super) struct AwaitingKeys<S, ReqBody, C> {
     request: Request<ReqBody>,
     token: String,
     service: S,
     shared: Arc<Shared>,
+    cache: Option<ValidatedCache<C>>,
 }
 
-impl<S, ReqBody> AwaitingKeys<S, ReqBody>
+impl<S, ReqBody, C> AwaitingKeys<S, ReqBody, C>
 where
     S: Service<Request<ReqBody>>,
+    C: DeserializeOwned + Send + Sync + 'static,
 {
-    pub(super) fn new(request: Request<ReqBody>, token: String, service: S, shared: Arc<Shared>) -> Self {
-        Self { request, token, service, shared }
+    pub(super) fn new(
+        request: Request<ReqBody>,
+        token: String,
+        service: S,
+        shared: Arc<Shared>,
+        cache: Option<ValidatedCache<C>>,
+    ) -> Self {
+        Self { request, token, service, shared, cache }
     }
 
     /// Checks the token again, with the refreshed keys, and goes on as for any other token.
-    fn finish<C>(self) -> ResponseFuture<S, ReqBody, C>
-    where
-        C: DeserializeOwned + Send + Sync + 'static,
-    {
-        let Self { request, token, service, shared } = self;
-        match shared.after_refresh::<C>(&token) {
+    fn finish(self) -> ResponseFuture<S, ReqBody, C> {
+        let Self { request, token, service, shared, cache } = self;
+        match shared.after_refresh::<C>(&token, cache.as_ref()) {
             Authentication::Valid(validated) => proceed(request, validated, service, &shared),
             Authentication::Refused(error) => {
                 ResponseFuture::rejected(shared.reject(&error, RequestHead::new(&request)))
@@ -92,7 +99,7 @@ where
 /// A validated request waiting for the denylist's answer.
 pub(super) struct Waiting<S, ReqBody, C> {
     request: Request<ReqBody>,
-    validated: Validated<C>,
+    validated: Arc<Validated<C>>,
     service: S,
     shared: Arc<Shared>,
 }
@@ -102,7 +109,12 @@ where
     S: Service<Request<ReqBody>>,
     C: Send + Sync + 'static,
 {
-    pub(super) fn new(request: Request<ReqBody>, validated: Validated<C>, service: S, shared: Arc<Shared>) -> Self {
+    pub(super) fn new(
+        request: Request<ReqBody>,
+        validated: Arc<Validated<C>>,
+        service: S,
+        shared: Arc<Shared>,
+    ) -> Self {
         Self { request, validated, service, shared }
     }
 
@@ -130,14 +142,18 @@ where
 }
 
 /// Hands the validated claims, and the principal that guards read, to the inner service with the request.
-pub(super) fn admit<S, ReqBody, C>(mut request: Request<ReqBody>, validated: Validated<C>, service: &mut S) -> S::Future
+pub(super) fn admit<S, ReqBody, C>(
+    mut request: Request<ReqBody>,
+    validated: Arc<Validated<C>>,
+    service: &mut S,
+) -> S::Future
 where
     S: Service<Request<ReqBody>>,
     C: Send + Sync + 'static,
 {
     let extensions = request.extensions_mut();
     extensions.insert(validated.principal().clone());
-    extensions.insert(Arc::new(validated));
+    extensions.insert(validated);
     service.call(request)
 }
 
@@ -157,7 +173,7 @@ where
         Self { state: State::Lookup { lookup, waiting: Some(waiting) } }
     }
 
-    pub(super) fn refreshing(refresh: PendingRefresh, awaiting: AwaitingKeys<S, ReqBody>) -> Self {
+    pub(super) fn refreshing(refresh: PendingRefresh, awaiting: AwaitingKeys<S, ReqBody, C>) -> Self {
         Self { state: State::Keys { refresh, awaiting: Some(awaiting) } }
     }
 }

@@ -1,8 +1,7 @@
 use std::fmt;
-use std::marker::PhantomData;
 use std::sync::Arc;
 
-use jwtgate_core::{Denylist, Validator};
+use jwtgate_core::{Denylist, ValidatedCache, Validator};
 use tower_layer::Layer;
 
 use super::{JwtAuthService, Shared};
@@ -40,14 +39,14 @@ use crate::{Responder, TokenSources};
 /// ```
 pub struct JwtAuthLayer<C> {
     shared: Arc<Shared>,
-    _claims: PhantomData<fn() -> C>,
+    cache: Option<ValidatedCache<C>>,
 }
 
 impl<C> JwtAuthLayer<C> {
     /// A layer that requires a valid token on every request, from `Authorization: Bearer`, with no
     /// denylist and RFC 6750 responses.
     pub fn new(validator: Validator) -> Self {
-        Self { shared: Arc::new(Shared::new(validator)), _claims: PhantomData }
+        Self { shared: Arc::new(Shared::new(validator)), cache: None }
     }
 
     /// Where tokens come from, in order. Default: `Authorization: Bearer` alone.
@@ -91,6 +90,28 @@ impl<C> JwtAuthLayer<C> {
         self
     }
 
+    /// Keeps up to `capacity` validated tokens, so that a token seen again skips the signature check, the
+    /// parse and the mapping: its claims and principal come from the cache. Default: no cache.
+    ///
+    /// The cache belongs to this layer and its clones. An entry is never served after the token's `exp` (the
+    /// leeway is not granted from the cache) or after the keys that verified it change, and the denylist is
+    /// asked about every token, cached or not, so revocation stays immediate. See
+    /// [`ValidatedCache`] for the details, and for its memory: about three times the token's length per
+    /// entry.
+    ///
+    /// It pays off when clients send the same token many times, as browsers and API clients do between
+    /// refreshes. Where every request brings a new token it only adds a lookup and an insert.
+    #[must_use]
+    pub fn cache(mut self, capacity: usize) -> Self {
+        self.cache = Some(ValidatedCache::new(capacity));
+        self
+    }
+
+    /// The layer's cache of validated tokens, if [`cache`](Self::cache) set one: for its length, in metrics.
+    pub fn validated_cache(&self) -> Option<&ValidatedCache<C>> {
+        self.cache.as_ref()
+    }
+
     /// Builds the responses to refused requests. Default: [`Rfc6750Responder`](crate::Rfc6750Responder).
     #[must_use]
     pub fn responder(mut self, responder: impl Responder) -> Self {
@@ -103,18 +124,18 @@ impl<S, C> Layer<S> for JwtAuthLayer<C> {
     type Service = JwtAuthService<S, C>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        JwtAuthService::new(inner, self.shared.clone())
+        JwtAuthService::new(inner, self.shared.clone(), self.cache.clone())
     }
 }
 
 impl<C> Clone for JwtAuthLayer<C> {
     fn clone(&self) -> Self {
-        Self { shared: self.shared.clone(), _claims: PhantomData }
+        Self { shared: self.shared.clone(), cache: self.cache.clone() }
     }
 }
 
 impl<C> fmt::Debug for JwtAuthLayer<C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("JwtAuthLayer").field("config", &self.shared).finish()
+        f.debug_struct("JwtAuthLayer").field("config", &self.shared).field("cache", &self.cache).finish()
     }
 }

@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use http::Response;
-use jwtgate_core::{Denylist, Error, ErrorKind, PendingRefresh, Validated, Validation, Validator};
+use jwtgate_core::{Denylist, Error, ErrorKind, PendingRefresh, Validated, ValidatedCache, Validation, Validator};
 use serde::de::DeserializeOwned;
 
 use crate::source::Extracted;
@@ -44,8 +44,12 @@ impl Shared {
         }
     }
 
-    /// Finds and validates the request's token.
-    fn authenticate<C: DeserializeOwned>(&self, head: &RequestHead<'_>) -> Authentication<C> {
+    /// Finds the request's token, and validates it unless `cache` holds it.
+    fn authenticate<C: DeserializeOwned>(
+        &self,
+        head: &RequestHead<'_>,
+        cache: Option<&ValidatedCache<C>>,
+    ) -> Authentication<C> {
         match self.sources.extract(head) {
             Extracted::Absent if self.optional => Authentication::Anonymous,
             Extracted::Absent => Authentication::Refused(ErrorKind::Missing.into()),
@@ -57,26 +61,43 @@ impl Shared {
                 log_failure(&error, None);
                 Authentication::Refused(error)
             }
-            Extracted::Token(token) => match self.validator.start::<C>(&token) {
-                Validation::Done(result) => self.checked(result, &token),
-                // Rare: the token names a `kid` the remote keys lack, and they are being refreshed. Only
-                // then is the token copied, to be checked again once the refresh is over.
-                Validation::Refreshing(refresh) => Authentication::Refreshing(refresh, token.into_owned()),
-            },
+            Extracted::Token(token) => {
+                if let Some(hit) = cache.and_then(|cache| cache.get(&token, unix_now())) {
+                    return Authentication::Valid(hit);
+                }
+                match self.validator.start::<C>(&token) {
+                    Validation::Done(result) => self.checked(result, &token, cache),
+                    // Rare: the token names a `kid` the remote keys lack, and they are being refreshed. Only
+                    // then is the token copied, to be checked again once the refresh is over.
+                    Validation::Refreshing(refresh) => Authentication::Refreshing(refresh, token.into_owned()),
+                }
+            }
         }
     }
 
     /// Checks a token again after a key refresh; a token causes one refresh at most.
-    fn after_refresh<C: DeserializeOwned>(&self, token: &str) -> Authentication<C> {
-        self.checked(self.validator.validate::<C>(token), token)
+    fn after_refresh<C: DeserializeOwned>(&self, token: &str, cache: Option<&ValidatedCache<C>>) -> Authentication<C> {
+        self.checked(self.validator.validate::<C>(token), token, cache)
     }
 
-    fn checked<C>(&self, result: Result<Validated<C>, Error>, token: &str) -> Authentication<C> {
+    /// Applies the layer's own rules to a validation's result, and caches a token that passes.
+    fn checked<C>(
+        &self,
+        result: Result<Validated<C>, Error>,
+        token: &str,
+        cache: Option<&ValidatedCache<C>>,
+    ) -> Authentication<C> {
         let error = match result {
             Ok(validated) if self.require_jti && validated.registered().token_id().is_none() => {
                 ErrorKind::MissingClaim { claim: "jti" }.into()
             }
-            Ok(validated) => return Authentication::Valid(validated),
+            Ok(validated) => {
+                let validated = Arc::new(validated);
+                if let Some(cache) = cache {
+                    cache.insert(token, &validated, unix_now());
+                }
+                return Authentication::Valid(validated);
+            }
             Err(error) => error,
         };
         log_failure(&error, Some(token));
@@ -93,11 +114,16 @@ enum Authentication<C> {
     /// No credentials, in optional mode.
     Anonymous,
     /// A valid token.
-    Valid(Validated<C>),
+    Valid(Arc<Validated<C>>),
     /// Refused, with this error.
     Refused(Error),
     /// Waiting for a key refresh; the token is checked again once it is over.
     Refreshing(PendingRefresh, String),
+}
+
+/// Seconds since the Unix epoch, now.
+fn unix_now() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
 }
 
 /// Logs why a token was refused, with its `kid`, at debug level. The token itself is never logged; its `kid`

@@ -1,10 +1,9 @@
 use std::fmt;
-use std::marker::PhantomData;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use http::{Request, Response};
-use jwtgate_core::{Lookup, Validated};
+use jwtgate_core::{Lookup, Validated, ValidatedCache};
 use serde::de::DeserializeOwned;
 use tower_service::Service;
 
@@ -16,12 +15,12 @@ use crate::{Anonymous, RequestHead, ResponseBody};
 pub struct JwtAuthService<S, C> {
     inner: S,
     shared: Arc<Shared>,
-    _claims: PhantomData<fn() -> C>,
+    cache: Option<ValidatedCache<C>>,
 }
 
 impl<S, C> JwtAuthService<S, C> {
-    pub(super) fn new(inner: S, shared: Arc<Shared>) -> Self {
-        Self { inner, shared, _claims: PhantomData }
+    pub(super) fn new(inner: S, shared: Arc<Shared>, cache: Option<ValidatedCache<C>>) -> Self {
+        Self { inner, shared, cache }
     }
 
     /// The inner service.
@@ -54,7 +53,7 @@ where
     }
 
     fn call(&mut self, mut request: Request<ReqBody>) -> Self::Future {
-        match self.shared.authenticate::<C>(&RequestHead::new(&request)) {
+        match self.shared.authenticate::<C>(&RequestHead::new(&request), self.cache.as_ref()) {
             Authentication::Valid(validated) => proceed(request, validated, self.take_ready(), &self.shared),
             Authentication::Anonymous => {
                 request.extensions_mut().insert(Anonymous);
@@ -66,7 +65,7 @@ where
             }
             Authentication::Refreshing(refresh, token) => ResponseFuture::refreshing(
                 refresh,
-                AwaitingKeys::new(request, token, self.take_ready(), self.shared.clone()),
+                AwaitingKeys::new(request, token, self.take_ready(), self.shared.clone(), self.cache.clone()),
             ),
         }
     }
@@ -75,7 +74,7 @@ where
 /// Asks the denylist about a validated token, then calls `inner` or answers.
 pub(super) fn proceed<S, ReqBody, C>(
     request: Request<ReqBody>,
-    validated: Validated<C>,
+    validated: Arc<Validated<C>>,
     mut inner: S,
     shared: &Arc<Shared>,
 ) -> ResponseFuture<S, ReqBody, C>
@@ -104,7 +103,7 @@ impl<S: Clone, C> JwtAuthService<S, C> {
 
 impl<S: Clone, C> Clone for JwtAuthService<S, C> {
     fn clone(&self) -> Self {
-        Self { inner: self.inner.clone(), shared: self.shared.clone(), _claims: PhantomData }
+        Self { inner: self.inner.clone(), shared: self.shared.clone(), cache: self.cache.clone() }
     }
 }
 

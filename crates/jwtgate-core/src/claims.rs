@@ -132,7 +132,9 @@ pub(crate) fn parse_claims<C: de::DeserializeOwned>(json: &str) -> Result<(C, Re
 #[derive(Default)]
 struct Reading<'de> {
     registered: RegisteredClaims,
-    names: Vec<Name<'de>>,
+    /// Each member's name, with a fingerprint of it, so that looking for duplicates compares strings only
+    /// when their fingerprints match.
+    names: Vec<(u64, Name<'de>)>,
     /// Why the pass stopped, when jwtgate (not `C`, not the JSON syntax) stopped it.
     failed: Option<ErrorKind>,
     /// Whether the claims set is a JSON object: anything else is malformed, whatever `C` would make of it.
@@ -152,11 +154,14 @@ impl<'de> Reading<'de> {
             "jti" => Some("jti"),
             _ => None,
         };
+        let print = fingerprint(&name.0);
         // A registered claim named twice is refused before its second value is read.
-        if registered.is_some() && self.names.iter().any(|other| other.0 == name.0) {
+        if registered.is_some()
+            && self.names.iter().any(|(other, other_name)| *other == print && other_name.0 == name.0)
+        {
             return Err(ErrorKind::Malformed);
         }
-        self.names.push(name);
+        self.names.push((print, name));
         Ok(registered)
     }
 
@@ -189,9 +194,11 @@ impl<'de> Reading<'de> {
     fn finish(self) -> Result<RegisteredClaims, ErrorKind> {
         let names = &self.names;
         let duplicates = if names.len() <= 32 {
-            names.iter().enumerate().any(|(i, a)| names[..i].iter().any(|b| a.0 == b.0))
+            names.iter().enumerate().any(|(i, (print, name))| {
+                names[..i].iter().any(|(other, other_name)| other == print && other_name.0 == name.0)
+            })
         } else {
-            has_duplicates(&names.iter().map(|name| name.0.as_ref()).collect::<Vec<_>>())
+            has_duplicates(&names.iter().map(|(_, name)| name.0.as_ref()).collect::<Vec<_>>())
         };
         if duplicates { Err(ErrorKind::Malformed) } else { Ok(self.registered) }
     }
@@ -200,6 +207,12 @@ impl<'de> Reading<'de> {
         self.failed = Some(kind);
         E::custom(format_args!("{kind:?}"))
     }
+}
+
+/// FNV-1a over a member's name: equal names have equal fingerprints. It only spares string comparisons; two
+/// names are the same only when the strings are.
+fn fingerprint(name: &str) -> u64 {
+    name.bytes().fold(0xcbf2_9ce4_8422_2325, |hash, byte| (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3))
 }
 
 /// The text of a JSON string without escapes, the common case, read without a parser; `None` for anything

@@ -3,7 +3,7 @@
 //! - `no_auth`: axum with no authentication;
 //! - `naive`: an axum middleware calling `jsonwebtoken::decode` with a `Validation` built per request, as
 //!   most peers do (the decoding key is built once);
-//! - `jwt_authorizer`: jwt-authorizer 0.15 (on axum 0.7);
+//! - `jwt_authorizer`: jwt-authorizer 0.15 (on axum 0.7), and `no_auth_axum07`, axum 0.7 alone, its baseline;
 //! - `jwtgate`: `JwtAuthLayer`;
 //! - `jwtgate_cached`: `JwtAuthLayer` with a validated-token cache, which the same token hits every time.
 //!
@@ -148,7 +148,7 @@ fn bench(c: &mut Criterion) {
         };
         let token = key.sign(&bench_claims());
         let mut group = c.benchmark_group(format!("request/{alg}"));
-        group.measurement_time(Duration::from_secs(4)).warm_up_time(Duration::from_secs(1));
+        group.measurement_time(Duration::from_secs(6)).warm_up_time(Duration::from_secs(2));
 
         let cases: [(&str, Router); 4] = [
             ("no_auth", no_auth()),
@@ -171,6 +171,10 @@ fn bench(c: &mut Criterion) {
         let response = runtime.block_on(peer.clone().oneshot(peer_request())).unwrap();
         assert_eq!(response.status(), 200, "jwt-authorizer refused the token");
         group.bench_function("jwt_authorizer", |b| b.to_async(&runtime).iter(|| peer.clone().oneshot(peer_request())));
+        // jwt-authorizer's framework alone: axum 0.7 with no authentication, for its baseline.
+        let bare07 = axum07::Router::new().route("/", axum07::routing::get(handler));
+        group
+            .bench_function("no_auth_axum07", |b| b.to_async(&runtime).iter(|| bare07.clone().oneshot(peer_request())));
         group.finish();
         if alg == Algorithm::HS256 {
             println!("HS256 token length: {} bytes", token.len());
@@ -217,7 +221,7 @@ fn run_group<const N: usize>(
     token: &str,
 ) {
     let mut group = c.benchmark_group(group);
-    group.measurement_time(Duration::from_secs(4)).warm_up_time(Duration::from_secs(1));
+    group.measurement_time(Duration::from_secs(6)).warm_up_time(Duration::from_secs(2));
     for (name, router) in cases {
         let response = runtime.block_on(router.clone().oneshot(request(token))).unwrap();
         assert_eq!(response.status(), 200, "{name} refused the token");
@@ -249,7 +253,7 @@ fn bench_remote_keys(c: &mut Criterion) {
         if alg == Algorithm::RS256 {
             let mismatched = key.sign_raw(r#"{"alg":"RS384","kid":"bench"}"#, &bench_claims().to_string());
             let mut group = c.benchmark_group("keys/lookup");
-            group.measurement_time(Duration::from_secs(4)).warm_up_time(Duration::from_secs(1));
+            group.measurement_time(Duration::from_secs(6)).warm_up_time(Duration::from_secs(2));
             for (name, validator) in [("static", &static_validator), ("remote", &remote_validator)] {
                 let err = validator.validate::<BenchClaims>(&mismatched).unwrap_err();
                 assert_eq!(err.to_string(), "the token's algorithm does not match its key", "{name}");

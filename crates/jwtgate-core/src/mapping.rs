@@ -241,7 +241,7 @@ mod tests {
     use crate::Principal;
 
     fn map(mapping: &AuthorityMapping, json: &str) -> Principal {
-        Principal::from_claims(None, json.to_owned(), Arc::new(mapping.clone()))
+        Principal::from_claims(json.to_owned(), Arc::new(mapping.clone()))
     }
 
     #[test]

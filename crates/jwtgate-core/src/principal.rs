@@ -30,7 +30,8 @@ pub enum Authority {
 /// [`claim`](Principal::claim) lookups by claim policies.
 #[derive(Clone, Default)]
 pub struct Principal {
-    subject: Option<String>,
+    /// `sub`; a principal the validator made reads it from the claims when first asked.
+    subject: OnceLock<Option<String>>,
     claims: Option<String>,
     mapping: Option<Arc<AuthorityMapping>>,
     authorities: OnceLock<Authorities>,
@@ -59,13 +60,13 @@ impl Authorities {
 impl Principal {
     /// A principal with the given subject and no authorities (for tests and custom authentication).
     pub fn new(subject: Option<String>) -> Self {
-        Self { subject, ..Self::default() }
+        Self { subject: OnceLock::from(subject), ..Self::default() }
     }
 
     /// The principal of a validated token: its authorities are read from `claims` by `mapping` when first
     /// asked for.
-    pub(crate) fn from_claims(subject: Option<String>, claims: String, mapping: Arc<AuthorityMapping>) -> Self {
-        Self { subject, claims: Some(claims), mapping: Some(mapping), authorities: OnceLock::new() }
+    pub(crate) fn from_claims(claims: String, mapping: Arc<AuthorityMapping>) -> Self {
+        Self { subject: OnceLock::new(), claims: Some(claims), mapping: Some(mapping), authorities: OnceLock::new() }
     }
 
     /// Adds an authority.
@@ -98,7 +99,7 @@ impl Principal {
 
     /// `sub`, if the token has one.
     pub fn subject(&self) -> Option<&str> {
-        self.subject.as_deref()
+        self.subject.get_or_init(|| self.claim::<String>("sub")).as_deref()
     }
 
     /// The roles, in the order the mapping found them, without duplicates.
@@ -151,7 +152,7 @@ impl Principal {
 impl fmt::Debug for Principal {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Principal")
-            .field("subject", &self.subject)
+            .field("subject", &self.subject())
             .field("roles", &self.roles())
             .field("scopes", &self.scopes())
             .field("permissions", &self.permissions())

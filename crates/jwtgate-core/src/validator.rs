@@ -232,7 +232,7 @@ impl Rules {
         let (claims, registered) = parse_claims::<C>(&payload)?;
         rules.check_claims(&registered, now)?;
         let valid_until = rules.valid_until(&registered);
-        let principal = Principal::from_claims(registered.sub.clone(), payload, rules.mapping.clone());
+        let principal = Principal::from_claims(payload, rules.mapping.clone());
         Ok(Validated { claims, registered, alg, kid, origin, valid_until, principal: Arc::new(principal) })
     }
 
@@ -555,26 +555,26 @@ impl<'de> Deserialize<'de> for Header<'de> {
             }
 
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-                let (mut alg, mut kid, mut typ, mut crit) = (None, None, None, false);
-                let mut seen: Vec<Name<'de>> = Vec::new();
+                let (mut alg, mut kid, mut typ, mut crit) = (None, None, None, None);
+                // Only the names of other members are kept, to find their duplicates: a header of `alg`, `kid`
+                // and `typ` alone allocates nothing.
+                let mut others: Vec<Name<'de>> = Vec::new();
+                let duplicate = || de::Error::custom("duplicate header member");
                 while let Some(name) = map.next_key::<Name<'de>>()? {
-                    if seen.iter().any(|other| other.0 == name.0) {
-                        return Err(de::Error::custom("duplicate header member"));
-                    }
                     match name.0.as_ref() {
-                        "alg" => alg = Some(map.next_value::<Name<'de>>()?),
-                        "kid" => kid = Some(map.next_value::<Name<'de>>()?),
-                        "typ" => typ = Some(map.next_value::<Name<'de>>()?),
-                        "crit" => {
-                            map.next_value::<IgnoredAny>()?;
-                            crit = true;
-                        }
+                        "alg" if alg.is_none() => alg = Some(map.next_value::<Name<'de>>()?),
+                        "kid" if kid.is_none() => kid = Some(map.next_value::<Name<'de>>()?),
+                        "typ" if typ.is_none() => typ = Some(map.next_value::<Name<'de>>()?),
+                        "crit" if crit.is_none() => crit = Some(map.next_value::<IgnoredAny>()?),
+                        "alg" | "kid" | "typ" | "crit" => return Err(duplicate()),
+                        _ if others.iter().any(|other| other.0 == name.0) => return Err(duplicate()),
                         _ => {
                             map.next_value::<IgnoredAny>()?;
+                            others.push(name);
                         }
                     }
-                    seen.push(name);
                 }
+                let crit = crit.is_some();
                 let alg = alg.ok_or_else(|| de::Error::missing_field("alg"))?;
                 Ok(Header { alg, kid, typ, crit })
             }

@@ -205,3 +205,19 @@ async fn refused_tokens_are_never_cached() {
         .assert_invalid_token("the token's signature is invalid");
     assert!(layer.validated_cache().unwrap().is_empty());
 }
+
+#[tokio::test]
+async fn a_clone_of_the_layer_with_stricter_rules_applies_them_to_a_hit() {
+    let (key, validator) = hs256();
+    let open = JwtAuthLayer::new(validator).cache(100);
+    let strict = open.clone().require_jti();
+    let (open, strict) = (App::new(open).await, App::new(strict).await);
+    let mut no_jti = claims();
+    no_jti.as_object_mut().unwrap().remove("jti");
+    let token = key.sign(&no_jti);
+    assert_eq!(open.bearer(&token).await.status, 200);
+    assert_eq!(open.bearer(&token).await.status, 200);
+    assert!(open.last_two_shared(), "the token was not cached");
+    // The clone shares the cache, and the token is in it; its own rule still refuses the token.
+    strict.bearer(&token).await.assert_invalid_token("the token has no jti claim");
+}

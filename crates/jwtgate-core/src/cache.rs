@@ -280,4 +280,25 @@ mod tests {
         let token = sign(&key, r#"{"sub":"a","exp":1000}"#);
         assert!(validator.validate_at::<serde_json::Value>(&token, 500).unwrap().keys_current());
     }
+
+    #[test]
+    fn a_fixed_key_chosen_because_the_source_had_none_goes_stale_with_the_source() {
+        // A token without `kid`, verified by the only HS256 key: the fixed one, since the source has only an
+        // HS384 key. Once the source has an HS256 key too, the token would be ambiguous: no longer current.
+        let fixed = Key::hmac(Algorithm::HS256, &Secret::new(vec![9; 32])).unwrap();
+        let other = |alg| KeySet::new([Key::hmac(alg, &Secret::new(vec![8; 48])).unwrap()]).unwrap();
+        let source = Arc::new(Swappable(std::sync::Mutex::new(Ok(Arc::new(other(Algorithm::HS384))))));
+        let keys = crate::TrustedKeys::from(KeySet::new([fixed]).unwrap()).with_source(source.clone());
+        let validator = Validator::builder(keys).build();
+        let (_, hmac) = self::validator();
+        let token = sign(&hmac, r#"{"sub":"a","exp":1000}"#);
+        let validated = validator.validate_at::<serde_json::Value>(&token, 500).unwrap();
+        assert!(validated.keys_current());
+        *source.0.lock().unwrap() = Ok(Arc::new(other(Algorithm::HS256)));
+        assert!(!validated.keys_current());
+        assert_eq!(
+            validator.validate_at::<serde_json::Value>(&token, 500).unwrap_err().kind(),
+            crate::ErrorKind::UnknownKey
+        );
+    }
 }

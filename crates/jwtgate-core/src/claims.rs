@@ -120,6 +120,8 @@ pub(crate) fn parse_claims<C: de::DeserializeOwned>(json: &str) -> Result<(C, Re
     let claims = C::deserialize(ClaimsDeserializer { inner: &mut deserializer, reading: &mut reading })
         .and_then(|claims| deserializer.end().map(|()| claims));
     match claims {
+        // A claims type whose own `Deserialize` swallowed jwtgate's error has not made the claims valid.
+        Ok(_) if reading.failed.is_some() => Err(reading.failed.unwrap_or(ErrorKind::Malformed)),
         Ok(claims) => Ok((claims, reading.finish()?)),
         Err(_) if reading.failed.is_some() => Err(reading.failed.unwrap_or(ErrorKind::Malformed)),
         // `C` refused a claims set that is a JSON object.
@@ -534,5 +536,38 @@ mod tests {
         assert_eq!(parse_claims::<serde_json::Value>(r#"{"a":1,"b":2,"a":3}"#).err(), Some(ErrorKind::Malformed));
         assert_eq!(parse_claims::<String>(r#""a string""#).err(), Some(ErrorKind::Malformed));
         assert_eq!(parse_claims::<serde_json::Value>(r#"{"a":1} x"#).err(), Some(ErrorKind::Malformed));
+    }
+
+    #[test]
+    fn a_claims_type_that_swallows_errors_cannot_make_a_bad_claim_pass() {
+        /// Reads every member and ignores any it cannot read, as a careless hand-written `Deserialize` might.
+        #[derive(Debug)]
+        struct Lenient;
+
+        impl<'de> Deserialize<'de> for Lenient {
+            fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                struct LenientVisitor;
+                impl<'de> Visitor<'de> for LenientVisitor {
+                    type Value = Lenient;
+                    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                        f.write_str("anything")
+                    }
+                    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Lenient, A::Error> {
+                        while let Ok(Some(_)) = map.next_key::<IgnoredAny>() {
+                            let _ = map.next_value::<IgnoredAny>();
+                        }
+                        Ok(Lenient)
+                    }
+                }
+                deserializer.deserialize_map(LenientVisitor)
+            }
+        }
+
+        assert_eq!(
+            parse_claims::<Lenient>(r#"{"sub":"x","exp":"never"}"#).err(),
+            Some(ErrorKind::InvalidClaim { claim: "exp" })
+        );
+        assert_eq!(parse_claims::<Lenient>(r#"{"exp":1,"exp":2}"#).err(), Some(ErrorKind::Malformed));
+        assert!(parse_claims::<Lenient>(r#"{"sub":"x","exp":1}"#).is_ok());
     }
 }

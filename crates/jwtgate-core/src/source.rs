@@ -128,7 +128,9 @@ impl TrustedKeys {
             None => {
                 let fixed_key = fixed.map_or(Ok(None), |set| set.only_for(alg))?;
                 match (fixed_key, current.only_for(alg)?) {
-                    (Some(key), None) => Ok((verify(key)?, None)),
+                    // The fixed key was chosen because the source has none for this algorithm: that can
+                    // change, so the answer depends on the source's keys too.
+                    (Some(key), None) => Ok((verify(key)?, origin())),
                     (None, Some(key)) => Ok((verify(key)?, origin())),
                     _ => Err(ErrorKind::UnknownKey),
                 }

@@ -519,10 +519,12 @@ impl<C> Validated<C> {
         self.valid_until
     }
 
-    /// Whether the keys that verified the token are still the ones its validator trusts. Fixed keys never
-    /// change. A token verified by a [`KeySource`](crate::KeySource)'s key stays current while the source
-    /// answers with the same key set; any change (a rotation, a key removed, no keys available) ends it.
-    /// A cache of validated tokens asks this on every hit.
+    /// Whether the keys that decided the token are still the ones its validator trusts. A token that names
+    /// a fixed key by `kid`, or a validator without a [`KeySource`](crate::KeySource), stays current for
+    /// good. Otherwise the source's key set decided (it held the key, or held none that competed with a
+    /// fixed one), and the token stays current while the source answers with the same key set; any change
+    /// (a rotation, a key removed or added, no keys available) ends it. A cache of validated tokens asks
+    /// this on every hit.
     pub fn keys_current(&self) -> bool {
         self.origin.as_ref().is_none_or(KeyOrigin::is_current)
     }

@@ -63,7 +63,15 @@ impl Shared {
             }
             Extracted::Token(token) => {
                 if let Some(hit) = cache.and_then(|cache| cache.get(&token, unix_now())) {
-                    return Authentication::Valid(hit);
+                    // Clones of a layer share its cache, and a clone may have other rules: they apply to a
+                    // hit as to a fresh validation.
+                    return match self.admissible(&hit) {
+                        Ok(()) => Authentication::Valid(hit),
+                        Err(error) => {
+                            log_failure(&error, Some(&token));
+                            Authentication::Refused(error)
+                        }
+                    };
                 }
                 match self.validator.start::<C>(&token) {
                     Validation::Done(result) => self.checked(result, &token, cache),
@@ -87,10 +95,7 @@ impl Shared {
         token: &str,
         cache: Option<&ValidatedCache<C>>,
     ) -> Authentication<C> {
-        let error = match result {
-            Ok(validated) if self.require_jti && validated.registered().token_id().is_none() => {
-                ErrorKind::MissingClaim { claim: "jti" }.into()
-            }
+        let error = match result.and_then(|validated| self.admissible(&validated).map(|()| validated)) {
             Ok(validated) => {
                 let validated = Arc::new(validated);
                 if let Some(cache) = cache {
@@ -102,6 +107,14 @@ impl Shared {
         };
         log_failure(&error, Some(token));
         Authentication::Refused(error)
+    }
+
+    /// The layer's own rules, beyond the validator's, for a token the validator accepted.
+    fn admissible<C>(&self, validated: &Validated<C>) -> Result<(), Error> {
+        if self.require_jti && validated.registered().token_id().is_none() {
+            return Err(ErrorKind::MissingClaim { claim: "jti" }.into());
+        }
+        Ok(())
     }
 
     fn reject(&self, error: &Error, head: RequestHead<'_>) -> Response<Bytes> {

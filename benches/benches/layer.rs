@@ -27,40 +27,10 @@ use axum::routing::get;
 use criterion::{Criterion, criterion_group, criterion_main};
 use http::Request;
 use jwtgate::{Algorithm, JwtAuthLayer, KeySet, Validator};
+use jwtgate_tests::bench::{BenchClaims, bench_claims};
 use jwtgate_tests::{AUDIENCE, ISSUER, TestKey, now};
-use serde::Deserialize;
 use serde_json::json;
 use tower::ServiceExt;
-
-/// The claims every case deserializes.
-#[derive(Clone, Debug, Deserialize)]
-#[allow(dead_code, reason = "deserialized, as handlers would, but not read")]
-struct BenchClaims {
-    sub: String,
-    #[serde(default)]
-    roles: Vec<String>,
-    #[serde(default)]
-    scope: String,
-}
-
-/// A realistic access token: registered claims, roles, scope and a little profile, about 540 bytes with
-/// an HS256 signature.
-fn bench_claims() -> serde_json::Value {
-    json!({
-        "iss": ISSUER,
-        "aud": AUDIENCE,
-        "sub": "2b1c6f0e-5d0a-4c38-9f1e-7a8d5e4c3b2a",
-        "iat": now(),
-        "nbf": now(),
-        "exp": now() + 3600,
-        "jti": "9f4c2e7a-1b3d-4e5f-8a6b-0c7d9e1f2a3b",
-        "roles": ["admin", "billing", "support"],
-        "scope": "orders:read orders:write invoices:read",
-        "name": "Ada Lovelace",
-        "email": "ada@example.com",
-        "tenant": "acme",
-    })
-}
 
 async fn handler() -> &'static str {
     "ok"

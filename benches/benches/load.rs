@@ -22,19 +22,8 @@ use std::process::Command;
 use axum::Router;
 use axum::routing::get;
 use jwtgate::{Algorithm, JwtAuthLayer, KeySet, Validator};
-use jwtgate_tests::{AUDIENCE, ISSUER, TestKey, now};
-use serde::Deserialize;
-use serde_json::json;
-
-#[derive(Clone, Debug, Deserialize)]
-#[allow(dead_code, reason = "deserialized, as handlers would, but not read")]
-struct LoadClaims {
-    sub: String,
-    #[serde(default)]
-    roles: Vec<String>,
-    #[serde(default)]
-    scope: String,
-}
+use jwtgate_tests::bench::{BenchClaims, bench_claims, bench_claims_of};
+use jwtgate_tests::{AUDIENCE, ISSUER, TestKey};
 
 const CACHE_CAPACITY: usize = 10_000;
 const SOAK_TOKENS: usize = 50_000;
@@ -56,8 +45,8 @@ fn main() {
     let key = TestKey::generate(Algorithm::HS256);
     let validator =
         Validator::builder(KeySet::new([key.verification_key()]).unwrap()).issuer(ISSUER).audience(AUDIENCE).build();
-    let layer = JwtAuthLayer::<LoadClaims>::new(validator);
-    let token = key.sign(&claims("2b1c6f0e-5d0a-4c38-9f1e-7a8d5e4c3b2a", now() + 3600));
+    let layer = JwtAuthLayer::<BenchClaims>::new(validator);
+    let token = key.sign(&bench_claims());
 
     let cases = [
         ("no_auth", serve(router())),
@@ -93,23 +82,6 @@ fn main() {
         (after as f64 / before as f64 - 1.0) * 100.0
     );
     assert!(cached <= CACHE_CAPACITY, "the cache holds {cached} tokens");
-}
-
-fn claims(sub: &str, exp: i64) -> serde_json::Value {
-    json!({
-        "iss": ISSUER,
-        "aud": AUDIENCE,
-        "sub": sub,
-        "iat": now(),
-        "nbf": now(),
-        "exp": exp,
-        "jti": format!("jti-{sub}"),
-        "roles": ["admin", "billing", "support"],
-        "scope": "orders:read orders:write invoices:read",
-        "name": "Ada Lovelace",
-        "email": "ada@example.com",
-        "tenant": "acme",
-    })
 }
 
 fn router() -> Router {
@@ -155,7 +127,7 @@ fn soak_script(key: &TestKey) -> std::path::PathBuf {
     let tokens = dir.join("tokens.txt");
     let mut file = std::io::BufWriter::new(std::fs::File::create(&tokens).unwrap());
     for i in 0..SOAK_TOKENS {
-        writeln!(file, "{}", key.sign(&claims(&format!("user-{i}"), now() + 3600))).unwrap();
+        writeln!(file, "{}", key.sign(&bench_claims_of(&format!("user-{i}")))).unwrap();
     }
     file.flush().unwrap();
     let script = dir.join("tokens.lua");

@@ -1,6 +1,7 @@
 //! Helpers for jwtgate's own integration tests and benchmarks: keys generated at test time, token signing,
 //! and a loopback server. Nothing here is for production.
 
+pub mod bench;
 pub mod interop;
 pub mod jwks;
 pub mod logs;

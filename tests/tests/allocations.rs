@@ -8,9 +8,8 @@ use axum::body::Body;
 use axum::routing::get;
 use http::Request;
 use jwtgate::{Algorithm, JwtAuthLayer, KeySet, Validator};
-use jwtgate_tests::{AUDIENCE, ISSUER, TestKey, now};
-use serde::Deserialize;
-use serde_json::json;
+use jwtgate_tests::bench::{BenchClaims, bench_claims};
+use jwtgate_tests::{AUDIENCE, ISSUER, TestKey};
 use tower::ServiceExt;
 
 #[global_allocator]
@@ -23,24 +22,8 @@ fn allocations<T>(f: impl FnOnce() -> T) -> (u64, T) {
     (dhat::HeapStats::get().total_blocks - before, value)
 }
 
-/// The benchmark's claims type and token.
-#[derive(Debug, Deserialize)]
-#[allow(dead_code, reason = "deserialized, as handlers would, but not read")]
-struct BenchClaims {
-    sub: String,
-    #[serde(default)]
-    roles: Vec<String>,
-    #[serde(default)]
-    scope: String,
-}
-
 fn token(key: &TestKey) -> String {
-    key.sign(&json!({
-        "iss": ISSUER, "aud": AUDIENCE, "sub": "2b1c6f0e-5d0a-4c38-9f1e-7a8d5e4c3b2a",
-        "iat": now(), "nbf": now(), "exp": now() + 3600, "jti": "9f4c2e7a-1b3d-4e5f-8a6b-0c7d9e1f2a3b",
-        "roles": ["admin", "billing", "support"], "scope": "orders:read orders:write invoices:read",
-        "name": "Ada Lovelace", "email": "ada@example.com", "tenant": "acme",
-    }))
+    key.sign(&bench_claims())
 }
 
 /// One test in this file: dhat counts the allocations of the whole process.

@@ -133,18 +133,24 @@ async fn a_cached_token_is_refused_once_it_expires() {
     app.bearer(&token).await.assert_invalid_token("the token has expired");
 }
 
-#[tokio::test]
-async fn a_token_whose_key_was_withdrawn_is_refused_even_if_cached() {
-    let old = TestKey::generate(Algorithm::RS256).with_kid("old");
-    let new = TestKey::generate(Algorithm::RS256).with_kid("new");
+/// A cached app trusting a provider's JWK Set, which publishes the key `old` and later `new`, and a token of
+/// `old` already cached.
+async fn remote_app(alg: Algorithm) -> (TestKey, JwksServer, App, String) {
+    let old = TestKey::generate(alg).with_kid("old");
     let server = JwksServer::start(json!({ "keys": [old.jwk()] })).await;
     let keys = RemoteKeySet::jwks(&server.jwks_url()).build_eager().await.unwrap();
     let app = App::new(JwtAuthLayer::new(validator(keys)).cache(100)).await;
-
     let token = old.sign(&claims());
     assert_eq!(app.bearer(&token).await.status, 200);
     assert_eq!(app.bearer(&token).await.status, 200);
     assert!(app.last_two_shared(), "the token was not cached");
+    (old, server, app, token)
+}
+
+#[tokio::test]
+async fn a_token_whose_key_was_withdrawn_is_refused_even_if_cached() {
+    let (_, server, app, token) = remote_app(Algorithm::RS256).await;
+    let new = TestKey::generate(Algorithm::RS256).with_kid("new");
 
     // The provider withdraws the old key. A token naming the new one makes the layer fetch the new set.
     server.set_keys(json!({ "keys": [new.jwk()] }));
@@ -154,15 +160,8 @@ async fn a_token_whose_key_was_withdrawn_is_refused_even_if_cached() {
 
 #[tokio::test]
 async fn a_rotation_that_keeps_the_old_key_validates_cached_tokens_again() {
-    let old = TestKey::generate(Algorithm::ES256).with_kid("old");
+    let (old, server, app, token) = remote_app(Algorithm::ES256).await;
     let new = TestKey::generate(Algorithm::ES256).with_kid("new");
-    let server = JwksServer::start(json!({ "keys": [old.jwk()] })).await;
-    let keys = RemoteKeySet::jwks(&server.jwks_url()).build_eager().await.unwrap();
-    let app = App::new(JwtAuthLayer::new(validator(keys)).cache(100)).await;
-    let token = old.sign(&claims());
-    app.bearer(&token).await;
-    app.bearer(&token).await;
-    assert!(app.last_two_shared(), "the token was not cached");
 
     server.set_keys(json!({ "keys": [old.jwk(), new.jwk()] }));
     assert_eq!(app.bearer(&new.sign(&claims())).await.status, 200);
@@ -220,4 +219,16 @@ async fn a_clone_of_the_layer_with_stricter_rules_applies_them_to_a_hit() {
     assert!(open.last_two_shared(), "the token was not cached");
     // The clone shares the cache, and the token is in it; its own rule still refuses the token.
     strict.bearer(&token).await.assert_invalid_token("the token has no jti claim");
+}
+
+#[tokio::test]
+async fn a_refresh_that_brings_the_same_document_keeps_the_cache() {
+    // The server sends no `ETag` or `Last-Modified`, so each refresh gets the whole document again.
+    let (_, server, app, token) = remote_app(Algorithm::EdDSA).await;
+    let fetches = server.fetches();
+    let ghost = TestKey::generate(Algorithm::EdDSA).with_kid("ghost");
+    app.bearer(&ghost.sign(&claims())).await.assert_invalid_token("the token's signing key is unknown");
+    assert_eq!(server.fetches(), fetches + 1, "the unknown kid did not trigger a refresh");
+    assert_eq!(app.bearer(&token).await.status, 200);
+    assert!(app.last_two_shared(), "an unchanged document emptied the cache");
 }

@@ -295,7 +295,13 @@ impl RemoteKeySetBuilder {
             started: Instant::now(),
             issuer,
         });
-        let state = TaskState { jwks_url, validators: Validators::default(), logged: HashSet::new(), failures: 0 };
+        let state = TaskState {
+            jwks_url,
+            validators: Validators::default(),
+            logged: HashSet::new(),
+            document: None,
+            failures: 0,
+        };
         Ok((shared, state))
     }
 }
@@ -347,6 +353,8 @@ struct TaskState {
     validators: Validators,
     /// Skipped keys already logged, so each is logged once.
     logged: HashSet<String>,
+    /// The last document accepted: the same one again keeps the same key set.
+    document: Option<String>,
     failures: u32,
 }
 
@@ -433,6 +441,18 @@ impl TaskState {
                     tracing::debug!(url = %shown, "jwtgate: the JWK Set is unchanged (304)");
                     max_age
                 }
+                Fetched::Body { body, max_age, validators } if self.document.as_deref() == Some(body.as_str()) => {
+                    // The same document, sent whole (a provider without `ETag` or `Last-Modified`): the same
+                    // key set stays in place, so that a cache of validated tokens keeps its entries.
+                    if let Some(snapshot) = &*shared.keys.load() {
+                        shared
+                            .keys
+                            .store(Some(Arc::new(Snapshot { keys: snapshot.keys.clone(), fresh_at: Instant::now() })));
+                    }
+                    tracing::debug!(url = %shown, "jwtgate: the JWK Set is unchanged");
+                    self.validators = validators;
+                    max_age
+                }
                 Fetched::Body { body, max_age, validators } => {
                     let (keys, skipped) = KeySet::from_remote_jwks(&body, &config.mapping)
                         .map_err(|err| FetchError(format!("{shown}: {err}")))?;
@@ -448,6 +468,7 @@ impl TaskState {
                     shared.keys.store(Some(Arc::new(Snapshot { keys: Arc::new(keys), fresh_at: Instant::now() })));
                     // Only an accepted document's validators are sent back: a 304 must confirm keys we hold.
                     self.validators = validators;
+                    self.document = Some(body);
                     max_age
                 }
             };

@@ -73,8 +73,7 @@ pub use publish::PublicJwk;
 pub use secret::Secret;
 pub use signing::SigningKey;
 pub use source::{KeySource, KeysUnavailable, PendingRefresh, TrustedKeys};
-use validator::unix_now;
 pub use validator::{
-    ConfigError, DEFAULT_LEEWAY, DEFAULT_MAX_TOKEN_BYTES, Validated, Validation, Validator, ValidatorBuilder,
+    ConfigError, DEFAULT_LEEWAY, DEFAULT_MAX_TOKEN_BYTES, Validated, Validation, Validator, ValidatorBuilder, unix_now,
     unverified_kid,
 };

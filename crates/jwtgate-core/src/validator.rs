@@ -340,9 +340,10 @@ impl<const N: usize> PartBuffer<N> {
     }
 }
 
-/// Seconds since the Unix epoch, now.
-pub(crate) fn unix_now() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
+/// Seconds since the Unix epoch, now: the clock every expiry in jwtgate is compared with (`exp`, `nbf`,
+/// `iat`, revocations, cached tokens, refresh tokens). Saturates rather than wraps.
+pub fn unix_now() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
 
 impl ValidatorBuilder {

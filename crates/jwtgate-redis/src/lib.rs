@@ -23,9 +23,9 @@ mod refresh;
 
 use std::fmt;
 use std::sync::{Arc, LazyLock};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
-use jwtgate_core::{Denylist, DenylistError, Lookup, PendingRevocation, RegisteredClaims, TokenStatus};
+use jwtgate_core::{Denylist, DenylistError, Lookup, PendingRevocation, RegisteredClaims, TokenStatus, unix_now};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::cluster::ClusterClient;
 use redis::cluster_async::ClusterConnection;
@@ -183,10 +183,6 @@ async fn within<T>(timeout: Duration, query: impl Future<Output = Result<T, Redi
         Ok(result) => result.map_err(DenylistError::new),
         Err(_) => Err(DenylistError::new(format!("Redis did not answer within {timeout:?}"))),
     }
-}
-
-fn unix_now() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
 }
 
 impl Denylist for RedisDenylist {

@@ -8,7 +8,9 @@ use jwtgate_session::{PendingStore, RefreshRecord, RefreshStore, Rotation, Store
 use redis::aio::ConnectionManager;
 use redis::{RedisError, Script, Value};
 
-use crate::{DEFAULT_TIMEOUT, lazy_connection, unix_now};
+use jwtgate_core::unix_now;
+
+use crate::{DEFAULT_TIMEOUT, lazy_connection};
 
 /// The default key prefix of [`RedisRefreshStore`].
 pub const DEFAULT_REFRESH_PREFIX: &str = "jwtgate:refresh:";

@@ -3,12 +3,12 @@
 use std::fmt;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use jwtgate_core::{KeySet, KeySource, KeysUnavailable, PendingRefresh, SigningKey, TrustedKeys};
+use jwtgate_core::{KeySet, KeySource, KeysUnavailable, PendingRefresh, SigningKey, TrustedKeys, unix_now};
 use jwtgate_jwks::JwksPublisher;
 use serde::Serialize;
 use serde::ser::{SerializeMap, Serializer};
@@ -371,10 +371,6 @@ pub(crate) fn random_id() -> Result<String, Error> {
     let mut bytes = [0u8; 16];
     aws_lc_rs::rand::fill(&mut bytes).map_err(|_| Error::new("the system random generator failed".to_owned()))?;
     Ok(URL_SAFE_NO_PAD.encode(bytes))
-}
-
-pub(crate) fn unix_now() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
 
 impl fmt::Debug for TokenIssuer {

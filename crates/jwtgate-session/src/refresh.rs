@@ -12,7 +12,9 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
 use crate::Error;
-use crate::issuer::{random_id, unix_now};
+use jwtgate_core::unix_now;
+
+use crate::issuer::random_id;
 
 /// The default lifetime of a refresh token: 14 days.
 pub const DEFAULT_REFRESH_LIFETIME: Duration = Duration::from_secs(14 * 24 * 3600);

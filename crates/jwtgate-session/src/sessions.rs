@@ -9,7 +9,9 @@ use jwtgate_core::Denylist;
 use serde::Serialize;
 
 use crate::Error;
-use crate::issuer::{Issued, TokenIssuer, random_id, unix_now};
+use jwtgate_core::unix_now;
+
+use crate::issuer::{Issued, TokenIssuer, random_id};
 use crate::refresh::{
     DEFAULT_REFRESH_LIFETIME, DEFAULT_SESSION_LIFETIME, RefreshStore, RefreshToken, Rotation, StoreError, after,
     new_record,

@@ -13,7 +13,9 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use http::Response;
-use jwtgate_core::{Denylist, Error, ErrorKind, PendingRefresh, Validated, ValidatedCache, Validation, Validator};
+use jwtgate_core::{
+    Denylist, Error, ErrorKind, PendingRefresh, Validated, ValidatedCache, Validation, Validator, unix_now,
+};
 use serde::de::DeserializeOwned;
 
 use crate::source::Extracted;
@@ -132,11 +134,6 @@ enum Authentication<C> {
     Refused(Error),
     /// Waiting for a key refresh; the token is checked again once it is over.
     Refreshing(PendingRefresh, String),
-}
-
-/// Seconds since the Unix epoch, now.
-fn unix_now() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
 }
 
 /// Logs why a token was refused, with its `kid`, at debug level. The token itself is never logged; its `kid`

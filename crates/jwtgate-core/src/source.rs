@@ -92,7 +92,8 @@ impl TrustedKeys {
 
     /// Finds the key for a token's `kid` (or none) and `alg`, and hands it to `verify`. When the `kid` is
     /// unknown and `refresh` is given, it asks the source for a refresh and leaves the pending refresh there.
-    /// Returns `verify`'s answer with where the key came from: `None` for a fixed key.
+    /// Returns `verify`'s answer with the key set that decided it: `None` when only the fixed keys did (a
+    /// `kid` naming a fixed key, or no source at all).
     pub(crate) fn with_key<T>(
         &self,
         kid: Option<&str>,
@@ -128,10 +129,9 @@ impl TrustedKeys {
             None => {
                 let fixed_key = fixed.map_or(Ok(None), |set| set.only_for(alg))?;
                 match (fixed_key, current.only_for(alg)?) {
-                    // The fixed key was chosen because the source has none for this algorithm: that can
-                    // change, so the answer depends on the source's keys too.
-                    (Some(key), None) => Ok((verify(key)?, origin())),
-                    (None, Some(key)) => Ok((verify(key)?, origin())),
+                    // Either way the source's keys decided: a fixed key is chosen only because the source
+                    // has none for this algorithm, and that can change.
+                    (Some(key), None) | (None, Some(key)) => Ok((verify(key)?, origin())),
                     _ => Err(ErrorKind::UnknownKey),
                 }
             }

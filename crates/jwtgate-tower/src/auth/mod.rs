@@ -67,13 +67,7 @@ impl Shared {
                 if let Some(hit) = cache.and_then(|cache| cache.get(&token, unix_now())) {
                     // Clones of a layer share its cache, and a clone may have other rules: they apply to a
                     // hit as to a fresh validation.
-                    return match self.admissible(&hit) {
-                        Ok(()) => Authentication::Valid(hit),
-                        Err(error) => {
-                            log_failure(&error, Some(&token));
-                            Authentication::Refused(error)
-                        }
-                    };
+                    return self.admit(hit, &token);
                 }
                 match self.validator.start::<C>(&token) {
                     Validation::Done(result) => self.checked(result, &token, cache),
@@ -97,26 +91,22 @@ impl Shared {
         token: &str,
         cache: Option<&ValidatedCache<C>>,
     ) -> Authentication<C> {
-        let error = match result.and_then(|validated| self.admissible(&validated).map(|()| validated)) {
-            Ok(validated) => {
-                let validated = Arc::new(validated);
-                if let Some(cache) = cache {
-                    cache.insert(token, &validated, unix_now());
-                }
-                return Authentication::Valid(validated);
-            }
-            Err(error) => error,
+        let answer = match result {
+            Ok(validated) => self.admit(Arc::new(validated), token),
+            Err(error) => refused(error, token),
         };
-        log_failure(&error, Some(token));
-        Authentication::Refused(error)
+        if let (Authentication::Valid(validated), Some(cache)) = (&answer, cache) {
+            cache.insert(token, validated, unix_now());
+        }
+        answer
     }
 
     /// The layer's own rules, beyond the validator's, for a token the validator accepted.
-    fn admissible<C>(&self, validated: &Validated<C>) -> Result<(), Error> {
+    fn admit<C>(&self, validated: Arc<Validated<C>>, token: &str) -> Authentication<C> {
         if self.require_jti && validated.registered().token_id().is_none() {
-            return Err(ErrorKind::MissingClaim { claim: "jti" }.into());
+            return refused(ErrorKind::MissingClaim { claim: "jti" }.into(), token);
         }
-        Ok(())
+        Authentication::Valid(validated)
     }
 
     fn reject(&self, error: &Error, head: RequestHead<'_>) -> Response<Bytes> {
@@ -134,6 +124,12 @@ enum Authentication<C> {
     Refused(Error),
     /// Waiting for a key refresh; the token is checked again once it is over.
     Refreshing(PendingRefresh, String),
+}
+
+/// Refuses `token` with `error`, and logs why.
+fn refused<C>(error: Error, token: &str) -> Authentication<C> {
+    log_failure(&error, Some(token));
+    Authentication::Refused(error)
 }
 
 /// Logs why a token was refused, with its `kid`, at debug level. The token itself is never logged; its `kid`

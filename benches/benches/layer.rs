@@ -13,6 +13,11 @@
 //! A third group, `keys/<alg>`, compares a static key with a `RemoteKeySet` whose keys were fetched from a
 //! JWKS server (on its own thread, on loopback) and are cached.
 //!
+//! A fourth group, `floor/HS256`, takes the router away and splits a validation into its parts: the HMAC
+//! alone; the least any validator must do (decode the claims set and the signature, deserialize the claims
+//! type, check the HMAC); jwtgate's `Validator::validate`; and `jsonwebtoken::decode` with a prebuilt
+//! `Validation`. Run it with `request/HS256` to see, in one run, what the router and the layer add.
+//!
 //! Every case runs the same handler behind a router, for the same request with the same token, and
 //! deserializes the same claims type. Run with `cargo bench -p jwtgate-benches`.
 
@@ -44,10 +49,12 @@ fn no_auth() -> Router {
     Router::new().route("/", get(handler))
 }
 
+fn jwtgate_validator(key: &TestKey) -> Validator {
+    Validator::builder(KeySet::new([key.verification_key()]).unwrap()).issuer(ISSUER).audience(AUDIENCE).build()
+}
+
 fn jwtgate_layer(key: &TestKey) -> JwtAuthLayer<BenchClaims> {
-    let validator =
-        Validator::builder(KeySet::new([key.verification_key()]).unwrap()).issuer(ISSUER).audience(AUDIENCE).build();
-    JwtAuthLayer::new(validator)
+    JwtAuthLayer::new(jwtgate_validator(key))
 }
 
 fn with_layer(layer: JwtAuthLayer<BenchClaims>) -> Router {
@@ -152,6 +159,48 @@ fn bench(c: &mut Criterion) {
     }
 }
 
+/// A validation in parts, without a router: how far jwtgate's is from the work no validator can skip.
+fn bench_floor(c: &mut Criterion) {
+    use base64::Engine;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
+    let secret_text = "bench-only secret: 0123456789abcdef0123456789abcdef";
+    let key = TestKey::hmac_with_secret(Algorithm::HS256, secret_text.as_bytes());
+    let token = key.sign(&bench_claims());
+    let hmac = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, secret_text.as_bytes());
+    let (signing_input, signature) = token.rsplit_once('.').unwrap();
+    let signature = URL_SAFE_NO_PAD.decode(signature).unwrap();
+    let validator = jwtgate_validator(&key);
+    let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::HS256);
+    validation.set_issuer(&[ISSUER]);
+    validation.set_audience(&[AUDIENCE]);
+    let decoding = jsonwebtoken::DecodingKey::from_secret(secret_text.as_bytes());
+
+    // The least any validator does: the same parts, no checks beyond the signature, no registered claims.
+    let floor = |token: &str| {
+        let (signing_input, signature) = token.rsplit_once('.')?;
+        let payload = signing_input.split_once('.')?.1;
+        let signature = URL_SAFE_NO_PAD.decode(signature).ok()?;
+        aws_lc_rs::hmac::verify(&hmac, signing_input.as_bytes(), &signature).ok()?;
+        serde_json::from_slice::<BenchClaims>(&URL_SAFE_NO_PAD.decode(payload).ok()?).ok()
+    };
+    assert!(floor(&token).is_some());
+    assert!(validator.validate::<BenchClaims>(&token).is_ok());
+    assert!(jsonwebtoken::decode::<BenchClaims>(&token, &decoding, &validation).is_ok());
+
+    let mut group = c.benchmark_group("floor/HS256");
+    group.measurement_time(Duration::from_secs(6)).warm_up_time(Duration::from_secs(2));
+    group.bench_function("hmac", |b| {
+        b.iter(|| aws_lc_rs::hmac::verify(&hmac, signing_input.as_bytes(), &signature).is_ok())
+    });
+    group.bench_function("floor", |b| b.iter(|| floor(&token)));
+    group.bench_function("jwtgate_validate", |b| b.iter(|| validator.validate::<BenchClaims>(&token)));
+    group.bench_function("jsonwebtoken_decode", |b| {
+        b.iter(|| jsonwebtoken::decode::<BenchClaims>(&token, &decoding, &validation))
+    });
+    group.finish();
+}
+
 /// The per-request cost of revocation checks: no denylist, the in-memory one (holding 10,000 live
 /// revocations), and Redis on loopback, for the same HS256 token.
 fn bench_denylists(c: &mut Criterion) {
@@ -248,5 +297,5 @@ fn jwks_server(jwks: serde_json::Value) -> String {
     receiver.recv().unwrap()
 }
 
-criterion_group!(benches, bench, bench_denylists, bench_remote_keys);
+criterion_group!(benches, bench, bench_floor, bench_denylists, bench_remote_keys);
 criterion_main!(benches);

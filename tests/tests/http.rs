@@ -178,6 +178,11 @@ async fn malformed_tokens_are_refused() {
         format!("{}.{payload}.{}", b64("not json"), b64("x")),
         key.sign_raw(&key.header().to_string(), "[1,2]"),
         key.sign_raw(&key.header().to_string(), "{\"exp\":1,\"exp\":2}"),
+        // Found by fuzzing: a signed header whose ignored member is not UTF-8.
+        {
+            let input = format!("{}.{payload}", b64(b"{\"alg\":\"HS256\",\"x\":\"\xf6\"}"));
+            format!("{input}.{}", b64(key.signature(input.as_bytes())))
+        },
         "Bearer".to_owned(),
     ] {
         app.bearer(&token).await.assert_invalid_token("the token is malformed");

@@ -1,5 +1,9 @@
-//! Property tests over real HTTP: whatever a client puts in the Authorization header or the cookie, the
-//! answer is never a 5xx (and the server never panics, which would drop the connection).
+//! Property tests.
+//!
+//! - Over real HTTP: whatever a client puts in the Authorization header or the cookie, the answer is never
+//!   a 5xx (and the server never panics, which would drop the connection).
+//! - On the validator: no whitespace or padding variant of an invalid token is accepted, and a valid token
+//!   with either is refused, so the decision never depends on how lenient a decoder would be.
 
 #![allow(clippy::unwrap_used, reason = "test helpers fail the test on unexpected errors")]
 
@@ -105,4 +109,105 @@ proptest! {
 fn the_fixture_token_itself_is_accepted() {
     let token = fixture().token.clone();
     assert_eq!(status_with(AUTHORIZATION, format!("Bearer {token}").as_bytes()), 200);
+}
+
+/// The validator alone, with a valid token and invalid ones of every family, for the variant properties.
+struct Tokens {
+    validator: Validator,
+    valid: String,
+    invalid: Vec<(&'static str, String)>,
+}
+
+fn tokens() -> &'static Tokens {
+    static TOKENS: OnceLock<Tokens> = OnceLock::new();
+    TOKENS.get_or_init(|| {
+        let key = TestKey::generate(Algorithm::HS256).with_kid("k");
+        let other = TestKey::generate(Algorithm::HS256).with_kid("k");
+        let validator = Validator::builder(KeySet::new([key.verification_key()]).unwrap())
+            .issuer(ISSUER)
+            .audience(AUDIENCE)
+            .build();
+        let with = |name: &str, value: Value| {
+            let mut claims = claims();
+            claims[name] = value;
+            claims
+        };
+        let valid = key.sign(&claims());
+        let (header, rest) = valid.split_once('.').unwrap();
+        let signature = rest.split_once('.').unwrap().1;
+        let tampered = format!("{header}.{}.{signature}", jwtgate_tests::b64(with("sub", "admin".into()).to_string()));
+        let unsigned =
+            format!("{}.{}.", jwtgate_tests::b64(r#"{"alg":"none"}"#), jwtgate_tests::b64(claims().to_string()));
+        let invalid = vec![
+            ("another key's signature", other.sign(&claims())),
+            ("expired", key.sign(&with("exp", (jwtgate_tests::now() - 3600).into()))),
+            ("another issuer", key.sign(&with("iss", "https://elsewhere.test".into()))),
+            ("another audience", key.sign(&with("aud", "other".into()))),
+            ("a tampered claims set", tampered),
+            ("alg none", unsigned),
+            ("garbage", "not.a.token".to_owned()),
+        ];
+        for (family, token) in &invalid {
+            assert!(validator.validate::<Value>(token).is_err(), "{family} is refused as it is");
+        }
+        assert!(validator.validate::<Value>(&valid).is_ok());
+        Tokens { validator, valid, invalid }
+    })
+}
+
+/// A change that a lenient decoder might ignore: whitespace anywhere, or base64 padding on a part.
+#[derive(Clone, Debug)]
+enum Variant {
+    Whitespace { at: prop::sample::Index, text: &'static str },
+    Padding { part: usize, pad: &'static str },
+}
+
+fn variant() -> impl Strategy<Value = Variant> {
+    let whitespace = prop::sample::select(vec![" ", "\t", "\n", "\r\n", "\u{a0}", "  "]);
+    prop_oneof![
+        (any::<prop::sample::Index>(), whitespace).prop_map(|(at, text)| Variant::Whitespace { at, text }),
+        (0usize..3, prop::sample::select(vec!["=", "==", "%3D"]))
+            .prop_map(|(part, pad)| Variant::Padding { part, pad }),
+    ]
+}
+
+fn apply(token: &str, variant: &Variant) -> String {
+    match variant {
+        Variant::Whitespace { at, text } => {
+            // Between any two characters, or before the first, or after the last.
+            let at = at.index(token.len() + 1);
+            format!("{}{text}{}", &token[..at], &token[at..])
+        }
+        Variant::Padding { part, pad } => {
+            let mut parts: Vec<String> = token.split('.').map(str::to_owned).collect();
+            let part = (*part).min(parts.len() - 1);
+            parts[part].push_str(pad);
+            parts.join(".")
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    /// No whitespace or padding variant of an invalid token is ever accepted, whatever made it invalid.
+    #[test]
+    fn no_whitespace_or_padding_variant_of_an_invalid_token_is_accepted(
+        family in 0usize..7,
+        variant in variant(),
+    ) {
+        let tokens = tokens();
+        let (name, token) = &tokens.invalid[family];
+        let changed = apply(token, &variant);
+        prop_assert!(tokens.validator.validate::<Value>(&changed).is_err(), "{} accepted as {:?}", name, changed);
+    }
+
+    /// The compact serialization has no whitespace and no padding (RFC 7515 §7.1, §2): a valid token with
+    /// either is refused, so the decision never depends on how a decoder treats them.
+    #[test]
+    fn a_valid_token_with_whitespace_or_padding_is_refused(variant in variant()) {
+        let tokens = tokens();
+        let changed = apply(&tokens.valid, &variant);
+        prop_assert!(tokens.validator.validate::<Value>(&changed).is_err(), "accepted {:?}", changed);
+    }
 }

@@ -541,8 +541,12 @@ struct Header<'a> {
 }
 
 impl<'a> Header<'a> {
+    /// RFC 7515 §4: the header is a UTF-8 JSON object. It is checked as UTF-8 whole, before parsing: serde_json
+    /// checks the strings it returns but not those it skips, so a member jwtgate ignores could otherwise
+    /// carry bytes that other parsers refuse.
     fn parse(json: &'a [u8]) -> Result<Self, ErrorKind> {
-        serde_json::from_slice(json).map_err(|_| ErrorKind::Malformed)
+        let json = std::str::from_utf8(json).map_err(|_| ErrorKind::Malformed)?;
+        serde_json::from_str(json).map_err(|_| ErrorKind::Malformed)
     }
 }
 
@@ -593,6 +597,14 @@ mod tests {
 
     fn header(json: &str) -> Result<Header<'_>, ErrorKind> {
         Header::parse(json.as_bytes())
+    }
+
+    #[test]
+    fn a_header_that_is_not_utf8_is_malformed_even_in_a_member_jwtgate_ignores() {
+        // Found by the `token` fuzz target: invalid UTF-8 in the value of an unknown member.
+        assert!(matches!(Header::parse(b"{\"alg\":\"HS256\",\"k?id\":\"k1\xf6\"}"), Err(ErrorKind::Malformed)));
+        assert!(matches!(Header::parse(b"{\"alg\":\"HS256\",\"x\xff\":1}"), Err(ErrorKind::Malformed)));
+        assert!(Header::parse("{\"alg\":\"HS256\",\"x\":\"caf\u{e9}\"}".as_bytes()).is_ok());
     }
 
     #[test]

@@ -1,0 +1,180 @@
+//! What each fuzz target does with its input, shared with `tests/tests/fuzz_regressions.rs`, which replays
+//! the committed inputs under `fuzz/regressions/` in the normal test run.
+//!
+//! Each function must never panic, whatever the bytes; the assertions in it are the properties the fuzzer
+//! checks beyond that.
+
+use std::sync::OnceLock;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use http::{HeaderName, HeaderValue, Request, Uri};
+use jwtgate::{
+    Algorithm, AlgorithmMapping, Authority, AuthorityMapping, Csrf, Extracted, Key, KeySet, Policy, RequestHead,
+    Secret, TokenSource, TokenSources, Validator,
+};
+use serde_json::Value;
+
+/// A fuzzing-only HMAC secret, 32 bytes: not a secret of anything.
+const TEST_SECRET: &[u8; 32] = b"fuzz-only secret, not a real one";
+const ISSUER: &str = "https://issuer.fuzz";
+const AUDIENCE: &str = "api";
+
+fn key() -> Key {
+    Key::hmac(Algorithm::HS256, &Secret::new(TEST_SECRET.to_vec())).expect("a 32-byte HMAC secret")
+}
+
+fn mapping() -> AuthorityMapping {
+    AuthorityMapping::new()
+        .roles()
+        .scope()
+        .scp()
+        .permissions()
+        .keycloak_realm_roles()
+        .keycloak_client_roles("api")
+        .cognito_groups()
+        .entra_roles()
+        .pointer("/app_metadata/roles", Authority::Role)
+}
+
+/// The validator the token targets use: issuer, audience, every mapping preset.
+fn strict() -> &'static Validator {
+    static VALIDATOR: OnceLock<Validator> = OnceLock::new();
+    VALIDATOR.get_or_init(|| {
+        Validator::builder(KeySet::new([key()]).expect("one key"))
+            .issuer(ISSUER)
+            .audience(AUDIENCE)
+            .authorities(mapping())
+            .build()
+    })
+}
+
+/// A validator that asks for nothing but a good signature, so that any claims set reaches the mapping.
+fn lenient() -> &'static Validator {
+    static VALIDATOR: OnceLock<Validator> = OnceLock::new();
+    VALIDATOR.get_or_init(|| {
+        Validator::builder(KeySet::new([key()]).expect("one key")).require_exp(false).authorities(mapping()).build()
+    })
+}
+
+/// Signs `header` and `claims`, as they are, with the fuzzing key: the token then passes the signature check
+/// and reaches the header and claims parsers, which a random token never would.
+fn signed(header: &[u8], claims: &[u8]) -> String {
+    let signing_input = format!("{}.{}", URL_SAFE_NO_PAD.encode(header), URL_SAFE_NO_PAD.encode(claims));
+    let hmac = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, TEST_SECRET);
+    let tag = aws_lc_rs::hmac::sign(&hmac, signing_input.as_bytes());
+    format!("{signing_input}.{}", URL_SAFE_NO_PAD.encode(tag.as_ref()))
+}
+
+/// Reads everything a handler or a guard could read from a principal.
+fn touch_principal(principal: &jwtgate::Principal) {
+    let _ = principal.subject();
+    for scope in principal.scopes() {
+        assert!(!scope.is_empty() && !scope.contains(' '), "a mapped scope is one non-empty word: {scope:?}");
+    }
+    for role in principal.roles() {
+        assert!(principal.has_role(role));
+    }
+    let _ = principal.permissions();
+    let _ = principal.claim::<Value>("sub");
+    let policy = Policy::any([Policy::role("admin"), Policy::scope("read"), Policy::claim_eq("tenant", "a")]);
+    let _ = policy.allows(principal);
+}
+
+/// The token parser and validator: the bytes as a token, then split at the first 0xFF into a header and a
+/// claims set that are signed with the right key.
+pub(crate) fn token(data: &[u8]) {
+    let text = String::from_utf8_lossy(data);
+    if let Err(error) = strict().validate::<Value>(&text) {
+        let _ = (error.kind(), error.to_string());
+    }
+    let _ = jwtgate::unverified_kid(&text);
+
+    let split = data.iter().position(|&byte| byte == 0xFF).unwrap_or(data.len());
+    let (header, claims) = (&data[..split], data.get(split + 1..).unwrap_or_default());
+    let token = signed(header, claims);
+    for validator in [strict(), lenient()] {
+        match validator.validate::<Value>(&token) {
+            Ok(validated) => {
+                // Accepted: the header was a JSON object naming HS256, and the claims set a JSON object.
+                let header: Value = serde_json::from_slice(header).expect("an accepted header is JSON");
+                assert_eq!(header["alg"], "HS256", "accepted a header that does not name HS256");
+                assert!(validated.claims().is_object(), "accepted a claims set that is not an object");
+                assert_eq!(validated.algorithm(), Algorithm::HS256);
+                if std::ptr::eq(validator, strict()) {
+                    assert_eq!(validated.registered().issuer(), Some(ISSUER));
+                    assert!(validated.registered().audience().iter().any(|aud| aud == AUDIENCE));
+                }
+                touch_principal(validated.principal());
+            }
+            Err(error) => {
+                let _ = error.to_string();
+            }
+        }
+    }
+}
+
+/// The role and scope mapping presets: the bytes are a claims set, signed, and mapped by every preset.
+pub(crate) fn mapping_presets(data: &[u8]) {
+    let token = signed(br#"{"alg":"HS256","typ":"JWT"}"#, data);
+    if let Ok(validated) = lenient().validate::<Value>(&token) {
+        touch_principal(validated.principal());
+    }
+}
+
+/// The Bearer header, cookie, custom header and query parsers, and the CSRF check. The first line is the
+/// request target; each further line is a header, `name: value`, kept when `http` accepts it.
+pub(crate) fn sources(data: &[u8]) {
+    let mut lines = data.split(|&byte| byte == b'\n');
+    let target = lines.next().and_then(|line| Uri::try_from(line).ok()).unwrap_or_else(|| Uri::from_static("/"));
+    let mut request = Request::builder().uri(target).body(()).expect("a request");
+    for line in lines {
+        let Some(colon) = line.iter().position(|&byte| byte == b':') else { continue };
+        let value = line[colon + 1..].strip_prefix(b" ").unwrap_or(&line[colon + 1..]);
+        if let (Ok(name), Ok(value)) = (HeaderName::from_bytes(&line[..colon]), HeaderValue::from_bytes(value)) {
+            request.headers_mut().append(name, value);
+        }
+    }
+    let head = RequestHead::new(&request);
+    let x_csrf = HeaderName::from_static("x-csrf-token");
+    let each = [
+        TokenSource::bearer(),
+        TokenSource::cookie("session"),
+        TokenSource::cookie("__Host-session").csrf(Csrf::double_submit("csrf", x_csrf)),
+        TokenSource::cookie("session").csrf(Csrf::same_origin()),
+        TokenSource::cookie("session").csrf(Csrf::allow_origins(["https://app.example"])),
+        TokenSource::header(HeaderName::from_static("x-token")),
+        TokenSource::query("access_token"),
+    ];
+    for source in &each {
+        if let Extracted::Token(token) = source.extract(&head) {
+            assert!(!token.is_empty(), "a source found an empty token");
+        }
+    }
+    if let Extracted::Token(token) = TokenSource::bearer().extract(&head) {
+        assert!(!token.starts_with(' '), "the bearer token keeps the spaces after the scheme");
+    }
+    let _ = TokenSources::new(each).extract(&head);
+    let _ = Csrf::same_origin().allows(&head);
+}
+
+/// The JWK and JWK Set parsers, strict (files) and lenient (a provider's set, skipping keys it cannot use).
+pub(crate) fn jwks(data: &[u8]) {
+    let text = String::from_utf8_lossy(data);
+    let mut mappings = vec![AlgorithmMapping::new()];
+    mappings.extend(AlgorithmMapping::new().map(jwtgate::KeyType::Rsa, Algorithm::PS256).ok());
+    for mapping in &mappings {
+        if let Ok(key) = Key::from_jwk(&text, mapping) {
+            let _ = (key.kid(), key.algorithm());
+        }
+        if let Ok(keys) = KeySet::from_jwks(&text, mapping) {
+            assert!(!keys.keys().is_empty(), "an accepted JWK Set has a key");
+        }
+        if let Ok((keys, skipped)) = KeySet::from_remote_jwks(&text, mapping) {
+            let _ = keys.keys().len();
+            for skip in &skipped {
+                let _ = (skip.index(), skip.kid(), skip.reason().to_string());
+            }
+        }
+    }
+}

@@ -323,8 +323,12 @@ mod tests {
         let json = format!(r#"{{"kty":"oct","k":"{SECRET_B64}"}}"#);
         let err = Key::from_jwk(&json, &AlgorithmMapping::new()).unwrap_err();
         assert_eq!(err.to_string(), "oct key has no alg, and no algorithm is mapped for oct keys");
+        let mapping = AlgorithmMapping::new().map(KeyType::Oct, Algorithm::HS256).unwrap();
+        assert_eq!(Key::from_jwk(&json, &mapping).unwrap().algorithm(), Algorithm::HS256);
+        // The secret is 32 bytes: too short for HS384, whose keys are at least 48 (RFC 7518 §3.2).
         let mapping = AlgorithmMapping::new().map(KeyType::Oct, Algorithm::HS384).unwrap();
-        assert_eq!(Key::from_jwk(&json, &mapping).unwrap().algorithm(), Algorithm::HS384);
+        let err = Key::from_jwk(&json, &mapping).unwrap_err();
+        assert_eq!(err.to_string(), "HMAC secret is 32 bytes; HS384 requires at least 48");
         assert!(AlgorithmMapping::new().map(KeyType::Oct, Algorithm::RS256).is_err());
     }
 
@@ -340,7 +344,7 @@ mod tests {
     fn short_oct_keys_are_refused() {
         let json = r#"{"kty":"oct","alg":"HS256","k":"c2hvcnQ"}"#;
         let err = Key::from_jwk(json, &AlgorithmMapping::new()).unwrap_err();
-        assert_eq!(err.to_string(), "HMAC secret is 5 bytes; at least 32 are required");
+        assert_eq!(err.to_string(), "HMAC secret is 5 bytes; HS256 requires at least 32");
     }
 
     #[test]
@@ -383,7 +387,7 @@ mod tests {
         assert_eq!(err.to_string(), r#"keys[0]: member "k" is not base64url"#);
         let err = KeySet::from_jwks(r#"{"keys": [ "secretvalue" "#, &AlgorithmMapping::new()).unwrap_err();
         assert!(!err.to_string().contains("secretvalue"), "{err}");
-        let dup = format!(r#"{{"keys":[{},{}]}}"#, oct("HS256"), oct("HS512"));
+        let dup = format!(r#"{{"keys":[{},{}]}}"#, oct("HS256"), oct("HS256"));
         assert_eq!(
             KeySet::from_jwks(&dup, &AlgorithmMapping::new()).unwrap_err().to_string(),
             r#"two keys have the kid "h""#

@@ -38,8 +38,9 @@ enum Verifier {
 impl Key {
     /// An HMAC key (`HS256`, `HS384` or `HS512`) from a secret.
     ///
-    /// Refuses a secret shorter than [`MIN_HMAC_SECRET_BYTES`], and an algorithm that is not HMAC. Read the
-    /// secret from configuration, for example with [`Secret::from_env`]; never hard-code it.
+    /// Refuses an algorithm that is not HMAC, and a secret shorter than the hash's output (RFC 7518 §3.2): 32
+    /// bytes for HS256 ([`MIN_HMAC_SECRET_BYTES`]), 48 for HS384, 64 for HS512. Read the secret from
+    /// configuration, for example with [`Secret::from_env`]; never hard-code it.
     pub fn hmac(alg: Algorithm, secret: &Secret) -> Result<Self, KeyError> {
         Self::hmac_bytes(alg, secret.expose())
     }
@@ -51,9 +52,11 @@ impl Key {
             Algorithm::HS512 => hmac::HMAC_SHA512,
             other => return Err(KeyError::wrong_type(other, KeyType::Oct)),
         };
-        if secret.len() < MIN_HMAC_SECRET_BYTES {
+        // RFC 7518 §3.2: a key at least as long as the hash's output, and never under 32 bytes.
+        let minimum = hmac_alg.digest_algorithm().output_len().max(MIN_HMAC_SECRET_BYTES);
+        if secret.len() < minimum {
             return Err(KeyError::new(format!(
-                "HMAC secret is {} bytes; at least {MIN_HMAC_SECRET_BYTES} are required",
+                "HMAC secret is {} bytes; {alg} requires at least {minimum}",
                 secret.len()
             )));
         }
@@ -316,16 +319,24 @@ impl std::error::Error for KeyError {}
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::SigningKey;
 
     fn secret(len: usize) -> Secret {
         Secret::new(vec![7; len])
     }
 
     #[test]
-    fn hmac_secrets_shorter_than_32_bytes_are_refused() {
-        let err = Key::hmac(Algorithm::HS256, &secret(31)).unwrap_err();
-        assert_eq!(err.to_string(), "HMAC secret is 31 bytes; at least 32 are required");
-        assert!(Key::hmac(Algorithm::HS256, &secret(32)).is_ok());
+    fn hmac_secrets_shorter_than_the_hash_output_are_refused() {
+        // RFC 7518 §3.2: at least as long as the hash's output.
+        for (alg, minimum) in [(Algorithm::HS256, 32), (Algorithm::HS384, 48), (Algorithm::HS512, 64)] {
+            let err = Key::hmac(alg, &secret(minimum - 1)).unwrap_err();
+            assert_eq!(
+                err.to_string(),
+                format!("HMAC secret is {} bytes; {alg} requires at least {minimum}", minimum - 1)
+            );
+            assert!(Key::hmac(alg, &secret(minimum)).is_ok(), "{alg}");
+            assert!(SigningKey::hmac(alg, &secret(minimum - 1), "k").is_err(), "{alg} signing");
+        }
     }
 
     #[test]

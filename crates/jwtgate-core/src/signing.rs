@@ -45,8 +45,9 @@ enum Signer {
 }
 
 impl SigningKey {
-    /// An HMAC signing key (`HS256`, `HS384` or `HS512`) named `kid`. Refuses a secret shorter than
-    /// [`MIN_HMAC_SECRET_BYTES`]. Read the secret with [`Secret::from_env`]; never hard-code it.
+    /// An HMAC signing key (`HS256`, `HS384` or `HS512`) named `kid`. Refuses a secret shorter than the
+    /// hash's output, as [`Key::hmac`] does: 32 bytes ([`MIN_HMAC_SECRET_BYTES`]) for HS256, 48 for HS384, 64
+    /// for HS512. Read the secret with [`Secret::from_env`]; never hard-code it.
     pub fn hmac(alg: Algorithm, secret: &Secret, kid: impl Into<String>) -> Result<Self, KeyError> {
         let kid = non_empty(kid.into())?;
         let verification = Key::hmac(alg, secret)?.with_kid(kid.clone());

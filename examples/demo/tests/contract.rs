@@ -203,7 +203,7 @@ async fn misconfigurations_stop_it_with_status_2_and_one_line() {
             write(
                 "dup.json",
                 &format!(
-                    r#"{{"keys":[{{"kty":"oct","kid":"a","alg":"HS256","k":"{oct}"}},{{"kty":"oct","kid":"a","alg":"HS512","k":"{oct}"}}]}}"#
+                    r#"{{"keys":[{{"kty":"oct","kid":"a","alg":"HS256","k":"{oct}"}},{{"kty":"oct","kid":"a","alg":"HS256","k":"{oct}"}}]}}"#
                 ),
             ),
             "two keys have the kid",

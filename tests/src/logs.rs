@@ -34,3 +34,16 @@ pub fn capture(level: tracing::Level) -> (Captured, tracing::subscriber::Default
         tracing_subscriber::fmt().with_max_level(level).with_ansi(false).with_writer(move || writer.clone()).finish();
     (captured, tracing::subscriber::set_default(subscriber))
 }
+
+/// Like [`capture`], and also writes a line when a span closes, with every field it recorded.
+pub fn capture_spans(level: tracing::Level) -> (Captured, tracing::subscriber::DefaultGuard) {
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(level)
+        .with_ansi(false)
+        .with_span_events(tracing_subscriber::fmt::format::FmtSpan::CLOSE)
+        .with_writer(move || writer.clone())
+        .finish();
+    (captured, tracing::subscriber::set_default(subscriber))
+}

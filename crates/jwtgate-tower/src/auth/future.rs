@@ -12,9 +12,10 @@ use jwtgate_core::{
 use pin_project_lite::pin_project;
 use serde::de::DeserializeOwned;
 use tower_service::Service;
+use tracing::Span;
 
 use super::service::proceed;
-use super::{Authentication, Shared};
+use super::{Authentication, Shared, trace};
 use crate::{RequestHead, ResponseBody};
 
 pin_project! {
@@ -63,6 +64,7 @@ pub(super) struct AwaitingKeys<S, ReqBody, C> {
     service: S,
     shared: Arc<Shared>,
     cache: Option<ValidatedCache<C>>,
+    span: Span,
 }
 
 impl<S, ReqBody, C> AwaitingKeys<S, ReqBody, C>
@@ -76,23 +78,25 @@ where
         service: S,
         shared: Arc<Shared>,
         cache: Option<ValidatedCache<C>>,
+        span: Span,
     ) -> Self {
-        Self { request, token, service, shared, cache }
+        Self { request, token, service, shared, cache, span }
     }
 
     /// Checks the token again, with the refreshed keys, and goes on as for any other token.
     fn finish(self) -> ResponseFuture<S, ReqBody, C> {
-        let Self { request, token, service, shared, cache } = self;
-        match shared.after_refresh::<C>(&token, cache.as_ref()) {
-            Authentication::Valid(validated) => proceed(request, validated, service, &shared),
-            Authentication::Refused(error) => {
-                ResponseFuture::rejected(shared.reject(&error, RequestHead::new(&request)))
+        let Self { request, token, service, shared, cache, span } = self;
+        let error = match trace::within(&span, || shared.after_refresh::<C>(&token, cache.as_ref())) {
+            Authentication::Valid(validated) => {
+                trace::validated(&span, &validated, &shared.subject_in_logs);
+                return proceed(request, validated, service, &shared, &span);
             }
+            Authentication::Refused(error) => error,
             // `after_refresh` never refreshes again, nor reports an anonymous request.
-            Authentication::Anonymous | Authentication::Refreshing(..) => {
-                ResponseFuture::rejected(shared.reject(&ErrorKind::UnknownKey.into(), RequestHead::new(&request)))
-            }
-        }
+            Authentication::Anonymous | Authentication::Refreshing(..) => ErrorKind::UnknownKey.into(),
+        };
+        trace::refused(&span, &error);
+        ResponseFuture::rejected(shared.reject(&error, RequestHead::new(&request)))
     }
 }
 
@@ -102,6 +106,7 @@ pub(super) struct Waiting<S, ReqBody, C> {
     validated: Arc<Validated<C>>,
     service: S,
     shared: Arc<Shared>,
+    span: Span,
 }
 
 impl<S, ReqBody, C> Waiting<S, ReqBody, C>
@@ -114,29 +119,45 @@ where
         validated: Arc<Validated<C>>,
         service: S,
         shared: Arc<Shared>,
+        span: Span,
     ) -> Self {
-        Self { request, validated, service, shared }
+        Self { request, validated, service, shared, span }
     }
 
     /// Calls the inner service if the token is active, and answers otherwise.
     pub(super) fn finish(mut self, lookup: Result<TokenStatus, DenylistError>) -> ResponseFuture<S, ReqBody, C> {
+        let span = &self.span;
         let error = match lookup {
             Ok(TokenStatus::Active) => {
+                trace::outcome(span, "authenticated");
                 return ResponseFuture::inner(admit(self.request, self.validated, &mut self.service));
             }
             Ok(TokenStatus::Revoked) => {
-                tracing::debug!(kind = ?ErrorKind::Revoked, kid = ?self.validated.kid(), "jwtgate: request not authenticated");
+                let kid = self.validated.kid();
+                trace::within(
+                    span,
+                    || tracing::debug!(kind = ?ErrorKind::Revoked, kid = ?kid, "jwtgate: request not authenticated"),
+                );
                 Error::new(ErrorKind::Revoked)
             }
             Err(error) if self.shared.fail_open => {
-                tracing::warn!(%error, kid = ?self.validated.kid(), "jwtgate: denylist unavailable; FAIL-OPEN: letting the token through unchecked");
+                trace::outcome(span, "fail_open");
+                let kid = self.validated.kid();
+                trace::within(
+                    span,
+                    || tracing::warn!(%error, kid = ?kid, "jwtgate: denylist unavailable; FAIL-OPEN: letting the token through unchecked"),
+                );
                 return ResponseFuture::inner(admit(self.request, self.validated, &mut self.service));
             }
             Err(error) => {
-                tracing::warn!(%error, "jwtgate: denylist unavailable; refusing the request with 503");
+                trace::within(
+                    span,
+                    || tracing::warn!(%error, "jwtgate: denylist unavailable; refusing the request with 503"),
+                );
                 Error::new(ErrorKind::DenylistUnavailable)
             }
         };
+        trace::refused(span, &error);
         ResponseFuture::rejected(self.shared.reject(&error, RequestHead::new(&self.request)))
     }
 }

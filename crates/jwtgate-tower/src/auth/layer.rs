@@ -4,7 +4,7 @@ use std::sync::Arc;
 use jwtgate_core::{Denylist, ValidatedCache, Validator};
 use tower_layer::Layer;
 
-use super::{JwtAuthService, Shared};
+use super::{JwtAuthService, Shared, SubjectInLogs};
 use crate::{Responder, TokenSources};
 
 /// A tower layer that authenticates requests with JWTs.
@@ -110,6 +110,19 @@ impl<C> JwtAuthLayer<C> {
     /// The layer's cache of validated tokens, if [`cache`](Self::cache) set one: for its length, in metrics.
     pub fn validated_cache(&self) -> Option<&ValidatedCache<C>> {
         self.cache.as_ref()
+    }
+
+    /// What the `authenticate` span records about a token's subject. Default: nothing
+    /// ([`SubjectInLogs::Omitted`]).
+    ///
+    /// Every request gets a span named `authenticate` (target `jwtgate`, debug level) with the `outcome`
+    /// (`authenticated`, `anonymous`, `refused`, or `fail_open`), the `reason` for a refusal (the
+    /// [`ErrorKind`](jwtgate_core::ErrorKind), such as `Expired`), and for a valid token its `kid`, `iss`,
+    /// and `sub` as chosen here. The token itself is never recorded.
+    #[must_use]
+    pub fn subject_in_logs(mut self, subject: SubjectInLogs) -> Self {
+        Arc::make_mut(&mut self.shared).subject_in_logs = subject;
+        self
     }
 
     /// Builds the responses to refused requests. Default: [`Rfc6750Responder`](crate::Rfc6750Responder).

@@ -3,10 +3,12 @@
 mod future;
 mod layer;
 mod service;
+mod trace;
 
 pub use future::ResponseFuture;
 pub use layer::JwtAuthLayer;
 pub use service::JwtAuthService;
+pub use trace::SubjectInLogs;
 
 use std::fmt;
 use std::sync::Arc;
@@ -31,6 +33,7 @@ struct Shared {
     require_jti: bool,
     fail_open: bool,
     responder: Arc<dyn Responder>,
+    subject_in_logs: SubjectInLogs,
 }
 
 impl Shared {
@@ -43,6 +46,7 @@ impl Shared {
             require_jti: false,
             fail_open: false,
             responder: Arc::new(Rfc6750Responder::default()),
+            subject_in_logs: SubjectInLogs::default(),
         }
     }
 
@@ -149,6 +153,7 @@ impl fmt::Debug for Shared {
             .field("optional", &self.optional)
             .field("denylist", &self.denylist.is_some())
             .field("fail_open", &self.fail_open)
+            .field("subject_in_logs", &self.subject_in_logs)
             .finish_non_exhaustive()
     }
 }

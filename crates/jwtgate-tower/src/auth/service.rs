@@ -6,9 +6,10 @@ use http::{Request, Response};
 use jwtgate_core::{Lookup, Validated, ValidatedCache};
 use serde::de::DeserializeOwned;
 use tower_service::Service;
+use tracing::Span;
 
 use super::future::{AwaitingKeys, ResponseFuture, Waiting};
-use super::{Authentication, Shared};
+use super::{Authentication, Shared, trace};
 use crate::{Anonymous, RequestHead, ResponseBody};
 
 /// The service [`JwtAuthLayer`](super::JwtAuthLayer) wraps around your service.
@@ -53,19 +54,27 @@ where
     }
 
     fn call(&mut self, mut request: Request<ReqBody>) -> Self::Future {
-        match self.shared.authenticate::<C>(&RequestHead::new(&request), self.cache.as_ref()) {
-            Authentication::Valid(validated) => proceed(request, validated, self.take_ready(), &self.shared),
+        // The span covers jwtgate's own work, not the inner service's: it is entered only around it.
+        let span = trace::span();
+        let cache = self.cache.as_ref();
+        match trace::within(&span, || self.shared.authenticate::<C>(&RequestHead::new(&request), cache)) {
+            Authentication::Valid(validated) => {
+                trace::validated(&span, &validated, &self.shared.subject_in_logs);
+                proceed(request, validated, self.take_ready(), &self.shared, &span)
+            }
             Authentication::Anonymous => {
+                trace::outcome(&span, "anonymous");
                 request.extensions_mut().insert(Anonymous);
                 ResponseFuture::inner(self.take_ready().call(request))
             }
             // A refused request never reaches the inner service, which stays ready for the next one.
             Authentication::Refused(error) => {
+                trace::refused(&span, &error);
                 ResponseFuture::rejected(self.shared.reject(&error, RequestHead::new(&request)))
             }
             Authentication::Refreshing(refresh, token) => ResponseFuture::refreshing(
                 refresh,
-                AwaitingKeys::new(request, token, self.take_ready(), self.shared.clone(), self.cache.clone()),
+                AwaitingKeys::new(request, token, self.take_ready(), self.shared.clone(), self.cache.clone(), span),
             ),
         }
     }
@@ -77,16 +86,20 @@ pub(super) fn proceed<S, ReqBody, C>(
     validated: Arc<Validated<C>>,
     mut inner: S,
     shared: &Arc<Shared>,
+    span: &Span,
 ) -> ResponseFuture<S, ReqBody, C>
 where
     S: Service<Request<ReqBody>>,
     C: Send + Sync + 'static,
 {
     let lookup = match &shared.denylist {
-        Some(denylist) => denylist.check(validated.registered()),
-        None => return ResponseFuture::inner(super::future::admit(request, validated, &mut inner)),
+        Some(denylist) => trace::within(span, || denylist.check(validated.registered())),
+        None => {
+            trace::outcome(span, "authenticated");
+            return ResponseFuture::inner(super::future::admit(request, validated, &mut inner));
+        }
     };
-    let waiting = Waiting::new(request, validated, inner, shared.clone());
+    let waiting = Waiting::new(request, validated, inner, shared.clone(), span.clone());
     match lookup {
         Lookup::Ready(result) => waiting.finish(result),
         Lookup::Pending(lookup) => ResponseFuture::lookup(lookup, waiting),

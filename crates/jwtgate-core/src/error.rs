@@ -185,6 +185,38 @@ const fn invalid_claim(claim: &'static str) -> &'static str {
     }
 }
 
+impl ErrorKind {
+    /// A short, fixed snake_case name for the kind, such as `expired` or `invalid_signature`: for metric
+    /// labels and log fields, where the set of values must stay small. A claim's name is not part of it.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::Missing => "missing",
+            Self::InvalidRequest => "invalid_request",
+            Self::TooLarge => "too_large",
+            Self::Malformed => "malformed",
+            Self::UnsupportedAlgorithm => "unsupported_algorithm",
+            Self::AlgorithmMismatch => "algorithm_mismatch",
+            Self::UnknownKey => "unknown_key",
+            Self::InvalidSignature => "invalid_signature",
+            Self::UnsupportedCritical => "unsupported_critical",
+            Self::InvalidType => "invalid_type",
+            Self::MissingClaim { .. } => "missing_claim",
+            Self::InvalidClaim { .. } => "invalid_claim",
+            Self::Expired => "expired",
+            Self::NotYetValid => "not_yet_valid",
+            Self::IssuedInFuture => "issued_in_future",
+            Self::TooOld => "too_old",
+            Self::InvalidIssuer => "invalid_issuer",
+            Self::InvalidAudience => "invalid_audience",
+            Self::Revoked => "revoked",
+            Self::Forbidden => "forbidden",
+            Self::DenylistUnavailable => "denylist_unavailable",
+            Self::KeysUnavailable => "keys_unavailable",
+            Self::CsrfRejected => "csrf_rejected",
+        }
+    }
+}
+
 impl From<ErrorKind> for Error {
     fn from(kind: ErrorKind) -> Self {
         Self::new(kind)
@@ -210,6 +242,39 @@ mod tests {
         assert_eq!(Error::new(ErrorKind::InvalidRequest).challenge(), Challenge::InvalidRequest);
         assert_eq!(Error::new(ErrorKind::DenylistUnavailable).challenge(), Challenge::Unavailable);
         assert_eq!(Error::new(ErrorKind::KeysUnavailable).challenge(), Challenge::Unavailable);
+    }
+
+    #[test]
+    fn kind_names_are_distinct_snake_case() {
+        let kinds = [
+            ErrorKind::Missing,
+            ErrorKind::InvalidRequest,
+            ErrorKind::TooLarge,
+            ErrorKind::Malformed,
+            ErrorKind::UnsupportedAlgorithm,
+            ErrorKind::AlgorithmMismatch,
+            ErrorKind::UnknownKey,
+            ErrorKind::InvalidSignature,
+            ErrorKind::UnsupportedCritical,
+            ErrorKind::InvalidType,
+            ErrorKind::MissingClaim { claim: "exp" },
+            ErrorKind::InvalidClaim { claim: "aud" },
+            ErrorKind::Expired,
+            ErrorKind::NotYetValid,
+            ErrorKind::IssuedInFuture,
+            ErrorKind::TooOld,
+            ErrorKind::InvalidIssuer,
+            ErrorKind::InvalidAudience,
+            ErrorKind::Revoked,
+            ErrorKind::Forbidden,
+            ErrorKind::DenylistUnavailable,
+            ErrorKind::KeysUnavailable,
+            ErrorKind::CsrfRejected,
+        ];
+        let names: std::collections::HashSet<_> = kinds.iter().map(|kind| kind.name()).collect();
+        assert_eq!(names.len(), kinds.len());
+        assert!(names.iter().all(|name| name.bytes().all(|b| b.is_ascii_lowercase() || b == b'_')));
+        assert_eq!(ErrorKind::MissingClaim { claim: "jti" }.name(), "missing_claim");
     }
 
     #[test]

@@ -408,6 +408,12 @@ impl TaskState {
             Ok(_) => self.failures = 0,
             Err(_) => self.failures = self.failures.saturating_add(1),
         }
+        // With the `metrics` feature: `jwtgate_jwks_fetches_total`, labelled `result` (`ok` or `error`).
+        #[cfg(feature = "metrics")]
+        match &result {
+            Ok(_) => metrics::counter!("jwtgate_jwks_fetches_total", "result" => "ok").increment(1),
+            Err(_) => metrics::counter!("jwtgate_jwks_fetches_total", "result" => "error").increment(1),
+        }
         result
     }
 

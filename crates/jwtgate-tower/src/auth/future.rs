@@ -15,7 +15,7 @@ use tower_service::Service;
 use tracing::Span;
 
 use super::service::proceed;
-use super::{Authentication, Shared, trace};
+use super::{Authentication, Shared, observe};
 use crate::{RequestHead, ResponseBody};
 
 pin_project! {
@@ -86,16 +86,16 @@ where
     /// Checks the token again, with the refreshed keys, and goes on as for any other token.
     fn finish(self) -> ResponseFuture<S, ReqBody, C> {
         let Self { request, token, service, shared, cache, span } = self;
-        let error = match trace::within(&span, || shared.after_refresh::<C>(&token, cache.as_ref())) {
+        let error = match observe::within(&span, || shared.after_refresh::<C>(&token, cache.as_ref())) {
             Authentication::Valid(validated) => {
-                trace::validated(&span, &validated, &shared.subject_in_logs);
+                observe::validated(&span, &validated, &shared.subject_in_logs);
                 return proceed(request, validated, service, &shared, &span);
             }
             Authentication::Refused(error) => error,
             // `after_refresh` never refreshes again, nor reports an anonymous request.
             Authentication::Anonymous | Authentication::Refreshing(..) => ErrorKind::UnknownKey.into(),
         };
-        trace::refused(&span, &error);
+        observe::refused(&span, &error);
         ResponseFuture::rejected(shared.reject(&error, RequestHead::new(&request)))
     }
 }
@@ -129,35 +129,37 @@ where
         let span = &self.span;
         let error = match lookup {
             Ok(TokenStatus::Active) => {
-                trace::outcome(span, "authenticated");
+                observe::outcome(span, "authenticated");
                 return ResponseFuture::inner(admit(self.request, self.validated, &mut self.service));
             }
             Ok(TokenStatus::Revoked) => {
                 let kid = self.validated.kid();
-                trace::within(
+                observe::within(
                     span,
                     || tracing::debug!(kind = ?ErrorKind::Revoked, kid = ?kid, "jwtgate: request not authenticated"),
                 );
                 Error::new(ErrorKind::Revoked)
             }
             Err(error) if self.shared.fail_open => {
-                trace::outcome(span, "fail_open");
+                observe::denylist_error();
+                observe::outcome(span, "fail_open");
                 let kid = self.validated.kid();
-                trace::within(
+                observe::within(
                     span,
                     || tracing::warn!(%error, kid = ?kid, "jwtgate: denylist unavailable; FAIL-OPEN: letting the token through unchecked"),
                 );
                 return ResponseFuture::inner(admit(self.request, self.validated, &mut self.service));
             }
             Err(error) => {
-                trace::within(
+                observe::denylist_error();
+                observe::within(
                     span,
                     || tracing::warn!(%error, "jwtgate: denylist unavailable; refusing the request with 503"),
                 );
                 Error::new(ErrorKind::DenylistUnavailable)
             }
         };
-        trace::refused(span, &error);
+        observe::refused(span, &error);
         ResponseFuture::rejected(self.shared.reject(&error, RequestHead::new(&self.request)))
     }
 }

@@ -2,13 +2,13 @@
 
 mod future;
 mod layer;
+mod observe;
 mod service;
-mod trace;
 
 pub use future::ResponseFuture;
 pub use layer::JwtAuthLayer;
+pub use observe::SubjectInLogs;
 pub use service::JwtAuthService;
-pub use trace::SubjectInLogs;
 
 use std::fmt;
 use std::sync::Arc;
@@ -68,12 +68,16 @@ impl Shared {
                 Authentication::Refused(error)
             }
             Extracted::Token(token) => {
-                if let Some(hit) = cache.and_then(|cache| cache.get(&token, unix_now())) {
-                    // Clones of a layer share its cache, and a clone may have other rules: they apply to a
-                    // hit as to a fresh validation.
-                    return self.admit(hit, &token);
+                if let Some(cache) = cache {
+                    let hit = cache.get(&token, unix_now());
+                    observe::cache_lookup(hit.is_some());
+                    if let Some(hit) = hit {
+                        // Clones of a layer share its cache, and a clone may have other rules: they apply to
+                        // a hit as to a fresh validation.
+                        return self.admit(hit, &token);
+                    }
                 }
-                match self.validator.start::<C>(&token) {
+                match observe::timed(|| self.validator.start::<C>(&token)) {
                     Validation::Done(result) => self.checked(result, &token, cache),
                     // Rare: the token names a `kid` the remote keys lack, and they are being refreshed. Only
                     // then is the token copied, to be checked again once the refresh is over.
@@ -85,7 +89,7 @@ impl Shared {
 
     /// Checks a token again after a key refresh; a token causes one refresh at most.
     fn after_refresh<C: DeserializeOwned>(&self, token: &str, cache: Option<&ValidatedCache<C>>) -> Authentication<C> {
-        self.checked(self.validator.validate::<C>(token), token, cache)
+        self.checked(observe::timed(|| self.validator.validate::<C>(token)), token, cache)
     }
 
     /// Applies the layer's own rules to a validation's result, and caches a token that passes.

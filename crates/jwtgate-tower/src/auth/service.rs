@@ -9,7 +9,7 @@ use tower_service::Service;
 use tracing::Span;
 
 use super::future::{AwaitingKeys, ResponseFuture, Waiting};
-use super::{Authentication, Shared, trace};
+use super::{Authentication, Shared, observe};
 use crate::{Anonymous, RequestHead, ResponseBody};
 
 /// The service [`JwtAuthLayer`](super::JwtAuthLayer) wraps around your service.
@@ -55,21 +55,21 @@ where
 
     fn call(&mut self, mut request: Request<ReqBody>) -> Self::Future {
         // The span covers jwtgate's own work, not the inner service's: it is entered only around it.
-        let span = trace::span();
+        let span = observe::span();
         let cache = self.cache.as_ref();
-        match trace::within(&span, || self.shared.authenticate::<C>(&RequestHead::new(&request), cache)) {
+        match observe::within(&span, || self.shared.authenticate::<C>(&RequestHead::new(&request), cache)) {
             Authentication::Valid(validated) => {
-                trace::validated(&span, &validated, &self.shared.subject_in_logs);
+                observe::validated(&span, &validated, &self.shared.subject_in_logs);
                 proceed(request, validated, self.take_ready(), &self.shared, &span)
             }
             Authentication::Anonymous => {
-                trace::outcome(&span, "anonymous");
+                observe::outcome(&span, "anonymous");
                 request.extensions_mut().insert(Anonymous);
                 ResponseFuture::inner(self.take_ready().call(request))
             }
             // A refused request never reaches the inner service, which stays ready for the next one.
             Authentication::Refused(error) => {
-                trace::refused(&span, &error);
+                observe::refused(&span, &error);
                 ResponseFuture::rejected(self.shared.reject(&error, RequestHead::new(&request)))
             }
             Authentication::Refreshing(refresh, token) => ResponseFuture::refreshing(
@@ -93,9 +93,9 @@ where
     C: Send + Sync + 'static,
 {
     let lookup = match &shared.denylist {
-        Some(denylist) => trace::within(span, || denylist.check(validated.registered())),
+        Some(denylist) => observe::within(span, || denylist.check(validated.registered())),
         None => {
-            trace::outcome(span, "authenticated");
+            observe::outcome(span, "authenticated");
             return ResponseFuture::inner(super::future::admit(request, validated, &mut inner));
         }
     };

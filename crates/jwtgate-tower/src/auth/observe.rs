@@ -1,4 +1,14 @@
-//! The `authenticate` span: one per request, at debug level, with what the authentication decided.
+//! What the layer tells the outside about each request: the `authenticate` span (one per request, at debug
+//! level), and with the `metrics` feature, counters and a histogram through the `metrics` facade.
+//!
+//! Metric names:
+//! - `jwtgate_requests_total`, a counter labelled `outcome` (`authenticated`, `anonymous`, `refused`,
+//!   `fail_open`) and `reason` (for `refused`: [`ErrorKind::name`](jwtgate_core::ErrorKind::name), such as
+//!   `expired`; otherwise empty);
+//! - `jwtgate_validation_seconds`, a histogram of the time a token's validation took (signature, parse,
+//!   checks; not the denylist);
+//! - `jwtgate_cache_lookups_total`, a counter labelled `result` (`hit`, `miss`), for a layer with a cache;
+//! - `jwtgate_denylist_errors_total`, a counter of lookups the denylist could not answer.
 
 use std::fmt;
 use std::sync::Arc;
@@ -6,7 +16,7 @@ use std::sync::Arc;
 use aws_lc_rs::hmac;
 use jwtgate_core::{Error, Secret, Validated};
 use tracing::Span;
-use tracing::field::{Empty, debug};
+use tracing::field::Empty;
 
 /// What the `authenticate` span says about a token's subject (`sub`). A subject is often an email address
 /// or a user id, so the default says nothing.
@@ -90,19 +100,90 @@ pub(super) fn validated<C>(span: &Span, validated: &Validated<C>, subject: &Subj
     }
 }
 
-/// Records the decision: `authenticated`, `anonymous`, `refused` (with the reason), or `fail_open`.
+/// Records the decision: `authenticated`, `anonymous`, or `fail_open`. Refusals go through [`refused`].
 pub(super) fn outcome(span: &Span, outcome: &'static str) {
     if !span.is_disabled() {
         span.record("outcome", outcome);
     }
+    #[cfg(feature = "metrics")]
+    match outcome {
+        "authenticated" => count!("jwtgate_requests_total", "outcome" => "authenticated", "reason" => ""),
+        "anonymous" => count!("jwtgate_requests_total", "outcome" => "anonymous", "reason" => ""),
+        _ => count!("jwtgate_requests_total", "outcome" => "fail_open", "reason" => ""),
+    }
 }
 
-/// Records a refusal and its reason: the [`ErrorKind`](jwtgate_core::ErrorKind), such as `Expired`.
+/// Records a refusal and its reason, the [`ErrorKind`](jwtgate_core::ErrorKind)'s name, such as `expired`.
 pub(super) fn refused(span: &Span, error: &Error) {
+    let reason = error.kind().name();
     if !span.is_disabled() {
         span.record("outcome", "refused");
-        span.record("reason", debug(error.kind()));
+        span.record("reason", reason);
     }
+    #[cfg(feature = "metrics")]
+    count_refused(reason);
+}
+
+/// Increments a counter whose name and labels are literals: the `metrics` macros then build its key once, in
+/// a static, where labels from variables would allocate a vector on every request.
+#[cfg(feature = "metrics")]
+macro_rules! count {
+    ($($key:tt)*) => {
+        metrics::counter!($($key)*).increment(1)
+    };
+}
+#[cfg(feature = "metrics")]
+use count;
+
+/// `jwtgate_requests_total{outcome="refused"}`, with the reason as a literal label (see [`count!`]).
+#[cfg(feature = "metrics")]
+fn count_refused(reason: &'static str) {
+    macro_rules! by_reason {
+        ($($name:literal)*) => {
+            match reason {
+                $($name => count!("jwtgate_requests_total", "outcome" => "refused", "reason" => $name),)*
+                // A kind added after this list is still counted under its own name, with a key built per call.
+                _ => metrics::counter!("jwtgate_requests_total", "outcome" => "refused", "reason" => reason).increment(1),
+            }
+        };
+    }
+    by_reason!(
+        "missing" "invalid_request" "too_large" "malformed" "unsupported_algorithm" "algorithm_mismatch"
+        "unknown_key" "invalid_signature" "unsupported_critical" "invalid_type" "missing_claim" "invalid_claim"
+        "expired" "not_yet_valid" "issued_in_future" "too_old" "invalid_issuer" "invalid_audience" "revoked"
+        "forbidden" "denylist_unavailable" "keys_unavailable" "csrf_rejected"
+    );
+}
+
+/// Times a validation, with the `metrics` feature; does nothing without it.
+pub(super) fn timed<T>(validate: impl FnOnce() -> T) -> T {
+    #[cfg(feature = "metrics")]
+    {
+        let started = std::time::Instant::now();
+        let result = validate();
+        metrics::histogram!("jwtgate_validation_seconds").record(started.elapsed().as_secs_f64());
+        result
+    }
+    #[cfg(not(feature = "metrics"))]
+    validate()
+}
+
+/// Counts a lookup in the layer's cache of validated tokens.
+pub(super) fn cache_lookup(hit: bool) {
+    #[cfg(feature = "metrics")]
+    if hit {
+        count!("jwtgate_cache_lookups_total", "result" => "hit");
+    } else {
+        count!("jwtgate_cache_lookups_total", "result" => "miss");
+    }
+    #[cfg(not(feature = "metrics"))]
+    let _ = hit;
+}
+
+/// Counts a denylist lookup that failed.
+pub(super) fn denylist_error() {
+    #[cfg(feature = "metrics")]
+    count!("jwtgate_denylist_errors_total");
 }
 
 #[cfg(test)]

@@ -1,0 +1,155 @@
+//! The metrics the `metrics` feature records, read back through a `DebuggingRecorder` installed for the test's
+//! thread: a `#[tokio::test]` runs its tasks on that thread.
+
+#![allow(clippy::unwrap_used, reason = "test helpers fail the test on unexpected errors")]
+
+use std::collections::HashMap;
+
+use axum::Router;
+use axum::body::Body;
+use axum::routing::get;
+use jwtgate::{Algorithm, JwtAuthLayer, KeySet, MemoryDenylist, Validator};
+use jwtgate_tests::jwks::{Fault, JwksServer};
+use jwtgate_tests::{AUDIENCE, ISSUER, TestKey, claims, now};
+use metrics_util::debugging::{DebugValue, DebuggingRecorder, Snapshotter};
+use serde_json::{Value, json};
+use tower::ServiceExt;
+
+/// Each metric as `name{label=value,...}`, labels sorted, with its value: a count, or a histogram's number of
+/// samples.
+fn read(snapshotter: &Snapshotter) -> HashMap<String, u64> {
+    snapshotter
+        .snapshot()
+        .into_vec()
+        .into_iter()
+        .map(|(key, _, _, value)| {
+            let (_, key) = key.into_parts();
+            let mut labels: Vec<String> =
+                key.labels().map(|label| format!("{}={}", label.key(), label.value())).collect();
+            labels.sort();
+            let value = match value {
+                DebugValue::Counter(count) => count,
+                DebugValue::Histogram(samples) => samples.len() as u64,
+                DebugValue::Gauge(gauge) => gauge.into_inner() as u64,
+            };
+            (format!("{}{{{}}}", key.name(), labels.join(",")), value)
+        })
+        .collect()
+}
+
+async fn send(app: &Router, token: Option<&str>) -> u16 {
+    let mut request = http::Request::get("/");
+    if let Some(token) = token {
+        request = request.header("authorization", format!("Bearer {token}"));
+    }
+    app.clone().oneshot(request.body(Body::empty()).unwrap()).await.unwrap().status().as_u16()
+}
+
+#[tokio::test]
+async fn requests_are_counted_by_outcome_and_reason_with_validation_time_and_cache_lookups() {
+    let recorder = DebuggingRecorder::new();
+    let snapshotter = recorder.snapshotter();
+    let _guard = metrics::set_default_local_recorder(&recorder);
+
+    let key = TestKey::generate(Algorithm::HS256);
+    let denylist = MemoryDenylist::new();
+    let validator =
+        Validator::builder(KeySet::new([key.verification_key()]).unwrap()).issuer(ISSUER).audience(AUDIENCE).build();
+    let layer = JwtAuthLayer::<Value>::new(validator).optional().denylist(denylist.clone()).cache(100);
+    let app = Router::new().route("/", get(|| async { "ok" })).layer(layer);
+
+    let good = key.sign(&claims());
+    let mut revoked = claims();
+    revoked["jti"] = json!("gone");
+    denylist.revoke_now("gone", now() + 600).unwrap();
+    let revoked = key.sign(&revoked);
+    let mut expired = claims();
+    expired["exp"] = json!(now() - 3600);
+    let expired = key.sign(&expired);
+
+    assert_eq!(send(&app, Some(&good)).await, 200); // a miss, validated and cached
+    assert_eq!(send(&app, Some(&good)).await, 200); // a hit
+    assert_eq!(send(&app, Some(&revoked)).await, 401);
+    assert_eq!(send(&app, Some(&expired)).await, 401);
+    assert_eq!(send(&app, Some("garbage")).await, 401);
+    assert_eq!(send(&app, None).await, 200);
+
+    let metrics = read(&snapshotter);
+    let expected = [
+        ("jwtgate_requests_total{outcome=authenticated,reason=}", 2),
+        ("jwtgate_requests_total{outcome=refused,reason=revoked}", 1),
+        ("jwtgate_requests_total{outcome=refused,reason=expired}", 1),
+        ("jwtgate_requests_total{outcome=refused,reason=malformed}", 1),
+        ("jwtgate_requests_total{outcome=anonymous,reason=}", 1),
+        ("jwtgate_cache_lookups_total{result=hit}", 1),
+        ("jwtgate_cache_lookups_total{result=miss}", 4),
+        // Every token that was not a cache hit was validated, and timed.
+        ("jwtgate_validation_seconds{}", 4),
+    ];
+    for (name, value) in expected {
+        assert_eq!(metrics.get(name), Some(&value), "{name} in {metrics:#?}");
+    }
+    assert!(!metrics.contains_key("jwtgate_denylist_errors_total{}"), "{metrics:#?}");
+}
+
+/// A store that never answers.
+struct Down;
+
+impl jwtgate::Denylist for Down {
+    fn check(&self, _claims: &jwtgate::RegisteredClaims) -> jwtgate::Lookup {
+        jwtgate::Lookup::Ready(Err(jwtgate::DenylistError::new("connection refused")))
+    }
+
+    fn revoke(&self, _jti: &str, _until: i64) -> jwtgate::PendingRevocation {
+        Box::pin(async { Err(jwtgate::DenylistError::new("connection refused")) })
+    }
+
+    fn revoke_subject(&self, _subject: &str, _issued_before: i64, _until: i64) -> jwtgate::PendingRevocation {
+        Box::pin(async { Err(jwtgate::DenylistError::new("connection refused")) })
+    }
+}
+
+#[tokio::test]
+async fn denylist_errors_are_counted_whether_the_layer_fails_closed_or_open() {
+    let recorder = DebuggingRecorder::new();
+    let snapshotter = recorder.snapshotter();
+    let _guard = metrics::set_default_local_recorder(&recorder);
+
+    let key = TestKey::generate(Algorithm::HS256);
+    let validator =
+        Validator::builder(KeySet::new([key.verification_key()]).unwrap()).issuer(ISSUER).audience(AUDIENCE).build();
+    let closed = Router::new()
+        .route("/", get(|| async { "ok" }))
+        .layer(JwtAuthLayer::<Value>::new(validator.clone()).denylist(Down));
+    let open = Router::new()
+        .route("/", get(|| async { "ok" }))
+        .layer(JwtAuthLayer::<Value>::new(validator).denylist(Down).denylist_fail_open());
+    let token = key.sign(&claims());
+    assert_eq!(send(&closed, Some(&token)).await, 503);
+    assert_eq!(send(&open, Some(&token)).await, 200);
+
+    let metrics = read(&snapshotter);
+    assert_eq!(metrics.get("jwtgate_denylist_errors_total{}"), Some(&2), "{metrics:#?}");
+    assert_eq!(metrics.get("jwtgate_requests_total{outcome=refused,reason=denylist_unavailable}"), Some(&1));
+    assert_eq!(metrics.get("jwtgate_requests_total{outcome=fail_open,reason=}"), Some(&1));
+}
+
+#[tokio::test]
+async fn jwks_fetches_are_counted_by_result() {
+    let recorder = DebuggingRecorder::new();
+    let snapshotter = recorder.snapshotter();
+    let _guard = metrics::set_default_local_recorder(&recorder);
+
+    let key = TestKey::generate(Algorithm::RS256).with_kid("a");
+    let server = JwksServer::start(json!({ "keys": [key.jwk()] })).await;
+    let remote = jwtgate::jwks::RemoteKeySet::jwks(&server.jwks_url()).build_eager().await.unwrap();
+    server.set_fault(Fault::Status(500));
+    // An unknown kid asks for a refresh, which fails.
+    let validator = Validator::builder(remote.clone()).issuer(ISSUER).audience(AUDIENCE).build();
+    let other = TestKey::generate(Algorithm::RS256).with_kid("b");
+    assert!(validator.validate_async::<Value>(&other.sign(&claims())).await.is_err());
+
+    let metrics = read(&snapshotter);
+    assert_eq!(metrics.get("jwtgate_jwks_fetches_total{result=ok}"), Some(&1), "{metrics:#?}");
+    assert_eq!(metrics.get("jwtgate_jwks_fetches_total{result=error}"), Some(&1), "{metrics:#?}");
+}

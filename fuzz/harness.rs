@@ -73,9 +73,9 @@ fn touch_principal(principal: &jwtgate::Principal) {
         assert!(!scope.is_empty() && !scope.contains(' '), "a mapped scope is one non-empty word: {scope:?}");
     }
     for role in principal.roles() {
-        assert!(principal.has_role(role));
+        assert!(!role.is_empty() && principal.has_role(role), "a mapped role is not empty: {role:?}");
     }
-    let _ = principal.permissions();
+    assert!(principal.permissions().iter().all(|permission| !permission.is_empty()), "an empty permission");
     let _ = principal.claim::<Value>("sub");
     let policy = Policy::any([Policy::role("admin"), Policy::scope("read"), Policy::claim_eq("tenant", "a")]);
     let _ = policy.allows(principal);

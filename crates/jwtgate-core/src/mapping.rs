@@ -136,6 +136,15 @@ impl AuthorityMapping {
 
     /// Reads the authorities from `claims`, handing each to `add`.
     pub(crate) fn apply(&self, claims: &RawClaims<'_>, add: &mut dyn FnMut(Authority, String)) {
+        // An empty value grants nothing. A scope is one word (RFC 6749 §3.3), so an array element holding
+        // several is split, as the space-separated form is.
+        let add = &mut |kind: Authority, item: String| match kind {
+            Authority::Scope if item.contains(' ') => {
+                item.split(' ').filter(|word| !word.is_empty()).for_each(|word| add(kind, word.to_owned()));
+            }
+            _ if item.is_empty() => {}
+            _ => add(kind, item),
+        };
         for rule in &self.rules {
             match rule {
                 Rule::Claim { name, shape, kind } => {
@@ -295,6 +304,18 @@ mod tests {
             assert!(principal.roles().is_empty() && principal.scopes().is_empty(), "{json}: {principal:?}");
             assert!(principal.permissions().is_empty(), "{json}");
         }
+    }
+
+    #[test]
+    fn empty_values_grant_nothing_and_scopes_are_single_words() {
+        // Found by the `mapping_presets` fuzz target: `"scp": [""]` mapped an empty scope.
+        let mapping =
+            AuthorityMapping::new().roles().scp().permissions().from_fn(|_| vec![(Authority::Role, String::new())]);
+        let principal = map(&mapping, r#"{"roles":["", "a"],"scp":["", "read  write", "x"],"permissions":[""]}"#);
+        assert_eq!(principal.roles(), ["a"]);
+        assert_eq!(principal.scopes(), ["read", "write", "x"]);
+        assert!(principal.permissions().is_empty());
+        assert!(!principal.has_role("") && !principal.has_scope(""));
     }
 
     #[test]

@@ -68,6 +68,12 @@ pub enum ErrorKind {
     /// The token needs keys from a [`KeySource`](crate::KeySource) that has none to offer yet (its first
     /// fetch has not succeeded) or any more (they are too stale); the request could not be checked (HTTP 503).
     KeysUnavailable,
+    /// Your `on_token_validated` hook refused a token that passed every check (HTTP 401, `invalid_token`): for
+    /// example, its subject is not a known or active user.
+    Refused,
+    /// Your `on_token_validated` hook could not decide, for example because its database did not answer; the
+    /// request could not be checked (HTTP 503).
+    Unavailable,
     /// The token came from a cookie, with an unsafe method (`POST`, `PUT`, `PATCH`, `DELETE`...), and the
     /// request did not prove it comes from your own pages (HTTP 403, no challenge): a cross-site request
     /// forgery is refused before the token is even read.
@@ -123,7 +129,9 @@ impl Error {
         match self.kind {
             ErrorKind::Missing => Challenge::NoCredentials,
             ErrorKind::InvalidRequest => Challenge::InvalidRequest,
-            ErrorKind::DenylistUnavailable | ErrorKind::KeysUnavailable => Challenge::Unavailable,
+            ErrorKind::DenylistUnavailable | ErrorKind::KeysUnavailable | ErrorKind::Unavailable => {
+                Challenge::Unavailable
+            }
             ErrorKind::Forbidden => Challenge::InsufficientScope,
             ErrorKind::CsrfRejected => Challenge::CsrfRejected,
             _ => Challenge::InvalidToken,
@@ -156,6 +164,8 @@ impl Error {
             ErrorKind::Forbidden => "the token does not grant access to this resource",
             ErrorKind::DenylistUnavailable => "the revocation list is unavailable; try again later",
             ErrorKind::KeysUnavailable => "the signing keys are unavailable; try again later",
+            ErrorKind::Refused => "the token was refused",
+            ErrorKind::Unavailable => "the request could not be checked; try again later",
             ErrorKind::CsrfRejected => "the request's origin may not use the session cookie",
         }
     }
@@ -212,6 +222,8 @@ impl ErrorKind {
             Self::Forbidden => "forbidden",
             Self::DenylistUnavailable => "denylist_unavailable",
             Self::KeysUnavailable => "keys_unavailable",
+            Self::Refused => "refused",
+            Self::Unavailable => "unavailable",
             Self::CsrfRejected => "csrf_rejected",
         }
     }
@@ -269,6 +281,8 @@ mod tests {
             ErrorKind::Forbidden,
             ErrorKind::DenylistUnavailable,
             ErrorKind::KeysUnavailable,
+            ErrorKind::Refused,
+            ErrorKind::Unavailable,
             ErrorKind::CsrfRejected,
         ];
         let names: std::collections::HashSet<_> = kinds.iter().map(|kind| kind.name()).collect();

@@ -11,7 +11,7 @@ pub mod require;
 mod response;
 mod source;
 
-pub use auth::{JwtAuthLayer, JwtAuthService, ResponseFuture, SubjectInLogs};
+pub use auth::{ForbiddenHook, JwtAuthLayer, JwtAuthService, ResponseFuture, SubjectInLogs, TokenValidated};
 pub use require::{RequireLayer, RequireService};
 pub use response::{Rejection, Responder, ResponseBody, Rfc6750Responder, server_error};
 pub use source::{Csrf, Extracted, RequestHead, TokenSource, TokenSources};

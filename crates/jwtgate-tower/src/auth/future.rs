@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 
 use bytes::Bytes;
-use http::{Request, Response};
+use http::{Extensions, Request, Response};
 use jwtgate_core::{
     DenylistError, Error, ErrorKind, PendingLookup, PendingRefresh, TokenStatus, Validated, ValidatedCache,
 };
@@ -14,8 +14,9 @@ use serde::de::DeserializeOwned;
 use tower_service::Service;
 use tracing::Span;
 
+use super::events::{HookFuture, ValidatedHook};
 use super::service::proceed;
-use super::{Authentication, Shared, observe};
+use super::{Authentication, Shared, TokenValidated, observe};
 use crate::{RequestHead, ResponseBody};
 
 pin_project! {
@@ -47,6 +48,10 @@ pin_project! {
             lookup: PendingLookup,
             waiting: Option<Waiting<S, ReqBody, C>>,
         },
+        Hook {
+            hook: HookFuture,
+            admitting: Option<Admitting<S, ReqBody, C>>,
+        },
         Inner {
             #[pin]
             future: S::Future,
@@ -64,6 +69,7 @@ pub(super) struct AwaitingKeys<S, ReqBody, C> {
     service: S,
     shared: Arc<Shared>,
     cache: Option<ValidatedCache<C>>,
+    hook: Option<ValidatedHook<C>>,
     span: Span,
 }
 
@@ -76,20 +82,19 @@ where
         request: Request<ReqBody>,
         token: String,
         service: S,
-        shared: Arc<Shared>,
-        cache: Option<ValidatedCache<C>>,
+        (shared, cache, hook): (Arc<Shared>, Option<ValidatedCache<C>>, Option<ValidatedHook<C>>),
         span: Span,
     ) -> Self {
-        Self { request, token, service, shared, cache, span }
+        Self { request, token, service, shared, cache, hook, span }
     }
 
     /// Checks the token again, with the refreshed keys, and goes on as for any other token.
     fn finish(self) -> ResponseFuture<S, ReqBody, C> {
-        let Self { request, token, service, shared, cache, span } = self;
+        let Self { request, token, service, shared, cache, hook, span } = self;
         let error = match observe::within(&span, || shared.after_refresh::<C>(&token, cache.as_ref())) {
             Authentication::Valid(validated) => {
                 observe::validated(&span, &validated, &shared.subject_in_logs);
-                return proceed(request, validated, service, &shared, &span);
+                return proceed(request, validated, service, &shared, &span, hook);
             }
             Authentication::Refused(error) => error,
             // `after_refresh` never refreshes again, nor reports an anonymous request.
@@ -107,6 +112,7 @@ pub(super) struct Waiting<S, ReqBody, C> {
     service: S,
     shared: Arc<Shared>,
     span: Span,
+    hook: Option<ValidatedHook<C>>,
 }
 
 impl<S, ReqBody, C> Waiting<S, ReqBody, C>
@@ -120,17 +126,25 @@ where
         service: S,
         shared: Arc<Shared>,
         span: Span,
+        hook: Option<ValidatedHook<C>>,
     ) -> Self {
-        Self { request, validated, service, shared, span }
+        Self { request, validated, service, shared, span, hook }
     }
 
     /// Calls the inner service if the token is active, and answers otherwise.
-    pub(super) fn finish(mut self, lookup: Result<TokenStatus, DenylistError>) -> ResponseFuture<S, ReqBody, C> {
+    pub(super) fn finish(self, lookup: Result<TokenStatus, DenylistError>) -> ResponseFuture<S, ReqBody, C> {
         let span = &self.span;
         let error = match lookup {
             Ok(TokenStatus::Active) => {
-                observe::outcome(span, "authenticated");
-                return ResponseFuture::inner(admit(self.request, self.validated, &mut self.service));
+                return admission(
+                    self.request,
+                    self.validated,
+                    self.service,
+                    &self.shared,
+                    span,
+                    self.hook,
+                    "authenticated",
+                );
             }
             Ok(TokenStatus::Revoked) => {
                 let kid = self.validated.kid();
@@ -142,13 +156,20 @@ where
             }
             Err(error) if self.shared.fail_open => {
                 observe::denylist_error();
-                observe::outcome(span, "fail_open");
                 let kid = self.validated.kid();
                 observe::within(
                     span,
                     || tracing::warn!(%error, kid = ?kid, "jwtgate: denylist unavailable; FAIL-OPEN: letting the token through unchecked"),
                 );
-                return ResponseFuture::inner(admit(self.request, self.validated, &mut self.service));
+                return admission(
+                    self.request,
+                    self.validated,
+                    self.service,
+                    &self.shared,
+                    span,
+                    self.hook,
+                    "fail_open",
+                );
             }
             Err(error) => {
                 observe::denylist_error();
@@ -164,11 +185,83 @@ where
     }
 }
 
-/// Hands the validated claims, and the principal that guards read, to the inner service with the request.
-pub(super) fn admit<S, ReqBody, C>(
+/// Admits a validated request: at once, or once the `on_token_validated` hook has agreed. `outcome` is what
+/// the span and the metrics record when it is admitted (`authenticated`, or `fail_open`).
+pub(super) fn admission<S, ReqBody, C>(
+    request: Request<ReqBody>,
+    validated: Arc<Validated<C>>,
+    mut service: S,
+    shared: &Arc<Shared>,
+    span: &Span,
+    hook: Option<ValidatedHook<C>>,
+    outcome: &'static str,
+) -> ResponseFuture<S, ReqBody, C>
+where
+    S: Service<Request<ReqBody>>,
+    C: Send + Sync + 'static,
+{
+    match hook {
+        None => {
+            observe::outcome(span, outcome);
+            ResponseFuture::inner(admit(request, validated, &mut service, shared, None))
+        }
+        Some(hook) => {
+            let hook = hook(TokenValidated::new(validated.clone(), &RequestHead::new(&request)));
+            let admitting =
+                Admitting { request, validated, service, shared: shared.clone(), span: span.clone(), outcome };
+            ResponseFuture { state: State::Hook { hook, admitting: Some(admitting) } }
+        }
+    }
+}
+
+/// A validated request waiting for the `on_token_validated` hook.
+pub(super) struct Admitting<S, ReqBody, C> {
+    request: Request<ReqBody>,
+    validated: Arc<Validated<C>>,
+    service: S,
+    shared: Arc<Shared>,
+    span: Span,
+    outcome: &'static str,
+}
+
+impl<S, ReqBody, C> Admitting<S, ReqBody, C>
+where
+    S: Service<Request<ReqBody>>,
+    C: Send + Sync + 'static,
+{
+    /// Calls the inner service with the hook's extensions, or answers with the hook's error.
+    fn finish(mut self, answer: Result<Extensions, Error>) -> ResponseFuture<S, ReqBody, C> {
+        match answer {
+            Ok(extensions) => {
+                observe::outcome(&self.span, self.outcome);
+                ResponseFuture::inner(admit(
+                    self.request,
+                    self.validated,
+                    &mut self.service,
+                    &self.shared,
+                    Some(extensions),
+                ))
+            }
+            Err(error) => {
+                let kind = error.kind();
+                observe::within(&self.span, || {
+                    tracing::debug!(?kind, "jwtgate: the on_token_validated hook refused the request")
+                });
+                observe::refused(&self.span, &error);
+                ResponseFuture::rejected(self.shared.reject(&error, RequestHead::new(&self.request)))
+            }
+        }
+    }
+}
+
+/// Hands the validated claims, and the principal that guards read, to the inner service with the request,
+/// with the `on_forbidden` hook for the guards and the `on_token_validated` hook's extensions, if any.
+fn admit<S, ReqBody, C>(
     mut request: Request<ReqBody>,
     validated: Arc<Validated<C>>,
     service: &mut S,
+    shared: &Shared,
+    from_hook: Option<Extensions>,
 ) -> S::Future
 where
     S: Service<Request<ReqBody>>,
@@ -177,6 +270,13 @@ where
     let extensions = request.extensions_mut();
     extensions.insert(validated.principal().clone());
     extensions.insert(validated);
+    if let Some(hook) = &shared.responder.on_forbidden {
+        extensions.insert(hook.clone());
+    }
+    if let Some(from_hook) = from_hook {
+        // Last, so that an `Arc<Principal>` from the hook replaces the token's.
+        extensions.extend(from_hook);
+    }
     service.call(request)
 }
 
@@ -222,6 +322,11 @@ where
                     let waiting = waiting.take().expect("ResponseFuture polled after completion");
                     this.state.set(waiting.finish(result).state);
                 }
+                StateProj::Hook { hook, admitting } => {
+                    let answer = ready!(hook.as_mut().poll(cx));
+                    let admitting = admitting.take().expect("ResponseFuture polled after completion");
+                    this.state.set(admitting.finish(answer).state);
+                }
                 StateProj::Inner { future } => {
                     return future.poll(cx).map_ok(|response| response.map(ResponseBody::inner));
                 }
@@ -242,6 +347,7 @@ where
         let state = match &self.state {
             State::Keys { .. } => "Keys",
             State::Lookup { .. } => "Lookup",
+            State::Hook { .. } => "Hook",
             State::Inner { .. } => "Inner",
             State::Rejected { .. } => "Rejected",
         };

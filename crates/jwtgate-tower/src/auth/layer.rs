@@ -1,11 +1,15 @@
 use std::fmt;
+use std::future::Future;
 use std::sync::Arc;
 
-use jwtgate_core::{Denylist, ValidatedCache, Validator};
+use bytes::Bytes;
+use http::{Extensions, Response};
+use jwtgate_core::{Denylist, Error, ValidatedCache, Validator};
 use tower_layer::Layer;
 
-use super::{JwtAuthService, Shared, SubjectInLogs};
-use crate::{Responder, TokenSources};
+use super::events::{self, ValidatedHook};
+use super::{JwtAuthService, Shared, SubjectInLogs, TokenValidated};
+use crate::{Rejection, RequestHead, Responder, TokenSource, TokenSources};
 
 /// A tower layer that authenticates requests with JWTs.
 ///
@@ -40,13 +44,14 @@ use crate::{Responder, TokenSources};
 pub struct JwtAuthLayer<C> {
     shared: Arc<Shared>,
     cache: Option<ValidatedCache<C>>,
+    on_validated: Option<ValidatedHook<C>>,
 }
 
 impl<C> JwtAuthLayer<C> {
     /// A layer that requires a valid token on every request, from `Authorization: Bearer`, with no
     /// denylist and RFC 6750 responses.
     pub fn new(validator: Validator) -> Self {
-        Self { shared: Arc::new(Shared::new(validator)), cache: None }
+        Self { shared: Arc::new(Shared::new(validator)), cache: None, on_validated: None }
     }
 
     /// Where tokens come from, in order. Default: `Authorization: Bearer` alone.
@@ -128,7 +133,80 @@ impl<C> JwtAuthLayer<C> {
     /// Builds the responses to refused requests. Default: [`Rfc6750Responder`](crate::Rfc6750Responder).
     #[must_use]
     pub fn responder(mut self, responder: impl Responder) -> Self {
-        Arc::make_mut(&mut self.shared).responder = Arc::new(responder);
+        Arc::make_mut(&mut self.shared).responder.responder = Arc::new(responder);
+        self
+    }
+
+    /// Asks `hook` for the request's token before the [`sources`](Self::sources): a token it returns decides,
+    /// and `None` lets the sources look. ASP.NET's `OnMessageReceived`; the same as putting
+    /// [`TokenSource::from_fn`](crate::TokenSource::from_fn) first.
+    #[must_use]
+    pub fn on_token_received<F>(mut self, hook: F) -> Self
+    where
+        F: Fn(&RequestHead<'_>) -> Option<String> + Send + Sync + 'static,
+    {
+        Arc::make_mut(&mut self.shared).token_received = Some(TokenSource::from_fn(hook));
+        self
+    }
+
+    /// Runs `hook` for every token that passed validation, the denylist and the layer's own rules, before the
+    /// inner service sees the request. ASP.NET's `OnTokenValidated`.
+    ///
+    /// The hook is `async`: it can look the subject up in a database. It answers with extensions for the
+    /// request, which handlers read like any extension (return `Extensions::new()` to add nothing; an
+    /// `Arc<Principal>` among them replaces the token's, so that guards see roles from your database), or
+    /// with an error that refuses the request: usually [`ErrorKind::Refused`](jwtgate_core::ErrorKind::Refused)
+    /// (401), [`ErrorKind::Forbidden`](jwtgate_core::ErrorKind::Forbidden) (403), or
+    /// [`ErrorKind::Unavailable`](jwtgate_core::ErrorKind::Unavailable) (503) when it cannot decide.
+    ///
+    /// It runs for cached tokens too. Default: no hook, and no cost.
+    #[must_use]
+    pub fn on_token_validated<F, Fut>(mut self, hook: F) -> Self
+    where
+        F: Fn(TokenValidated<C>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<Extensions, Error>> + Send + 'static,
+    {
+        self.on_validated = Some(events::validated_hook(hook));
+        self
+    }
+
+    /// Calls `hook` for every request the layer refuses, before the response is built: for your own logs or
+    /// counters. ASP.NET's `OnAuthenticationFailed`.
+    #[must_use]
+    pub fn on_failure(mut self, hook: impl Fn(&Rejection<'_>) + Send + Sync + 'static) -> Self {
+        Arc::make_mut(&mut self.shared).responder.failure(hook);
+        self
+    }
+
+    /// Rewrites the response to every request the layer refuses (401, 400, 503, and 403 for CSRF), after the
+    /// [`responder`](Self::responder) built it. ASP.NET's `OnChallenge`.
+    #[must_use]
+    pub fn on_challenge(
+        mut self,
+        hook: impl Fn(&Rejection<'_>, Response<Bytes>) -> Response<Bytes> + Send + Sync + 'static,
+    ) -> Self {
+        Arc::make_mut(&mut self.shared).responder.challenge(hook);
+        self
+    }
+
+    /// Rewrites the 403 of a guard ([`RequireLayer`](crate::RequireLayer), the axum extractors and attribute
+    /// macros) for the requests this layer admitted. ASP.NET's `OnForbidden`. The hook travels with the
+    /// request as a [`ForbiddenHook`](crate::ForbiddenHook) extension. The tonic helpers answer with a
+    /// `Status`, not a response, and do not call it.
+    #[must_use]
+    pub fn on_forbidden(
+        mut self,
+        hook: impl Fn(&Rejection<'_>, Response<Bytes>) -> Response<Bytes> + Send + Sync + 'static,
+    ) -> Self {
+        Arc::make_mut(&mut self.shared).responder.forbidden(hook);
+        self
+    }
+
+    /// Adds `Token-Expired: true` to the response to an expired token, which single-page apps read to refresh
+    /// their token instead of signing in again. Default: off.
+    #[must_use]
+    pub fn token_expired_header(mut self) -> Self {
+        Arc::make_mut(&mut self.shared).responder.token_expired_header = true;
         self
     }
 }
@@ -137,13 +215,13 @@ impl<S, C> Layer<S> for JwtAuthLayer<C> {
     type Service = JwtAuthService<S, C>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        JwtAuthService::new(inner, self.shared.clone(), self.cache.clone())
+        JwtAuthService::new(inner, self.shared.clone(), self.cache.clone(), self.on_validated.clone())
     }
 }
 
 impl<C> Clone for JwtAuthLayer<C> {
     fn clone(&self) -> Self {
-        Self { shared: self.shared.clone(), cache: self.cache.clone() }
+        Self { shared: self.shared.clone(), cache: self.cache.clone(), on_validated: self.on_validated.clone() }
     }
 }
 

@@ -1,10 +1,12 @@
 //! `JwtAuthLayer`: authenticates every request with a JWT before the inner service sees it.
 
+mod events;
 mod future;
 mod layer;
 mod observe;
 mod service;
 
+pub use events::{ForbiddenHook, TokenValidated};
 pub use future::ResponseFuture;
 pub use layer::JwtAuthLayer;
 pub use observe::SubjectInLogs;
@@ -21,18 +23,21 @@ use jwtgate_core::{
 use serde::de::DeserializeOwned;
 
 use crate::source::Extracted;
-use crate::{Rejection, RequestHead, Responder, Rfc6750Responder, TokenSources};
+use crate::{Rejection, RequestHead, Responder, Rfc6750Responder, TokenSource, TokenSources};
+use events::LayerResponder;
 
 /// The configuration every service of one layer shares.
 #[derive(Clone)]
 struct Shared {
     validator: Validator,
     sources: TokenSources,
+    /// The `on_token_received` hook: asked before the sources, and decides when it finds a token.
+    token_received: Option<TokenSource>,
     optional: bool,
     denylist: Option<Arc<dyn Denylist>>,
     require_jti: bool,
     fail_open: bool,
-    responder: Arc<dyn Responder>,
+    responder: LayerResponder,
     subject_in_logs: SubjectInLogs,
 }
 
@@ -41,11 +46,12 @@ impl Shared {
         Self {
             validator,
             sources: TokenSources::default(),
+            token_received: None,
             optional: false,
             denylist: None,
             require_jti: false,
             fail_open: false,
-            responder: Arc::new(Rfc6750Responder::default()),
+            responder: LayerResponder::new(Arc::new(Rfc6750Responder::default())),
             subject_in_logs: SubjectInLogs::default(),
         }
     }
@@ -56,7 +62,11 @@ impl Shared {
         head: &RequestHead<'_>,
         cache: Option<&ValidatedCache<C>>,
     ) -> Authentication<C> {
-        match self.sources.extract(head) {
+        let extracted = match self.token_received.as_ref().map(|hook| hook.extract(head)) {
+            None | Some(Extracted::Absent) => self.sources.extract(head),
+            Some(found) => found,
+        };
+        match extracted {
             Extracted::Absent if self.optional => Authentication::Anonymous,
             Extracted::Absent => Authentication::Refused(ErrorKind::Missing.into()),
             // Credentials of another scheme (say `Basic`, for another layer) are no bearer token at all.

@@ -8,7 +8,8 @@ use serde::de::DeserializeOwned;
 use tower_service::Service;
 use tracing::Span;
 
-use super::future::{AwaitingKeys, ResponseFuture, Waiting};
+use super::events::ValidatedHook;
+use super::future::{AwaitingKeys, ResponseFuture, Waiting, admission};
 use super::{Authentication, Shared, observe};
 use crate::{Anonymous, RequestHead, ResponseBody};
 
@@ -17,11 +18,17 @@ pub struct JwtAuthService<S, C> {
     inner: S,
     shared: Arc<Shared>,
     cache: Option<ValidatedCache<C>>,
+    on_validated: Option<ValidatedHook<C>>,
 }
 
 impl<S, C> JwtAuthService<S, C> {
-    pub(super) fn new(inner: S, shared: Arc<Shared>, cache: Option<ValidatedCache<C>>) -> Self {
-        Self { inner, shared, cache }
+    pub(super) fn new(
+        inner: S,
+        shared: Arc<Shared>,
+        cache: Option<ValidatedCache<C>>,
+        on_validated: Option<ValidatedHook<C>>,
+    ) -> Self {
+        Self { inner, shared, cache, on_validated }
     }
 
     /// The inner service.
@@ -60,7 +67,7 @@ where
         match observe::within(&span, || self.shared.authenticate::<C>(&RequestHead::new(&request), cache)) {
             Authentication::Valid(validated) => {
                 observe::validated(&span, &validated, &self.shared.subject_in_logs);
-                proceed(request, validated, self.take_ready(), &self.shared, &span)
+                proceed(request, validated, self.take_ready(), &self.shared, &span, self.on_validated.clone())
             }
             Authentication::Anonymous => {
                 observe::outcome(&span, "anonymous");
@@ -74,19 +81,27 @@ where
             }
             Authentication::Refreshing(refresh, token) => ResponseFuture::refreshing(
                 refresh,
-                AwaitingKeys::new(request, token, self.take_ready(), self.shared.clone(), self.cache.clone(), span),
+                AwaitingKeys::new(
+                    request,
+                    token,
+                    self.take_ready(),
+                    (self.shared.clone(), self.cache.clone(), self.on_validated.clone()),
+                    span,
+                ),
             ),
         }
     }
 }
 
-/// Asks the denylist about a validated token, then calls `inner` or answers.
+/// Asks the denylist about a validated token, then admits the request (after the `on_token_validated` hook, if
+/// there is one) or answers.
 pub(super) fn proceed<S, ReqBody, C>(
     request: Request<ReqBody>,
     validated: Arc<Validated<C>>,
-    mut inner: S,
+    inner: S,
     shared: &Arc<Shared>,
     span: &Span,
+    hook: Option<ValidatedHook<C>>,
 ) -> ResponseFuture<S, ReqBody, C>
 where
     S: Service<Request<ReqBody>>,
@@ -94,12 +109,9 @@ where
 {
     let lookup = match &shared.denylist {
         Some(denylist) => observe::within(span, || denylist.check(validated.registered())),
-        None => {
-            observe::outcome(span, "authenticated");
-            return ResponseFuture::inner(super::future::admit(request, validated, &mut inner));
-        }
+        None => return admission(request, validated, inner, shared, span, hook, "authenticated"),
     };
-    let waiting = Waiting::new(request, validated, inner, shared.clone(), span.clone());
+    let waiting = Waiting::new(request, validated, inner, shared.clone(), span.clone(), hook);
     match lookup {
         Lookup::Ready(result) => waiting.finish(result),
         Lookup::Pending(lookup) => ResponseFuture::lookup(lookup, waiting),
@@ -116,7 +128,12 @@ impl<S: Clone, C> JwtAuthService<S, C> {
 
 impl<S: Clone, C> Clone for JwtAuthService<S, C> {
     fn clone(&self) -> Self {
-        Self { inner: self.inner.clone(), shared: self.shared.clone(), cache: self.cache.clone() }
+        Self {
+            inner: self.inner.clone(),
+            shared: self.shared.clone(),
+            cache: self.cache.clone(),
+            on_validated: self.on_validated.clone(),
+        }
     }
 }
 

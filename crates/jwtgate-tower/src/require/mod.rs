@@ -14,7 +14,7 @@ use bytes::Bytes;
 use http::Response;
 use jwtgate_core::{Error, ErrorKind, Policy, Principal};
 
-use crate::{Anonymous, Rejection, RequestHead, Responder, Rfc6750Responder, server_error};
+use crate::{Anonymous, ForbiddenHook, Rejection, RequestHead, Responder, Rfc6750Responder, server_error};
 
 /// What a guard found for a request.
 #[derive(Debug)]
@@ -49,11 +49,19 @@ const NO_AUTH_LAYER: &str = "authorization is not configured for this route: no 
 ///
 /// An unauthenticated request is 401, never 403. A request that no `JwtAuthLayer` saw is a server
 /// misconfiguration: 500, logged at error level.
+///
+/// A 403 goes through the [`ForbiddenHook`] that the `JwtAuthLayer` which admitted the request put in its
+/// extensions, if it has one.
 pub fn check(policy: &Policy, responder: &dyn Responder, head: &RequestHead<'_>) -> Access {
     let refuse = |kind: ErrorKind| {
         let error = Error::new(kind);
         let scopes = policy.required_scopes();
-        Access::Refused(responder.respond(&Rejection::new(&error, *head).with_scopes(&scopes)))
+        let rejection = Rejection::new(&error, *head).with_scopes(&scopes);
+        let response = responder.respond(&rejection);
+        match head.extensions().get::<ForbiddenHook>() {
+            Some(hook) if kind == ErrorKind::Forbidden => Access::Refused(hook.rewrite(&rejection, response)),
+            _ => Access::Refused(response),
+        }
     };
     match head.extensions().get::<Arc<Principal>>() {
         Some(principal) if policy.allows(principal) => Access::Granted(principal.clone()),

@@ -1,0 +1,229 @@
+//! The layer's lifecycle hooks over real HTTP: on token received, on token validated (async: enrich, replace
+//! the principal, refuse), on failure, on challenge, on forbidden, and the `Token-Expired` header.
+
+#![allow(clippy::unwrap_used, reason = "test helpers fail the test on unexpected errors")]
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use axum::routing::get;
+use axum::{Extension, Router};
+use bytes::Bytes;
+use http::{Extensions, Response};
+use jwtgate::{
+    Algorithm, Authority, Error, ErrorKind, Guard, JwtAuthLayer, KeySet, Policy, Principal, Require, RequireLayer,
+    Validator, guard,
+};
+use jwtgate_tests::{AUDIENCE, ISSUER, TestKey, claims, get as http_get, now, serve};
+use serde_json::{Value, json};
+
+/// A user as the application's database knows them.
+#[derive(Clone, Debug)]
+struct User {
+    name: &'static str,
+    roles: &'static [&'static str],
+}
+
+guard! {
+    struct Admin = Policy::role("admin");
+}
+
+struct App {
+    base: String,
+    key: TestKey,
+    http: reqwest::Client,
+    hook_calls: Arc<AtomicUsize>,
+    failures: Arc<AtomicUsize>,
+}
+
+impl App {
+    async fn new() -> Self {
+        let key = TestKey::generate(Algorithm::HS256);
+        let validator = Validator::builder(KeySet::new([key.verification_key()]).unwrap())
+            .issuer(ISSUER)
+            .audience(AUDIENCE)
+            .build();
+        let users: Arc<HashMap<&str, User>> = Arc::new(HashMap::from([
+            ("alice", User { name: "Alice", roles: &["admin"] }),
+            ("bob", User { name: "Bob", roles: &[] }),
+        ]));
+        let hook_calls = Arc::new(AtomicUsize::new(0));
+        let failures = Arc::new(AtomicUsize::new(0));
+        let calls = hook_calls.clone();
+        let failed = failures.clone();
+        let layer = JwtAuthLayer::<Value>::new(validator)
+            .cache(100)
+            .on_token_received(|head| {
+                let value = head.headers().get("x-legacy-token")?;
+                value.to_str().ok().map(str::to_owned)
+            })
+            .on_token_validated(move |context| {
+                calls.fetch_add(1, Ordering::SeqCst);
+                let users = users.clone();
+                async move {
+                    // As a database lookup would: asynchronous, and able to fail.
+                    tokio::task::yield_now().await;
+                    let subject = context.validated().registered().subject().unwrap_or_default().to_owned();
+                    match subject.as_str() {
+                        "database-down" => return Err(Error::new(ErrorKind::Unavailable)),
+                        "suspended" => return Err(Error::new(ErrorKind::Forbidden)),
+                        _ => {}
+                    }
+                    let user = users.get(subject.as_str()).ok_or(Error::new(ErrorKind::Refused))?.clone();
+                    let mut principal = Principal::new(Some(subject));
+                    for role in user.roles {
+                        principal = principal.with(Authority::Role, *role);
+                    }
+                    let mut extensions = Extensions::new();
+                    extensions.insert(user);
+                    extensions.insert(Arc::new(principal));
+                    Ok(extensions)
+                }
+            })
+            .on_failure(move |_| {
+                failed.fetch_add(1, Ordering::SeqCst);
+            })
+            .on_challenge(|rejection, mut response: Response<Bytes>| {
+                response.headers_mut().insert("x-refused-because", rejection.error().kind().name().parse().unwrap());
+                response
+            })
+            .on_forbidden(|_, response: Response<Bytes>| {
+                let (mut parts, _) = response.into_parts();
+                parts.headers.remove(http::header::CONTENT_LENGTH);
+                Response::from_parts(parts, Bytes::from_static(br#"{"error":"forbidden","see":"/help/access"}"#))
+            })
+            .token_expired_header();
+        let app = Router::new()
+            .route("/me", get(|Extension(user): Extension<User>| async move { user.name }))
+            .route("/admin/layer", get(|| async { "admin" }).route_layer(RequireLayer::new(Admin::policy().clone())))
+            .route("/admin/extractor", get(|_: Require<Admin>| async { "admin" }))
+            .layer(layer);
+        let base = format!("http://{}", serve(app).await);
+        Self { base, key, http: reqwest::Client::new(), hook_calls, failures }
+    }
+
+    fn token(&self, sub: &str) -> String {
+        let mut claims = claims();
+        claims["sub"] = json!(sub);
+        self.key.sign(&claims)
+    }
+
+    async fn call(&self, path: &str, headers: &[(&str, &str)]) -> jwtgate_tests::Answer {
+        http_get(&self.http, &format!("{}{path}", self.base), headers).await
+    }
+
+    async fn bearer(&self, path: &str, token: &str) -> jwtgate_tests::Answer {
+        self.call(path, &[("authorization", &format!("Bearer {token}"))]).await
+    }
+}
+
+#[tokio::test]
+async fn on_token_validated_enriches_the_request_and_runs_for_cached_tokens_too() {
+    let app = App::new().await;
+    let alice = app.token("alice");
+    for _ in 0..2 {
+        let answer = app.bearer("/me", &alice).await;
+        assert_eq!((answer.status, answer.body.clone()), (200, json!("Alice")));
+    }
+    // The second request was a cache hit; the hook ran for both.
+    assert_eq!(app.hook_calls.load(Ordering::SeqCst), 2);
+    assert_eq!(app.failures.load(Ordering::SeqCst), 0);
+}
+
+#[tokio::test]
+async fn a_principal_from_the_hook_is_the_one_guards_see() {
+    let app = App::new().await;
+    // The token carries no roles; the database makes Alice an admin and Bob nothing.
+    for path in ["/admin/layer", "/admin/extractor"] {
+        let answer = app.bearer(path, &app.token("alice")).await;
+        assert_eq!((answer.status, answer.body.clone()), (200, json!("admin")), "{path}");
+        let answer = app.bearer(path, &app.token("bob")).await;
+        assert_eq!(answer.status, 403, "{path}");
+    }
+}
+
+#[tokio::test]
+async fn the_hook_refuses_with_401_403_or_503() {
+    let app = App::new().await;
+
+    let answer = app.bearer("/me", &app.token("mallory")).await;
+    answer.assert_invalid_token("the token was refused");
+    assert_eq!(answer.header("x-refused-because"), Some("refused"));
+
+    let answer = app.bearer("/me", &app.token("suspended")).await;
+    assert_eq!(answer.status, 403);
+    assert_eq!(
+        answer.header("www-authenticate"),
+        Some(
+            r#"Bearer error="insufficient_scope", error_description="the token does not grant access to this resource""#
+        )
+    );
+    assert_eq!(
+        answer.body,
+        json!({ "error": "insufficient_scope", "error_description": "the token does not grant access to this resource" })
+    );
+
+    let answer = app.bearer("/me", &app.token("database-down")).await;
+    answer.assert_unavailable("the request could not be checked; try again later");
+    assert_eq!(answer.header("x-refused-because"), Some("unavailable"));
+    assert_eq!(app.failures.load(Ordering::SeqCst), 3);
+}
+
+#[tokio::test]
+async fn on_token_received_decides_before_the_sources_and_defers_to_them_with_none() {
+    let app = App::new().await;
+    let alice = app.token("alice");
+    let answer = app.call("/me", &[("x-legacy-token", &alice)]).await;
+    assert_eq!((answer.status, answer.body.clone()), (200, json!("Alice")));
+    // The hook's token decides, even with a bad bearer token beside it.
+    let answer = app.call("/me", &[("x-legacy-token", &alice), ("authorization", "Bearer garbage")]).await;
+    assert_eq!(answer.status, 200);
+    // And a bad token from the hook is refused like any other.
+    let answer = app.call("/me", &[("x-legacy-token", "garbage"), ("authorization", &format!("Bearer {alice}"))]).await;
+    answer.assert_invalid_token("the token is malformed");
+    // Without the header, the bearer source looks.
+    assert_eq!(app.bearer("/me", &alice).await.status, 200);
+}
+
+#[tokio::test]
+async fn on_challenge_rewrites_refusals_and_on_failure_sees_each_of_them() {
+    let app = App::new().await;
+    let answer = app.call("/me", &[]).await;
+    answer.assert_no_credentials();
+    assert_eq!(answer.header("x-refused-because"), Some("missing"));
+    let answer = app.bearer("/me", "a.b.c").await;
+    answer.assert_invalid_token("the token is malformed");
+    assert_eq!(answer.header("x-refused-because"), Some("malformed"));
+    // A refused token never reaches the validated hook.
+    assert_eq!(app.hook_calls.load(Ordering::SeqCst), 0);
+    assert_eq!(app.failures.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test]
+async fn an_expired_token_gets_token_expired_true_and_other_refusals_do_not() {
+    let app = App::new().await;
+    let mut expired = claims();
+    expired["sub"] = json!("alice");
+    expired["exp"] = json!(now() - 3600);
+    let answer = app.bearer("/me", &app.key.sign(&expired)).await;
+    answer.assert_invalid_token("the token has expired");
+    assert_eq!(answer.header("token-expired"), Some("true"));
+
+    let other = TestKey::generate(Algorithm::HS256).sign(&claims());
+    let answer = app.bearer("/me", &other).await;
+    assert_eq!(answer.status, 401);
+    assert_eq!(answer.header("token-expired"), None);
+}
+
+#[tokio::test]
+async fn on_forbidden_rewrites_the_403_of_every_kind_of_guard() {
+    let app = App::new().await;
+    for path in ["/admin/layer", "/admin/extractor"] {
+        let answer = app.bearer(path, &app.token("bob")).await;
+        assert_eq!(answer.status, 403, "{path}");
+        assert_eq!(answer.body, json!({ "error": "forbidden", "see": "/help/access" }), "{path}");
+        // The challenge the responder set is kept: the hook changed only the body.
+        assert!(answer.header("www-authenticate").unwrap().contains("insufficient_scope"), "{path}");
+    }
+}

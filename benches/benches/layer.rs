@@ -289,7 +289,7 @@ fn jwks_server(jwks: serde_json::Value) -> String {
     std::thread::spawn(move || {
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         runtime.block_on(async move {
-            let server = jwtgate_tests::jwks::JwksServer::start(jwks).await;
+            let server = jwtgate_test::JwksServer::start(jwks).await;
             sender.send(server.jwks_url()).unwrap();
             std::future::pending::<()>().await;
         });

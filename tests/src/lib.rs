@@ -1,34 +1,19 @@
-//! Helpers for jwtgate's own integration tests and benchmarks: keys generated at test time, token signing,
-//! and a loopback server. Nothing here is for production.
+//! Helpers for jwtgate's own integration tests and benchmarks, over `jwtgate-test` (keys generated at test
+//! time, token signing, the mock JWKS server): the test apps' claims, HTTP answers, Redis and other servers.
+//! Nothing here is for production.
 
 pub mod bench;
 pub mod interop;
-pub mod jwks;
 pub mod logs;
 
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use aws_lc_rs::encoding::AsDer;
-use aws_lc_rs::hmac;
-use aws_lc_rs::rand::{SecureRandom, SystemRandom};
-use aws_lc_rs::rsa::KeySize;
-use aws_lc_rs::signature::{self as sig, EcdsaKeyPair, Ed25519KeyPair, KeyPair, RsaKeyPair};
 use base64::Engine;
-use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
-use jwtgate::{Algorithm, Key, Secret};
+use base64::engine::general_purpose::STANDARD;
+use jwtgate::Algorithm;
 use serde_json::{Value, json};
-
-/// base64url without padding, as JWS uses.
-pub fn b64(bytes: impl AsRef<[u8]>) -> String {
-    URL_SAFE_NO_PAD.encode(bytes)
-}
-
-/// Seconds since the Unix epoch.
-pub fn now() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock after 1970").as_secs() as i64
-}
 
 /// The issuer the test apps require.
 pub const ISSUER: &str = "https://issuer.test";
@@ -47,249 +32,32 @@ pub fn claims() -> Value {
     })
 }
 
-/// A signing key generated for one test run, with the matching verification key.
-pub struct TestKey {
-    alg: Algorithm,
-    kid: Option<String>,
-    material: Material,
+/// The keys, the token signing and the mock JWKS server come from `jwtgate-test`, the crate our users'
+/// tests use.
+pub use jwtgate_test::{PrivateForm, TestKey, b64, now};
+
+/// A self-signed X.509 certificate for a test key's public half, as PEM.
+pub trait CertificatePem {
+    /// The certificate, for asymmetric keys; `None` for HMAC.
+    fn certificate_pem(&self) -> Option<String>;
 }
 
-enum Material {
-    Hmac(Vec<u8>),
-    Rsa(RsaKeyPair),
-    Ec(EcdsaKeyPair),
-    Ed(Ed25519KeyPair),
-}
-
-impl TestKey {
-    /// A fresh key for `alg`: a random secret as long as the hash for HMAC, RSA 2048, P-256 or P-384, or
-    /// Ed25519.
-    pub fn generate(alg: Algorithm) -> Self {
-        let material = match alg {
-            Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512 => {
-                let len = match alg {
-                    Algorithm::HS256 => 32,
-                    Algorithm::HS384 => 48,
-                    _ => 64,
-                };
-                let mut secret = vec![0; len];
-                SystemRandom::new().fill(&mut secret).expect("random bytes");
-                Material::Hmac(secret)
-            }
-            Algorithm::ES256 => {
-                Material::Ec(EcdsaKeyPair::generate(&sig::ECDSA_P256_SHA256_FIXED_SIGNING).expect("P-256 key"))
-            }
-            Algorithm::ES384 => {
-                Material::Ec(EcdsaKeyPair::generate(&sig::ECDSA_P384_SHA384_FIXED_SIGNING).expect("P-384 key"))
-            }
-            Algorithm::EdDSA => Material::Ed(Ed25519KeyPair::generate().expect("Ed25519 key")),
-            _ => Material::Rsa(RsaKeyPair::generate(KeySize::Rsa2048).expect("RSA key")),
-        };
-        Self { alg, kid: None, material }
-    }
-
-    /// An HMAC key with the given secret (for peers that take their secret as text).
-    pub fn hmac_with_secret(alg: Algorithm, secret: &[u8]) -> Self {
-        Self { alg, kid: None, material: Material::Hmac(secret.to_vec()) }
-    }
-
-    /// The same key material, bound to another algorithm (to forge algorithm swaps).
-    pub fn with_alg(mut self, alg: Algorithm) -> Self {
-        self.alg = alg;
-        self
-    }
-
-    /// Sets the `kid` put in the header of tokens and in the verification key.
-    pub fn with_kid(mut self, kid: &str) -> Self {
-        self.kid = Some(kid.to_owned());
-        self
-    }
-
-    /// The algorithm.
-    pub fn alg(&self) -> Algorithm {
-        self.alg
-    }
-
-    /// The secret of an HMAC key.
-    pub fn secret(&self) -> Option<&[u8]> {
-        match &self.material {
-            Material::Hmac(secret) => Some(secret),
-            _ => None,
-        }
-    }
-
-    /// The public key as PEM (`PUBLIC KEY`), for asymmetric keys.
-    pub fn public_pem(&self) -> Option<String> {
-        let der = match &self.material {
-            Material::Hmac(_) => return None,
-            Material::Rsa(pair) => pair.public_key().as_der().expect("RSA SPKI").as_ref().to_vec(),
-            Material::Ec(pair) => pair.public_key().as_der().expect("EC SPKI").as_ref().to_vec(),
-            Material::Ed(pair) => pair.public_key().as_der().expect("Ed25519 SPKI").as_ref().to_vec(),
-        };
-        Some(pem("PUBLIC KEY", &der))
-    }
-
-    /// jwtgate's verification key for this key.
-    pub fn verification_key(&self) -> Key {
-        let key = match &self.material {
-            Material::Hmac(secret) => Key::hmac(self.alg, &Secret::new(secret.clone())),
-            _ => Key::from_pem(self.alg, self.public_pem().expect("public key")),
-        }
-        .expect("test key loads");
-        match &self.kid {
-            Some(kid) => key.with_kid(kid.clone()),
-            None => key,
-        }
-    }
-
-    /// The verification key as a JWK with `kid` (if set) and `alg`.
-    pub fn jwk(&self) -> Value {
-        let mut jwk = match &self.material {
-            Material::Hmac(secret) => json!({ "kty": "oct", "k": b64(secret) }),
-            Material::Rsa(pair) => {
-                let public = pair.public_key();
-                json!({
-                    "kty": "RSA",
-                    "n": b64(public.modulus().big_endian_without_leading_zero()),
-                    "e": b64(public.exponent().big_endian_without_leading_zero()),
-                })
-            }
-            Material::Ec(pair) => {
-                let point = pair.public_key().as_ref();
-                let half = (point.len() - 1) / 2;
-                let crv = if half == 32 { "P-256" } else { "P-384" };
-                json!({ "kty": "EC", "crv": crv, "x": b64(&point[1..1 + half]), "y": b64(&point[1 + half..]) })
-            }
-            Material::Ed(pair) => json!({ "kty": "OKP", "crv": "Ed25519", "x": b64(pair.public_key().as_ref()) }),
-        };
-        jwk["alg"] = json!(self.alg.as_str());
-        if let Some(kid) = &self.kid {
-            jwk["kid"] = json!(kid);
-        }
-        jwk
-    }
-
-    /// The signature of `message` with this key under its algorithm.
-    pub fn signature(&self, message: &[u8]) -> Vec<u8> {
-        let rng = SystemRandom::new();
-        match &self.material {
-            Material::Hmac(secret) => {
-                let alg = match self.alg {
-                    Algorithm::HS384 => hmac::HMAC_SHA384,
-                    Algorithm::HS512 => hmac::HMAC_SHA512,
-                    _ => hmac::HMAC_SHA256,
-                };
-                hmac::sign(&hmac::Key::new(alg, secret), message).as_ref().to_vec()
-            }
-            Material::Rsa(pair) => {
-                let encoding: &'static dyn sig::RsaEncoding = match self.alg {
-                    Algorithm::RS384 => &sig::RSA_PKCS1_SHA384,
-                    Algorithm::RS512 => &sig::RSA_PKCS1_SHA512,
-                    Algorithm::PS256 => &sig::RSA_PSS_SHA256,
-                    Algorithm::PS384 => &sig::RSA_PSS_SHA384,
-                    Algorithm::PS512 => &sig::RSA_PSS_SHA512,
-                    _ => &sig::RSA_PKCS1_SHA256,
-                };
-                let mut signature = vec![0; pair.public_modulus_len()];
-                pair.sign(encoding, &rng, message, &mut signature).expect("RSA signature");
-                signature
-            }
-            Material::Ec(pair) => pair.sign(&rng, message).expect("ECDSA signature").as_ref().to_vec(),
-            Material::Ed(pair) => pair.sign(message).as_ref().to_vec(),
-        }
-    }
-
-    /// A compact JWS of the given header and claims JSON texts, signed with this key.
-    pub fn sign_raw(&self, header: &str, claims: &str) -> String {
-        let input = format!("{}.{}", b64(header), b64(claims));
-        let signature = self.signature(input.as_bytes());
-        format!("{input}.{}", b64(signature))
-    }
-
-    /// The header this key puts on tokens: `alg`, `typ: JWT`, and `kid` when set.
-    pub fn header(&self) -> Value {
-        let mut header = json!({ "alg": self.alg.as_str(), "typ": "JWT" });
-        if let Some(kid) = &self.kid {
-            header["kid"] = json!(kid);
-        }
-        header
-    }
-
-    /// A token with this key's header and `claims`.
-    pub fn sign(&self, claims: &Value) -> String {
-        self.sign_raw(&self.header().to_string(), &claims.to_string())
-    }
-}
-
-impl std::fmt::Debug for TestKey {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TestKey").field("alg", &self.alg).field("kid", &self.kid).finish_non_exhaustive()
-    }
-}
-
-impl TestKey {
-    /// A self-signed X.509 certificate (PEM) for this key's public half, for asymmetric keys.
-    pub fn certificate_pem(&self) -> Option<String> {
-        let pkcs8 = match &self.material {
-            Material::Hmac(_) => return None,
-            Material::Rsa(pair) => pair.as_der().expect("RSA PKCS#8").as_ref().to_vec(),
-            Material::Ec(pair) => pair.to_pkcs8v1().expect("EC PKCS#8").as_ref().to_vec(),
-            Material::Ed(pair) => pair.to_pkcs8v1().expect("Ed25519 PKCS#8").as_ref().to_vec(),
-        };
+impl CertificatePem for TestKey {
+    fn certificate_pem(&self) -> Option<String> {
+        let pem = self.private_pem(PrivateForm::Pkcs8)?;
+        let body: String = pem.lines().filter(|line| !line.starts_with("-----")).collect();
+        let pkcs8 = STANDARD.decode(body).expect("PEM body");
         let der = rustls_pki_types::PrivatePkcs8KeyDer::from(pkcs8);
-        let sig_alg = match &self.material {
-            Material::Rsa(_) => &rcgen::PKCS_RSA_SHA256,
-            Material::Ec(_) if self.alg == Algorithm::ES384 => &rcgen::PKCS_ECDSA_P384_SHA384,
-            Material::Ec(_) => &rcgen::PKCS_ECDSA_P256_SHA256,
-            _ => &rcgen::PKCS_ED25519,
+        let sig_alg = match self.alg() {
+            Algorithm::ES256 => &rcgen::PKCS_ECDSA_P256_SHA256,
+            Algorithm::ES384 => &rcgen::PKCS_ECDSA_P384_SHA384,
+            Algorithm::EdDSA => &rcgen::PKCS_ED25519,
+            _ => &rcgen::PKCS_RSA_SHA256,
         };
         let key_pair = rcgen::KeyPair::from_pkcs8_der_and_sign_algo(&der, sig_alg).expect("rcgen key pair");
         let params = rcgen::CertificateParams::new(vec!["jwtgate.test".to_owned()]).expect("certificate params");
         Some(params.self_signed(&key_pair).expect("self-signed certificate").pem())
     }
-}
-
-/// The encodings a private key's PEM can take.
-#[derive(Clone, Copy, Debug)]
-pub enum PrivateForm {
-    /// `PRIVATE KEY`, PKCS#8 v1 (what `openssl genpkey` writes).
-    Pkcs8,
-    /// `PRIVATE KEY`, PKCS#8 v2 (with the public key inside), for Ed25519.
-    Pkcs8V2,
-    /// `EC PRIVATE KEY`, SEC1 (RFC 5915), for EC keys.
-    Sec1,
-}
-
-impl TestKey {
-    /// The private key as PEM in `form`, for asymmetric keys (`None` for HMAC, or a form the type lacks).
-    pub fn private_pem(&self, form: PrivateForm) -> Option<String> {
-        let (label, der) = match (&self.material, form) {
-            (Material::Rsa(pair), PrivateForm::Pkcs8) => {
-                ("PRIVATE KEY", pair.as_der().expect("RSA PKCS#8").as_ref().to_vec())
-            }
-            (Material::Ec(pair), PrivateForm::Pkcs8) => {
-                ("PRIVATE KEY", pair.to_pkcs8v1().expect("EC PKCS#8").as_ref().to_vec())
-            }
-            (Material::Ec(pair), PrivateForm::Sec1) => {
-                ("EC PRIVATE KEY", pair.private_key().as_der().expect("EC SEC1").as_ref().to_vec())
-            }
-            (Material::Ed(pair), PrivateForm::Pkcs8) => {
-                ("PRIVATE KEY", pair.to_pkcs8v1().expect("Ed25519 PKCS#8 v1").as_ref().to_vec())
-            }
-            (Material::Ed(pair), PrivateForm::Pkcs8V2) => {
-                ("PRIVATE KEY", pair.to_pkcs8().expect("Ed25519 PKCS#8 v2").as_ref().to_vec())
-            }
-            _ => return None,
-        };
-        Some(pem(label, &der))
-    }
-}
-
-fn pem(label: &str, der: &[u8]) -> String {
-    let body = STANDARD.encode(der);
-    let lines: Vec<&str> =
-        body.as_bytes().chunks(64).map(|chunk| std::str::from_utf8(chunk).expect("base64")).collect();
-    format!("-----BEGIN {label}-----\n{}\n-----END {label}-----\n", lines.join("\n"))
 }
 
 /// A response, read whole: status, headers, and the body as JSON (`Null` when empty, a JSON string when

@@ -11,7 +11,7 @@ use axum::extract::Extension;
 use axum::routing::get;
 use jwtgate::jwks::RemoteKeySet;
 use jwtgate::{Algorithm, JwtAuthLayer, KeySet, MemoryDenylist, TrustedKeys, Validated, Validator};
-use jwtgate_tests::jwks::JwksServer;
+use jwtgate_test::JwksServer;
 use jwtgate_tests::{AUDIENCE, Answer, ISSUER, TestKey, claims, now, serve};
 use serde_json::{Value, json};
 

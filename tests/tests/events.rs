@@ -1,11 +1,13 @@
 //! The layer's lifecycle hooks over real HTTP: on token received, on token validated (async: enrich, replace
-//! the principal, refuse), on failure, on challenge, on forbidden, and the `Token-Expired` header.
+//! the principal, refuse), on failure, on challenge, on forbidden, and the `Token-Expired` header. Tokens
+//! come from `jwtgate-test`'s builder, as in a user's tests.
 
 #![allow(clippy::unwrap_used, reason = "test helpers fail the test on unexpected errors")]
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
 
 use axum::routing::get;
 use axum::{Extension, Router};
@@ -15,7 +17,7 @@ use jwtgate::{
     Algorithm, Authority, Error, ErrorKind, Guard, JwtAuthLayer, KeySet, Policy, Principal, Require, RequireLayer,
     Validator, guard,
 };
-use jwtgate_tests::{AUDIENCE, ISSUER, TestKey, claims, get as http_get, now, serve};
+use jwtgate_tests::{AUDIENCE, ISSUER, TestKey, claims, get as http_get, serve};
 use serde_json::{Value, json};
 
 /// A user as the application's database knows them.
@@ -104,9 +106,7 @@ impl App {
     }
 
     fn token(&self, sub: &str) -> String {
-        let mut claims = claims();
-        claims["sub"] = json!(sub);
-        self.key.sign(&claims)
+        self.key.token().issuer(ISSUER).audience(AUDIENCE).subject(sub).build()
     }
 
     async fn call(&self, path: &str, headers: &[(&str, &str)]) -> jwtgate_tests::Answer {
@@ -203,10 +203,9 @@ async fn on_challenge_rewrites_refusals_and_on_failure_sees_each_of_them() {
 #[tokio::test]
 async fn an_expired_token_gets_token_expired_true_and_other_refusals_do_not() {
     let app = App::new().await;
-    let mut expired = claims();
-    expired["sub"] = json!("alice");
-    expired["exp"] = json!(now() - 3600);
-    let answer = app.bearer("/me", &app.key.sign(&expired)).await;
+    let expired =
+        app.key.token().issuer(ISSUER).audience(AUDIENCE).subject("alice").expired_since(Duration::from_secs(3600));
+    let answer = app.bearer("/me", &expired.build()).await;
     answer.assert_invalid_token("the token has expired");
     assert_eq!(answer.header("token-expired"), Some("true"));
 

@@ -10,7 +10,7 @@ use jwtgate::{
     Algorithm, AlgorithmMapping, Claims, Denylist, DenylistError, JwtAuthLayer, Key, KeySet, Lookup, RegisteredClaims,
     TokenSource, TokenSources, TokenStatus, Validator, ValidatorBuilder,
 };
-use jwtgate_tests::{AUDIENCE, Answer, ISSUER, TestKey, b64, claims, now, serve};
+use jwtgate_tests::{AUDIENCE, Answer, CertificatePem, ISSUER, TestKey, b64, claims, now, serve};
 use serde::Deserialize;
 use serde_json::{Value, json};
 

@@ -14,7 +14,7 @@ use axum::routing::get;
 use http::Request;
 use jwtgate::jwks::{RemoteKeySet, RemoteKeySetBuilder};
 use jwtgate::{Algorithm, JwtAuthLayer, KeySet, KeySource, TrustedKeys, Validator};
-use jwtgate_tests::jwks::{Fault, JwksServer, body_json};
+use jwtgate_test::{Fault, JwksServer, body_json};
 use jwtgate_tests::logs::capture;
 use jwtgate_tests::{AUDIENCE, Answer, ISSUER, TestKey, claims, serve};
 use serde_json::{Value, json};

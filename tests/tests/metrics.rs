@@ -9,7 +9,7 @@ use axum::Router;
 use axum::body::Body;
 use axum::routing::get;
 use jwtgate::{Algorithm, JwtAuthLayer, KeySet, MemoryDenylist, Validator};
-use jwtgate_tests::jwks::{Fault, JwksServer};
+use jwtgate_test::{Fault, JwksServer};
 use jwtgate_tests::{AUDIENCE, ISSUER, TestKey, claims, now};
 use metrics_util::debugging::{DebugValue, DebuggingRecorder, Snapshotter};
 use serde_json::{Value, json};

@@ -8,7 +8,7 @@ use std::time::Duration;
 use axum::Router;
 use jwtgate::jwks::{JwksPublisher, RemoteKeySet};
 use jwtgate::{Algorithm, KeySource, PublicJwk, Validator};
-use jwtgate_tests::{AUDIENCE, Answer, ISSUER, PrivateForm, TestKey, claims, get, serve};
+use jwtgate_tests::{AUDIENCE, Answer, CertificatePem, ISSUER, PrivateForm, TestKey, claims, get, serve};
 use serde_json::Value;
 
 const ASYMMETRIC: [Algorithm; 9] = [

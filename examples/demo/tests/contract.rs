@@ -6,7 +6,7 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use jwtgate::Algorithm;
-use jwtgate_tests::jwks::{Fault, JwksServer};
+use jwtgate_test::{Fault, JwksServer};
 use jwtgate_tests::{RedisServer, TestKey, now};
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, BufReader};

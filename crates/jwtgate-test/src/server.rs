@@ -1,5 +1,6 @@
-//! A JWKS and OpenID discovery server under the test's control, for fault injection: it counts every
-//! request exactly, and can answer slowly, with an error, with malformed or huge bodies, or with 304.
+//! An in-process JWK Set and OpenID Connect discovery server under the test's control: it serves the keys
+//! you give it, counts every request exactly, and can answer slowly, with an error, with malformed or huge
+//! bodies, or with 304.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -15,7 +16,6 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use bytes::Bytes;
-use http_body_util::BodyExt;
 use serde_json::{Value, json};
 
 /// How the server misbehaves.
@@ -74,7 +74,7 @@ impl JwksServer {
             .route("/jwks", get(jwks_route))
             .route("/tenant/.well-known/openid-configuration", get(discovery_route))
             .with_state(state.clone());
-        let addr = crate::serve(app).await;
+        let addr = serve(app).await;
         Self { addr, state }
     }
 
@@ -250,12 +250,10 @@ impl http_body::Body for Unsized {
     }
 }
 
-/// Reads a whole body, for tests that call a service directly.
-pub async fn body_json<B>(body: B) -> Value
-where
-    B: http_body::Body,
-    B::Error: std::fmt::Debug,
-{
-    let bytes = body.collect().await.expect("body").to_bytes();
-    serde_json::from_slice(&bytes).unwrap_or(Value::Null)
+/// Serves `app` on a free loopback port until the runtime ends, and returns its address.
+async fn serve(app: Router) -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind loopback");
+    let addr = listener.local_addr().expect("local addr");
+    tokio::spawn(async move { axum::serve(listener, app).await.expect("serve") });
+    addr
 }

@@ -28,6 +28,9 @@
 //! # }
 //! ```
 
+#[cfg(feature = "utoipa")]
+pub mod openapi;
+
 use std::any::type_name;
 use std::fmt;
 use std::marker::PhantomData;

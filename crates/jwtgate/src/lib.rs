@@ -31,6 +31,8 @@
 pub use jwtgate_core::*;
 pub use jwtgate_tower::*;
 
+#[cfg(feature = "utoipa")]
+pub use jwtgate_axum::openapi;
 #[cfg(feature = "axum")]
 pub use jwtgate_axum::{Claims, ClaimsRejection, Guard, GuardRejection, Require, guard};
 #[cfg(feature = "macros")]

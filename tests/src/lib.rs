@@ -262,3 +262,25 @@ pub async fn race_refreshes<S: jwtgate::session::RefreshStore>(
     assert_eq!(reused + refused, count - 1, "every other one is denied");
     won.remove(0)
 }
+
+/// The README and the guides in `docs/`, compiled and run as doctests of this crate, so that every Rust
+/// example in them builds against the current API. A block marked `no_run` is compiled only.
+#[cfg(doctest)]
+mod docs {
+    macro_rules! doc_file {
+        ($name:ident, $path:literal) => {
+            #[doc = include_str!($path)]
+            struct $name;
+        };
+    }
+    doc_file!(Readme, "../../README.md");
+    doc_file!(Cache, "../../docs/cache.md");
+    doc_file!(Errors, "../../docs/errors.md");
+    doc_file!(Events, "../../docs/events.md");
+    doc_file!(Guards, "../../docs/guards.md");
+    doc_file!(Keys, "../../docs/keys.md");
+    doc_file!(Observability, "../../docs/observability.md");
+    doc_file!(Revocation, "../../docs/revocation.md");
+    doc_file!(Security, "../../docs/security.md");
+    doc_file!(Sessions, "../../docs/sessions.md");
+}

@@ -60,6 +60,24 @@ impl CertificatePem for TestKey {
     }
 }
 
+/// A denylist whose store never answers: every lookup and revocation fails, as with Redis down.
+#[derive(Debug)]
+pub struct DownDenylist;
+
+impl jwtgate::Denylist for DownDenylist {
+    fn check(&self, _claims: &jwtgate::RegisteredClaims) -> jwtgate::Lookup {
+        jwtgate::Lookup::Ready(Err(jwtgate::DenylistError::new("connection refused")))
+    }
+
+    fn revoke(&self, _jti: &str, _until: i64) -> jwtgate::PendingRevocation {
+        Box::pin(async { Err(jwtgate::DenylistError::new("connection refused")) })
+    }
+
+    fn revoke_subject(&self, _subject: &str, _issued_before: i64, _until: i64) -> jwtgate::PendingRevocation {
+        Box::pin(async { Err(jwtgate::DenylistError::new("connection refused")) })
+    }
+}
+
 /// A response, read whole: status, headers, and the body as JSON (`Null` when empty, a JSON string when
 /// it is not JSON).
 #[derive(Debug)]
@@ -278,6 +296,7 @@ mod docs {
     doc_file!(Errors, "../../docs/errors.md");
     doc_file!(Events, "../../docs/events.md");
     doc_file!(Guards, "../../docs/guards.md");
+    doc_file!(Guide, "../../docs/guide.md");
     doc_file!(Keys, "../../docs/keys.md");
     doc_file!(Observability, "../../docs/observability.md");
     doc_file!(Revocation, "../../docs/revocation.md");

@@ -8,7 +8,7 @@ use axum::body::Body;
 use axum::routing::get;
 use jwtgate::{Algorithm, JwtAuthLayer, KeySet, Validator};
 use jwtgate_tests::logs::capture;
-use jwtgate_tests::{AUDIENCE, ISSUER, TestKey, claims};
+use jwtgate_tests::{AUDIENCE, DownDenylist, ISSUER, TestKey, claims};
 use serde_json::{Value, json};
 use tower::ServiceExt;
 
@@ -42,23 +42,6 @@ async fn refusals_are_logged_with_kind_and_kid_but_never_the_token() {
     }
 }
 
-/// A store that never answers.
-struct Down;
-
-impl jwtgate::Denylist for Down {
-    fn check(&self, _claims: &jwtgate::RegisteredClaims) -> jwtgate::Lookup {
-        jwtgate::Lookup::Ready(Err(jwtgate::DenylistError::new("connection refused")))
-    }
-
-    fn revoke(&self, _jti: &str, _until: i64) -> jwtgate::PendingRevocation {
-        Box::pin(async { Err(jwtgate::DenylistError::new("connection refused")) })
-    }
-
-    fn revoke_subject(&self, _subject: &str, _issued_before: i64, _until: i64) -> jwtgate::PendingRevocation {
-        Box::pin(async { Err(jwtgate::DenylistError::new("connection refused")) })
-    }
-}
-
 #[tokio::test]
 async fn fail_open_warns_on_every_request_it_lets_through() {
     let (captured, _guard) = capture(tracing::Level::WARN);
@@ -66,7 +49,7 @@ async fn fail_open_warns_on_every_request_it_lets_through() {
     let key = TestKey::generate(Algorithm::HS256);
     let validator =
         Validator::builder(KeySet::new([key.verification_key()]).unwrap()).issuer(ISSUER).audience(AUDIENCE).build();
-    let layer = JwtAuthLayer::<Value>::new(validator).denylist(Down).denylist_fail_open();
+    let layer = JwtAuthLayer::<Value>::new(validator).denylist(DownDenylist).denylist_fail_open();
     let app = Router::new().route("/", get(|| async { "ok" })).layer(layer);
     let token = key.sign(&claims());
     for _ in 0..3 {

@@ -10,7 +10,7 @@ use axum::body::Body;
 use axum::routing::get;
 use jwtgate::{Algorithm, JwtAuthLayer, KeySet, MemoryDenylist, Validator};
 use jwtgate_test::{Fault, JwksServer};
-use jwtgate_tests::{AUDIENCE, ISSUER, TestKey, claims, now};
+use jwtgate_tests::{AUDIENCE, DownDenylist, ISSUER, TestKey, claims, now};
 use metrics_util::debugging::{DebugValue, DebuggingRecorder, Snapshotter};
 use serde_json::{Value, json};
 use tower::ServiceExt;
@@ -92,23 +92,6 @@ async fn requests_are_counted_by_outcome_and_reason_with_validation_time_and_cac
     assert!(!metrics.contains_key("jwtgate_denylist_errors_total{}"), "{metrics:#?}");
 }
 
-/// A store that never answers.
-struct Down;
-
-impl jwtgate::Denylist for Down {
-    fn check(&self, _claims: &jwtgate::RegisteredClaims) -> jwtgate::Lookup {
-        jwtgate::Lookup::Ready(Err(jwtgate::DenylistError::new("connection refused")))
-    }
-
-    fn revoke(&self, _jti: &str, _until: i64) -> jwtgate::PendingRevocation {
-        Box::pin(async { Err(jwtgate::DenylistError::new("connection refused")) })
-    }
-
-    fn revoke_subject(&self, _subject: &str, _issued_before: i64, _until: i64) -> jwtgate::PendingRevocation {
-        Box::pin(async { Err(jwtgate::DenylistError::new("connection refused")) })
-    }
-}
-
 #[tokio::test]
 async fn denylist_errors_are_counted_whether_the_layer_fails_closed_or_open() {
     let recorder = DebuggingRecorder::new();
@@ -120,10 +103,10 @@ async fn denylist_errors_are_counted_whether_the_layer_fails_closed_or_open() {
         Validator::builder(KeySet::new([key.verification_key()]).unwrap()).issuer(ISSUER).audience(AUDIENCE).build();
     let closed = Router::new()
         .route("/", get(|| async { "ok" }))
-        .layer(JwtAuthLayer::<Value>::new(validator.clone()).denylist(Down));
+        .layer(JwtAuthLayer::<Value>::new(validator.clone()).denylist(DownDenylist));
     let open = Router::new()
         .route("/", get(|| async { "ok" }))
-        .layer(JwtAuthLayer::<Value>::new(validator).denylist(Down).denylist_fail_open());
+        .layer(JwtAuthLayer::<Value>::new(validator).denylist(DownDenylist).denylist_fail_open());
     let token = key.sign(&claims());
     assert_eq!(send(&closed, Some(&token)).await, 503);
     assert_eq!(send(&open, Some(&token)).await, 200);

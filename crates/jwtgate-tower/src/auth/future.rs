@@ -131,20 +131,17 @@ where
         Self { request, validated, service, shared, span, hook }
     }
 
+    /// Admits the request, which the span and the metrics record as `outcome`.
+    fn admitted(self, outcome: &'static str) -> ResponseFuture<S, ReqBody, C> {
+        admission(self.request, self.validated, self.service, &self.shared, &self.span, self.hook, outcome)
+    }
+
     /// Calls the inner service if the token is active, and answers otherwise.
     pub(super) fn finish(self, lookup: Result<TokenStatus, DenylistError>) -> ResponseFuture<S, ReqBody, C> {
         let span = &self.span;
         let error = match lookup {
             Ok(TokenStatus::Active) => {
-                return admission(
-                    self.request,
-                    self.validated,
-                    self.service,
-                    &self.shared,
-                    span,
-                    self.hook,
-                    "authenticated",
-                );
+                return self.admitted("authenticated");
             }
             Ok(TokenStatus::Revoked) => {
                 let kid = self.validated.kid();
@@ -161,15 +158,7 @@ where
                     span,
                     || tracing::warn!(%error, kid = ?kid, "jwtgate: denylist unavailable; FAIL-OPEN: letting the token through unchecked"),
                 );
-                return admission(
-                    self.request,
-                    self.validated,
-                    self.service,
-                    &self.shared,
-                    span,
-                    self.hook,
-                    "fail_open",
-                );
+                return self.admitted("fail_open");
             }
             Err(error) => {
                 observe::denylist_error();

@@ -298,7 +298,9 @@ mod docs {
     doc_file!(Guards, "../../docs/guards.md");
     doc_file!(Guide, "../../docs/guide.md");
     doc_file!(Keys, "../../docs/keys.md");
+    doc_file!(Migration, "../../docs/migration.md");
     doc_file!(Observability, "../../docs/observability.md");
+    doc_file!(Recipes, "../../docs/recipes.md");
     doc_file!(Revocation, "../../docs/revocation.md");
     doc_file!(Security, "../../docs/security.md");
     doc_file!(Sessions, "../../docs/sessions.md");

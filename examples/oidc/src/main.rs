@@ -8,6 +8,7 @@
 //! | `OIDC_AUDIENCE` | this API's audience, as in the tokens' `aud` | required |
 //! | `BIND` | the address to listen on | `127.0.0.1:3000` |
 //! | `OIDC_EAGER` | `1`: fetch the keys before listening, and exit when that fails | `0`: start at once |
+//! | `OIDC_RSA_ALG` | the algorithm of RSA keys published without `alg` (Entra ID's), such as `RS256` | such keys are skipped |
 //!
 //! Routes: `GET /health` (public), `GET /me` (any valid token), `GET /admin` (role, scope or permission
 //! `admin`). A missing or bad configuration exits with code 2, and so does, with `OIDC_EAGER=1`, a provider
@@ -21,7 +22,7 @@ use axum::extract::State;
 use axum::routing::get;
 use axum::{Json, Router};
 use jwtgate::jwks::RemoteKeySet;
-use jwtgate::{AuthorityMapping, Claims, JwtAuthLayer, Validator, require};
+use jwtgate::{Algorithm, AlgorithmMapping, AuthorityMapping, Claims, JwtAuthLayer, KeyType, Validator, require};
 use serde_json::{Value, json};
 use tracing_subscriber::EnvFilter;
 
@@ -36,6 +37,7 @@ struct Config {
     audience: String,
     bind: SocketAddr,
     eager: bool,
+    rsa_alg: Option<Algorithm>,
 }
 
 impl Config {
@@ -58,7 +60,15 @@ impl Config {
             Some("1") => true,
             Some(other) => return Err(format!("OIDC_EAGER={other:?}: use 1 to fetch the keys before listening, or 0")),
         };
-        Ok(Self { issuer, audience, bind, eager })
+        // A key without `alg` could serve any algorithm of its type, so jwtgate skips it unless told which one.
+        let rsa_alg = match var("OIDC_RSA_ALG")? {
+            None => None,
+            Some(alg) => match alg.parse::<Algorithm>() {
+                Ok(alg) if alg.key_type() == KeyType::Rsa => Some(alg),
+                _ => return Err(format!("OIDC_RSA_ALG={alg:?} is not an RSA algorithm (RS256, PS256...)")),
+            },
+        };
+        Ok(Self { issuer, audience, bind, eager, rsa_alg })
     }
 }
 
@@ -77,7 +87,11 @@ fn var(name: &str) -> Result<Option<String>, String> {
 async fn keys(config: &Config) -> Result<RemoteKeySet, jwtgate::jwks::Error> {
     // The defaults (see docs/keys.md) suit most providers. To stop trusting keys that could not be
     // checked for a day, for instance: `.max_staleness(Duration::from_secs(24 * 3600))`.
-    let discovery = RemoteKeySet::discover(&config.issuer);
+    let mut discovery = RemoteKeySet::discover(&config.issuer);
+    if let Some(alg) = config.rsa_alg {
+        let mapping = AlgorithmMapping::new().map(KeyType::Rsa, alg).expect("an RSA algorithm, checked in from_env");
+        discovery = discovery.algorithms(mapping);
+    }
     if config.eager { discovery.build_eager().await } else { discovery.build() }
 }
 

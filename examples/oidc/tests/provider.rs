@@ -69,6 +69,10 @@ async fn a_bad_configuration_exits_with_status_2_and_names_the_variable() {
         (vec![("OIDC_ISSUER", "https://idp.test")], "OIDC_AUDIENCE is required"),
         (vec![("OIDC_ISSUER", "http://idp.test"), ("OIDC_AUDIENCE", "api")], "OIDC_ISSUER="),
         (vec![("OIDC_ISSUER", "https://idp.test"), ("OIDC_AUDIENCE", "api"), ("BIND", "nowhere")], "BIND="),
+        (
+            vec![("OIDC_ISSUER", "https://idp.test"), ("OIDC_AUDIENCE", "api"), ("OIDC_RSA_ALG", "ES256")],
+            "OIDC_RSA_ALG=",
+        ),
     ] {
         let output = tokio::time::timeout(Duration::from_secs(20), example().envs(vars.clone()).output())
             .await

@@ -1,10 +1,11 @@
-//! The example's three styles, called over HTTP with Keycloak-style and scope-style tokens.
+//! The example's three styles, called over HTTP with Keycloak-style and scope-style tokens made by
+//! `jwtgate-test`'s token builder, as your own tests can.
 
 #![allow(clippy::unwrap_used, reason = "test helpers fail the test on unexpected errors")]
 
 use jwtgate::{Algorithm, Secret};
 use jwtgate_example_axum_rbac::{AUDIENCE, ISSUER, app, validator};
-use jwtgate_tests::{TestKey, now};
+use jwtgate_test::TestKey;
 use serde_json::{Value, json};
 
 struct Client {
@@ -17,16 +18,21 @@ impl Client {
     async fn start() -> Self {
         let key = TestKey::generate(Algorithm::HS256);
         let secret = Secret::new(key.secret().unwrap().to_vec());
-        let addr = jwtgate_tests::serve(app(validator(&secret).unwrap())).await;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let app = app(validator(&secret).unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
         Self { base: format!("http://{addr}"), key, http: reqwest::Client::new() }
     }
 
     fn token(&self, extra: Value) -> String {
-        let mut claims = json!({ "iss": ISSUER, "aud": AUDIENCE, "sub": "ada", "exp": now() + 300 });
+        let mut token = self.key.token().issuer(ISSUER).audience(AUDIENCE).subject("ada");
         if let Value::Object(extra) = extra {
-            claims.as_object_mut().unwrap().extend(extra);
+            for (name, value) in extra {
+                token = token.claim(&name, value);
+            }
         }
-        self.key.sign(&claims)
+        token.build()
     }
 
     async fn status(&self, method: &str, path: &str, token: &str) -> u16 {

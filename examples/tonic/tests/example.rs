@@ -10,7 +10,7 @@ use jwtgate::Algorithm;
 use jwtgate_example_tonic::pb::orders_client::OrdersClient;
 use jwtgate_example_tonic::pb::{DeleteOrderRequest, GetOrderRequest};
 use jwtgate_example_tonic::{AUDIENCE, ISSUER};
-use jwtgate_tests::{TestKey, b64, now};
+use jwtgate_test::{TestKey, b64, now};
 use serde_json::json;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::Command;

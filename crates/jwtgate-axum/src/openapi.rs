@@ -65,13 +65,18 @@ impl utoipa::Modify for BearerRequired {
     }
 }
 
-/// Marks every operation of `path` as requiring a token that satisfies `policy`: each gets a security
-/// requirement naming [`SCHEME`] with the scopes the policy requires (none when it asks for roles or claims
-/// only, which OpenAPI cannot express). Registers the scheme too, if it is missing. A path the document does
-/// not have is left alone.
+/// Marks every operation of `path` as requiring a token that satisfies `policy`. Each operation gets one
+/// security requirement naming [`SCHEME`] per alternative of the policy's `any`s, with the scopes that
+/// alternative needs ([`Policy::scope_alternatives`]); OpenAPI reads them as "one of these". An alternative
+/// that asks for roles or claims only has no scopes, since OpenAPI cannot express those. Registers the
+/// scheme too, if it is missing. A path the document does not have is left alone.
 pub fn protect(openapi: &mut OpenApi, path: &str, policy: &Policy) {
     BearerSecurity.modify_if_missing(openapi);
-    let scopes: Vec<String> = policy.required_scopes().into_iter().map(str::to_owned).collect();
+    let requirements: Vec<SecurityRequirement> = policy
+        .scope_alternatives()
+        .into_iter()
+        .map(|scopes| SecurityRequirement::new(SCHEME, scopes.into_iter().map(str::to_owned).collect::<Vec<_>>()))
+        .collect();
     let Some(item) = openapi.paths.paths.get_mut(path) else { return };
     let operations: [&mut Option<Operation>; 8] = [
         &mut item.get,
@@ -84,7 +89,7 @@ pub fn protect(openapi: &mut OpenApi, path: &str, policy: &Policy) {
         &mut item.trace,
     ];
     for operation in operations.into_iter().flatten() {
-        operation.security = Some(vec![SecurityRequirement::new(SCHEME, scopes.clone())]);
+        operation.security = Some(requirements.clone());
     }
 }
 

@@ -117,6 +117,55 @@ impl Policy {
         scopes
     }
 
+    /// The sets of scopes that can satisfy the policy, one per alternative of its `any`s: a token with every
+    /// scope of one set meets the policy's scope conditions. A branch that needs no scope (a role, a claim,
+    /// a `not`) is the empty set, as its conditions are not scopes. For OpenAPI, whose security requirements
+    /// are alternatives of scope sets. Past 32 alternatives, the policy is given as one set of all its scopes.
+    pub fn scope_alternatives(&self) -> Vec<Vec<&str>> {
+        const MAX: usize = 32;
+        fn alternatives(policy: &Policy) -> Option<Vec<Vec<&str>>> {
+            Some(match &policy.node {
+                Node::Scope(scope) => vec![vec![scope.as_str()]],
+                Node::Any(policies) => {
+                    let mut all: Vec<Vec<&str>> = Vec::new();
+                    for policy in policies {
+                        for set in alternatives(policy)? {
+                            if !all.contains(&set) {
+                                all.push(set);
+                            }
+                        }
+                    }
+                    if all.len() > MAX {
+                        return None;
+                    }
+                    all
+                }
+                Node::All(policies) => {
+                    let mut all = vec![Vec::new()];
+                    for policy in policies {
+                        let mut next = Vec::new();
+                        for set in &all {
+                            for other in alternatives(policy)? {
+                                let mut joined: Vec<&str> = set.clone();
+                                joined.extend(other.into_iter().filter(|scope| !set.contains(scope)));
+                                if !next.contains(&joined) {
+                                    next.push(joined);
+                                }
+                            }
+                        }
+                        if next.len() > MAX {
+                            return None;
+                        }
+                        all = next;
+                    }
+                    all
+                }
+                _ => vec![Vec::new()],
+            })
+        }
+        alternatives(self).unwrap_or_else(|| vec![self.required_scopes()])
+    }
+
     fn collect_scopes<'a>(&'a self, scopes: &mut Vec<&'a str>) {
         match &self.node {
             Node::Scope(scope) if !scopes.contains(&scope.as_str()) => scopes.push(scope),
@@ -217,5 +266,24 @@ mod tests {
     fn a_principal_without_claims_fails_claim_policies() {
         let p = Principal::new(None);
         assert!(!Policy::claim_present("x").allows(&p) && !Policy::claim_eq("x", 1).allows(&p));
+    }
+
+    #[test]
+    fn scope_alternatives_follow_any_and_all() {
+        let read = || Policy::scope("orders:read");
+        let write = || Policy::scope("orders:write");
+        assert_eq!(read().scope_alternatives(), [vec!["orders:read"]]);
+        assert_eq!(Policy::any([read(), write()]).scope_alternatives(), [vec!["orders:read"], vec!["orders:write"]]);
+        assert_eq!(Policy::all([read(), write()]).scope_alternatives(), [vec!["orders:read", "orders:write"]]);
+        let mixed = Policy::any([Policy::role("admin"), Policy::all([write(), read()])]);
+        assert_eq!(mixed.scope_alternatives(), [vec![], vec!["orders:write", "orders:read"]]);
+        let product =
+            Policy::all([Policy::any([read(), write()]), Policy::any([Policy::scope("a"), Policy::scope("b")])]);
+        assert_eq!(product.scope_alternatives().len(), 4);
+        assert_eq!(Policy::role("admin").scope_alternatives(), [Vec::<&str>::new()]);
+        // Too many alternatives: one set of every scope.
+        let wide = |prefix: &str| Policy::any((0..6).map(|i| Policy::scope(format!("{prefix}{i}"))));
+        let huge = Policy::all([wide("a"), wide("b")]);
+        assert_eq!(huge.scope_alternatives(), [huge.required_scopes()]);
     }
 }

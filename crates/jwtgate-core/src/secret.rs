@@ -35,9 +35,11 @@ impl Secret {
     }
 
     /// Reads the secret from the environment variable `var` as base64 (standard or URL-safe alphabet, with or
-    /// without padding), as `openssl rand -base64 32` writes it. Prefer this to [`Secret::from_env`]: a
-    /// random secret in base64 has eight bits of entropy per byte, where text typed by a person has far
-    /// fewer, and RFC 8725 §3.5 forbids using a password as a key.
+    /// without padding, white space ignored), as `openssl rand -base64 64` writes it, line breaks included.
+    /// Prefer this to [`Secret::from_env`] for random secrets: decoded, each byte carries eight bits of
+    /// the generator's entropy, where the same secret taken as text carries six. It cannot tell a random
+    /// secret from a password that happens to be base64, though, and RFC 8725 §3.5 forbids passwords as
+    /// keys.
     ///
     /// Fails when the variable is unset, empty, not UTF-8 or not base64, with a message that names the
     /// variable (and never its value).
@@ -45,20 +47,21 @@ impl Secret {
         let text = Zeroizing::new(Self::from_env(var)?.0.to_vec());
         let text = std::str::from_utf8(&text)
             .map_err(|_| KeyError::new(format!("environment variable {var} is not valid UTF-8")))?;
-        Self::from_base64(text.trim()).map_err(|_| KeyError::new(format!("environment variable {var} is not base64")))
+        Self::from_base64(text).map_err(|_| KeyError::new(format!("environment variable {var} is not base64")))
     }
 
-    /// A secret from base64 text (standard or URL-safe alphabet, with or without padding). The error never
-    /// quotes the text.
+    /// A secret from base64 text (standard or URL-safe alphabet, with or without padding, white space such as
+    /// line breaks ignored). The error never quotes the text.
     pub fn from_base64(text: &str) -> Result<Self, KeyError> {
         use base64::Engine;
         use base64::alphabet::{STANDARD, URL_SAFE};
         use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
 
         let config = GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent);
+        let text: Zeroizing<String> = Zeroizing::new(text.split_ascii_whitespace().collect());
         let alphabet = if text.contains(['-', '_']) { &URL_SAFE } else { &STANDARD };
         GeneralPurpose::new(alphabet, config)
-            .decode(text)
+            .decode(text.as_bytes())
             .map(Self::new)
             .map_err(|_| KeyError::new("the secret is not base64".to_owned()))
     }
@@ -102,6 +105,7 @@ mod tests {
             "AwsTGyMrMztDS1NbY2tze4OLk5ujq7O7w8vT2+Pr8/s=",
             "AwsTGyMrMztDS1NbY2tze4OLk5ujq7O7w8vT2+Pr8/s",
             "AwsTGyMrMztDS1NbY2tze4OLk5ujq7O7w8vT2-Pr8_s",
+            "AwsTGyMrMztDS1NbY2tze4OLk5ujq\n7O7w8vT2+Pr8/s=\n",
         ] {
             assert_eq!(Secret::from_base64(text).unwrap().expose(), bytes.as_slice(), "{text}");
         }

@@ -14,8 +14,8 @@ use axum::{Extension, Router};
 use bytes::Bytes;
 use http::{Extensions, Response};
 use jwtgate::{
-    Algorithm, Authority, Error, ErrorKind, Guard, JwtAuthLayer, KeySet, Policy, Principal, Require, RequireLayer,
-    Validator, guard,
+    Algorithm, Authority, Error, ErrorKind, Guard, JwtAuthLayer, KeySet, MemoryDenylist, Policy, Principal, Require,
+    RequireLayer, Validator, guard,
 };
 use jwtgate_tests::{AUDIENCE, ISSUER, TestKey, claims, get as http_get, serve};
 use serde_json::{Value, json};
@@ -151,6 +151,7 @@ async fn the_hook_refuses_with_401_403_or_503() {
     answer.assert_invalid_token("the token was refused");
     assert_eq!(answer.header("x-refused-because"), Some("refused"));
 
+    // The hook's 403 goes through `on_forbidden`, as a guard's does; the challenge stays.
     let answer = app.bearer("/me", &app.token("suspended")).await;
     assert_eq!(answer.status, 403);
     assert_eq!(
@@ -159,10 +160,8 @@ async fn the_hook_refuses_with_401_403_or_503() {
             r#"Bearer error="insufficient_scope", error_description="the token does not grant access to this resource""#
         )
     );
-    assert_eq!(
-        answer.body,
-        json!({ "error": "insufficient_scope", "error_description": "the token does not grant access to this resource" })
-    );
+    assert_eq!(answer.body, json!({ "error": "forbidden", "see": "/help/access" }));
+    assert_eq!(answer.header("x-refused-because"), None, "on_challenge does not see a 403");
 
     let answer = app.bearer("/me", &app.token("database-down")).await;
     answer.assert_unavailable("the request could not be checked; try again later");
@@ -225,4 +224,78 @@ async fn on_forbidden_rewrites_the_403_of_every_kind_of_guard() {
         // The challenge the responder set is kept: the hook changed only the body.
         assert!(answer.header("www-authenticate").unwrap().contains("insufficient_scope"), "{path}");
     }
+}
+
+/// A layer whose hook counts its calls, with a denylist, in optional mode.
+fn counted(key: &TestKey, denylist: &MemoryDenylist, calls: &Arc<AtomicUsize>) -> Router {
+    let validator = Validator::builder(key.key_set()).issuer(ISSUER).audience(AUDIENCE).build();
+    let calls = calls.clone();
+    let layer =
+        JwtAuthLayer::<Value>::new(validator).optional().denylist(denylist.clone()).on_token_validated(move |_| {
+            calls.fetch_add(1, Ordering::SeqCst);
+            async { Ok(Extensions::new()) }
+        });
+    Router::new().route("/", get(|| async { "ok" })).layer(layer)
+}
+
+#[tokio::test]
+async fn revoked_tokens_and_anonymous_requests_never_reach_the_hook() {
+    let key = TestKey::generate(Algorithm::HS256);
+    let denylist = MemoryDenylist::new();
+    denylist.revoke_now("gone", jwtgate_tests::now() + 600).unwrap();
+    let calls = Arc::new(AtomicUsize::new(0));
+    let base = format!("http://{}", serve(counted(&key, &denylist, &calls)).await);
+    let http = reqwest::Client::new();
+    let revoked = key.token().issuer(ISSUER).audience(AUDIENCE).token_id("gone").build();
+    let answer = http_get(&http, &base, &[("authorization", &format!("Bearer {revoked}"))]).await;
+    answer.assert_invalid_token("the token has been revoked");
+    let answer = http_get(&http, &base, &[]).await;
+    assert_eq!(answer.status, 200);
+    assert_eq!(calls.load(Ordering::SeqCst), 0);
+    let good = key.token().issuer(ISSUER).audience(AUDIENCE).token_id("kept").build();
+    assert_eq!(http_get(&http, &base, &[("authorization", &format!("Bearer {good}"))]).await.status, 200);
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn a_plain_principal_from_the_hook_counts_as_the_principal() {
+    let key = TestKey::generate(Algorithm::HS256);
+    let validator = Validator::builder(key.key_set()).issuer(ISSUER).audience(AUDIENCE).build();
+    let layer = JwtAuthLayer::<Value>::new(validator).on_token_validated(|context| async move {
+        let subject = context.principal().subject().map(str::to_owned);
+        let mut extensions = Extensions::new();
+        // Not an `Arc<Principal>`: the layer wraps it.
+        extensions.insert(Principal::new(subject).with(Authority::Role, "admin"));
+        Ok(extensions)
+    });
+    let app = Router::new()
+        .route("/admin", get(|| async { "admin" }).route_layer(RequireLayer::new(Admin::policy().clone())))
+        .layer(layer);
+    let base = format!("http://{}", serve(app).await);
+    let token = key.token().issuer(ISSUER).audience(AUDIENCE).build();
+    let auth = format!("Bearer {token}");
+    let answer = http_get(&reqwest::Client::new(), &format!("{base}/admin"), &[("authorization", &auth)]).await;
+    assert_eq!((answer.status, answer.body), (200, json!("admin")));
+}
+
+#[tokio::test]
+async fn an_outer_layers_forbidden_hook_does_not_rewrite_what_an_inner_layer_admitted() {
+    let key = TestKey::generate(Algorithm::HS256);
+    let validator = || Validator::builder(key.key_set()).issuer(ISSUER).audience(AUDIENCE).build();
+    let outer = JwtAuthLayer::<Value>::new(validator()).on_forbidden(|_, response: Response<Bytes>| {
+        Response::from_parts(response.into_parts().0, Bytes::from_static(b"outer"))
+    });
+    let app = Router::new()
+        .route("/admin", get(|| async { "admin" }).route_layer(RequireLayer::new(Admin::policy().clone())))
+        .layer(JwtAuthLayer::<Value>::new(validator()))
+        .layer(outer);
+    let base = format!("http://{}", serve(app).await);
+    let token = key.token().issuer(ISSUER).audience(AUDIENCE).build();
+    let auth = format!("Bearer {token}");
+    let answer = http_get(&reqwest::Client::new(), &format!("{base}/admin"), &[("authorization", &auth)]).await;
+    assert_eq!(answer.status, 403);
+    assert_eq!(
+        answer.body,
+        json!({ "error": "insufficient_scope", "error_description": "the token does not grant access to this resource" })
+    );
 }

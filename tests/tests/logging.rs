@@ -114,7 +114,8 @@ async fn the_subject_can_be_recorded_as_a_keyed_hash() {
     let validator =
         Validator::builder(KeySet::new([key.verification_key()]).unwrap()).issuer(ISSUER).audience(AUDIENCE).build();
     let log_key = jwtgate::Secret::new(vec![9; 32]);
-    let layer = JwtAuthLayer::<Value>::new(validator).subject_in_logs(jwtgate::SubjectInLogs::hashed(&log_key));
+    let layer =
+        JwtAuthLayer::<Value>::new(validator).subject_in_logs(jwtgate::SubjectInLogs::hashed(&log_key).unwrap());
     let app = Router::new().route("/", get(|| async { "ok" })).layer(layer);
     let request = http::Request::get("/").header("authorization", format!("Bearer {}", key.sign(&claims())));
     assert_eq!(app.oneshot(request.body(Body::empty()).unwrap()).await.unwrap().status(), 200);
@@ -127,4 +128,22 @@ async fn the_subject_can_be_recorded_as_a_keyed_hash() {
     assert_eq!(spans.len(), 1, "{logs}");
     assert!(spans[0].contains(&format!(r#"sub="{expected}""#)), "{}", spans[0]);
     assert!(!logs.contains("user-1"), "{logs}");
+}
+
+#[tokio::test]
+async fn a_forbidden_request_is_logged_without_its_subject() {
+    let (captured, _guard) = capture(tracing::Level::DEBUG);
+    let key = TestKey::generate(Algorithm::HS256);
+    let validator =
+        Validator::builder(KeySet::new([key.verification_key()]).unwrap()).issuer(ISSUER).audience(AUDIENCE).build();
+    let guard = jwtgate::RequireLayer::new(jwtgate::Policy::role("admin"));
+    let app = Router::new()
+        .route("/", get(|| async { "ok" }).route_layer(guard))
+        .layer(JwtAuthLayer::<Value>::new(validator));
+    let token = key.token().issuer(ISSUER).audience(AUDIENCE).subject("alice@example.com").build();
+    let request = http::Request::get("/").header("authorization", format!("Bearer {token}")).body(Body::empty());
+    assert_eq!(app.oneshot(request.unwrap()).await.unwrap().status(), 403);
+    let logs = captured.text();
+    assert!(logs.contains("jwtgate: request forbidden"), "{logs}");
+    assert!(!logs.contains("alice"), "the subject leaked into the logs: {logs}");
 }

@@ -126,9 +126,11 @@ impl Responder for LayerResponder {
         if self.token_expired_header && rejection.error().kind() == ErrorKind::Expired {
             response.headers_mut().insert("token-expired", HeaderValue::from_static("true"));
         }
-        match &self.on_challenge {
-            Some(hook) => hook(rejection, response),
-            None => response,
+        // A 403 `Forbidden` (from the `on_token_validated` hook) goes where the guards' 403 go.
+        match (&self.on_forbidden, &self.on_challenge) {
+            (Some(hook), _) if rejection.error().kind() == ErrorKind::Forbidden => hook.rewrite(rejection, response),
+            (_, Some(hook)) => hook(rejection, response),
+            _ => response,
         }
     }
 }

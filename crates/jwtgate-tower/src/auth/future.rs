@@ -7,16 +7,18 @@ use std::task::{Context, Poll, ready};
 use bytes::Bytes;
 use http::{Extensions, Request, Response};
 use jwtgate_core::{
-    DenylistError, Error, ErrorKind, PendingLookup, PendingRefresh, TokenStatus, Validated, ValidatedCache,
+    DenylistError, Error, ErrorKind, PendingLookup, PendingRefresh, Principal, TokenStatus, Validated, ValidatedCache,
 };
 use pin_project_lite::pin_project;
 use serde::de::DeserializeOwned;
 use tower_service::Service;
 use tracing::Span;
 
+use super::ForbiddenHook;
 use super::events::{HookFuture, ValidatedHook};
+use super::observe::{self, Outcome};
 use super::service::proceed;
-use super::{Authentication, Shared, TokenValidated, observe};
+use super::{Authentication, Shared, TokenValidated};
 use crate::{RequestHead, ResponseBody};
 
 pin_project! {
@@ -132,7 +134,7 @@ where
     }
 
     /// Admits the request, which the span and the metrics record as `outcome`.
-    fn admitted(self, outcome: &'static str) -> ResponseFuture<S, ReqBody, C> {
+    fn admitted(self, outcome: Outcome) -> ResponseFuture<S, ReqBody, C> {
         admission(self.request, self.validated, self.service, &self.shared, &self.span, self.hook, outcome)
     }
 
@@ -141,7 +143,7 @@ where
         let span = &self.span;
         let error = match lookup {
             Ok(TokenStatus::Active) => {
-                return self.admitted("authenticated");
+                return self.admitted(Outcome::Authenticated);
             }
             Ok(TokenStatus::Revoked) => {
                 let kid = self.validated.kid();
@@ -158,7 +160,7 @@ where
                     span,
                     || tracing::warn!(%error, kid = ?kid, "jwtgate: denylist unavailable; FAIL-OPEN: letting the token through unchecked"),
                 );
-                return self.admitted("fail_open");
+                return self.admitted(Outcome::FailOpen);
             }
             Err(error) => {
                 observe::denylist_error();
@@ -183,7 +185,7 @@ pub(super) fn admission<S, ReqBody, C>(
     shared: &Arc<Shared>,
     span: &Span,
     hook: Option<ValidatedHook<C>>,
-    outcome: &'static str,
+    outcome: Outcome,
 ) -> ResponseFuture<S, ReqBody, C>
 where
     S: Service<Request<ReqBody>>,
@@ -210,7 +212,7 @@ pub(super) struct Admitting<S, ReqBody, C> {
     service: S,
     shared: Arc<Shared>,
     span: Span,
-    outcome: &'static str,
+    outcome: Outcome,
 }
 
 impl<S, ReqBody, C> Admitting<S, ReqBody, C>
@@ -259,12 +261,18 @@ where
     let extensions = request.extensions_mut();
     extensions.insert(validated.principal().clone());
     extensions.insert(validated);
-    if let Some(hook) = &shared.responder.on_forbidden {
-        extensions.insert(hook.clone());
-    }
+    match &shared.responder.on_forbidden {
+        Some(hook) => extensions.insert(hook.clone()),
+        // An outer layer's hook must not rewrite what this layer admitted.
+        None => extensions.remove::<ForbiddenHook>(),
+    };
     if let Some(from_hook) = from_hook {
-        // Last, so that an `Arc<Principal>` from the hook replaces the token's.
+        // Last, so that a principal from the hook replaces the token's: guards read an `Arc<Principal>`, and
+        // a plain `Principal` is taken as one.
         extensions.extend(from_hook);
+        if let Some(principal) = extensions.remove::<Principal>() {
+            extensions.insert(Arc::new(principal));
+        }
     }
     service.call(request)
 }

@@ -118,11 +118,11 @@ impl<C> JwtAuthLayer<C> {
     }
 
     /// What the `authenticate` span records about a token's subject. Default: nothing
-    /// ([`SubjectInLogs::Omitted`]).
+    /// ([`SubjectInLogs::omitted`]).
     ///
     /// Every request gets a span named `authenticate` (target `jwtgate`, debug level) with the `outcome`
     /// (`authenticated`, `anonymous`, `refused`, or `fail_open`), the `reason` for a refusal (the
-    /// [`ErrorKind`](jwtgate_core::ErrorKind), such as `Expired`), and for a valid token its `kid`, `iss`,
+    /// [`ErrorKind::name`](jwtgate_core::ErrorKind::name), such as `expired`), and for a valid token its `kid`, `iss`,
     /// and `sub` as chosen here. The token itself is never recorded.
     #[must_use]
     pub fn subject_in_logs(mut self, subject: SubjectInLogs) -> Self {

@@ -87,7 +87,7 @@ impl Shared {
                         return self.admit(hit, &token);
                     }
                 }
-                match observe::timed(|| self.validator.start::<C>(&token)) {
+                match observe::timed(|| self.validator.start::<C>(&token), |v| matches!(v, Validation::Done(_))) {
                     Validation::Done(result) => self.checked(result, &token, cache),
                     // Rare: the token names a `kid` the remote keys lack, and they are being refreshed. Only
                     // then is the token copied, to be checked again once the refresh is over.
@@ -99,7 +99,7 @@ impl Shared {
 
     /// Checks a token again after a key refresh; a token causes one refresh at most.
     fn after_refresh<C: DeserializeOwned>(&self, token: &str, cache: Option<&ValidatedCache<C>>) -> Authentication<C> {
-        self.checked(observe::timed(|| self.validator.validate::<C>(token)), token, cache)
+        self.checked(observe::timed(|| self.validator.validate::<C>(token), |_| true), token, cache)
     }
 
     /// Applies the layer's own rules to a validation's result, and caches a token that passes.

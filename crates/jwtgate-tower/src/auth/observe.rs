@@ -14,49 +14,65 @@ use std::fmt;
 use std::sync::Arc;
 
 use aws_lc_rs::hmac;
-use jwtgate_core::{Error, Secret, Validated};
+use jwtgate_core::{Algorithm, Error, Key, KeyError, Secret, Validated};
 use tracing::Span;
 use tracing::field::Empty;
 
 /// What the `authenticate` span says about a token's subject (`sub`). A subject is often an email address
-/// or a user id, so the default says nothing.
+/// or a user id, so the default ([`SubjectInLogs::omitted`]) says nothing.
 #[derive(Clone, Default)]
-pub enum SubjectInLogs {
-    /// The span has no `sub` field. The default.
-    #[default]
-    Omitted,
-    /// The span's `sub` is the first 16 hex digits of HMAC-SHA256 over the subject, with a key of yours:
-    /// the same subject gives the same value under the same key, so one user's requests can be followed
-    /// across log lines (and across instances sharing the key) without naming the user. Keep the key secret:
-    /// whoever holds it can test a guess.
-    Hashed(Arc<hmac::Key>),
+pub struct SubjectInLogs {
+    key: Option<Arc<hmac::Key>>,
 }
 
 impl SubjectInLogs {
-    /// Hashes subjects with `key` (see [`SubjectInLogs::Hashed`]). Give every instance of a service the same
-    /// key to follow a user across them; it need not be the key that signs tokens, and should not be.
-    pub fn hashed(key: &Secret) -> Self {
-        Self::Hashed(Arc::new(hmac::Key::new(hmac::HMAC_SHA256, key.expose())))
+    /// The span has no `sub` field. The default.
+    pub fn omitted() -> Self {
+        Self::default()
+    }
+
+    /// The span's `sub` is the first 16 hex digits of HMAC-SHA256 over the subject, under `key`: the same
+    /// subject gives the same value under the same key, so one user's requests can be followed across log
+    /// lines (and across instances sharing the key) without naming the user. Keep the key secret, since
+    /// whoever holds it can test a guess, and make it a key of its own, not a signing secret.
+    ///
+    /// Refuses a key shorter than 32 bytes, as [`Key::hmac`] refuses one for HS256.
+    pub fn hashed(key: &Secret) -> Result<Self, KeyError> {
+        Key::hmac(Algorithm::HS256, key)?;
+        Ok(Self { key: Some(Arc::new(hmac::Key::new(hmac::HMAC_SHA256, key.expose()))) })
     }
 
     /// The value the span records for `subject`, if any.
     fn of(&self, subject: &str) -> Option<String> {
-        match self {
-            Self::Omitted => None,
-            Self::Hashed(key) => {
-                let tag = hmac::sign(key, subject.as_bytes());
-                Some(tag.as_ref()[..8].iter().map(|byte| format!("{byte:02x}")).collect())
-            }
-        }
+        let tag = hmac::sign(self.key.as_deref()?, subject.as_bytes());
+        Some(tag.as_ref()[..8].iter().map(|byte| format!("{byte:02x}")).collect())
     }
 }
 
 impl fmt::Debug for SubjectInLogs {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Self::Omitted => "Omitted",
-            Self::Hashed(_) => "Hashed",
-        })
+        f.write_str(if self.key.is_some() { "SubjectInLogs::Hashed" } else { "SubjectInLogs::Omitted" })
+    }
+}
+
+/// How a request the layer decided ends, for the span's `outcome` and the request counter.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Outcome {
+    /// A valid token; the inner service is called.
+    Authenticated,
+    /// No token, in optional mode.
+    Anonymous,
+    /// The denylist could not answer, and the layer fails open.
+    FailOpen,
+}
+
+impl Outcome {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Authenticated => "authenticated",
+            Self::Anonymous => "anonymous",
+            Self::FailOpen => "fail_open",
+        }
     }
 }
 
@@ -100,16 +116,16 @@ pub(super) fn validated<C>(span: &Span, validated: &Validated<C>, subject: &Subj
     }
 }
 
-/// Records the decision: `authenticated`, `anonymous`, or `fail_open`. Refusals go through [`refused`].
-pub(super) fn outcome(span: &Span, outcome: &'static str) {
+/// Records the decision for a request that goes on. Refusals go through [`refused`].
+pub(super) fn outcome(span: &Span, outcome: Outcome) {
     if !span.is_disabled() {
-        span.record("outcome", outcome);
+        span.record("outcome", outcome.name());
     }
     #[cfg(feature = "metrics")]
     match outcome {
-        "authenticated" => count!("jwtgate_requests_total", "outcome" => "authenticated", "reason" => ""),
-        "anonymous" => count!("jwtgate_requests_total", "outcome" => "anonymous", "reason" => ""),
-        _ => count!("jwtgate_requests_total", "outcome" => "fail_open", "reason" => ""),
+        Outcome::Authenticated => count!("jwtgate_requests_total", "outcome" => "authenticated", "reason" => ""),
+        Outcome::Anonymous => count!("jwtgate_requests_total", "outcome" => "anonymous", "reason" => ""),
+        Outcome::FailOpen => count!("jwtgate_requests_total", "outcome" => "fail_open", "reason" => ""),
     }
 }
 
@@ -155,17 +171,23 @@ fn count_refused(reason: &'static str) {
     );
 }
 
-/// Times a validation, with the `metrics` feature; does nothing without it.
-pub(super) fn timed<T>(validate: impl FnOnce() -> T) -> T {
+/// Times a validation, with the `metrics` feature, when `finished` says it came to an answer (one that waits
+/// for a key refresh is timed when it is checked again); does nothing without the feature.
+pub(super) fn timed<T>(validate: impl FnOnce() -> T, finished: impl FnOnce(&T) -> bool) -> T {
     #[cfg(feature = "metrics")]
     {
         let started = std::time::Instant::now();
         let result = validate();
-        metrics::histogram!("jwtgate_validation_seconds").record(started.elapsed().as_secs_f64());
+        if finished(&result) {
+            metrics::histogram!("jwtgate_validation_seconds").record(started.elapsed().as_secs_f64());
+        }
         result
     }
     #[cfg(not(feature = "metrics"))]
-    validate()
+    {
+        let _ = finished;
+        validate()
+    }
 }
 
 /// Counts a lookup in the layer's cache of validated tokens.
@@ -192,15 +214,21 @@ mod tests {
 
     #[test]
     fn a_hashed_subject_is_16_hex_digits_stable_under_one_key() {
-        let one = SubjectInLogs::hashed(&Secret::new(vec![1; 32]));
-        let other = SubjectInLogs::hashed(&Secret::new(vec![2; 32]));
+        let one = SubjectInLogs::hashed(&Secret::new(vec![1; 32])).unwrap();
+        let other = SubjectInLogs::hashed(&Secret::new(vec![2; 32])).unwrap();
         let hash = one.of("alice@example.com").unwrap();
         assert_eq!(hash.len(), 16);
         assert!(hash.bytes().all(|byte| byte.is_ascii_hexdigit()));
         assert_eq!(one.of("alice@example.com"), Some(hash.clone()));
         assert_ne!(one.of("bob@example.com"), Some(hash.clone()));
         assert_ne!(other.of("alice@example.com"), Some(hash));
-        assert_eq!(SubjectInLogs::Omitted.of("alice@example.com"), None);
-        assert_eq!(format!("{one:?}"), "Hashed");
+        assert_eq!(SubjectInLogs::omitted().of("alice@example.com"), None);
+        assert_eq!(format!("{one:?}"), "SubjectInLogs::Hashed");
+    }
+
+    #[test]
+    fn a_short_key_for_hashing_subjects_is_refused() {
+        let err = SubjectInLogs::hashed(&Secret::new(vec![1; 31])).unwrap_err();
+        assert_eq!(err.to_string(), "HMAC secret is 31 bytes; HS256 requires at least 32");
     }
 }

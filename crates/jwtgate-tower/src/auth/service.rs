@@ -10,7 +10,8 @@ use tracing::Span;
 
 use super::events::ValidatedHook;
 use super::future::{AwaitingKeys, ResponseFuture, Waiting, admission};
-use super::{Authentication, Shared, observe};
+use super::observe::{self, Outcome};
+use super::{Authentication, Shared};
 use crate::{Anonymous, RequestHead, ResponseBody};
 
 /// The service [`JwtAuthLayer`](super::JwtAuthLayer) wraps around your service.
@@ -70,7 +71,7 @@ where
                 proceed(request, validated, self.take_ready(), &self.shared, &span, self.on_validated.clone())
             }
             Authentication::Anonymous => {
-                observe::outcome(&span, "anonymous");
+                observe::outcome(&span, Outcome::Anonymous);
                 request.extensions_mut().insert(Anonymous);
                 ResponseFuture::inner(self.take_ready().call(request))
             }
@@ -109,7 +110,7 @@ where
 {
     let lookup = match &shared.denylist {
         Some(denylist) => observe::within(span, || denylist.check(validated.registered())),
-        None => return admission(request, validated, inner, shared, span, hook, "authenticated"),
+        None => return admission(request, validated, inner, shared, span, hook, Outcome::Authenticated),
     };
     let waiting = Waiting::new(request, validated, inner, shared.clone(), span.clone(), hook);
     match lookup {

@@ -20,6 +20,7 @@
 //! [`RedisRefreshStore`] keeps `jwtgate-session`'s refresh tokens, hashed, and rotates them atomically.
 
 mod refresh;
+mod replicated;
 
 use std::fmt;
 use std::sync::{Arc, LazyLock};
@@ -32,6 +33,9 @@ use redis::cluster_async::ClusterConnection;
 use redis::{Pipeline, RedisError, Script};
 
 pub use refresh::{DEFAULT_REFRESH_PREFIX, RedisRefreshStore};
+pub use replicated::{
+    DEFAULT_REPLICA_CAPACITY, DEFAULT_STALENESS, Fallback, ReplicatedDenylist, ReplicatedDenylistBuilder,
+};
 
 /// The default key prefix.
 pub const DEFAULT_PREFIX: &str = "jwtgate:denylist:";
@@ -98,12 +102,25 @@ impl RedisDenylist {
         self
     }
 
-    fn token_key(&self, jti: &str) -> String {
+    pub(crate) fn token_key(&self, jti: &str) -> String {
         format!("{}jti:{jti}", self.prefix)
     }
 
-    fn subject_key(&self, subject: &str) -> String {
+    pub(crate) fn subject_key(&self, subject: &str) -> String {
         format!("{}sub:{subject}", self.prefix)
+    }
+
+    /// Runs a script invocation, within the timeout. Invoked on the connection, not in a pipeline: the
+    /// invocation loads the script when Redis does not know it yet (after a restart, say).
+    pub(crate) async fn invoke(&self, invocation: redis::ScriptInvocation<'_>) -> Result<(), DenylistError> {
+        let conn = self.conn.clone();
+        let query = async move {
+            match conn {
+                Conn::Single(mut manager) => invocation.invoke_async::<()>(&mut manager).await,
+                Conn::Cluster(mut cluster) => invocation.invoke_async::<()>(&mut cluster).await,
+            }
+        };
+        within(self.timeout, query).await
     }
 
     async fn run<T: redis::FromRedisValue>(
@@ -178,7 +195,10 @@ fn lazy_connection(url: &str) -> Result<ConnectionManager, RedisError> {
 }
 
 /// `query`'s answer, or an error when Redis fails or does not answer within `timeout`.
-async fn within<T>(timeout: Duration, query: impl Future<Output = Result<T, RedisError>>) -> Result<T, DenylistError> {
+pub(crate) async fn within<T>(
+    timeout: Duration,
+    query: impl Future<Output = Result<T, RedisError>>,
+) -> Result<T, DenylistError> {
     match tokio::time::timeout(timeout, query).await {
         Ok(result) => result.map_err(DenylistError::new),
         Err(_) => Err(DenylistError::new(format!("Redis did not answer within {timeout:?}"))),

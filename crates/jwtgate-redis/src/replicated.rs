@@ -1,0 +1,477 @@
+//! [`ReplicatedDenylist`]: every instance answers from a local replica of the revocations, kept in sync
+//! through a Redis Stream, with Redis as the source of truth.
+
+use std::fmt;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, LazyLock, Weak};
+use std::time::{Duration, Instant};
+
+use jwtgate_core::{
+    Denylist, DenylistError, Lookup, MemoryDenylist, PendingRevocation, RegisteredClaims, TokenStatus, unix_now,
+};
+use redis::aio::MultiplexedConnection;
+use redis::{AsyncConnectionConfig, RedisError, Script, Value};
+use tokio::sync::watch;
+
+use crate::{DEFAULT_PREFIX, DEFAULT_TIMEOUT, RedisDenylist, within};
+
+/// The default staleness bound: how long an instance trusts its replica without hearing from Redis.
+pub const DEFAULT_STALENESS: Duration = Duration::from_secs(5);
+/// The default capacity of the local replica, in live revocations (token ids and subject cutoffs).
+pub const DEFAULT_REPLICA_CAPACITY: usize = 1_000_000;
+/// How long one read of the stream blocks in Redis before it returns empty: also the heartbeat that proves
+/// the replica is in sync when nothing is revoked.
+const BLOCK: Duration = Duration::from_millis(500);
+/// How many events the stream keeps (approximately) for instances that reconnect; older ones are trimmed, and
+/// an instance that missed them loads a snapshot instead.
+const STREAM_LENGTH: usize = 100_000;
+
+/// What an instance does while its replica cannot be trusted: before its first snapshot, and after losing
+/// the stream for longer than the staleness bound.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Fallback {
+    /// Refuse to decide: the layer answers 503 (or lets the token through, if it fails open). The default.
+    #[default]
+    Closed,
+    /// Ask Redis on every request, as [`RedisDenylist`] does, until the replica is in sync again.
+    Redis,
+}
+
+/// A [`Denylist`] that answers from memory on every instance of a fleet, kept in sync through Redis.
+///
+/// - **Revoking** writes the revocation to Redis as [`RedisDenylist`] does (a key with the token's remaining
+///   lifetime), and, in the same atomic script, appends it to a Redis Stream. The revoking instance applies
+///   it to its own replica at once.
+/// - **Every instance** reads the stream (`XREAD`, blocking) and applies each revocation to its replica, a
+///   [`MemoryDenylist`]. A lookup is a local one: no network on the request path.
+/// - **At startup** the instance loads a snapshot of every live revocation (a `SCAN` of the keys), then reads
+///   the stream from the point the snapshot started. Until then it is not ready, and answers by its
+///   [`Fallback`] (fail-closed by default). [`ReplicatedDenylist::ready`] waits for the snapshot.
+/// - **After a disconnection** it resumes from the last event it applied when the stream still holds it, and
+///   loads a snapshot on top of its replica otherwise (a restart without persistence, a trimmed stream).
+///   Revocations only ever accumulate and expire, so what the replica held stays.
+/// - **Staleness:** when the instance has not heard from Redis for longer than the bound (default 5 s), it
+///   stops trusting the replica and answers by its fallback, and logs it, until the stream is back.
+///
+/// The consistency model: eventual, with a bounded window. A revocation reaches every connected instance
+/// within one stream read (milliseconds on a LAN); an instance that cannot confirm it is in sync within the
+/// staleness bound falls back rather than answer from a stale replica.
+///
+/// One Redis server (or primary) only: the script writes the key and the stream together, which a cluster
+/// would spread over two slots.
+#[derive(Clone)]
+pub struct ReplicatedDenylist {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    replica: MemoryDenylist,
+    store: RedisDenylist,
+    stream: String,
+    staleness: Duration,
+    fallback: Fallback,
+    /// When the replica last heard from Redis, in milliseconds since `epoch`; 0 before the first snapshot.
+    synced_at: AtomicU64,
+    epoch: Instant,
+    /// The replica missed a revocation (it was full): it is never trusted again.
+    overflowed: AtomicBool,
+    ready: watch::Sender<bool>,
+}
+
+/// Builds a [`ReplicatedDenylist`].
+#[derive(Debug)]
+#[must_use]
+pub struct ReplicatedDenylistBuilder {
+    url: String,
+    prefix: String,
+    staleness: Duration,
+    fallback: Fallback,
+    capacity: usize,
+}
+
+impl ReplicatedDenylist {
+    /// A builder for a replicated denylist on the Redis server at `url`.
+    pub fn builder(url: &str) -> ReplicatedDenylistBuilder {
+        ReplicatedDenylistBuilder {
+            url: url.to_owned(),
+            prefix: DEFAULT_PREFIX.to_owned(),
+            staleness: DEFAULT_STALENESS,
+            fallback: Fallback::default(),
+            capacity: DEFAULT_REPLICA_CAPACITY,
+        }
+    }
+
+    /// Waits until the first snapshot is loaded and the replica answers.
+    pub async fn ready(&self) {
+        let mut ready = self.inner.ready.subscribe();
+        let _ = ready.wait_for(|ready| *ready).await;
+    }
+
+    /// Whether the replica is trusted now: its snapshot is loaded, and it heard from Redis within the
+    /// staleness bound.
+    pub fn in_sync(&self) -> bool {
+        self.inner.in_sync()
+    }
+
+    /// How many live revocations the replica holds.
+    pub fn len(&self) -> usize {
+        self.inner.replica.len()
+    }
+
+    /// Whether the replica holds no revocation.
+    pub fn is_empty(&self) -> bool {
+        self.inner.replica.is_empty()
+    }
+}
+
+impl ReplicatedDenylistBuilder {
+    /// The prefix of every key, and of the stream. Default [`DEFAULT_PREFIX`], which a [`RedisDenylist`]
+    /// shares: both read the same revocations.
+    pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.prefix = prefix.into();
+        self
+    }
+
+    /// How long the replica is trusted without hearing from Redis. Default [`DEFAULT_STALENESS`].
+    pub fn staleness(mut self, staleness: Duration) -> Self {
+        self.staleness = staleness;
+        self
+    }
+
+    /// What to do while the replica is not trusted. Default [`Fallback::Closed`].
+    pub fn fallback(mut self, fallback: Fallback) -> Self {
+        self.fallback = fallback;
+        self
+    }
+
+    /// How many live revocations the replica can hold. Default [`DEFAULT_REPLICA_CAPACITY`]. A replica that
+    /// fills up stops being trusted for good (it would miss revocations), and logs it at error level.
+    pub fn capacity(mut self, capacity: usize) -> Self {
+        self.capacity = capacity;
+        self
+    }
+
+    /// Starts the denylist: its sync task connects, loads the snapshot and follows the stream in the
+    /// background. Fails only for a malformed URL. Call it inside a Tokio runtime.
+    pub fn start(self) -> Result<ReplicatedDenylist, RedisError> {
+        let client = redis::Client::open(self.url.as_str())?;
+        let store = RedisDenylist::new(&self.url)?.with_prefix(self.prefix.clone());
+        let (ready, _) = watch::channel(false);
+        let inner = Arc::new(Inner {
+            replica: MemoryDenylist::with_capacity(self.capacity),
+            store,
+            stream: format!("{}stream", self.prefix),
+            staleness: self.staleness,
+            fallback: self.fallback,
+            synced_at: AtomicU64::new(0),
+            epoch: Instant::now(),
+            overflowed: AtomicBool::new(false),
+            ready,
+        });
+        tokio::spawn(sync(Arc::downgrade(&inner), client, self.prefix));
+        Ok(ReplicatedDenylist { inner })
+    }
+}
+
+impl Inner {
+    fn in_sync(&self) -> bool {
+        let synced_at = self.synced_at.load(Ordering::Acquire);
+        synced_at != 0
+            && !self.overflowed.load(Ordering::Relaxed)
+            && self.now_ms().saturating_sub(synced_at) <= self.staleness.as_millis() as u64
+    }
+
+    fn now_ms(&self) -> u64 {
+        // Never 0, which means "never synced".
+        (self.epoch.elapsed().as_millis() as u64).max(1)
+    }
+
+    fn heard(&self) {
+        self.synced_at.store(self.now_ms(), Ordering::Release);
+    }
+
+    /// Applies one revocation to the replica; a full replica is never trusted again.
+    fn apply(&self, result: Result<(), DenylistError>) {
+        if let Err(error) = result
+            && !self.overflowed.swap(true, Ordering::Relaxed)
+        {
+            tracing::error!(%error, "jwtgate: the replicated denylist is full and missed a revocation; it now always falls back");
+        }
+    }
+}
+
+/// Sets the key and appends the event in one step, so that a snapshot and the stream never disagree.
+const REVOKE_SCRIPT: &str = r"
+redis.call('SET', KEYS[1], 1, 'EX', tonumber(ARGV[2]))
+redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[4], '*', 'k', 'jti', 'v', ARGV[1], 'until', ARGV[3])
+return 1
+";
+
+/// Raises a subject's cutoff and expiry (never lowers them), and appends the resulting cutoff.
+const CUTOFF_SCRIPT: &str = r"
+local cutoff = tonumber(ARGV[2])
+local ttl = tonumber(ARGV[3])
+local current = tonumber(redis.call('GET', KEYS[1]) or '')
+if current and current > cutoff then cutoff = current end
+local left = redis.call('TTL', KEYS[1])
+if left > ttl then ttl = left end
+redis.call('SET', KEYS[1], cutoff, 'EX', ttl)
+redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[5], '*', 'k', 'sub', 'v', ARGV[1], 'cut', cutoff, 'until', ARGV[4])
+return 1
+";
+
+impl Denylist for ReplicatedDenylist {
+    fn check(&self, claims: &RegisteredClaims) -> Lookup {
+        let inner = &self.inner;
+        if inner.in_sync() {
+            return Lookup::Ready(Ok(if inner.replica.is_revoked(claims) {
+                TokenStatus::Revoked
+            } else {
+                TokenStatus::Active
+            }));
+        }
+        match inner.fallback {
+            Fallback::Redis => inner.store.check(claims),
+            Fallback::Closed => {
+                Lookup::Ready(Err(DenylistError::new("the replicated denylist is not in sync with Redis")))
+            }
+        }
+    }
+
+    fn revoke(&self, jti: &str, until: i64) -> PendingRevocation {
+        let ttl = until.saturating_sub(unix_now());
+        if ttl <= 0 {
+            return Box::pin(std::future::ready(Ok(())));
+        }
+        let inner = self.inner.clone();
+        inner.apply(inner.replica.revoke_now(jti, until));
+        static REVOKE: LazyLock<Script> = LazyLock::new(|| Script::new(REVOKE_SCRIPT));
+        let mut invocation = REVOKE.prepare_invoke();
+        invocation.key(inner.store.token_key(jti)).key(&inner.stream);
+        invocation.arg(jti).arg(ttl).arg(until).arg(STREAM_LENGTH);
+        Box::pin(async move { inner.store.invoke(invocation).await })
+    }
+
+    fn revoke_subject(&self, subject: &str, issued_before: i64, until: i64) -> PendingRevocation {
+        let ttl = until.saturating_sub(unix_now());
+        if ttl <= 0 {
+            return Box::pin(std::future::ready(Ok(())));
+        }
+        let inner = self.inner.clone();
+        inner.apply(inner.replica.revoke_subject_now(subject, issued_before, until));
+        static CUTOFF: LazyLock<Script> = LazyLock::new(|| Script::new(CUTOFF_SCRIPT));
+        let mut invocation = CUTOFF.prepare_invoke();
+        invocation.key(inner.store.subject_key(subject)).key(&inner.stream);
+        invocation.arg(subject).arg(issued_before).arg(ttl).arg(until).arg(STREAM_LENGTH);
+        Box::pin(async move { inner.store.invoke(invocation).await })
+    }
+}
+
+impl fmt::Debug for ReplicatedDenylist {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ReplicatedDenylist")
+            .field("stream", &self.inner.stream)
+            .field("staleness", &self.inner.staleness)
+            .field("fallback", &self.inner.fallback)
+            .field("in_sync", &self.inner.in_sync())
+            .field("len", &self.inner.replica.len())
+            .finish()
+    }
+}
+
+/// The sync task: connects, catches up (by resuming or by a snapshot), then follows the stream; after any
+/// failure it waits a little and starts over. It ends when the denylist is dropped.
+async fn sync(inner: Weak<Inner>, client: redis::Client, prefix: String) {
+    let mut last_id: Option<String> = None;
+    let mut failures = 0u32;
+    let mut out_of_sync_logged = false;
+    loop {
+        let result = follow(&inner, &client, &prefix, &mut last_id, &mut out_of_sync_logged).await;
+        let Some(strong) = inner.upgrade() else { return };
+        if let Err(error) = result {
+            failures = failures.saturating_add(1);
+            if failures == 1 || failures.is_power_of_two() {
+                tracing::warn!(%error, failures, "jwtgate: the replicated denylist lost Redis; reconnecting");
+            }
+            if !strong.in_sync() && !out_of_sync_logged {
+                out_of_sync_logged = true;
+                tracing::warn!(fallback = ?strong.fallback, "jwtgate: the replicated denylist is out of sync; falling back");
+            }
+        }
+        drop(strong);
+        let backoff = Duration::from_millis(100u64 << failures.min(4));
+        tokio::time::sleep(backoff).await;
+    }
+}
+
+/// One connection's life: catch up, then read the stream until something fails.
+async fn follow(
+    inner: &Weak<Inner>,
+    client: &redis::Client,
+    prefix: &str,
+    last_id: &mut Option<String>,
+    out_of_sync_logged: &mut bool,
+) -> Result<(), DenylistError> {
+    let config = AsyncConnectionConfig::new()
+        .set_connection_timeout(Some(DEFAULT_TIMEOUT))
+        .set_response_timeout(Some(BLOCK + DEFAULT_TIMEOUT));
+    let mut conn = within(DEFAULT_TIMEOUT, client.get_multiplexed_async_connection_with_config(&config)).await?;
+    let Some(strong) = inner.upgrade() else { return Ok(()) };
+    let stream = strong.stream.clone();
+    let resumable = match last_id.as_deref() {
+        Some(id) => holds(&mut conn, &stream, id).await?,
+        None => false,
+    };
+    if !resumable {
+        *last_id = Some(snapshot(&strong, &mut conn, prefix, &stream).await?);
+    }
+    strong.heard();
+    strong.ready.send_replace(true);
+    if *out_of_sync_logged {
+        *out_of_sync_logged = false;
+        tracing::info!("jwtgate: the replicated denylist is in sync again");
+    }
+    drop(strong);
+    loop {
+        let from = last_id.clone().unwrap_or_else(|| "0-0".to_owned());
+        let reply: Value = redis::cmd("XREAD")
+            .arg("COUNT")
+            .arg(1000)
+            .arg("BLOCK")
+            .arg(BLOCK.as_millis() as u64)
+            .arg("STREAMS")
+            .arg(&stream)
+            .arg(&from)
+            .query_async(&mut conn)
+            .await
+            .map_err(DenylistError::new)?;
+        let Some(strong) = inner.upgrade() else { return Ok(()) };
+        for (id, fields) in events(reply) {
+            apply_event(&strong, &fields);
+            *last_id = Some(id);
+        }
+        strong.heard();
+    }
+}
+
+/// Whether the stream still holds the event `id`: then nothing after it was trimmed, and reading on from it
+/// loses nothing.
+async fn holds(conn: &mut MultiplexedConnection, stream: &str, id: &str) -> Result<bool, DenylistError> {
+    let reply: Value =
+        within(DEFAULT_TIMEOUT, redis::cmd("XRANGE").arg(stream).arg(id).arg(id).query_async(conn)).await?;
+    Ok(!events(reply_as_stream(reply)).is_empty())
+}
+
+/// Loads every live revocation into the replica, and returns the stream id to read on from: the last event
+/// before the snapshot began, so that nothing written during it is missed (events seen twice do no harm).
+async fn snapshot(
+    inner: &Inner,
+    conn: &mut MultiplexedConnection,
+    prefix: &str,
+    stream: &str,
+) -> Result<String, DenylistError> {
+    let last: Value = within(
+        DEFAULT_TIMEOUT,
+        redis::cmd("XREVRANGE").arg(stream).arg("+").arg("-").arg("COUNT").arg(1).query_async(conn),
+    )
+    .await?;
+    let from = events(reply_as_stream(last)).into_iter().next().map_or_else(|| "0-0".to_owned(), |(id, _)| id);
+    let now = unix_now();
+    let mut cursor = 0u64;
+    loop {
+        let (next, keys): (u64, Vec<String>) = within(
+            DEFAULT_TIMEOUT,
+            redis::cmd("SCAN")
+                .arg(cursor)
+                .arg("MATCH")
+                .arg(format!("{prefix}*"))
+                .arg("COUNT")
+                .arg(1000)
+                .query_async(conn),
+        )
+        .await?;
+        let keys: Vec<String> = keys.into_iter().filter(|key| key.as_str() != stream).collect();
+        if !keys.is_empty() {
+            let mut pipeline = redis::pipe();
+            for key in &keys {
+                pipeline.get(key).ttl(key);
+            }
+            let values: Vec<(Option<i64>, i64)> = within(DEFAULT_TIMEOUT, pipeline.query_async(conn)).await?;
+            for (key, (value, ttl)) in keys.iter().zip(values) {
+                if ttl <= 0 {
+                    continue;
+                }
+                let until = now.saturating_add(ttl);
+                if let Some(jti) = key.strip_prefix(prefix).and_then(|rest| rest.strip_prefix("jti:")) {
+                    inner.apply(inner.replica.revoke_now(jti, until));
+                } else if let (Some(subject), Some(cutoff)) =
+                    (key.strip_prefix(prefix).and_then(|rest| rest.strip_prefix("sub:")), value)
+                {
+                    inner.apply(inner.replica.revoke_subject_now(subject, cutoff, until));
+                }
+            }
+        }
+        cursor = next;
+        if cursor == 0 {
+            break;
+        }
+    }
+    Ok(from)
+}
+
+/// Applies one stream event to the replica.
+fn apply_event(inner: &Inner, fields: &[(String, String)]) {
+    let field = |name: &str| fields.iter().find(|(key, _)| key == name).map(|(_, value)| value.as_str());
+    let until = field("until").and_then(|until| until.parse::<i64>().ok());
+    match (field("k"), field("v"), until) {
+        (Some("jti"), Some(jti), Some(until)) => inner.apply(inner.replica.revoke_now(jti, until)),
+        (Some("sub"), Some(subject), Some(until)) => {
+            if let Some(cutoff) = field("cut").and_then(|cut| cut.parse::<i64>().ok()) {
+                inner.apply(inner.replica.revoke_subject_now(subject, cutoff, until));
+            }
+        }
+        _ => tracing::warn!("jwtgate: skipping a malformed event in the denylist stream"),
+    }
+}
+
+/// An `XRANGE`/`XREVRANGE` reply (a list of entries) in the shape of an `XREAD` reply, for [`events`].
+fn reply_as_stream(reply: Value) -> Value {
+    Value::Array(vec![Value::Array(vec![Value::Nil, reply])])
+}
+
+/// The entries of an `XREAD` reply: `[[stream, [[id, [field, value, ...]], ...]], ...]` (RESP2), as (id,
+/// fields). Anything else gives nothing.
+fn events(reply: Value) -> Vec<(String, Vec<(String, String)>)> {
+    let mut out = Vec::new();
+    let streams = match reply {
+        Value::Array(streams) => streams,
+        Value::Map(pairs) => pairs.into_iter().map(|(key, value)| Value::Array(vec![key, value])).collect(),
+        _ => return out,
+    };
+    for stream in streams {
+        let Value::Array(mut parts) = stream else { continue };
+        let Some(Value::Array(entries)) = parts.pop() else { continue };
+        for entry in entries {
+            let Value::Array(mut entry) = entry else { continue };
+            if entry.len() != 2 {
+                continue;
+            }
+            let fields = entry.pop();
+            let id = entry.pop();
+            let (Some(id), Some(Value::Array(fields))) = (id.and_then(text), fields) else { continue };
+            let fields: Vec<String> = fields.into_iter().filter_map(text).collect();
+            let pairs = fields.chunks_exact(2).map(|pair| (pair[0].clone(), pair[1].clone())).collect();
+            out.push((id, pairs));
+        }
+    }
+    out
+}
+
+fn text(value: Value) -> Option<String> {
+    match value {
+        Value::BulkString(bytes) => String::from_utf8(bytes).ok(),
+        Value::SimpleString(text) => Some(text),
+        _ => None,
+    }
+}

@@ -1,0 +1,192 @@
+//! `ReplicatedDenylist` against a real `redis-server`: propagation between instances (with its latency), a new
+//! instance after many revocations, a Redis restart, and an instance cut off from the stream.
+
+#![allow(clippy::unwrap_used, clippy::print_stdout, reason = "test code, which prints its measurements")]
+
+use std::time::{Duration, Instant};
+
+use jwtgate::{Denylist, Lookup, RegisteredClaims, TokenStatus, Validator};
+use jwtgate_redis::{Fallback, ReplicatedDenylist};
+use jwtgate_test::TestKey;
+use jwtgate_tests::{AUDIENCE, ISSUER, RedisServer, now};
+
+/// The registered claims of a token with this `jti` (and `sub`, issued now).
+fn claims_of(key: &TestKey, validator: &Validator, jti: &str) -> RegisteredClaims {
+    let token = key.token().issuer(ISSUER).audience(AUDIENCE).subject("user-1").token_id(jti).build();
+    validator.validate::<serde_json::Value>(&token).unwrap().registered().clone()
+}
+
+/// The answer of a lookup that must not wait.
+fn status(denylist: &ReplicatedDenylist, claims: &RegisteredClaims) -> Result<TokenStatus, String> {
+    match denylist.check(claims) {
+        Lookup::Ready(result) => result.map_err(|error| error.to_string()),
+        Lookup::Pending(_) => Err("the lookup went to the network".to_owned()),
+    }
+}
+
+struct Fleet {
+    key: TestKey,
+    validator: Validator,
+}
+
+impl Fleet {
+    fn new() -> Self {
+        let key = TestKey::generate(jwtgate::Algorithm::HS256);
+        let validator = Validator::builder(key.key_set()).issuer(ISSUER).audience(AUDIENCE).build();
+        Self { key, validator }
+    }
+
+    fn claims(&self, jti: &str) -> RegisteredClaims {
+        claims_of(&self.key, &self.validator, jti)
+    }
+}
+
+async fn instance(redis: &RedisServer) -> ReplicatedDenylist {
+    let denylist = ReplicatedDenylist::builder(&redis.url()).start().unwrap();
+    tokio::time::timeout(Duration::from_secs(10), denylist.ready()).await.expect("the snapshot loads");
+    denylist
+}
+
+/// Waits until `check` holds, polling every millisecond, and returns how long it took.
+async fn until(limit: Duration, check: impl Fn() -> bool) -> Option<Duration> {
+    let started = Instant::now();
+    while started.elapsed() < limit {
+        if check() {
+            return Some(started.elapsed());
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    None
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revocation_through_one_instance_reaches_the_others_within_100_ms() {
+    let redis = RedisServer::start();
+    let fleet = Fleet::new();
+    let (a, b, c) = (instance(&redis).await, instance(&redis).await, instance(&redis).await);
+    let mut latencies = Vec::new();
+    for i in 0..1_000 {
+        let claims = fleet.claims(&format!("jti-{i}"));
+        assert_eq!(status(&b, &claims), Ok(TokenStatus::Active));
+        let started = Instant::now();
+        a.revoke(&format!("jti-{i}"), now() + 600).await.unwrap();
+        // The revoking instance knows at once.
+        assert_eq!(status(&a, &claims), Ok(TokenStatus::Revoked));
+        let reached = until(Duration::from_millis(100), || {
+            status(&b, &claims) == Ok(TokenStatus::Revoked) && status(&c, &claims) == Ok(TokenStatus::Revoked)
+        })
+        .await;
+        assert!(reached.is_some(), "revocation {i} did not reach B and C within 100 ms");
+        latencies.push(started.elapsed());
+    }
+    latencies.sort();
+    let (p50, p99) = (latencies[latencies.len() / 2], latencies[latencies.len() * 99 / 100]);
+    println!("propagation over 1,000 revocations: p50 {p50:?}, p99 {p99:?}, max {:?}", latencies[999]);
+    assert_eq!((a.len(), b.len(), c.len()), (1_000, 1_000, 1_000));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_instance_refuses_every_earlier_revocation_from_its_first_answer() {
+    let redis = RedisServer::start();
+    let fleet = Fleet::new();
+    let a = instance(&redis).await;
+    for i in 0..10_000 {
+        a.revoke(&format!("early-{i}"), now() + 600).await.unwrap();
+    }
+    a.revoke_subject("user-2", now(), now() + 600).await.unwrap();
+    let late = ReplicatedDenylist::builder(&redis.url()).start().unwrap();
+    // Before its snapshot it is not in sync, and fails closed rather than answer.
+    if !late.in_sync() {
+        assert!(status(&late, &fleet.claims("early-0")).is_err());
+    }
+    tokio::time::timeout(Duration::from_secs(30), late.ready()).await.unwrap();
+    for i in 0..10_000 {
+        assert_eq!(status(&late, &fleet.claims(&format!("early-{i}"))), Ok(TokenStatus::Revoked), "early-{i}");
+    }
+    assert_eq!(status(&late, &fleet.claims("never-revoked")), Ok(TokenStatus::Active));
+    assert_eq!(late.len(), 10_001);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subject_cutoffs_replicate_too() {
+    let redis = RedisServer::start();
+    let fleet = Fleet::new();
+    let (a, b) = (instance(&redis).await, instance(&redis).await);
+    let before = fleet.claims("before-logout");
+    a.revoke_subject("user-1", now() + 1, now() + 600).await.unwrap();
+    let reached = until(Duration::from_secs(1), || status(&b, &before) == Ok(TokenStatus::Revoked)).await;
+    assert!(reached.is_some(), "the cutoff did not reach B");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_redis_restart_nothing_is_lost_and_the_instances_resync() {
+    let dir = std::env::temp_dir().join(format!("jwtgate-replicated-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let port = RedisServer::start().port();
+    let mut redis = RedisServer::start_persistent(port, &dir);
+    let fleet = Fleet::new();
+    let (a, b) = (instance(&redis).await, instance(&redis).await);
+    a.revoke("before-restart", now() + 600).await.unwrap();
+    until(Duration::from_secs(1), || b.len() == 1).await.unwrap();
+
+    redis.stop();
+    redis = RedisServer::start_persistent(port, &dir);
+    // The instances reconnect and read on; a revocation after the restart reaches both.
+    let after = fleet.claims("after-restart");
+    let revoked = async {
+        loop {
+            if a.revoke("after-restart", now() + 600).await.is_ok() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(10), revoked).await.unwrap();
+    let reached = until(Duration::from_secs(10), || {
+        status(&b, &after) == Ok(TokenStatus::Revoked) && status(&a, &after) == Ok(TokenStatus::Revoked)
+    })
+    .await;
+    assert!(reached.is_some(), "the instances did not resync after the restart");
+    assert_eq!(status(&b, &fleet.claims("before-restart")), Ok(TokenStatus::Revoked));
+    // A new instance loads both from the restarted server.
+    let late = instance(&redis).await;
+    assert_eq!(status(&late, &fleet.claims("before-restart")), Ok(TokenStatus::Revoked));
+    assert_eq!(status(&late, &after), Ok(TokenStatus::Revoked));
+    drop(redis);
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_instance_cut_off_from_the_stream_falls_back_after_the_bound_and_recovers() {
+    let redis = RedisServer::start();
+    let fleet = Fleet::new();
+    let staleness = Duration::from_secs(2);
+    let closed = ReplicatedDenylist::builder(&redis.url()).staleness(staleness).start().unwrap();
+    let via_redis =
+        ReplicatedDenylist::builder(&redis.url()).staleness(staleness).fallback(Fallback::Redis).start().unwrap();
+    closed.ready().await;
+    via_redis.ready().await;
+    closed.revoke("paused-1", now() + 600).await.unwrap();
+    until(Duration::from_secs(1), || via_redis.len() == 1).await.unwrap();
+
+    // Redis stops answering every client for 6 s: the stream reads block.
+    let mut admin = redis.connection().unwrap();
+    redis::cmd("CLIENT").arg("PAUSE").arg(6_000).arg("ALL").exec(&mut admin).unwrap();
+    let paused = Instant::now();
+    let revoked = fleet.claims("paused-1");
+    let fresh = fleet.claims("paused-2");
+    // Within the bound, the replica answers.
+    assert_eq!(status(&closed, &revoked), Ok(TokenStatus::Revoked));
+    // Past it, the closed one refuses to decide, and the other asks Redis (which, paused, cannot answer).
+    let fell_back = until(Duration::from_secs(5), || !closed.in_sync()).await.unwrap();
+    assert!(paused.elapsed() >= staleness - Duration::from_millis(600), "fell back after only {fell_back:?}");
+    assert!(status(&closed, &revoked).is_err());
+    assert!(status(&closed, &fresh).is_err(), "a token was let through while out of sync");
+    assert!(matches!(via_redis.check(&revoked), Lookup::Pending(_)), "the Redis fallback asks Redis");
+
+    // When Redis answers again, both recover by themselves.
+    let recovered = until(Duration::from_secs(15), || closed.in_sync() && via_redis.in_sync()).await;
+    assert!(recovered.is_some(), "the instances did not recover");
+    assert_eq!(status(&closed, &revoked), Ok(TokenStatus::Revoked));
+    assert_eq!(status(&via_redis, &fresh), Ok(TokenStatus::Active));
+}

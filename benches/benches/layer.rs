@@ -7,8 +7,8 @@
 //! - `jwtgate`: `JwtAuthLayer`;
 //! - `jwtgate_cached`: `JwtAuthLayer` with a validated-token cache, which the same token hits every time.
 //!
-//! A second group, `denylist/HS256`, adds the revocation check: none, `MemoryDenylist`, and
-//! `RedisDenylist` against a `redis-server` it starts on loopback, each also with the cache.
+//! A second group, `denylist/HS256`, adds the revocation check: none, `MemoryDenylist`, `ReplicatedDenylist`
+//! and `RedisDenylist` against a `redis-server` it starts on loopback, each also with the cache.
 //!
 //! A third group, `keys/<alg>`, compares a static key with a `RemoteKeySet` whose keys were fetched from a
 //! JWKS server (on its own thread, on loopback) and are cached.
@@ -218,13 +218,29 @@ fn bench_denylists(c: &mut Criterion) {
         let _runtime = runtime.enter();
         jwtgate::redis::RedisDenylist::new(&redis.url()).unwrap()
     };
+    // The replica holds the same 10,000 revocations, revoked through it (so Redis has them too). Its staleness
+    // bound is an hour here: between groups nothing drives its sync task, and the bound does not change what a
+    // lookup costs.
+    let replicated = runtime.block_on(async {
+        let replicated = jwtgate::redis::ReplicatedDenylist::builder(&redis.url())
+            .staleness(Duration::from_secs(3600))
+            .start()
+            .unwrap();
+        replicated.ready().await;
+        for i in 0..10_000 {
+            jwtgate::Denylist::revoke(&replicated, &format!("revoked-{i}"), until).await.unwrap();
+        }
+        replicated
+    });
     let validator =
         Validator::builder(KeySet::new([key.verification_key()]).unwrap()).issuer(ISSUER).audience(AUDIENCE).build();
     let base = JwtAuthLayer::<BenchClaims>::new(validator);
-    let cases: [(&str, Router); 5] = [
+    let cases: [(&str, Router); 7] = [
         ("none", with_layer(base.clone())),
         ("memory", with_layer(base.clone().denylist(memory.clone()))),
         ("memory_cached", with_layer(base.clone().denylist(memory).cache(10_000))),
+        ("replicated", with_layer(base.clone().denylist(replicated.clone()))),
+        ("replicated_cached", with_layer(base.clone().denylist(replicated).cache(10_000))),
         ("redis", with_layer(base.clone().denylist(redis_denylist.clone()))),
         ("redis_cached", with_layer(base.denylist(redis_denylist).cache(10_000))),
     ];

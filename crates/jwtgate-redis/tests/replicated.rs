@@ -190,3 +190,52 @@ async fn an_instance_cut_off_from_the_stream_falls_back_after_the_bound_and_reco
     assert_eq!(status(&closed, &revoked), Ok(TokenStatus::Revoked));
     assert_eq!(status(&via_redis, &fresh), Ok(TokenStatus::Active));
 }
+
+/// Three apps, each a router with `JwtAuthLayer` and its own `ReplicatedDenylist`, on one Redis: a token
+/// revoked through A is refused by B and C over HTTP.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_apps_over_http_refuse_a_token_revoked_through_one_of_them_within_100_ms() {
+    use axum::Router;
+    use axum::routing::get;
+    use jwtgate::JwtAuthLayer;
+
+    let redis = RedisServer::start();
+    let fleet = Fleet::new();
+    let mut apps = Vec::new();
+    for _ in 0..3 {
+        let denylist = instance(&redis).await;
+        let layer = JwtAuthLayer::<serde_json::Value>::new(fleet.validator.clone()).denylist(denylist.clone());
+        let addr = jwtgate_tests::serve(Router::new().route("/", get(|| async { "ok" })).layer(layer)).await;
+        apps.push((denylist, format!("http://{addr}/")));
+    }
+    let http = reqwest::Client::new();
+    let status_of = |url: &str, token: &str| {
+        let request = http.get(url).bearer_auth(token);
+        async move { request.send().await.unwrap().status().as_u16() }
+    };
+    let mut latencies = Vec::new();
+    for i in 0..1_000 {
+        let jti = format!("http-{i}");
+        let token = fleet.key.token().issuer(ISSUER).audience(AUDIENCE).token_id(&jti).build();
+        assert_eq!(status_of(&apps[1].1, &token).await, 200);
+        let started = Instant::now();
+        // As A's logout handler would.
+        apps[0].0.revoke(&jti, now() + 600).await.unwrap();
+        loop {
+            let (b, c) = tokio::join!(status_of(&apps[1].1, &token), status_of(&apps[2].1, &token));
+            if (b, c) == (401, 401) {
+                break;
+            }
+            assert!([b, c].iter().all(|status| [200, 401].contains(status)), "only 200 or 401: {b} {c}");
+            assert!(started.elapsed() < Duration::from_millis(100), "revocation {i} took over 100 ms to reach B and C");
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        latencies.push(started.elapsed());
+    }
+    latencies.sort();
+    let (p50, p99) = (latencies[500], latencies[990]);
+    println!(
+        "over HTTP, 1,000 revocations through A refused by B and C: p50 {p50:?}, p99 {p99:?}, max {:?}",
+        latencies[999]
+    );
+}

@@ -48,7 +48,7 @@ echo "== cargo fmt --check"
 cargo fmt --all -- --check
 
 echo "== cargo clippy of the crates alone, optional features off (the workspace build turns them all on)"
-cargo clippy --locked -p jwtgate-tower -p jwtgate-axum -p jwtgate-jwks -p jwtgate-test -- -D warnings
+cargo clippy --locked -p jwtgate-tower -p jwtgate-axum -p jwtgate-jwks -p jwtgate-redis -p jwtgate-test -- -D warnings
 cargo clippy --locked -p jwtgate --no-default-features -- -D warnings
 
 echo "== cargo clippy (warnings are errors)"

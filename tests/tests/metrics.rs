@@ -15,8 +15,8 @@ use metrics_util::debugging::{DebugValue, DebuggingRecorder, Snapshotter};
 use serde_json::{Value, json};
 use tower::ServiceExt;
 
-/// Each metric as `name{label=value,...}`, labels sorted, with its value: a count, or a histogram's number of
-/// samples.
+/// Each metric as `name{label=value,...}`, labels sorted, with its value: a count since the last read, a
+/// gauge's value, or a histogram's number of samples since the last read.
 fn read(snapshotter: &Snapshotter) -> HashMap<String, u64> {
     snapshotter
         .snapshot()
@@ -135,4 +135,51 @@ async fn jwks_fetches_are_counted_by_result() {
     let metrics = read(&snapshotter);
     assert_eq!(metrics.get("jwtgate_jwks_fetches_total{result=ok}"), Some(&1), "{metrics:#?}");
     assert_eq!(metrics.get("jwtgate_jwks_fetches_total{result=error}"), Some(&1), "{metrics:#?}");
+}
+
+#[tokio::test]
+async fn the_replicated_denylist_counts_losing_redis_its_snapshots_and_its_fallbacks() {
+    let recorder = DebuggingRecorder::new();
+    let snapshotter = recorder.snapshotter();
+    let _guard = metrics::set_default_local_recorder(&recorder);
+
+    let mut redis = jwtgate_tests::RedisServer::start();
+    let port = redis.port();
+    let denylist = jwtgate::redis::ReplicatedDenylist::builder(&redis.url())
+        .staleness(std::time::Duration::from_millis(300))
+        .start()
+        .unwrap();
+    denylist.ready().await;
+    let metrics = read(&snapshotter);
+    assert_eq!(metrics.get("jwtgate_denylist_replica_snapshots_total{}"), Some(&1), "{metrics:#?}");
+    assert_eq!(metrics.get("jwtgate_denylist_replica_in_sync{}"), Some(&1));
+
+    // Redis goes away: the sync task loses it, and past the bound lookups take the (closed) fallback.
+    redis.stop();
+    let key = TestKey::generate(Algorithm::HS256);
+    let validator = Validator::builder(key.key_set()).issuer(ISSUER).audience(AUDIENCE).build();
+    let token = key.token().issuer(ISSUER).audience(AUDIENCE).token_id("t").build();
+    let claims = validator.validate::<Value>(&token).unwrap().registered().clone();
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    while denylist.in_sync() && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert!(matches!(jwtgate::Denylist::check(&denylist, &claims), jwtgate::Lookup::Ready(Err(_))));
+    let metrics = read(&snapshotter);
+    assert_eq!(metrics.get("jwtgate_denylist_replica_lost_total{}"), Some(&1), "{metrics:#?}");
+    assert_eq!(metrics.get("jwtgate_denylist_replica_in_sync{}"), Some(&0));
+    assert_eq!(metrics.get("jwtgate_denylist_replica_fallbacks_total{fallback=closed}"), Some(&1));
+
+    // A new, empty Redis on the same port: the stream is gone, so the replica loads a snapshot again.
+    let _redis = jwtgate_tests::RedisServer::start_with(port, &["--save", "", "--appendonly", "no"]);
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(15);
+    while !denylist.in_sync() && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert!(denylist.in_sync(), "the replica did not recover");
+    let metrics = read(&snapshotter);
+    // The debugging recorder's counters count from the last read: one more snapshot.
+    assert_eq!(metrics.get("jwtgate_denylist_replica_snapshots_total{}"), Some(&1), "{metrics:#?}");
+    assert_eq!(metrics.get("jwtgate_denylist_replica_lost_total{}"), Some(&0));
+    assert_eq!(metrics.get("jwtgate_denylist_replica_in_sync{}"), Some(&1));
 }

@@ -54,6 +54,14 @@ pub enum Fallback {
 /// - **Staleness:** when the instance has not heard from Redis for longer than the bound (default 5 s), it
 ///   stops trusting the replica and answers by its fallback, and logs it, until the stream is back.
 ///
+/// With the `metrics` feature:
+/// - `jwtgate_denylist_replica_in_sync`, a gauge, 1 while the sync task follows the stream, 0 from when it
+///   loses Redis;
+/// - `jwtgate_denylist_replica_lost_total`, a counter of the times it lost Redis;
+/// - `jwtgate_denylist_replica_snapshots_total`, a counter of snapshots loaded;
+/// - `jwtgate_denylist_replica_fallbacks_total`, a counter of lookups answered by the fallback, labelled
+///   `fallback` (`closed`, `redis`).
+///
 /// The consistency model: eventual, with a bounded window. A revocation reaches every connected instance
 /// within one stream read (milliseconds on a LAN); an instance that cannot confirm it is in sync within the
 /// staleness bound falls back rather than answer from a stale replica.
@@ -231,6 +239,15 @@ impl Denylist for ReplicatedDenylist {
                 TokenStatus::Active
             }));
         }
+        #[cfg(feature = "metrics")]
+        match inner.fallback {
+            Fallback::Redis => {
+                metrics::counter!("jwtgate_denylist_replica_fallbacks_total", "fallback" => "redis").increment(1)
+            }
+            Fallback::Closed => {
+                metrics::counter!("jwtgate_denylist_replica_fallbacks_total", "fallback" => "closed").increment(1)
+            }
+        }
         match inner.fallback {
             Fallback::Redis => inner.store.check(claims),
             Fallback::Closed => {
@@ -287,9 +304,14 @@ async fn sync(inner: Weak<Inner>, client: redis::Client, prefix: String) {
     let mut failures = 0u32;
     let mut out_of_sync_logged = false;
     loop {
-        let result = follow(&inner, &client, &prefix, &mut last_id, &mut out_of_sync_logged).await;
+        let result = follow(&inner, &client, &prefix, &mut last_id, &mut out_of_sync_logged, &mut failures).await;
         let Some(strong) = inner.upgrade() else { return };
         if let Err(error) = result {
+            #[cfg(feature = "metrics")]
+            if failures == 0 {
+                metrics::counter!("jwtgate_denylist_replica_lost_total").increment(1);
+                metrics::gauge!("jwtgate_denylist_replica_in_sync").set(0.0);
+            }
             failures = failures.saturating_add(1);
             if failures == 1 || failures.is_power_of_two() {
                 tracing::warn!(%error, failures, "jwtgate: the replicated denylist lost Redis; reconnecting");
@@ -312,6 +334,7 @@ async fn follow(
     prefix: &str,
     last_id: &mut Option<String>,
     out_of_sync_logged: &mut bool,
+    failures: &mut u32,
 ) -> Result<(), DenylistError> {
     let config = AsyncConnectionConfig::new()
         .set_connection_timeout(Some(DEFAULT_TIMEOUT))
@@ -325,9 +348,15 @@ async fn follow(
     };
     if !resumable {
         *last_id = Some(snapshot(&strong, &mut conn, prefix, &stream).await?);
+        #[cfg(feature = "metrics")]
+        metrics::counter!("jwtgate_denylist_replica_snapshots_total").increment(1);
     }
     strong.heard();
     strong.ready.send_replace(true);
+    // Caught up: the next failure starts a new streak, logged and counted, with a short backoff.
+    *failures = 0;
+    #[cfg(feature = "metrics")]
+    metrics::gauge!("jwtgate_denylist_replica_in_sync").set(1.0);
     if *out_of_sync_logged {
         *out_of_sync_logged = false;
         tracing::info!("jwtgate: the replicated denylist is in sync again");

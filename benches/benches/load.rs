@@ -22,7 +22,7 @@ use std::process::Command;
 use axum::Router;
 use axum::routing::get;
 use jwtgate::{Algorithm, JwtAuthLayer, KeySet, Validator};
-use jwtgate_tests::bench::{BenchClaims, bench_claims, bench_claims_of};
+use jwtgate_tests::bench::{BenchClaims, bench_claims, bench_claims_of, env_number, rss_kib};
 use jwtgate_tests::{AUDIENCE, ISSUER, TestKey};
 
 const CACHE_CAPACITY: usize = 10_000;
@@ -149,18 +149,7 @@ end
     script
 }
 
-/// This process's resident memory, in KiB.
-fn rss_kib() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap();
-    let line = status.lines().find(|line| line.starts_with("VmRSS:")).unwrap();
-    line.split_whitespace().nth(1).unwrap().parse().unwrap()
-}
-
 fn median(values: &mut [f64]) -> f64 {
     values.sort_by(f64::total_cmp);
     values[values.len() / 2]
-}
-
-fn env_number(name: &str, default: u64) -> u64 {
-    std::env::var(name).ok().and_then(|value| value.parse().ok()).unwrap_or(default)
 }

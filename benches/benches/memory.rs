@@ -5,6 +5,7 @@
 #![allow(missing_docs, clippy::unwrap_used, clippy::print_stdout, reason = "benchmark code")]
 
 use jwtgate::MemoryDenylist;
+use jwtgate_tests::bench::rss_kib;
 
 const ENTRIES: usize = 1_000_000;
 
@@ -34,11 +35,4 @@ fn main() {
         (tokens - before) / 1024,
         (subjects - tokens) / 1024
     );
-}
-
-/// This process's resident memory, in KiB.
-fn rss_kib() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap();
-    let line = status.lines().find(|line| line.starts_with("VmRSS:")).unwrap();
-    line.split_whitespace().nth(1).unwrap().parse().unwrap()
 }

@@ -18,6 +18,7 @@ use axum::Router;
 use axum::routing::get;
 use jwtgate::{Algorithm, JwtAuthLayer, MemoryDenylist, Validator};
 use jwtgate_test::TestKey;
+use jwtgate_tests::bench::{env_number, rss_kib};
 use jwtgate_tests::{AUDIENCE, ISSUER};
 use serde_json::Value;
 
@@ -245,15 +246,4 @@ fn serve(router: Router) -> SocketAddr {
         });
     });
     receiver.recv().unwrap()
-}
-
-/// This process's resident memory, in KiB.
-fn rss_kib() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap();
-    let line = status.lines().find(|line| line.starts_with("VmRSS:")).unwrap();
-    line.split_whitespace().nth(1).unwrap().parse().unwrap()
-}
-
-fn env_number(name: &str, default: u64) -> u64 {
-    std::env::var(name).ok().and_then(|value| value.parse().ok()).unwrap_or(default)
 }

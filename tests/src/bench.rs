@@ -1,5 +1,5 @@
-//! The claims the benchmarks and the allocation test share: one realistic access token and the claims type
-//! a handler would read from it.
+//! What the benchmarks and the allocation test share: one realistic access token, the claims type
+//! a handler would read from it, and the process readings of the load, soak and memory benchmarks.
 
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -45,4 +45,20 @@ fn claims(sub: &str, jti: &str) -> Value {
         "email": "ada@example.com",
         "tenant": "acme",
     })
+}
+
+/// This process's resident memory, in KiB, for the benchmarks that watch memory.
+///
+/// # Panics
+///
+/// Where `/proc/self/status` has no `VmRSS` line (outside Linux).
+pub fn rss_kib() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status");
+    let line = status.lines().find(|line| line.starts_with("VmRSS:")).expect("a VmRSS line");
+    line.split_whitespace().nth(1).and_then(|kib| kib.parse().ok()).expect("VmRSS in kB")
+}
+
+/// The whole number in the environment variable `name`, or `default` when it is unset or not a number.
+pub fn env_number(name: &str, default: u64) -> u64 {
+    std::env::var(name).ok().and_then(|value| value.parse().ok()).unwrap_or(default)
 }

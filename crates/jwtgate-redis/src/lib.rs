@@ -56,8 +56,12 @@ enum Conn {
     Cluster(ClusterConnection),
 }
 
-/// Raises a subject's cutoff and expiry, never lowers them.
-const CUTOFF_SCRIPT: &str = r"
+/// The Lua that raises a subject's cutoff (`ARGV[1]`) and expiry (`ARGV[2]`, seconds) at `KEYS[1]`, never
+/// lowering them, leaving the cutoff in `cutoff`: shared by [`RedisDenylist`] and [`ReplicatedDenylist`],
+/// which appends it to its stream.
+macro_rules! raise_cutoff_lua {
+    () => {
+        r"
 local cutoff = tonumber(ARGV[1])
 local ttl = tonumber(ARGV[2])
 local current = tonumber(redis.call('GET', KEYS[1]) or '')
@@ -65,8 +69,13 @@ if current and current > cutoff then cutoff = current end
 local left = redis.call('TTL', KEYS[1])
 if left > ttl then ttl = left end
 redis.call('SET', KEYS[1], cutoff, 'EX', ttl)
-return 1
-";
+"
+    };
+}
+pub(crate) use raise_cutoff_lua;
+
+/// Raises a subject's cutoff and expiry, never lowers them.
+const CUTOFF_SCRIPT: &str = concat!(raise_cutoff_lua!(), "return 1\n");
 
 impl RedisDenylist {
     /// A denylist in the Redis server at `url` (`redis://host:port/db`). It connects lazily: this fails

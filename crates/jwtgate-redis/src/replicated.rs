@@ -13,7 +13,7 @@ use redis::aio::MultiplexedConnection;
 use redis::{AsyncConnectionConfig, RedisError, Script, Value};
 use tokio::sync::watch;
 
-use crate::{DEFAULT_PREFIX, DEFAULT_TIMEOUT, RedisDenylist, within};
+use crate::{DEFAULT_PREFIX, DEFAULT_TIMEOUT, RedisDenylist, raise_cutoff_lua, within};
 
 /// The default staleness bound: how long an instance trusts its replica without hearing from Redis.
 pub const DEFAULT_STALENESS: Duration = Duration::from_secs(5);
@@ -216,18 +216,13 @@ redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[4], '*', 'k', 'jti', 'v', ARGV[1
 return 1
 ";
 
-/// Raises a subject's cutoff and expiry (never lowers them), and appends the resulting cutoff.
-const CUTOFF_SCRIPT: &str = r"
-local cutoff = tonumber(ARGV[2])
-local ttl = tonumber(ARGV[3])
-local current = tonumber(redis.call('GET', KEYS[1]) or '')
-if current and current > cutoff then cutoff = current end
-local left = redis.call('TTL', KEYS[1])
-if left > ttl then ttl = left end
-redis.call('SET', KEYS[1], cutoff, 'EX', ttl)
-redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[5], '*', 'k', 'sub', 'v', ARGV[1], 'cut', cutoff, 'until', ARGV[4])
-return 1
-";
+/// Raises a subject's cutoff and expiry as [`RedisDenylist`] does (never lowers them), and appends the
+/// resulting cutoff to the stream.
+const CUTOFF_SCRIPT: &str = concat!(
+    raise_cutoff_lua!(),
+    "redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[5], '*', 'k', 'sub', 'v', ARGV[3], 'cut', cutoff, 'until', ARGV[4])\n",
+    "return 1\n",
+);
 
 impl Denylist for ReplicatedDenylist {
     fn check(&self, claims: &RegisteredClaims) -> Lookup {
@@ -280,7 +275,7 @@ impl Denylist for ReplicatedDenylist {
         static CUTOFF: LazyLock<Script> = LazyLock::new(|| Script::new(CUTOFF_SCRIPT));
         let mut invocation = CUTOFF.prepare_invoke();
         invocation.key(inner.store.subject_key(subject)).key(&inner.stream);
-        invocation.arg(subject).arg(issued_before).arg(ttl).arg(until).arg(STREAM_LENGTH);
+        invocation.arg(issued_before).arg(ttl).arg(subject).arg(until).arg(STREAM_LENGTH);
         Box::pin(async move { inner.store.invoke(invocation).await })
     }
 }
@@ -426,12 +421,17 @@ async fn snapshot(
             for key in &keys {
                 pipeline.get(key).ttl(key);
             }
-            let values: Vec<(Option<i64>, i64)> = within(DEFAULT_TIMEOUT, pipeline.query_async(conn)).await?;
+            // Values are read as text: a key under the prefix that is not ours must not stop the snapshot.
+            let values: Vec<(Option<String>, i64)> = within(DEFAULT_TIMEOUT, pipeline.query_async(conn)).await?;
             for (key, (value, ttl)) in keys.iter().zip(values) {
-                if ttl <= 0 {
-                    continue;
-                }
-                let until = now.saturating_add(ttl);
+                let until = match ttl {
+                    // Gone since the scan.
+                    -2 => continue,
+                    // No expiry (jwtgate always sets one): kept for a day, rather than dropped.
+                    -1 => now.saturating_add(86_400),
+                    ttl => now.saturating_add(ttl),
+                };
+                let value = value.and_then(|value| value.parse::<i64>().ok());
                 if let Some(jti) = key.strip_prefix(prefix).and_then(|rest| rest.strip_prefix("jti:")) {
                     inner.apply(inner.replica.revoke_now(jti, until));
                 } else if let (Some(subject), Some(cutoff)) =

@@ -4,6 +4,7 @@
 
 #![allow(clippy::unwrap_used, reason = "test helpers fail the test on unexpected errors")]
 
+use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -100,29 +101,104 @@ async fn keys_are_fetched_in_the_background_and_verify_tokens() {
 }
 
 #[tokio::test]
-async fn before_the_first_fetch_requests_get_503_and_poll_ready_never_waits() {
+async fn a_cold_start_waits_for_the_first_fetch_and_poll_ready_never_waits() {
     let key = rs256("k1");
     let server = JwksServer::start(jwks(&[&key])).await;
-    server.set_fault(Fault::Delay(Duration::from_secs(3)));
-    let keys = remote(&server).timeout(Duration::from_secs(5)).build().unwrap();
+    // A provider that takes about a second: the first requests arrive while the first fetch runs.
+    server.set_fault(Fault::Delay(Duration::from_secs(1)));
+    let keys = remote(&server).build().unwrap();
+    assert!(!keys.is_ready());
+    let mut service =
+        Router::new().route("/me", get(|| async { "ok" })).layer(JwtAuthLayer::<Value>::new(validator(keys.clone())));
+
+    // `poll_ready` answers at once: the wait is in the response future, which is pending on the fetch.
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    assert!(tower::Service::<Request<Body>>::poll_ready(&mut service, &mut cx).is_ready());
+    let request = |token: &str| {
+        Request::get("/me").header("authorization", format!("Bearer {token}")).body(Body::empty()).unwrap()
+    };
+    let pending = tower::Service::call(&mut service, request(&key.sign(&claims())));
+    let mut pending = std::pin::pin!(pending);
+    assert!(pending.as_mut().poll(&mut cx).is_pending(), "the request waits for the fetch");
+
+    // Sent at once after the start, every request is served with the keys the first fetch brings.
+    let app = App::new(validator(keys.clone())).await;
+    let mut answers = tokio::task::JoinSet::new();
+    for _ in 0..20 {
+        let (base, token) = (app.base.clone(), key.sign(&claims()));
+        answers.spawn(async move {
+            let auth = format!("Bearer {token}");
+            jwtgate_tests::get(&reqwest::Client::new(), &format!("{base}/me"), &[("authorization", &auth)]).await
+        });
+    }
+    while let Some(answer) = answers.join_next().await {
+        assert_ok(&answer.unwrap());
+    }
+    assert_eq!(pending.await.unwrap().status(), 200);
+    assert_eq!(server.fetches(), 1, "they all joined the first fetch");
+    // A request that needs no keys is not held behind a fetch.
+    assert_invalid_token(&app.bearer("a.b.c").await, "the token is malformed");
+}
+
+#[tokio::test]
+async fn a_cold_start_answers_503_when_the_first_fetch_fails() {
+    let key = rs256("k1");
+    let server = JwksServer::start(jwks(&[&key])).await;
+    server.set_fault(Fault::Status(500));
+    let keys = remote(&server).cooldown(Duration::from_secs(600)).build().unwrap();
     let app = App::new(validator(keys.clone())).await;
 
-    // The first fetch is still being answered, and the request is not held behind it.
-    tokio::time::timeout(Duration::from_secs(2), async {
-        while server.in_flight() == 0 {
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-    })
-    .await
-    .unwrap();
+    // The request joins the first fetch, which fails: 503, as soon as the fetch has failed.
     assert_keys_unavailable(&app.bearer(&key.sign(&claims())).await);
-    assert_eq!(server.in_flight(), 1, "the request was answered while the fetch was still running");
-    // Requests that need no keys still get their own answer.
-    assert_invalid_token(&app.bearer("a.b.c").await, "the token is malformed");
+    assert!(server.fetches() >= 1);
+    assert_keys_unavailable(&app.bearer(&key.sign(&claims())).await);
 
     server.set_fault(Fault::None);
     until(&keys, || keys.is_ready()).await;
     assert_ok(&app.bearer(&key.sign(&claims())).await);
+}
+
+/// Bounds a test's wait for an answer that must come within `max_wait`, with room for a loaded machine.
+async fn within<T>(bound: Duration, answer: impl Future<Output = T>) -> (T, Duration) {
+    let started = std::time::Instant::now();
+    let answer = tokio::time::timeout(bound, answer).await.expect("the answer came within the bound");
+    (answer, started.elapsed())
+}
+
+#[tokio::test]
+async fn a_hanging_provider_holds_a_cold_request_no_longer_than_max_wait() {
+    let key = rs256("k1");
+    let server = JwksServer::start(jwks(&[&key])).await;
+    server.set_fault(Fault::Delay(Duration::from_secs(30)));
+    let max_wait = Duration::from_millis(400);
+    let keys = remote(&server).timeout(Duration::from_secs(20)).max_wait(max_wait).build().unwrap();
+    let app = App::new(validator(keys.clone())).await;
+
+    let (answer, waited) = within(Duration::from_secs(4), app.bearer(&key.sign(&claims()))).await;
+    assert_keys_unavailable(&answer);
+    assert!(waited >= max_wait, "it waited for the fetch, up to the bound ({waited:?})");
+    assert_eq!(server.in_flight(), 1, "the fetch goes on after the request has its answer");
+}
+
+#[tokio::test]
+async fn an_unknown_kid_waits_for_a_hanging_provider_no_longer_than_max_wait() {
+    let (old, new) = (rs256("old"), rs256("new"));
+    let server = JwksServer::start(jwks(&[&old])).await;
+    let max_wait = Duration::from_millis(400);
+    let keys = remote(&server).timeout(Duration::from_secs(20)).max_wait(max_wait).build().unwrap();
+    until(&keys, || keys.is_ready()).await;
+    let app = App::new(validator(keys.clone())).await;
+    assert_ok(&app.bearer(&old.sign(&claims())).await);
+
+    server.set_keys(jwks(&[&new, &old]));
+    server.set_fault(Fault::Delay(Duration::from_secs(30)));
+    let (answer, waited) = within(Duration::from_secs(4), app.bearer(&new.sign(&claims()))).await;
+    // The new key may be on its way: try again later, rather than "unknown key".
+    assert_keys_unavailable(&answer);
+    assert!(waited >= max_wait, "it waited for the fetch, up to the bound ({waited:?})");
+    // Tokens whose keys are at hand never wait.
+    let (answer, _) = within(Duration::from_secs(2), app.bearer(&old.sign(&claims()))).await;
+    assert_ok(&answer);
 }
 
 #[tokio::test]

@@ -72,7 +72,7 @@ pub use principal::{Authority, Principal};
 pub use publish::PublicJwk;
 pub use secret::Secret;
 pub use signing::SigningKey;
-pub use source::{KeySource, KeysUnavailable, PendingRefresh, TrustedKeys};
+pub use source::{KeySource, KeysUnavailable, PendingRefresh, RefreshOutcome, TrustedKeys};
 pub use validator::{
     ConfigError, DEFAULT_LEEWAY, DEFAULT_MAX_TOKEN_BYTES, Validated, Validation, Validator, ValidatorBuilder, unix_now,
     unverified_kid,

@@ -7,10 +7,22 @@ use std::sync::{Arc, Weak};
 
 use crate::{Algorithm, ErrorKind, Key, KeySet};
 
-/// A refresh of a [`KeySource`] that has not finished. It resolves once the refresh is over, whether it
-/// brought new keys or failed; the token that asked for it is then checked once more, without another
-/// refresh.
-pub type PendingRefresh = Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
+/// A wait for a [`KeySource`]'s fetch that has not ended. It resolves once the fetch is over, whether it
+/// brought new keys or failed ([`RefreshOutcome::Finished`]), or once the source stops waiting for it
+/// ([`RefreshOutcome::TimedOut`]). The token that asked for it is then checked once more, without another
+/// wait: see [`Validator::after_refresh`](crate::Validator::after_refresh).
+pub type PendingRefresh = Pin<Box<dyn Future<Output = RefreshOutcome> + Send + 'static>>;
+
+/// How a [`PendingRefresh`] ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RefreshOutcome {
+    /// The fetch is over, with new keys or not: the token is checked against the keys there are now.
+    Finished,
+    /// The fetch was still running when the wait's bound passed. The keys the token needs may be on their
+    /// way, so the token is answered as [`ErrorKind::KeysUnavailable`] (503, try again), not as an unknown
+    /// key.
+    TimedOut,
+}
 
 /// Keys that can change while the program runs, such as the JWK Set an identity provider publishes.
 ///
@@ -30,6 +42,14 @@ pub trait KeySource: Send + Sync + fmt::Debug + 'static {
     /// or `None` when no refresh may start now (a source limits how often unknown `kid`s make it fetch);
     /// the token is then refused as [`ErrorKind::UnknownKey`](crate::ErrorKind::UnknownKey).
     fn refresh_for(&self, kid: &str) -> Option<PendingRefresh>;
+
+    /// [`current`](KeySource::current) has no keys, and a token needs them. Returns the future of a fetch
+    /// that may bring them, one already running (the first fetch after a cold start) or one started now, so
+    /// that the token waits for it rather than being answered 503 at once. `None`, the default, answers 503
+    /// at once. The wait must be bounded: it holds a request.
+    fn wait_for_keys(&self) -> Option<PendingRefresh> {
+        None
+    }
 }
 
 impl<S: KeySource + ?Sized> KeySource for Arc<S> {
@@ -39,6 +59,10 @@ impl<S: KeySource + ?Sized> KeySource for Arc<S> {
 
     fn refresh_for(&self, kid: &str) -> Option<PendingRefresh> {
         (**self).refresh_for(kid)
+    }
+
+    fn wait_for_keys(&self) -> Option<PendingRefresh> {
+        (**self).wait_for_keys()
     }
 }
 
@@ -91,7 +115,8 @@ impl TrustedKeys {
     }
 
     /// Finds the key for a token's `kid` (or none) and `alg`, and hands it to `verify`. When the `kid` is
-    /// unknown and `refresh` is given, it asks the source for a refresh and leaves the pending refresh there.
+    /// unknown, or the source has no keys yet, and `refresh` is given, it asks the source for a fetch and
+    /// leaves the pending wait there.
     /// Returns `verify`'s answer with the key set that decided it: `None` when only the fixed keys did (a
     /// `kid` naming a fixed key, or no source at all).
     pub(crate) fn with_key<T>(
@@ -113,7 +138,12 @@ impl TrustedKeys {
         let current = match source.current() {
             Ok(current) => current,
             // The fixed keys still answer tokens that name them while the source has nothing.
-            Err(KeysUnavailable) => return Err(ErrorKind::KeysUnavailable),
+            Err(KeysUnavailable) => {
+                if let Some(slot) = refresh {
+                    *slot = source.wait_for_keys();
+                }
+                return Err(ErrorKind::KeysUnavailable);
+            }
         };
         let origin = || Some(KeyOrigin { source: source.clone(), set: Arc::downgrade(&current) });
         match kid {

@@ -10,7 +10,7 @@ use serde::Deserialize;
 use serde::de::{self, DeserializeOwned, Deserializer, IgnoredAny, MapAccess, Visitor};
 
 use crate::claims::{Name, RegisteredClaims, parse_claims};
-use crate::source::{KeyOrigin, PendingRefresh, TrustedKeys};
+use crate::source::{KeyOrigin, PendingRefresh, RefreshOutcome, TrustedKeys};
 use crate::{Algorithm, AuthorityMapping, Error, ErrorKind, Principal};
 
 /// The default clock leeway for `exp`, `nbf` and `iat`.
@@ -130,27 +130,41 @@ impl Validator {
         self.check(token, now, None).map_err(Error::new)
     }
 
-    /// Validates `token` now, or, when it names a `kid` that a [`KeySource`](crate::KeySource) lacks and
-    /// the source agrees to refresh, returns that refresh. Once it resolves, call [`Validator::validate`]
-    /// for the answer: a token causes one refresh at most. `JwtAuthLayer` calls this.
+    /// Validates `token` now, or returns a wait for a [`KeySource`](crate::KeySource)'s fetch: when the token
+    /// names a `kid` the source lacks and the source agrees to refresh, or when the source has no keys yet
+    /// and a fetch is under way (a cold start). Once the wait resolves, call [`Validator::after_refresh`]
+    /// for the answer: a token waits once at most. `JwtAuthLayer` calls this.
     pub fn start<C: DeserializeOwned>(&self, token: &str) -> Validation<C> {
         let mut refresh = None;
-        match self.check(token, unix_now(), Some(&mut refresh)) {
-            Err(ErrorKind::UnknownKey) if refresh.is_some() => {
-                Validation::Refreshing(refresh.unwrap_or_else(|| Box::pin(std::future::ready(()))))
-            }
-            result => Validation::Done(result.map_err(Error::new)),
+        match (self.check(token, unix_now(), Some(&mut refresh)), refresh) {
+            (Err(ErrorKind::UnknownKey | ErrorKind::KeysUnavailable), Some(refresh)) => Validation::Refreshing(refresh),
+            (result, _) => Validation::Done(result.map_err(Error::new)),
         }
     }
 
-    /// Validates `token`, waiting for a key refresh when it names a `kid` a
-    /// [`KeySource`](crate::KeySource) lacks (see [`Validator::start`]).
+    /// The answer for `token` once the wait that [`Validator::start`] returned has ended: `token` is
+    /// validated with the keys there are now, without waiting again. When the wait timed out before the
+    /// fetch ended, a `kid` still unknown is [`ErrorKind::KeysUnavailable`] (the key may be on its way),
+    /// not [`ErrorKind::UnknownKey`].
+    pub fn after_refresh<C: DeserializeOwned>(
+        &self,
+        token: &str,
+        outcome: RefreshOutcome,
+    ) -> Result<Validated<C>, Error> {
+        self.check(token, unix_now(), None).map_err(|kind| match (kind, outcome) {
+            (ErrorKind::UnknownKey, RefreshOutcome::TimedOut) => Error::new(ErrorKind::KeysUnavailable),
+            (kind, _) => Error::new(kind),
+        })
+    }
+
+    /// Validates `token`, waiting (within the source's bound) for a key fetch when it names a `kid` a
+    /// [`KeySource`](crate::KeySource) lacks, or when the source has no keys yet (see [`Validator::start`]).
     pub async fn validate_async<C: DeserializeOwned>(&self, token: &str) -> Result<Validated<C>, Error> {
         match self.start(token) {
             Validation::Done(result) => result,
             Validation::Refreshing(refresh) => {
-                refresh.await;
-                self.validate(token)
+                let outcome = refresh.await;
+                self.after_refresh(token, outcome)
             }
         }
     }
@@ -444,8 +458,8 @@ impl fmt::Debug for Validator {
 pub enum Validation<C> {
     /// The token was validated, or refused, with the keys at hand.
     Done(Result<Validated<C>, Error>),
-    /// The token names a `kid` that the key source lacks, and the source is refreshing. Once this resolves,
-    /// call [`Validator::validate`] for the answer.
+    /// The token names a `kid` that the key source lacks, or the source has no keys yet, and the source is
+    /// fetching. Once this resolves, call [`Validator::after_refresh`] with its outcome for the answer.
     Refreshing(PendingRefresh),
 }
 

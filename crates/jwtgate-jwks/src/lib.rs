@@ -26,8 +26,8 @@ use std::fmt;
 
 pub use publish::{DEFAULT_PUBLISHED_MAX_AGE, JwksPublisher};
 pub use remote::{
-    DEFAULT_COOLDOWN, DEFAULT_MAX_BODY_BYTES, DEFAULT_REFRESH_INTERVAL, DEFAULT_TIMEOUT, RemoteKeySet,
-    RemoteKeySetBuilder,
+    DEFAULT_COOLDOWN, DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_WAIT, DEFAULT_REFRESH_INTERVAL, DEFAULT_TIMEOUT,
+    RemoteKeySet, RemoteKeySetBuilder,
 };
 
 /// A remote key set could not be set up: a URL jwtgate will not fetch from, no Tokio runtime, or (for

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwapOption;
-use jwtgate_core::{AlgorithmMapping, KeySet, KeySource, KeysUnavailable, PendingRefresh, TrustedKeys};
+use jwtgate_core::{AlgorithmMapping, KeySet, KeySource, KeysUnavailable, PendingRefresh, RefreshOutcome, TrustedKeys};
 use reqwest::{Client, Url};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -21,6 +21,8 @@ pub const DEFAULT_REFRESH_INTERVAL: Duration = Duration::from_secs(300);
 pub const DEFAULT_COOLDOWN: Duration = Duration::from_secs(10);
 /// The default time one fetch may take, connection included.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+/// The default longest time a request waits for a fetch of the keys it needs.
+pub const DEFAULT_MAX_WAIT: Duration = Duration::from_secs(5);
 /// The default limit on the size of a JWK Set or discovery document.
 pub const DEFAULT_MAX_BODY_BYTES: usize = 512 * 1024;
 /// The longest wait between two attempts while the provider fails.
@@ -38,23 +40,30 @@ const MAX_RETRY_DELAY: Duration = Duration::from_secs(60);
 /// # Ok(()) }
 /// ```
 ///
-/// - **Lock-free reads.** The keys sit behind an `ArcSwap`; a request loads them and never waits for a
-///   fetch or a lock.
+/// - **Lock-free reads.** The keys sit behind an `ArcSwap`; a request that has the keys it needs loads them
+///   and never waits for a fetch or a lock.
+/// - **Cold start.** Built lazily, the set starts its first fetch at once. A request that needs the keys
+///   while that fetch runs joins it and waits for it, at most [`max_wait`](RemoteKeySetBuilder::max_wait)
+///   (default 5 s), so the first requests after a deploy are served rather than refused. `poll_ready` never
+///   waits: the wait is in the response future.
 /// - **Refresh** in the background every [`refresh_interval`](RemoteKeySetBuilder::refresh_interval)
 ///   (default 5 minutes), sooner when the provider's `Cache-Control: max-age` says so (but never more often
 ///   than the cooldown), with conditional GETs (`If-None-Match`, `If-Modified-Since`).
-/// - **Unknown `kid`s.** A token naming a `kid` the set lacks triggers a fetch, and waits for it, so keys the
-///   provider has just rotated in are accepted on first sight. Only one fetch runs at a time (other tokens
-///   wait for it), and unknown `kid`s start at most one fetch per
-///   [`cooldown`](RemoteKeySetBuilder::cooldown) (default 10 s): a flood of random `kid`s cannot make it
-///   hammer the provider. Outside those limits the token is refused at once as an unknown key.
+/// - **Unknown `kid`s.** A token naming a `kid` the set lacks triggers a fetch, and waits for it (at most
+///   [`max_wait`](RemoteKeySetBuilder::max_wait)), so keys the provider has just rotated in are accepted on
+///   first sight. Only one fetch runs at a time (other tokens wait for it), and unknown `kid`s start at most
+///   one fetch per [`cooldown`](RemoteKeySetBuilder::cooldown) (default 10 s): a flood of random `kid`s
+///   cannot make it hammer the provider. Outside those limits the token is refused at once as an unknown
+///   key. A token whose wait ends before the fetch does is answered 503 with `Retry-After`: its key may be
+///   on its way.
 /// - **Filtering.** Keys whose `use` is not `sig`, whose `key_ops` lack `verify`, whose `alg` is not
 ///   supported (or absent, without a [mapping](RemoteKeySetBuilder::algorithms)), and `oct` secrets are
 ///   skipped, each logged once at warn level. One bad key never rejects the rest.
 /// - **Failure.** An unreachable or misbehaving provider leaves the last good keys in place
 ///   (stale-while-error), optionally for at most [`max_staleness`](RemoteKeySetBuilder::max_staleness).
 ///   Failed fetches are retried after 1 s, 2 s, 4 s… up to a minute. Before the first success, and once the
-///   keys are too stale, tokens that need them are answered 503 with `Retry-After`.
+///   keys are too stale, tokens that need them are answered 503 with `Retry-After`: at once when no fetch
+///   is running and the cooldown allows none, else once the fetch they wait for fails or `max_wait` passes.
 ///
 /// Clones share the keys and the background task. The task stops when the last clone is dropped.
 #[derive(Clone)]
@@ -82,6 +91,9 @@ struct Shared {
     flight: watch::Sender<Flight>,
     /// When an unknown `kid` last started a fetch, in milliseconds since `started` (`u64::MAX`: never).
     last_kid_fetch: AtomicU64,
+    /// When a request that found no keys at all last started a fetch, likewise. Kept apart, so that a fetch
+    /// started for want of any keys never holds back the one a rotated-in `kid` needs.
+    last_keyless_fetch: AtomicU64,
     started: Instant,
     /// The issuer, when the keys come from discovery.
     issuer: Option<String>,
@@ -105,6 +117,7 @@ struct Config {
     refresh_interval: Duration,
     cooldown: Duration,
     timeout: Duration,
+    max_wait: Duration,
     max_body_bytes: usize,
     max_staleness: Option<Duration>,
     mapping: AlgorithmMapping,
@@ -124,6 +137,7 @@ pub struct RemoteKeySetBuilder {
     refresh_interval: Duration,
     cooldown: Duration,
     timeout: Duration,
+    max_wait: Duration,
     max_body_bytes: usize,
     max_staleness: Option<Duration>,
     mapping: AlgorithmMapping,
@@ -174,6 +188,7 @@ impl RemoteKeySetBuilder {
             refresh_interval: DEFAULT_REFRESH_INTERVAL,
             cooldown: DEFAULT_COOLDOWN,
             timeout: DEFAULT_TIMEOUT,
+            max_wait: DEFAULT_MAX_WAIT,
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             max_staleness: None,
             mapping: AlgorithmMapping::new(),
@@ -208,6 +223,15 @@ impl RemoteKeySetBuilder {
         self
     }
 
+    /// The longest time a request waits for a fetch of the keys it needs: the first fetch after a cold start,
+    /// or the one its unknown `kid` triggered. Past it, the request is answered 503 with `Retry-After` and
+    /// the fetch goes on. However long the provider takes (up to the [`timeout`](Self::timeout)), no request
+    /// is held longer. Default 5 s.
+    pub fn max_wait(mut self, max_wait: Duration) -> Self {
+        self.max_wait = max_wait;
+        self
+    }
+
     /// The largest JWK Set (or discovery document) accepted, in bytes. Default 512 KiB.
     pub fn max_body_bytes(mut self, bytes: usize) -> Self {
         self.max_body_bytes = bytes;
@@ -229,12 +253,15 @@ impl RemoteKeySetBuilder {
         self
     }
 
-    /// Starts lazily: returns at once, and fetches in the background. Until the first fetch succeeds,
-    /// tokens that need the keys are answered 503 with `Retry-After`. Must be called within a Tokio runtime.
+    /// Starts lazily: returns at once, and starts the first fetch in the background. Tokens that need the
+    /// keys while it runs wait for it, at most [`max_wait`](Self::max_wait); if it fails, or outlasts that,
+    /// they are answered 503 with `Retry-After`. Must be called within a Tokio runtime.
     ///
     /// Fails for a URL jwtgate will not fetch from, or outside a Tokio runtime.
     pub fn build(self) -> Result<RemoteKeySet, Error> {
         let (shared, validators) = self.prepare()?;
+        // The first fetch is under way from now on: requests that come before the task runs join it.
+        shared.flight.send_modify(|flight| flight.busy = true);
         Ok(spawn(shared, validators, Duration::ZERO, false))
     }
 
@@ -279,6 +306,7 @@ impl RemoteKeySetBuilder {
             refresh_interval: self.refresh_interval,
             cooldown: self.cooldown,
             timeout: self.timeout,
+            max_wait: self.max_wait,
             max_body_bytes: self.max_body_bytes,
             max_staleness: self.max_staleness,
             mapping: self.mapping,
@@ -292,6 +320,7 @@ impl RemoteKeySetBuilder {
             config,
             flight: watch::Sender::new(Flight::default()),
             last_kid_fetch: AtomicU64::new(u64::MAX),
+            last_keyless_fetch: AtomicU64::new(u64::MAX),
             started: Instant::now(),
             issuer,
         });
@@ -495,33 +524,17 @@ impl Shared {
         Ok(snapshot.keys.clone())
     }
 
-    /// Whether an unknown `kid` may start a fetch now, and if so, records that it did.
-    fn take_cooldown(&self) -> bool {
-        let now = u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX - 1);
-        let cooldown = u64::try_from(self.config.cooldown.as_millis()).unwrap_or(u64::MAX);
-        let last = self.last_kid_fetch.load(Ordering::Acquire);
-        if last != u64::MAX && now.saturating_sub(last) < cooldown {
-            return false;
-        }
-        self.last_kid_fetch.compare_exchange(last, now, Ordering::AcqRel, Ordering::Acquire).is_ok()
-    }
-}
-
-impl KeySource for RemoteKeySet {
-    fn current(&self) -> Result<Arc<KeySet>, KeysUnavailable> {
-        self.handle.shared.current()
-    }
-
-    fn refresh_for(&self, kid: &str) -> Option<PendingRefresh> {
-        let shared = &self.handle.shared;
+    /// A wait for the running fetch, or for one started now if the cooldown allows it; `None` otherwise. The
+    /// wait ends with the fetch, or after `max_wait`, whichever comes first.
+    fn join_fetch(&self, last_started: &AtomicU64, reason: &dyn fmt::Debug) -> Option<PendingRefresh> {
         let mut wait_past = None;
         let mut start = false;
-        shared.flight.send_if_modified(|flight| {
+        self.flight.send_if_modified(|flight| {
             if flight.busy {
                 // Single flight: join the fetch that is running.
                 wait_past = Some(flight.finished);
                 false
-            } else if shared.take_cooldown() {
+            } else if self.take_cooldown(last_started) {
                 flight.busy = true;
                 start = true;
                 wait_past = Some(flight.finished);
@@ -532,13 +545,47 @@ impl KeySource for RemoteKeySet {
         });
         let finished = wait_past?;
         if start {
-            tracing::debug!(kid = ?kid.chars().take(64).collect::<String>(), "jwtgate: unknown kid; fetching the JWK Set");
+            tracing::debug!(?reason, "jwtgate: fetching the JWK Set for a request");
         }
-        let mut flight = shared.flight.subscribe();
+        let mut flight = self.flight.subscribe();
+        let max_wait = self.config.max_wait;
         Some(Box::pin(async move {
-            // Ends when the fetch does, or when the set is dropped.
-            let _ = flight.wait_for(|flight| flight.finished > finished).await;
+            // Ends when the fetch does (or the set is dropped), or when the request has waited long enough.
+            match tokio::time::timeout(max_wait, flight.wait_for(|flight| flight.finished > finished)).await {
+                Ok(_) => RefreshOutcome::Finished,
+                Err(_) => RefreshOutcome::TimedOut,
+            }
         }))
+    }
+
+    /// Whether a request may start a fetch now, and if so, records that it did.
+    fn take_cooldown(&self, last_started: &AtomicU64) -> bool {
+        let now = u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX - 1);
+        let cooldown = u64::try_from(self.config.cooldown.as_millis()).unwrap_or(u64::MAX);
+        let last = last_started.load(Ordering::Acquire);
+        if last != u64::MAX && now.saturating_sub(last) < cooldown {
+            return false;
+        }
+        last_started.compare_exchange(last, now, Ordering::AcqRel, Ordering::Acquire).is_ok()
+    }
+}
+
+impl KeySource for RemoteKeySet {
+    fn current(&self) -> Result<Arc<KeySet>, KeysUnavailable> {
+        self.handle.shared.current()
+    }
+
+    fn refresh_for(&self, kid: &str) -> Option<PendingRefresh> {
+        let shared = &self.handle.shared;
+        shared.join_fetch(
+            &shared.last_kid_fetch,
+            &format_args!("unknown kid {:?}", kid.chars().take(64).collect::<String>()),
+        )
+    }
+
+    fn wait_for_keys(&self) -> Option<PendingRefresh> {
+        let shared = &self.handle.shared;
+        shared.join_fetch(&shared.last_keyless_fetch, &"no keys yet")
     }
 }
 
@@ -557,6 +604,7 @@ impl fmt::Debug for RemoteKeySet {
             .field("keys", &keys.as_ref().map(|snapshot| &snapshot.keys))
             .field("refresh_interval", &shared.config.refresh_interval)
             .field("cooldown", &shared.config.cooldown)
+            .field("max_wait", &shared.config.max_wait)
             .field("max_staleness", &shared.config.max_staleness)
             .finish_non_exhaustive()
     }
@@ -569,6 +617,7 @@ impl fmt::Debug for RemoteKeySetBuilder {
             .field("refresh_interval", &self.refresh_interval)
             .field("cooldown", &self.cooldown)
             .field("timeout", &self.timeout)
+            .field("max_wait", &self.max_wait)
             .field("max_body_bytes", &self.max_body_bytes)
             .field("max_staleness", &self.max_staleness)
             .finish_non_exhaustive()

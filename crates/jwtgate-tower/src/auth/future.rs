@@ -7,7 +7,8 @@ use std::task::{Context, Poll, ready};
 use bytes::Bytes;
 use http::{Extensions, Request, Response};
 use jwtgate_core::{
-    DenylistError, Error, ErrorKind, PendingLookup, PendingRefresh, Principal, TokenStatus, Validated, ValidatedCache,
+    DenylistError, Error, ErrorKind, PendingLookup, PendingRefresh, Principal, RefreshOutcome, TokenStatus, Validated,
+    ValidatedCache,
 };
 use pin_project_lite::pin_project;
 use serde::de::DeserializeOwned;
@@ -24,8 +25,8 @@ use crate::{RequestHead, ResponseBody};
 pin_project! {
     /// The response future of [`JwtAuthService`](super::JwtAuthService).
     ///
-    /// A state machine with no boxing of its own: it waits for a key refresh when a token names a `kid` the
-    /// remote keys lack, and for an asynchronous denylist when there is one, then runs the inner service's
+    /// A state machine with no boxing of its own: it waits for a key fetch when a token names a `kid` the
+    /// remote keys lack or there are no remote keys yet, and for an asynchronous denylist when there is one, then runs the inner service's
     /// future, or yields jwtgate's answer to a refused request.
     pub struct ResponseFuture<S, ReqBody, C>
     where
@@ -64,7 +65,7 @@ pin_project! {
     }
 }
 
-/// A request whose token waits for a key refresh.
+/// A request whose token waits for a key fetch.
 pub(super) struct AwaitingKeys<S, ReqBody, C> {
     request: Request<ReqBody>,
     token: String,
@@ -90,10 +91,10 @@ where
         Self { request, token, service, shared, cache, hook, span }
     }
 
-    /// Checks the token again, with the refreshed keys, and goes on as for any other token.
-    fn finish(self) -> ResponseFuture<S, ReqBody, C> {
+    /// Checks the token again, with the keys the fetch brought, and goes on as for any other token.
+    fn finish(self, outcome: RefreshOutcome) -> ResponseFuture<S, ReqBody, C> {
         let Self { request, token, service, shared, cache, hook, span } = self;
-        let error = match observe::within(&span, || shared.after_refresh::<C>(&token, cache.as_ref())) {
+        let error = match observe::within(&span, || shared.after_refresh::<C>(&token, cache.as_ref(), outcome)) {
             Authentication::Valid(validated) => {
                 observe::validated(&span, &validated, &shared.subject_in_logs);
                 return proceed(request, validated, service, &shared, &span, hook);
@@ -310,9 +311,9 @@ where
         loop {
             match this.state.as_mut().project() {
                 StateProj::Keys { refresh, awaiting } => {
-                    ready!(refresh.as_mut().poll(cx));
+                    let outcome = ready!(refresh.as_mut().poll(cx));
                     let awaiting = awaiting.take().expect("ResponseFuture polled after completion");
-                    this.state.set(awaiting.finish().state);
+                    this.state.set(awaiting.finish(outcome).state);
                 }
                 StateProj::Lookup { lookup, waiting } => {
                     let result = ready!(lookup.as_mut().poll(cx));

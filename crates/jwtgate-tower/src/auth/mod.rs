@@ -18,7 +18,8 @@ use std::sync::Arc;
 use bytes::Bytes;
 use http::Response;
 use jwtgate_core::{
-    Denylist, Error, ErrorKind, PendingRefresh, Validated, ValidatedCache, Validation, Validator, unix_now,
+    Denylist, Error, ErrorKind, PendingRefresh, RefreshOutcome, Validated, ValidatedCache, Validation, Validator,
+    unix_now,
 };
 use serde::de::DeserializeOwned;
 
@@ -89,17 +90,23 @@ impl Shared {
                 }
                 match observe::timed(|| self.validator.start::<C>(&token), |v| matches!(v, Validation::Done(_))) {
                     Validation::Done(result) => self.checked(result, &token, cache),
-                    // Rare: the token names a `kid` the remote keys lack, and they are being refreshed. Only
-                    // then is the token copied, to be checked again once the refresh is over.
+                    // Rare: the token names a `kid` the remote keys lack, or there are no remote keys yet (a
+                    // cold start), and they are being fetched. Only then is the token copied, to be checked
+                    // again once the fetch is over.
                     Validation::Refreshing(refresh) => Authentication::Refreshing(refresh, token.into_owned()),
                 }
             }
         }
     }
 
-    /// Checks a token again after a key refresh; a token causes one refresh at most.
-    fn after_refresh<C: DeserializeOwned>(&self, token: &str, cache: Option<&ValidatedCache<C>>) -> Authentication<C> {
-        self.checked(observe::timed(|| self.validator.validate::<C>(token), |_| true), token, cache)
+    /// Checks a token again once the key fetch it waited for is over; a token waits once at most.
+    fn after_refresh<C: DeserializeOwned>(
+        &self,
+        token: &str,
+        cache: Option<&ValidatedCache<C>>,
+        outcome: RefreshOutcome,
+    ) -> Authentication<C> {
+        self.checked(observe::timed(|| self.validator.after_refresh::<C>(token, outcome), |_| true), token, cache)
     }
 
     /// Applies the layer's own rules to a validation's result, and caches a token that passes.

@@ -220,31 +220,60 @@ impl Drop for RedisServer {
     }
 }
 
-/// Starts `command` (an example's binary) with its log on a pipe, and waits up to 30 s for the log line
-/// `listening on <url>`. Returns the process, killed when dropped, and the URL. The rest of the log is
-/// drained, so the process never blocks on a full pipe.
+/// Starts `command` (an example's binary) with its stdout and log on pipes, and waits up to 30 s for the line
+/// `listening on <url>` on either. Returns the process, killed when dropped, and the URL. The rest of both
+/// is drained, so the process never blocks on a full pipe.
 pub async fn start_listening(mut command: tokio::process::Command) -> (tokio::process::Child, String) {
-    use tokio::io::AsyncBufReadExt;
+    use tokio::io::{AsyncBufReadExt, AsyncRead};
     let mut child = command
         .env_remove("RUST_LOG")
-        .stdout(Stdio::null())
+        .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .kill_on_drop(true)
         .spawn()
         .expect("the binary starts");
-    let mut lines = tokio::io::BufReader::new(child.stderr.take().expect("piped stderr")).lines();
-    let url = tokio::time::timeout(Duration::from_secs(30), async {
-        loop {
-            let line = lines.next_line().await.expect("read the log").expect("the binary exited before listening");
-            if let Some(at) = line.find("listening on ") {
-                return line[at + "listening on ".len()..].trim().to_owned();
+    let (found, mut listening) = tokio::sync::mpsc::unbounded_channel();
+    fn drain(stream: impl AsyncRead + Unpin + Send + 'static, found: tokio::sync::mpsc::UnboundedSender<String>) {
+        let mut lines = tokio::io::BufReader::new(stream).lines();
+        tokio::spawn(async move {
+            while let Ok(Some(line)) = lines.next_line().await {
+                if let Some(at) = line.find("listening on ") {
+                    let _ = found.send(line[at + "listening on ".len()..].trim().to_owned());
+                }
             }
-        }
-    })
-    .await
-    .expect("the binary was listening within 30 s");
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        });
+    }
+    drain(child.stdout.take().expect("piped stdout"), found.clone());
+    drain(child.stderr.take().expect("piped stderr"), found);
+    let url = tokio::time::timeout(Duration::from_secs(30), listening.recv())
+        .await
+        .expect("the binary was listening within 30 s")
+        .expect("the binary exited before listening");
     (child, url)
+}
+
+pub use rustix::process::Signal;
+
+/// Sends `signal` to `child` at once and returns its exit code, waiting up to 10 s. Fails the test when the
+/// signal killed the process instead of stopping it (no exit code).
+pub async fn stop_with(child: &mut tokio::process::Child, signal: Signal) -> i32 {
+    let pid = child.id().and_then(|pid| i32::try_from(pid).ok()).and_then(rustix::process::Pid::from_raw);
+    rustix::process::kill_process(pid.expect("the process is running"), signal).expect("the signal was sent");
+    let status = tokio::time::timeout(Duration::from_secs(10), child.wait())
+        .await
+        .expect("the process stopped within 10 s")
+        .expect("its status");
+    status.code().unwrap_or_else(|| panic!("{signal:?} killed the process instead of stopping it: {status:?}"))
+}
+
+/// Starts the binary that `command` makes, three times with each of SIGINT and SIGTERM, and sends the signal
+/// the moment `listening on` appears: each run must end with status 0. A binary that installs its signal
+/// handlers only after it says it listens is killed by the signal instead.
+pub async fn assert_stops_cleanly_on_signals(command: impl Fn() -> tokio::process::Command) {
+    for signal in [Signal::INT, Signal::TERM].repeat(3) {
+        let (mut child, _) = start_listening(command()).await;
+        assert_eq!(stop_with(&mut child, signal).await, 0, "after {signal:?}");
+    }
 }
 
 /// Refreshes `count` times with one refresh token, all released at once across `servers` (in turn), and

@@ -23,15 +23,21 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    // Listening for signals before `listening on` is printed, so that a signal sent right after it stops
+    // the server cleanly.
+    let shutdown = match jwtgate_example_support::shutdown_signal() {
+        Ok(shutdown) => shutdown,
+        Err(err) => {
+            eprintln!("axum-rbac: cannot listen for signals: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
     if let Ok(bound) = listener.local_addr() {
         #[allow(clippy::print_stdout, reason = "the example says where it listens")]
         {
             println!("listening on {bound}");
         }
     }
-    let shutdown = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
     match axum::serve(listener, jwtgate_example_axum_rbac::app(validator)).with_graceful_shutdown(shutdown).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {

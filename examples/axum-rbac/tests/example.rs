@@ -8,6 +8,17 @@ use jwtgate_example_axum_rbac::{AUDIENCE, ISSUER, app, validator};
 use jwtgate_test::TestKey;
 use serde_json::{Value, json};
 
+#[tokio::test]
+async fn a_signal_sent_the_moment_it_listens_stops_it_with_status_0() {
+    let secret = jwtgate_test::b64(TestKey::generate(Algorithm::HS256).secret().unwrap());
+    jwtgate_tests::assert_stops_cleanly_on_signals(|| {
+        let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_jwtgate-example-axum-rbac"));
+        command.env("RBAC_JWT_SECRET", &secret).env("RBAC_ADDR", "127.0.0.1:0");
+        command
+    })
+    .await;
+}
+
 struct Client {
     base: String,
     key: TestKey,

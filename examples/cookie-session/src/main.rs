@@ -378,10 +378,16 @@ async fn main() -> ExitCode {
         }
     };
     let addr = listener.local_addr().unwrap_or(config.bind);
-    tracing::info!("listening on http://{addr}");
-    let shutdown = async {
-        let _ = tokio::signal::ctrl_c().await;
+    // Listening for signals before `listening on` is logged, so that a signal sent right after it stops the
+    // server cleanly.
+    let shutdown = match jwtgate_example_support::shutdown_signal() {
+        Ok(shutdown) => shutdown,
+        Err(err) => {
+            eprintln!("cookie-session: cannot listen for signals: {err}");
+            return ExitCode::FAILURE;
+        }
     };
+    tracing::info!("listening on http://{addr}");
     match axum::serve(listener, app(state)).with_graceful_shutdown(shutdown).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {

@@ -7,10 +7,19 @@ use reqwest::header::{HeaderMap, SET_COOKIE};
 use serde_json::{Value, json};
 use tokio::process::{Child, Command};
 
-async fn start() -> (Child, String) {
+fn command() -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_jwtgate-example-cookie-session"));
     command.env("BIND", "127.0.0.1:0");
-    jwtgate_tests::start_listening(command).await
+    command
+}
+
+async fn start() -> (Child, String) {
+    jwtgate_tests::start_listening(command()).await
+}
+
+#[tokio::test]
+async fn a_signal_sent_the_moment_it_listens_stops_it_with_status_0() {
+    jwtgate_tests::assert_stops_cleanly_on_signals(command).await;
 }
 
 struct Answer {

@@ -18,7 +18,7 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use config::{Config, Keys, Location, Remote};
+use config::{Config, Keys, Location, Remote, Revocations};
 use jwtgate::jwks::RemoteKeySet;
 use jwtgate::{
     Algorithm, AuthorityMapping, Claims, Denylist, JwtAuthLayer, Key, KeySet, MemoryDenylist, Policy, RequireLayer,
@@ -86,20 +86,31 @@ async fn logout(State(state): State<AppState>, claims: Claims<DemoClaims>) -> Re
     }
 }
 
-/// The revocation store: Redis at `JWTGATE_REDIS_URL` (connected lazily: a Redis that is down only makes
-/// requests answer 503 until it is back), or this process's memory.
+/// The revocation store: Redis at `JWTGATE_REDIS_URL`, asked on every request or replicated into this
+/// process (`JWTGATE_REDIS_MODE=replicated`), or this process's memory. Redis is connected lazily: a Redis
+/// that is down only makes requests answer 503 until it is back.
 fn denylist(config: &Config) -> Result<Arc<dyn Denylist>, String> {
-    match &config.redis_url {
-        Some(url) => jwtgate::redis::RedisDenylist::new(url)
-            .map(|denylist| Arc::new(denylist) as Arc<dyn Denylist>)
-            // The URL may hold a password: never repeat it.
-            .map_err(|err| format!("JWTGATE_REDIS_URL is not a usable Redis URL ({:?})", err.kind())),
-        None => Ok(Arc::new(MemoryDenylist::new())),
+    // The URL may hold a password: an error never repeats it.
+    fn unusable(kind: impl std::fmt::Debug) -> String {
+        format!("JWTGATE_REDIS_URL is not a usable Redis URL ({kind:?})")
     }
+    Ok(match &config.revocations {
+        Revocations::Memory => Arc::new(MemoryDenylist::new()),
+        Revocations::Redis(url) => {
+            Arc::new(jwtgate::redis::RedisDenylist::new(url).map_err(|err| unusable(err.kind()))?)
+        }
+        Revocations::Replicated { url, staleness } => Arc::new(
+            jwtgate::redis::ReplicatedDenylist::builder(url)
+                .staleness(*staleness)
+                .start()
+                .map_err(|err| unusable(err.kind()))?,
+        ),
+    })
 }
 
-/// A remote JWK Set, started lazily: the demo listens at once, and until the first fetch succeeds, requests
-/// that need remote keys get 503 with `Retry-After`.
+/// A remote JWK Set, started lazily: the demo listens at once. A request that needs the keys while the first
+/// fetch runs waits for it (at most 5 s, the library's default); only when there are still no keys does it
+/// get 503 with `Retry-After`.
 fn remote_keys(remote: &Remote) -> Result<RemoteKeySet, String> {
     let (builder, name) = match &remote.location {
         Location::Jwks(url) => (RemoteKeySet::jwks(url), "JWTGATE_JWKS_URL"),
@@ -155,30 +166,6 @@ fn sample_token(config: &Config, secret: &jwtgate::Secret) -> Result<String, Str
         .map_err(|e| e.to_string())?;
     let signature = signer.try_sign(input.as_bytes()).map_err(|e| e.to_string())?;
     Ok(format!("{input}.{}", B64.encode(signature)))
-}
-
-async fn shutdown() {
-    let ctrl_c = async {
-        if tokio::signal::ctrl_c().await.is_err() {
-            std::future::pending::<()>().await;
-        }
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {},
-        () = terminate => {},
-    }
-    tracing::info!("shutting down");
 }
 
 #[allow(clippy::print_stdout, reason = "the contract's interface is stdout: the sample token and `listening on`")]
@@ -254,6 +241,19 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    // The signal handlers go in before `listening on` is printed: a signal sent the moment the line appears
+    // must stop the demo cleanly (status 0), not kill it.
+    let signal = match jwtgate_example_support::shutdown_signal() {
+        Ok(signal) => signal,
+        Err(err) => {
+            eprintln!("jwtgate-demo: cannot listen for SIGINT and SIGTERM: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let shutdown = async {
+        signal.await;
+        tracing::info!("shutting down");
+    };
     let addr = listener.local_addr().unwrap_or(config.addr);
     if let Some(token) = sample {
         say("sample token (sub \"demo\", roles [\"admin\"], valid 15 minutes; development key):");
@@ -262,7 +262,7 @@ async fn main() -> ExitCode {
     }
     say(&format!("listening on {addr}"));
 
-    match axum::serve(listener, app(&config, keys, denylist)).with_graceful_shutdown(shutdown()).await {
+    match axum::serve(listener, app(&config, keys, denylist)).with_graceful_shutdown(shutdown).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("jwtgate-demo: server error: {err}");

@@ -3,11 +3,13 @@
 #![allow(clippy::unwrap_used, reason = "test helpers fail the test on unexpected errors")]
 
 use std::process::Stdio;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use jwtgate::Algorithm;
 use jwtgate_test::{Fault, JwksServer};
 use jwtgate_tests::{RedisServer, TestKey, now};
+use rustix::process::{Pid, Signal};
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
@@ -16,6 +18,8 @@ struct Demo {
     child: Child,
     base: String,
     stdout: Vec<String>,
+    /// Everything the demo has logged so far (it logs to stderr), read as it comes so that it never blocks.
+    stderr: Arc<Mutex<String>>,
 }
 
 impl Demo {
@@ -27,6 +31,16 @@ impl Demo {
             command.env(name, value);
         }
         let mut child = command.spawn().unwrap();
+        let stderr = Arc::new(Mutex::new(String::new()));
+        let mut log = BufReader::new(child.stderr.take().unwrap()).lines();
+        let sink = stderr.clone();
+        tokio::spawn(async move {
+            while let Ok(Some(line)) = log.next_line().await {
+                let mut sink = sink.lock().unwrap();
+                sink.push_str(&line);
+                sink.push('\n');
+            }
+        });
         let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
         let mut stdout = Vec::new();
         let addr = tokio::time::timeout(Duration::from_secs(30), async {
@@ -40,7 +54,7 @@ impl Demo {
         })
         .await
         .expect("demo did not start");
-        Self { child, base: format!("http://{addr}"), stdout }
+        Self { child, base: format!("http://{addr}"), stdout, stderr }
     }
 
     async fn get(&self, path: &str, headers: &[(&str, &str)]) -> (u16, reqwest::header::HeaderMap, Value) {
@@ -59,10 +73,22 @@ impl Demo {
     }
 
     /// Sends SIGTERM and returns the exit status.
-    async fn stop(mut self) -> i32 {
-        let pid = self.child.id().unwrap().to_string();
-        Command::new("kill").args(["-TERM", &pid]).status().await.unwrap();
-        tokio::time::timeout(Duration::from_secs(10), self.child.wait()).await.unwrap().unwrap().code().unwrap()
+    async fn stop(self) -> i32 {
+        self.stop_with(Signal::TERM).await
+    }
+
+    /// Sends `signal` and returns the exit status; a process ended by the signal itself has
+    /// none, and fails the test.
+    async fn stop_with(mut self, signal: Signal) -> i32 {
+        let pid = Pid::from_raw(i32::try_from(self.child.id().unwrap()).unwrap()).unwrap();
+        rustix::process::kill_process(pid, signal).unwrap();
+        let status = tokio::time::timeout(Duration::from_secs(10), self.child.wait()).await.unwrap().unwrap();
+        status.code().unwrap_or_else(|| panic!("{signal:?} killed the demo instead of stopping it: {status:?}"))
+    }
+
+    /// What the demo has logged so far.
+    fn log(&self) -> String {
+        self.stderr.lock().unwrap().clone()
     }
 }
 
@@ -320,7 +346,7 @@ async fn with_redis_a_logout_reaches_every_instance_and_an_outage_fails_closed()
     assert_eq!(c.me(&other).await.0, 503);
 
     let _redis = RedisServer::start_persistent(port, &dir);
-    let back = std::time::Instant::now();
+    let back = Instant::now();
     while b.me(&other).await.0 != 200 || c.me(&other).await.0 != 200 {
         assert!(back.elapsed() < Duration::from_secs(5), "service did not resume within 5 s");
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -510,5 +536,261 @@ async fn a_cookie_logout_needs_a_same_origin_request_when_a_browser_sends_it() {
     assert_eq!(logout(other.clone(), &[]).await.unwrap().status(), 204);
     assert_eq!(demo.me(&other).await.0, 401);
     assert_eq!(demo.stop().await, 0);
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[tokio::test]
+async fn a_signal_sent_the_moment_it_listens_stops_it_with_status_0() {
+    // The signal goes out as soon as the test reads `listening on`: the handlers must already be in place.
+    for signal in [Signal::INT, Signal::TERM].repeat(5) {
+        let demo = Demo::start(&[]).await;
+        assert_eq!(demo.stop_with(signal).await, 0, "{signal:?}");
+    }
+    let key = TestKey::generate(Algorithm::RS256).with_kid("r1");
+    let server = JwksServer::start(json!({ "keys": [key.jwk()] })).await;
+    for signal in [Signal::INT, Signal::TERM] {
+        let demo = Demo::start(&[("JWTGATE_JWKS_URL", &server.jwks_url())]).await;
+        assert_eq!(demo.stop_with(signal).await, 0, "with remote keys, {signal:?}");
+    }
+}
+
+#[tokio::test]
+async fn a_cold_start_serves_the_first_request_with_the_keys_of_the_first_fetch() {
+    let key = TestKey::generate(Algorithm::ES256).with_kid("e1");
+    let server = JwksServer::start(json!({ "keys": [key.jwk()] })).await;
+    // A provider that answers in about a second: the first request arrives while the first fetch runs.
+    server.set_fault(Fault::Delay(Duration::from_secs(1)));
+    let demo = Demo::start(&[("JWTGATE_JWKS_URL", &server.jwks_url())]).await;
+    let (status, body) = demo.me(&key.sign(&demo_claims())).await;
+    assert_eq!((status, &body["sub"]), (200, &json!("alice")), "{body}");
+    assert_eq!(server.fetches(), 1, "the request joined the first fetch");
+    assert_eq!(demo.stop().await, 0);
+}
+
+#[tokio::test]
+async fn a_provider_that_hangs_gets_a_cold_request_its_503_within_5_s() {
+    let key = TestKey::generate(Algorithm::ES256).with_kid("e1");
+    let server = JwksServer::start(json!({ "keys": [key.jwk()] })).await;
+    server.set_fault(Fault::Delay(Duration::from_secs(60)));
+    let demo = Demo::start(&[("JWTGATE_JWKS_URL", &server.jwks_url())]).await;
+    let started = Instant::now();
+    let answer = tokio::time::timeout(
+        Duration::from_secs(8),
+        demo.get("/me", &[("authorization", &format!("Bearer {}", key.sign(&demo_claims())))]),
+    )
+    .await
+    .expect("answered within the bound");
+    assert_eq!((answer.0, answer.1["retry-after"].to_str().unwrap()), (503, "5"));
+    assert!(started.elapsed() >= Duration::from_secs(5), "it waited for the fetch first: {:?}", started.elapsed());
+    assert_eq!(
+        answer.2,
+        json!({
+            "error": "temporarily_unavailable",
+            "error_description": "the signing keys are unavailable; try again later",
+        })
+    );
+    assert_eq!(demo.stop().await, 0);
+}
+
+#[tokio::test]
+async fn its_token_rules_follow_the_contract() {
+    let (key, other) =
+        (TestKey::generate(Algorithm::RS256).with_kid("k1"), TestKey::generate(Algorithm::RS256).with_kid("k2"));
+    let (dir, file) = jwks_file("rules", &[&key, &other]);
+    let demo = Demo::start(&[("JWTGATE_JWKS_FILE", &file), ("RUST_LOG", "debug")]).await;
+    let bearer = |token: &str| format!("Bearer {token}");
+    let mut tokens = Vec::new();
+
+    // `typ` is not pinned.
+    for typ in [Some("JWT"), Some("at+jwt"), None] {
+        let mut header = json!({ "alg": "RS256", "kid": "k1" });
+        if let Some(typ) = typ {
+            header["typ"] = json!(typ);
+        }
+        let token = key.sign_raw(&header.to_string(), &demo_claims().to_string());
+        assert_eq!(demo.me(&token).await.0, 200, "typ {typ:?}");
+        tokens.push(token);
+    }
+    // `aud` as an array with one match; `sub` and `jti` optional (a token without `jti` is accepted).
+    let mut claims = demo_claims();
+    claims["aud"] = json!(["other", "jwtgate-demo"]);
+    claims.as_object_mut().unwrap().remove("jti");
+    let token = key.sign(&claims);
+    let (status, body) = demo.me(&token).await;
+    assert_eq!((status, &body["jti"], &body["roles"]), (200, &Value::Null, &json!([])));
+    tokens.push(token);
+
+    // A token is checked against the key its `kid` names only: signed by k2 but naming k1, it is refused.
+    let impostor = other.sign_raw(&json!({ "alg": "RS256", "kid": "k1" }).to_string(), &demo_claims().to_string());
+    assert_invalid_token(
+        demo.get("/me", &[("authorization", &bearer(&impostor))]).await,
+        "the token's signature is invalid",
+    );
+    tokens.push(impostor);
+
+    // Required claims, and registered claims of the wrong type (null included), are refused as invalid.
+    for (claim, value, description) in [
+        ("exp", None, "the token has no exp claim"),
+        ("iss", None, "the token has no iss claim"),
+        ("aud", None, "the token has no aud claim"),
+        ("exp", Some(Value::Null), "the token's exp claim is not a number"),
+        ("iss", Some(json!(7)), "the token's iss claim is not a string"),
+        ("aud", Some(json!([1])), "the token's aud claim is not a string or an array of strings"),
+        ("sub", Some(Value::Null), "the token's sub claim is not a string"),
+        ("nbf", Some(json!(now() + 600)), "the token is not valid yet"),
+        ("iat", Some(json!(now() + 600)), "the token was issued in the future"),
+        ("iss", Some(json!("https://evil.test")), "the token's issuer is not accepted"),
+        ("aud", Some(json!("other")), "the token's audience is not accepted"),
+    ] {
+        let mut claims = demo_claims();
+        match value {
+            Some(value) => claims[claim] = value,
+            None => drop(claims.as_object_mut().unwrap().remove(claim)),
+        }
+        let token = key.sign(&claims);
+        assert_invalid_token(demo.get("/me", &[("authorization", &bearer(&token))]).await, description);
+        tokens.push(token);
+    }
+
+    // No credentials, or another scheme: a bare challenge.
+    for headers in [vec![], vec![("authorization", "Basic YWxpY2U6cHc=")]] {
+        let (status, headers, body) = demo.get("/me", &headers).await;
+        assert_eq!((status, headers["www-authenticate"].to_str().unwrap()), (401, "Bearer"));
+        assert_eq!(body, json!({ "error": "unauthorized", "error_description": "no bearer token was sent" }));
+    }
+    // A valid token without the role: 403 with the JSON body.
+    let (status, headers, body) = demo.get("/admin", &[("authorization", &bearer(&tokens[0]))]).await;
+    assert_eq!(status, 403);
+    assert!(headers["www-authenticate"].to_str().unwrap().starts_with(r#"Bearer error="insufficient_scope""#));
+    assert_eq!(body["error"], "insufficient_scope");
+    assert!(body["error_description"].is_string());
+
+    // However malformed or large, a token, header or cookie gets a 4xx, never a 5xx.
+    let huge = "a".repeat(20_000);
+    let garbage = [
+        "Bearer".to_owned(),
+        "Bearer ".to_owned(),
+        "Bearer a.b".to_owned(),
+        "Bearer a.b.c.d".to_owned(),
+        "Bearer !!!.$$$.%%%".to_owned(),
+        format!("Bearer {huge}"),
+        format!("Bearer {huge}.{huge}.{huge}"),
+        "Bearer eyJhbGciOiJub25lIn0.e30.".to_owned(),
+    ];
+    for value in &garbage {
+        let (status, _, _) = demo.get("/me", &[("authorization", value)]).await;
+        assert!((400..500).contains(&status), "{value:.40}: {status}");
+    }
+    for cookie in [format!("access_token={huge}"), "access_token=".to_owned(), "access_token=a.b.c".to_owned()] {
+        let (status, _, _) = demo.get("/me", &[("cookie", &cookie)]).await;
+        assert!((400..500).contains(&status), "{cookie:.40}: {status}");
+    }
+
+    // Logs, at debug level, never hold a token (nor its signature).
+    assert!(!demo.log().is_empty(), "the demo logged at debug level");
+    let log = demo.log();
+    for token in &tokens {
+        let signature = token.rsplit('.').next().unwrap();
+        assert!(!log.contains(token.as_str()) && !log.contains(signature), "a token was logged");
+    }
+    assert_eq!(demo.stop_with(Signal::INT).await, 0);
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// Polls `token` on `demos` until `until` has passed, every 20 ms; it must never get 200.
+async fn never_accepted(demos: &[&Demo], token: &str, until: Instant) {
+    while Instant::now() < until {
+        for demo in demos {
+            let (status, body) = demo.me(token).await;
+            assert_ne!(status, 200, "a revoked token was accepted: {body}");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Asks `demo` for `/me` with `token` until it answers `status`, for at most `within`; returns how long that
+/// took. Every other answer on the way must be one of `allowed`.
+async fn until_status(demo: &Demo, token: &str, status: u16, allowed: &[u16], within: Duration) -> Duration {
+    let started = Instant::now();
+    loop {
+        let (got, body) = demo.me(token).await;
+        if got == status {
+            return started.elapsed();
+        }
+        assert!(allowed.contains(&got), "unexpected {got}: {body}");
+        assert!(started.elapsed() < within, "no {status} within {within:?}; last {got}: {body}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn replicated_revocations_reach_every_instance_and_outages_never_admit_a_revoked_token() {
+    let key = TestKey::generate(Algorithm::HS256).with_kid("k");
+    let (dir, file) = jwks_file("replicated", &[&key]);
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let mut redis = RedisServer::start_persistent(port, &dir);
+    let stale = Duration::from_secs(2);
+    let vars = [
+        ("JWTGATE_JWKS_FILE", file),
+        ("JWTGATE_REDIS_URL", redis.url()),
+        ("JWTGATE_REDIS_MODE", "replicated".to_owned()),
+        ("JWTGATE_REDIS_STALE_SECS", stale.as_secs().to_string()),
+    ];
+    let vars: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let (a, b) = (Demo::start(&vars).await, Demo::start(&vars).await);
+    let token_with = |jti: &str| {
+        let mut claims = demo_claims();
+        claims["jti"] = json!(jti);
+        key.sign(&claims)
+    };
+    let (revoked, good) = (token_with("revoked"), token_with("good"));
+    // Each replica loads its snapshot before it answers from memory.
+    until_status(&a, &good, 200, &[503], Duration::from_secs(10)).await;
+    until_status(&b, &good, 200, &[503], Duration::from_secs(10)).await;
+
+    // A logout through one instance reaches the other.
+    assert_eq!(a.post("/logout", &revoked).await, 204);
+    assert_eq!(a.me(&revoked).await.0, 401, "at once on the instance that revoked it");
+    until_status(&b, &revoked, 401, &[200], Duration::from_secs(2)).await;
+    assert_eq!(b.me(&revoked).await.1["error_description"], "the token has been revoked");
+
+    // Redis is killed: each instance may answer from its replica for the staleness window, then 503; the
+    // revoked token is never accepted.
+    redis.stop();
+    let down = Instant::now();
+    let waited = until_status(&b, &good, 503, &[200], stale + Duration::from_secs(3)).await;
+    assert!(waited <= stale + Duration::from_secs(2), "answered from a stale replica for {waited:?}");
+    let (status, headers, _) = b.get("/me", &[("authorization", &format!("Bearer {good}"))]).await;
+    assert_eq!((status, headers["retry-after"].to_str().unwrap()), (503, "5"));
+    assert_eq!(b.post("/logout", &good).await, 503, "never 204 while the store is down");
+    assert_eq!(b.get("/me", &[]).await.0, 401, "a request without a token needs no store");
+    never_accepted(&[&a, &b], &revoked, down + stale + Duration::from_secs(1)).await;
+    // An instance started during the outage starts and answers 503 until it has its snapshot.
+    let c = Demo::start(&vars).await;
+    assert_eq!(c.me(&good).await.0, 503);
+
+    // Redis restarts: service resumes within 5 s, and the revocation made before the outage holds.
+    redis = RedisServer::start_persistent(port, &dir);
+    for demo in [&a, &b, &c] {
+        until_status(demo, &good, 200, &[503], Duration::from_secs(5)).await;
+        assert_eq!(demo.me(&revoked).await.0, 401);
+    }
+
+    // Redis stops answering (CLIENT PAUSE) without closing a connection: the same window, then 503.
+    let mut control = redis.connection().unwrap();
+    let pause = Duration::from_secs(6);
+    redis::cmd("CLIENT").arg("PAUSE").arg(pause.as_millis() as u64).arg("ALL").exec(&mut control).unwrap();
+    let paused = Instant::now();
+    let waited = until_status(&a, &good, 503, &[200], stale + Duration::from_secs(3)).await;
+    assert!(waited <= stale + Duration::from_secs(2), "answered from a stale replica for {waited:?}");
+    never_accepted(&[&a, &b, &c], &revoked, paused + stale + Duration::from_secs(1)).await;
+    for demo in [&a, &b, &c] {
+        until_status(demo, &good, 200, &[503], pause + Duration::from_secs(5)).await;
+        assert_eq!(demo.me(&revoked).await.0, 401);
+    }
+    for demo in [a, b, c] {
+        assert_eq!(demo.stop().await, 0);
+    }
+    drop(redis);
     std::fs::remove_dir_all(dir).unwrap();
 }

@@ -181,10 +181,11 @@ async fn run() -> Result<(), (u8, String)> {
         .await
         .map_err(|err| (EXIT_FAILURE, format!("cannot listen on {}: {err}", config.bind)))?;
     let addr = listener.local_addr().unwrap_or(config.bind);
+    // Listening for signals before `listening on` is logged, so that a signal sent right after it stops the
+    // server cleanly.
+    let shutdown = jwtgate_example_support::shutdown_signal()
+        .map_err(|err| (EXIT_FAILURE, format!("cannot listen for signals: {err}")))?;
     tracing::info!("listening on http://{addr}");
-    let shutdown = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
     let app = app(validator(keys.clone(), &config), keys);
     axum::serve(listener, app).with_graceful_shutdown(shutdown).await.map_err(|err| (EXIT_FAILURE, err.to_string()))
 }

@@ -22,6 +22,17 @@ async fn start(issuer: &str, audience: &str) -> (Child, String) {
     jwtgate_tests::start_listening(command).await
 }
 
+#[tokio::test]
+async fn a_signal_sent_the_moment_it_listens_stops_it_with_status_0() {
+    // Lazy keys: it listens at once, whether or not the (unreachable) provider ever answers.
+    jwtgate_tests::assert_stops_cleanly_on_signals(|| {
+        let mut command = example();
+        command.envs([("OIDC_ISSUER", "http://127.0.0.1:9/realm"), ("OIDC_AUDIENCE", "api"), ("BIND", "127.0.0.1:0")]);
+        command
+    })
+    .await;
+}
+
 async fn json_body(response: reqwest::Response) -> serde_json::Value {
     serde_json::from_str(&response.text().await.unwrap()).unwrap()
 }

@@ -25,6 +25,17 @@ fn request<T>(message: T, token: Option<&str>) -> tonic::Request<T> {
 }
 
 #[tokio::test]
+async fn a_signal_sent_the_moment_it_listens_stops_the_server_with_status_0() {
+    let secret = b64(TestKey::generate(Algorithm::HS256).secret().unwrap());
+    jwtgate_tests::assert_stops_cleanly_on_signals(|| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_orders-server"));
+        command.env("ORDERS_JWT_SECRET", &secret).env("ORDERS_ADDR", "127.0.0.1:0");
+        command
+    })
+    .await;
+}
+
+#[tokio::test]
 async fn the_service_authenticates_every_call_and_authorizes_delete() {
     let mut secret = [0u8; 32];
     secret.iter_mut().enumerate().for_each(|(i, b)| *b = (now() as u8).wrapping_mul(31).wrapping_add(i as u8));

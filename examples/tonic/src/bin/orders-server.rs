@@ -20,8 +20,14 @@ async fn main() -> ExitCode {
         eprintln!("orders-server: ORDERS_ADDR is not a socket address: {addr:?}");
         return ExitCode::from(2);
     };
-    let shutdown = async {
-        let _ = tokio::signal::ctrl_c().await;
+    // Listening for signals before `listening on` is printed, so that a signal sent right after it stops the
+    // server cleanly.
+    let shutdown = match jwtgate_example_support::shutdown_signal() {
+        Ok(shutdown) => shutdown,
+        Err(err) => {
+            eprintln!("orders-server: cannot listen for signals: {err}");
+            return ExitCode::FAILURE;
+        }
     };
     match jwtgate_example_tonic::serve(addr, validator, shutdown) {
         Ok((bound, server)) => {

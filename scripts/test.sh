@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# jwtgate's whole test run: formatting, lints (warnings are errors), then every test of the workspace.
-# This is the command the README names, and the one .ci/run calls. Whatever the tests need,
-# this script installs: redis-server, and node, npm and python3 for the interop fixtures.
+# jwtgate's whole test run: formatting; lints (warnings are errors) of every published crate on its own with
+# each of its features, and of every example on its own; the README's demo command as written; then every
+# test of the workspace. This is the command the README names, and the one .ci/run calls. Whatever the
+# tests need, this script installs: redis-server, curl, cargo-hack, and node, npm and python3 for the
+# interop fixtures.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -32,6 +34,7 @@ apt_install() {
 # venv; tests/interop/setup.sh then installs the packages into tests/interop (node_modules, .venv).
 need=()
 command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
+command -v curl >/dev/null 2>&1 || need+=(curl)
 command -v node >/dev/null 2>&1 || need+=(nodejs)
 command -v npm >/dev/null 2>&1 || need+=(npm)
 command -v python3 >/dev/null 2>&1 || need+=(python3)
@@ -44,12 +47,27 @@ fi
 echo "== installing the interop fixtures (tests/interop/setup.sh)"
 tests/interop/setup.sh
 
+# Users build one crate with the features they chose, never the workspace, whose build unifies features and
+# hides a missing one. cargo-hack checks each crate that way.
+if ! cargo hack --version >/dev/null 2>&1; then
+    echo "== installing cargo-hack"
+    cargo install --locked cargo-hack --version "^0.6" --quiet
+fi
+
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
 
-echo "== cargo clippy of the crates alone, optional features off (the workspace build turns them all on)"
-cargo clippy --locked -p jwtgate-tower -p jwtgate-axum -p jwtgate-jwks -p jwtgate-redis -p jwtgate-test -- -D warnings
-cargo clippy --locked -p jwtgate --no-default-features -- -D warnings
+echo "== cargo clippy of each published crate on its own: no features, its defaults, and each feature alone"
+cargo hack clippy --locked --workspace --ignore-private --each-feature -- -D warnings
+
+echo "== cargo clippy of each example on its own, as \`cargo run -p\` builds it"
+for example in $(cargo metadata --no-deps --format-version 1 --locked \
+    | python3 -c 'import json, sys; print(" ".join(p["name"] for p in json.load(sys.stdin)["packages"] if p["manifest_path"].split("/")[-3] == "examples"))'); do
+    cargo clippy --locked -p "$example" -- -D warnings
+done
+
+echo "== the README's demo command, as written"
+./scripts/readme-demo.sh
 
 echo "== cargo clippy (warnings are errors)"
 cargo clippy --workspace --all-targets --locked -- -D warnings

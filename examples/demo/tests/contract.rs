@@ -128,6 +128,7 @@ async fn with_no_configuration_it_prints_a_working_token_and_a_curl_line() {
     assert!(body["jti"].is_string() && body["exp"].as_i64().unwrap() > now() + 800);
     let (status, _, _) = demo.get("/health", &[]).await;
     assert_eq!(status, 200);
+    assert!(demo.log().contains("for development only"), "the ephemeral key is announced: {}", demo.log());
     assert_eq!(demo.stop().await, 0);
 }
 
@@ -352,6 +353,17 @@ async fn with_redis_a_logout_reaches_every_instance_and_an_outage_fails_closed()
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert_eq!(c.me(&token).await.0, 401, "the revocation made before the outage still holds");
+
+    // A store that does not answer within 2 s counts as down: 503, not a request held until it answers.
+    let mut control = _redis.connection().unwrap();
+    redis::cmd("CLIENT").arg("PAUSE").arg(6000).arg("ALL").exec(&mut control).unwrap();
+    let asked = Instant::now();
+    let (status, headers, _) = b.get("/me", &[("authorization", &format!("Bearer {other}"))]).await;
+    assert_eq!((status, headers["retry-after"].to_str().unwrap()), (503, "5"));
+    assert!(asked.elapsed() < Duration::from_secs(4), "answered after {:?}", asked.elapsed());
+    assert_eq!(b.post("/logout", &other).await, 503);
+    until_status(&b, &other, 200, &[503], Duration::from_secs(10)).await;
+    assert_eq!(b.me(&token).await.0, 401);
     for demo in [a, b, c] {
         assert_eq!(demo.stop().await, 0);
     }
@@ -425,16 +437,54 @@ async fn with_a_remote_jwks_it_listens_at_once_answers_503_until_the_keys_arrive
 }
 
 #[tokio::test]
-async fn remote_oct_keys_are_never_trusted() {
+async fn remote_oct_keys_and_keys_without_alg_are_never_trusted() {
     let remote = TestKey::generate(Algorithm::ES256).with_kid("e1");
     let secret = TestKey::generate(Algorithm::HS256).with_kid("h1");
-    let server = JwksServer::start(json!({ "keys": [remote.jwk(), secret.jwk()] })).await;
+    let no_alg = TestKey::generate(Algorithm::RS256).with_kid("r1");
+    let mut no_alg_jwk = no_alg.jwk();
+    no_alg_jwk.as_object_mut().unwrap().remove("alg");
+    let server = JwksServer::start(json!({ "keys": [remote.jwk(), secret.jwk(), no_alg_jwk] })).await;
     let demo = Demo::start(&[("JWTGATE_JWKS_URL", &server.jwks_url())]).await;
     until_accepted(&demo, &remote.sign(&demo_claims())).await;
-    assert_invalid_token(
-        demo.get("/me", &[("authorization", &format!("Bearer {}", secret.sign(&demo_claims())))]).await,
-        "the token's signing key is unknown",
-    );
+    for skipped in [&secret, &no_alg] {
+        assert_invalid_token(
+            demo.get("/me", &[("authorization", &format!("Bearer {}", skipped.sign(&demo_claims())))]).await,
+            "the token's signing key is unknown",
+        );
+    }
+    assert_eq!(demo.stop().await, 0);
+}
+
+#[tokio::test]
+async fn the_refresh_interval_and_the_cooldown_are_configurable() {
+    let key = TestKey::generate(Algorithm::ES256).with_kid("e1");
+    let server = JwksServer::start(json!({ "keys": [key.jwk()] })).await;
+    let demo = Demo::start(&[("JWTGATE_JWKS_URL", &server.jwks_url()), ("JWTGATE_JWKS_REFRESH_SECS", "1")]).await;
+    until_accepted(&demo, &key.sign(&demo_claims())).await;
+    // The background refresh runs every second.
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while server.fetches() < 3 {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .expect("three fetches within 10 s at a 1 s interval");
+    assert_eq!(demo.stop().await, 0);
+
+    // Unknown kids start one fetch per cooldown (the default refresh, 5 minutes, stays out of the way): the
+    // first one fetches, the next ones are refused at once.
+    let server = JwksServer::start(json!({ "keys": [key.jwk()] })).await;
+    let demo = Demo::start(&[("JWTGATE_JWKS_URL", &server.jwks_url()), ("JWTGATE_JWKS_COOLDOWN_SECS", "600")]).await;
+    until_accepted(&demo, &key.sign(&demo_claims())).await;
+    let fetches = server.fetches();
+    for kid in ["x1", "x2", "x3", "x4"] {
+        let stranger = TestKey::generate(Algorithm::ES256).with_kid(kid).sign(&demo_claims());
+        assert_invalid_token(
+            demo.get("/me", &[("authorization", &format!("Bearer {stranger}"))]).await,
+            "the token's signing key is unknown",
+        );
+    }
+    assert_eq!(server.fetches(), fetches + 1, "one fetch for four unknown kids");
     assert_eq!(demo.stop().await, 0);
 }
 
@@ -620,6 +670,14 @@ async fn its_token_rules_follow_the_contract() {
     assert_eq!((status, &body["jti"], &body["roles"]), (200, &Value::Null, &json!([])));
     tokens.push(token);
 
+    // A key accepts exactly its own `alg`: an ES256 token naming the RS256 key is refused.
+    let es256 = TestKey::generate(Algorithm::ES256);
+    let mismatch = es256.sign_raw(&json!({ "alg": "ES256", "kid": "k1" }).to_string(), &demo_claims().to_string());
+    assert_invalid_token(
+        demo.get("/me", &[("authorization", &bearer(&mismatch))]).await,
+        "the token's algorithm does not match its key",
+    );
+    tokens.push(mismatch);
     // A token is checked against the key its `kid` names only: signed by k2 but naming k1, it is refused.
     let impostor = other.sign_raw(&json!({ "alg": "RS256", "kid": "k1" }).to_string(), &demo_claims().to_string());
     assert_invalid_token(

@@ -11,7 +11,9 @@ echo "== cargo build --release -p jwtgate-demo (as the README says, on its own)"
 cargo build --release --locked -p jwtgate-demo
 bin=target/release/jwtgate-demo
 work="$(mktemp -d)"
-trap 'rm -rf "$work"' EXIT
+demo_pid=""
+# A failure never leaves a demo behind, holding its port.
+trap '[ -z "$demo_pid" ] || kill -KILL "$demo_pid" 2>/dev/null; rm -rf "$work"' EXIT
 
 fail() {
     echo "readme-demo.sh: $*" >&2
@@ -37,17 +39,20 @@ fi
 start_demo() {
     coproc DEMO { exec env "${unset_vars[@]}" "${addr_env[@]}" "$bin" 2>"$work/stderr"; }
     demo_pid=$DEMO_PID
+    # A copy of the pipe: bash drops DEMO once the demo exits, and a demo that dies at start must still be
+    # read to its end, and reported.
+    exec {demo_out}<&"${DEMO[0]}"
     token=""
     addr=""
     local line
-    while IFS= read -r -t 60 line <&"${DEMO[0]}"; do
+    while IFS= read -r -t 60 line <&"$demo_out"; do
         case "$line" in
             "listening on "*) addr="${line#listening on }"; return 0 ;;
             *.*.*" "*) ;;
             *.*.*) token="$line" ;;
         esac
     done
-    fail "the demo did not print 'listening on' within 60 s"
+    fail "the demo did not print 'listening on' within 60 s (or exited first)"
 }
 
 # Sends `signal` to the demo and checks that it exits with status 0 within 10 s.
@@ -60,6 +65,8 @@ stop_demo() {
     done
     kill -0 "$demo_pid" 2>/dev/null && fail "SIG$signal did not stop the demo within 10 s"
     wait "$demo_pid" || status=$?
+    demo_pid=""
+    exec {demo_out}<&-
     [ "$status" -eq 0 ] || fail "after SIG$signal the demo exited with status $status, not 0"
     echo "   SIG$signal: exit status 0"
 }

@@ -61,8 +61,10 @@ echo "== cargo clippy of each published crate on its own: no features, its defau
 cargo hack clippy --locked --workspace --ignore-private --each-feature -- -D warnings
 
 echo "== cargo clippy of each example on its own, as \`cargo run -p\` builds it"
-for example in $(cargo metadata --no-deps --format-version 1 --locked \
-    | python3 -c 'import json, sys; print(" ".join(p["name"] for p in json.load(sys.stdin)["packages"] if p["manifest_path"].split("/")[-3] == "examples"))'); do
+examples="$(cargo metadata --no-deps --format-version 1 --locked \
+    | python3 -c 'import json, sys; print(" ".join(p["name"] for p in json.load(sys.stdin)["packages"] if p["manifest_path"].split("/")[-3] == "examples"))')"
+[ -n "$examples" ] || { echo "scripts/test.sh: found no example to check" >&2; exit 1; }
+for example in $examples; do
     cargo clippy --locked -p "$example" -- -D warnings
 done
 

@@ -108,10 +108,14 @@ async fn a_cold_start_waits_for_the_first_fetch_and_poll_ready_never_waits() {
     server.set_fault(Fault::Delay(Duration::from_secs(1)));
     let keys = remote(&server).build().unwrap();
     assert!(!keys.is_ready());
-    let mut service =
-        Router::new().route("/me", get(|| async { "ok" })).layer(JwtAuthLayer::<Value>::new(validator(keys.clone())));
+    let mut service = tower::Layer::layer(
+        &JwtAuthLayer::<Value>::new(validator(keys.clone())),
+        tower::service_fn(|_: Request<Body>| async {
+            Ok::<_, std::convert::Infallible>(http::Response::new(Body::empty()))
+        }),
+    );
 
-    // `poll_ready` answers at once: the wait is in the response future, which is pending on the fetch.
+    // The layer's `poll_ready` answers at once: the wait is in the response future, pending on the fetch.
     let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
     assert!(tower::Service::<Request<Body>>::poll_ready(&mut service, &mut cx).is_ready());
     let request = |token: &str| {
@@ -158,6 +162,27 @@ async fn a_cold_start_answers_503_when_the_first_fetch_fails() {
     assert_ok(&app.bearer(&key.sign(&claims())).await);
 }
 
+/// A key source of your own with no keys, which offers no wait for them (`wait_for_keys`'s default).
+#[derive(Debug)]
+struct NoKeys;
+
+impl KeySource for NoKeys {
+    fn current(&self) -> Result<Arc<KeySet>, jwtgate::KeysUnavailable> {
+        Err(jwtgate::KeysUnavailable)
+    }
+
+    fn refresh_for(&self, _kid: &str) -> Option<jwtgate::PendingRefresh> {
+        None
+    }
+}
+
+#[tokio::test]
+async fn a_source_that_offers_no_wait_answers_503_at_once() {
+    let app = App::new(validator(TrustedKeys::from_source(NoKeys))).await;
+    assert_keys_unavailable(&app.bearer(&rs256("k1").sign(&claims())).await);
+    assert_keys_unavailable(&app.bearer(&es256("e1").sign(&claims())).await);
+}
+
 /// Bounds a test's wait for an answer that must come within `max_wait`, with room for a loaded machine.
 async fn within<T>(bound: Duration, answer: impl Future<Output = T>) -> (T, Duration) {
     let started = std::time::Instant::now();
@@ -166,7 +191,7 @@ async fn within<T>(bound: Duration, answer: impl Future<Output = T>) -> (T, Dura
 }
 
 #[tokio::test]
-async fn a_hanging_provider_holds_a_cold_request_no_longer_than_max_wait() {
+async fn a_hanging_provider_holds_a_cold_request_for_max_wait_then_answers_503() {
     let key = rs256("k1");
     let server = JwksServer::start(jwks(&[&key])).await;
     server.set_fault(Fault::Delay(Duration::from_secs(30)));
@@ -181,7 +206,7 @@ async fn a_hanging_provider_holds_a_cold_request_no_longer_than_max_wait() {
 }
 
 #[tokio::test]
-async fn an_unknown_kid_waits_for_a_hanging_provider_no_longer_than_max_wait() {
+async fn an_unknown_kid_waits_for_a_hanging_provider_for_max_wait_then_gets_503() {
     let (old, new) = (rs256("old"), rs256("new"));
     let server = JwksServer::start(jwks(&[&old])).await;
     let max_wait = Duration::from_millis(400);
@@ -584,8 +609,13 @@ async fn urls_that_keys_are_never_fetched_from_are_refused_at_once() {
     let err = RemoteKeySet::jwks("http://idp.example/jwks").build().unwrap_err();
     assert_eq!(
         err.to_string(),
-        "\"http://idp.example/jwks\" uses http; keys are fetched over https (plain http only to loopback)"
+        "http://idp.example/jwks uses http; keys are fetched over https (plain http only to loopback)"
     );
+    // A URL may carry credentials or a token in its query: an error never repeats them.
+    for url in ["http://user:s3cret@idp.example/jwks?token=s3cret", "ftp://user:s3cret@idp.example/?s3cret", "s3cret"] {
+        let err = RemoteKeySet::jwks(url).build().unwrap_err().to_string();
+        assert!(!err.contains("s3cret"), "{err}");
+    }
 }
 
 #[tokio::test]

@@ -196,14 +196,17 @@ pub(crate) fn read_discovery(body: &str, issuer: &str) -> Result<Url, String> {
 }
 
 /// Parses a URL jwtgate may fetch keys from: `https`, or `http` to a loopback address only, since keys
-/// fetched in clear text over a network could be anyone's.
+/// fetched in clear text over a network could be anyone's. An error shows the URL as [`Shown`] does (no
+/// credentials, no query), and an unparsable one not at all: it may hold a secret.
 pub(crate) fn parse_url(url: &str) -> Result<Url, String> {
-    let parsed = Url::parse(url).map_err(|err| format!("{url:?} is not a URL: {err}"))?;
+    let parsed = Url::parse(url).map_err(|err| format!("the URL is not valid: {err}"))?;
     match parsed.scheme() {
         "https" => Ok(parsed),
         "http" if is_loopback(&parsed) => Ok(parsed),
-        "http" => Err(format!("{url:?} uses http; keys are fetched over https (plain http only to loopback)")),
-        other => Err(format!("{url:?} has the scheme {other:?}; keys are fetched over https")),
+        "http" => {
+            Err(format!("{} uses http; keys are fetched over https (plain http only to loopback)", Shown(&parsed)))
+        }
+        other => Err(format!("{} has the scheme {other:?}; keys are fetched over https", Shown(&parsed))),
     }
 }
 

@@ -63,7 +63,7 @@ const MAX_RETRY_DELAY: Duration = Duration::from_secs(60);
 ///   (stale-while-error), optionally for at most [`max_staleness`](RemoteKeySetBuilder::max_staleness).
 ///   Failed fetches are retried after 1 s, 2 s, 4 s… up to a minute. Before the first success, and once the
 ///   keys are too stale, tokens that need them are answered 503 with `Retry-After`: at once when no fetch
-///   is running and the cooldown allows none, else once the fetch they wait for fails or `max_wait` passes.
+///   is running, else once the fetch they join fails or `max_wait` passes.
 ///
 /// Clones share the keys and the background task. The task stops when the last clone is dropped.
 #[derive(Clone)]
@@ -86,14 +86,12 @@ impl Drop for Handle {
 struct Shared {
     keys: ArcSwapOption<Snapshot>,
     config: Config,
-    /// Whether a fetch is running or asked for (`busy`), and how many have finished. The background task
-    /// wakes when an unknown `kid` sets `busy`; requests that wait for a fetch wait for `finished` to grow.
+    /// Whether a fetch is running or asked for (`busy`), and how many have finished. `busy` is set by the
+    /// timer, by an unknown `kid`, and from the start of a lazy build; requests that wait for a fetch wait
+    /// for `finished` to grow.
     flight: watch::Sender<Flight>,
     /// When an unknown `kid` last started a fetch, in milliseconds since `started` (`u64::MAX`: never).
     last_kid_fetch: AtomicU64,
-    /// When a request that found no keys at all last started a fetch, likewise. Kept apart, so that a fetch
-    /// started for want of any keys never holds back the one a rotated-in `kid` needs.
-    last_keyless_fetch: AtomicU64,
     started: Instant,
     /// The issuer, when the keys come from discovery.
     issuer: Option<String>,
@@ -320,7 +318,6 @@ impl RemoteKeySetBuilder {
             config,
             flight: watch::Sender::new(Flight::default()),
             last_kid_fetch: AtomicU64::new(u64::MAX),
-            last_keyless_fetch: AtomicU64::new(u64::MAX),
             started: Instant::now(),
             issuer,
         });
@@ -391,8 +388,9 @@ async fn refresh_loop(shared: Arc<Shared>, mut state: TaskState, first_delay: Du
     let mut delay = first_delay;
     let mut flight = shared.flight.subscribe();
     loop {
-        // `refresh_for` sets `busy` for an unknown `kid`; otherwise the timer does. Either way one fetch
-        // follows, and requests that see `busy` wait for it rather than start another.
+        // `refresh_for` sets `busy` for an unknown `kid`, and a lazy build for the first fetch; otherwise the
+        // timer does. Either way one fetch follows, and requests that see `busy` wait for it rather than
+        // start another.
         let asked = tokio::time::timeout(delay, flight.wait_for(|flight| flight.busy)).await.is_ok();
         if !asked {
             shared.flight.send_modify(|flight| flight.busy = true);
@@ -524,9 +522,10 @@ impl Shared {
         Ok(snapshot.keys.clone())
     }
 
-    /// A wait for the running fetch, or for one started now if the cooldown allows it; `None` otherwise. The
-    /// wait ends with the fetch, or after `max_wait`, whichever comes first.
-    fn join_fetch(&self, last_started: &AtomicU64, reason: &dyn fmt::Debug) -> Option<PendingRefresh> {
+    /// A wait for the running fetch, or, with `may_start`, for one started now if the unknown `kid`s'
+    /// cooldown allows it; `None` otherwise. The wait ends with the fetch, or after `max_wait`, whichever
+    /// comes first.
+    fn join_fetch(&self, may_start: bool, reason: &dyn fmt::Debug) -> Option<PendingRefresh> {
         let mut wait_past = None;
         let mut start = false;
         self.flight.send_if_modified(|flight| {
@@ -534,7 +533,7 @@ impl Shared {
                 // Single flight: join the fetch that is running.
                 wait_past = Some(flight.finished);
                 false
-            } else if self.take_cooldown(last_started) {
+            } else if may_start && self.take_cooldown() {
                 flight.busy = true;
                 start = true;
                 wait_past = Some(flight.finished);
@@ -551,22 +550,26 @@ impl Shared {
         let max_wait = self.config.max_wait;
         Some(Box::pin(async move {
             // Ends when the fetch does (or the set is dropped), or when the request has waited long enough.
-            match tokio::time::timeout(max_wait, flight.wait_for(|flight| flight.finished > finished)).await {
-                Ok(_) => RefreshOutcome::Finished,
-                Err(_) => RefreshOutcome::TimedOut,
+            let ended =
+                tokio::time::timeout(max_wait, flight.wait_for(|flight| flight.finished > finished)).await.is_ok();
+            // A fetch that ended just as the bound passed counts as finished: its keys decide.
+            if ended || flight.borrow().finished > finished {
+                RefreshOutcome::Finished
+            } else {
+                RefreshOutcome::TimedOut
             }
         }))
     }
 
-    /// Whether a request may start a fetch now, and if so, records that it did.
-    fn take_cooldown(&self, last_started: &AtomicU64) -> bool {
+    /// Whether an unknown `kid` may start a fetch now, and if so, records that it did.
+    fn take_cooldown(&self) -> bool {
         let now = u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX - 1);
         let cooldown = u64::try_from(self.config.cooldown.as_millis()).unwrap_or(u64::MAX);
-        let last = last_started.load(Ordering::Acquire);
+        let last = self.last_kid_fetch.load(Ordering::Acquire);
         if last != u64::MAX && now.saturating_sub(last) < cooldown {
             return false;
         }
-        last_started.compare_exchange(last, now, Ordering::AcqRel, Ordering::Acquire).is_ok()
+        self.last_kid_fetch.compare_exchange(last, now, Ordering::AcqRel, Ordering::Acquire).is_ok()
     }
 }
 
@@ -576,16 +579,13 @@ impl KeySource for RemoteKeySet {
     }
 
     fn refresh_for(&self, kid: &str) -> Option<PendingRefresh> {
-        let shared = &self.handle.shared;
-        shared.join_fetch(
-            &shared.last_kid_fetch,
-            &format_args!("unknown kid {:?}", kid.chars().take(64).collect::<String>()),
-        )
+        self.handle.shared.join_fetch(true, &format_args!("unknown kid {:?}", kid.chars().take(64).collect::<String>()))
     }
 
     fn wait_for_keys(&self) -> Option<PendingRefresh> {
-        let shared = &self.handle.shared;
-        shared.join_fetch(&shared.last_keyless_fetch, &"no keys yet")
+        // Only a fetch under way is joined (the first one, or a retry): while the provider fails, its retries
+        // back off, and requests never add fetches of their own.
+        self.handle.shared.join_fetch(false, &"no keys yet")
     }
 }
 

@@ -20,6 +20,8 @@ struct Demo {
     stdout: Vec<String>,
     /// Everything the demo has logged so far (it logs to stderr), read as it comes so that it never blocks.
     stderr: Arc<Mutex<String>>,
+    /// The task that reads it: it ends once the demo has exited and the log is whole.
+    log_reader: tokio::task::JoinHandle<()>,
 }
 
 impl Demo {
@@ -34,7 +36,7 @@ impl Demo {
         let stderr = Arc::new(Mutex::new(String::new()));
         let mut log = BufReader::new(child.stderr.take().unwrap()).lines();
         let sink = stderr.clone();
-        tokio::spawn(async move {
+        let log_reader = tokio::spawn(async move {
             while let Ok(Some(line)) = log.next_line().await {
                 let mut sink = sink.lock().unwrap();
                 sink.push_str(&line);
@@ -54,7 +56,7 @@ impl Demo {
         })
         .await
         .expect("demo did not start");
-        Self { child, base: format!("http://{addr}"), stdout, stderr }
+        Self { child, base: format!("http://{addr}"), stdout, stderr, log_reader }
     }
 
     async fn get(&self, path: &str, headers: &[(&str, &str)]) -> (u16, reqwest::header::HeaderMap, Value) {
@@ -79,11 +81,20 @@ impl Demo {
 
     /// Sends `signal` and returns the exit status; a process ended by the signal itself has
     /// none, and fails the test.
-    async fn stop_with(mut self, signal: Signal) -> i32 {
+    async fn stop_with(self, signal: Signal) -> i32 {
+        self.stop_and_log(signal).await.0
+    }
+
+    /// Sends `signal`, and returns the exit status and the whole log, read to its end.
+    async fn stop_and_log(mut self, signal: Signal) -> (i32, String) {
         let pid = Pid::from_raw(i32::try_from(self.child.id().unwrap()).unwrap()).unwrap();
         rustix::process::kill_process(pid, signal).unwrap();
         let status = tokio::time::timeout(Duration::from_secs(10), self.child.wait()).await.unwrap().unwrap();
-        status.code().unwrap_or_else(|| panic!("{signal:?} killed the demo instead of stopping it: {status:?}"))
+        let code =
+            status.code().unwrap_or_else(|| panic!("{signal:?} killed the demo instead of stopping it: {status:?}"));
+        tokio::time::timeout(Duration::from_secs(10), self.log_reader).await.unwrap().unwrap();
+        let log = self.stderr.lock().unwrap().clone();
+        (code, log)
     }
 
     /// What the demo has logged so far.
@@ -356,13 +367,13 @@ async fn with_redis_a_logout_reaches_every_instance_and_an_outage_fails_closed()
 
     // A store that does not answer within 2 s counts as down: 503, not a request held until it answers.
     let mut control = _redis.connection().unwrap();
-    redis::cmd("CLIENT").arg("PAUSE").arg(6000).arg("ALL").exec(&mut control).unwrap();
+    redis::cmd("CLIENT").arg("PAUSE").arg(10_000).arg("ALL").exec(&mut control).unwrap();
     let asked = Instant::now();
     let (status, headers, _) = b.get("/me", &[("authorization", &format!("Bearer {other}"))]).await;
     assert_eq!((status, headers["retry-after"].to_str().unwrap()), (503, "5"));
     assert!(asked.elapsed() < Duration::from_secs(4), "answered after {:?}", asked.elapsed());
     assert_eq!(b.post("/logout", &other).await, 503);
-    until_status(&b, &other, 200, &[503], Duration::from_secs(10)).await;
+    until_status(&b, &other, 200, &[503], Duration::from_secs(15)).await;
     assert_eq!(b.me(&token).await.0, 401);
     for demo in [a, b, c] {
         assert_eq!(demo.stop().await, 0);
@@ -471,20 +482,31 @@ async fn the_refresh_interval_and_the_cooldown_are_configurable() {
     .expect("three fetches within 10 s at a 1 s interval");
     assert_eq!(demo.stop().await, 0);
 
-    // Unknown kids start one fetch per cooldown (the default refresh, 5 minutes, stays out of the way): the
-    // first one fetches, the next ones are refused at once.
+    // Unknown kids start one fetch per cooldown (the default refresh, 5 minutes, stays out of the way): with
+    // a 1 s cooldown, the first one fetches, the next is refused at once, and one after the cooldown (which
+    // the default 10 s would still hold back) fetches again.
     let server = JwksServer::start(json!({ "keys": [key.jwk()] })).await;
-    let demo = Demo::start(&[("JWTGATE_JWKS_URL", &server.jwks_url()), ("JWTGATE_JWKS_COOLDOWN_SECS", "600")]).await;
+    let demo = Demo::start(&[("JWTGATE_JWKS_URL", &server.jwks_url()), ("JWTGATE_JWKS_COOLDOWN_SECS", "1")]).await;
     until_accepted(&demo, &key.sign(&demo_claims())).await;
-    let fetches = server.fetches();
-    for kid in ["x1", "x2", "x3", "x4"] {
+    let running = &demo;
+    let unknown = |kid: &str| {
         let stranger = TestKey::generate(Algorithm::ES256).with_kid(kid).sign(&demo_claims());
-        assert_invalid_token(
-            demo.get("/me", &[("authorization", &format!("Bearer {stranger}"))]).await,
-            "the token's signing key is unknown",
-        );
-    }
-    assert_eq!(server.fetches(), fetches + 1, "one fetch for four unknown kids");
+        async move {
+            assert_invalid_token(
+                running.get("/me", &[("authorization", &format!("Bearer {stranger}"))]).await,
+                "the token's signing key is unknown",
+            )
+        }
+    };
+    let fetches = server.fetches();
+    unknown("x1").await;
+    let first = Instant::now();
+    unknown("x2").await;
+    assert_eq!(server.fetches(), fetches + 1, "one fetch for two unknown kids within the cooldown");
+    // Let the configured cooldown pass: the time itself is what is tested.
+    tokio::time::sleep(Duration::from_millis(1200).saturating_sub(first.elapsed())).await;
+    unknown("x3").await;
+    assert_eq!(server.fetches(), fetches + 2, "the next unknown kid after the cooldown fetches again");
     assert_eq!(demo.stop().await, 0);
 }
 
@@ -611,6 +633,8 @@ async fn a_cold_start_serves_the_first_request_with_the_keys_of_the_first_fetch(
     // A provider that answers in about a second: the first request arrives while the first fetch runs.
     server.set_fault(Fault::Delay(Duration::from_secs(1)));
     let demo = Demo::start(&[("JWTGATE_JWKS_URL", &server.jwks_url())]).await;
+    // The first fetch has not been answered yet: the request below can only be served by waiting for it.
+    assert!(server.in_flight() == 1 || server.fetches() == 0, "the first fetch is still running");
     let (status, body) = demo.me(&key.sign(&demo_claims())).await;
     assert_eq!((status, &body["sub"]), (200, &json!("alice")), "{body}");
     assert_eq!(server.fetches(), 1, "the request joined the first fetch");
@@ -618,7 +642,7 @@ async fn a_cold_start_serves_the_first_request_with_the_keys_of_the_first_fetch(
 }
 
 #[tokio::test]
-async fn a_provider_that_hangs_gets_a_cold_request_its_503_within_5_s() {
+async fn a_provider_that_hangs_holds_a_cold_request_5_s_at_most_then_503() {
     let key = TestKey::generate(Algorithm::ES256).with_kid("e1");
     let server = JwksServer::start(json!({ "keys": [key.jwk()] })).await;
     server.set_fault(Fault::Delay(Duration::from_secs(60)));
@@ -744,14 +768,14 @@ async fn its_token_rules_follow_the_contract() {
         assert!((400..500).contains(&status), "{cookie:.40}: {status}");
     }
 
-    // Logs, at debug level, never hold a token (nor its signature).
-    assert!(!demo.log().is_empty(), "the demo logged at debug level");
-    let log = demo.log();
+    // Logs, at debug level, never hold a token (nor its signature): read once the demo has exited.
+    let (code, log) = demo.stop_and_log(Signal::INT).await;
+    assert_eq!(code, 0);
+    assert!(log.contains("jwtgate: request not authenticated"), "the demo logged its refusals at debug level");
     for token in &tokens {
         let signature = token.rsplit('.').next().unwrap();
         assert!(!log.contains(token.as_str()) && !log.contains(signature), "a token was logged");
     }
-    assert_eq!(demo.stop_with(Signal::INT).await, 0);
     std::fs::remove_dir_all(dir).unwrap();
 }
 

@@ -69,8 +69,13 @@ impl Demo {
         response.unwrap().status().as_u16()
     }
 
+    /// `GET /me` with `token` as a bearer token: the status, the headers and the body.
+    async fn bearer_me(&self, token: &str) -> (u16, reqwest::header::HeaderMap, Value) {
+        self.get("/me", &[("authorization", &format!("Bearer {token}"))]).await
+    }
+
     async fn me(&self, token: &str) -> (u16, Value) {
-        let (status, _, body) = self.get("/me", &[("authorization", &format!("Bearer {token}"))]).await;
+        let (status, _, body) = self.bearer_me(token).await;
         (status, body)
     }
 
@@ -348,7 +353,7 @@ async fn with_redis_a_logout_reaches_every_instance_and_an_outage_fails_closed()
     assert_eq!((a.me(&token).await.0, b.me(&token).await.0), (401, 401), "revoked on every instance");
 
     redis.stop();
-    let (status, headers, _) = b.get("/me", &[("authorization", &format!("Bearer {other}"))]).await;
+    let (status, headers, _) = b.bearer_me(&other).await;
     assert_eq!(status, 503, "never 200 for an unchecked token");
     assert!(headers.contains_key("retry-after"));
     assert_eq!(b.post("/logout", &other).await, 503, "never 204 while the store is down");
@@ -369,7 +374,7 @@ async fn with_redis_a_logout_reaches_every_instance_and_an_outage_fails_closed()
     let mut control = _redis.connection().unwrap();
     redis::cmd("CLIENT").arg("PAUSE").arg(10_000).arg("ALL").exec(&mut control).unwrap();
     let asked = Instant::now();
-    let (status, headers, _) = b.get("/me", &[("authorization", &format!("Bearer {other}"))]).await;
+    let (status, headers, _) = b.bearer_me(&other).await;
     assert_eq!((status, headers["retry-after"].to_str().unwrap()), (503, "5"));
     assert!(asked.elapsed() < Duration::from_secs(4), "answered after {:?}", asked.elapsed());
     assert_eq!(b.post("/logout", &other).await, 503);
@@ -440,10 +445,7 @@ async fn with_a_remote_jwks_it_listens_at_once_answers_503_until_the_keys_arrive
 
     // An unknown kid is refused.
     let stranger = TestKey::generate(Algorithm::RS256).with_kid("r3");
-    assert_invalid_token(
-        demo.get("/me", &[("authorization", &format!("Bearer {}", stranger.sign(&demo_claims())))]).await,
-        "the token's signing key is unknown",
-    );
+    assert_invalid_token(demo.bearer_me(&stranger.sign(&demo_claims())).await, "the token's signing key is unknown");
     assert_eq!(demo.stop().await, 0);
 }
 
@@ -458,10 +460,7 @@ async fn remote_oct_keys_and_keys_without_alg_are_never_trusted() {
     let demo = Demo::start(&[("JWTGATE_JWKS_URL", &server.jwks_url())]).await;
     until_accepted(&demo, &remote.sign(&demo_claims())).await;
     for skipped in [&secret, &no_alg] {
-        assert_invalid_token(
-            demo.get("/me", &[("authorization", &format!("Bearer {}", skipped.sign(&demo_claims())))]).await,
-            "the token's signing key is unknown",
-        );
+        assert_invalid_token(demo.bearer_me(&skipped.sign(&demo_claims())).await, "the token's signing key is unknown");
     }
     assert_eq!(demo.stop().await, 0);
 }
@@ -491,12 +490,7 @@ async fn the_refresh_interval_and_the_cooldown_are_configurable() {
     let running = &demo;
     let unknown = |kid: &str| {
         let stranger = TestKey::generate(Algorithm::ES256).with_kid(kid).sign(&demo_claims());
-        async move {
-            assert_invalid_token(
-                running.get("/me", &[("authorization", &format!("Bearer {stranger}"))]).await,
-                "the token's signing key is unknown",
-            )
-        }
+        async move { assert_invalid_token(running.bearer_me(&stranger).await, "the token's signing key is unknown") }
     };
     let fetches = server.fetches();
     unknown("x1").await;
@@ -520,10 +514,7 @@ async fn with_an_oidc_issuer_it_discovers_the_keys_and_requires_that_issuer() {
     claims["iss"] = json!(issuer);
     until_accepted(&demo, &key.sign(&claims)).await;
     assert_eq!(server.discoveries(), 1);
-    assert_invalid_token(
-        demo.get("/me", &[("authorization", &format!("Bearer {}", key.sign(&demo_claims())))]).await,
-        "the token's issuer is not accepted",
-    );
+    assert_invalid_token(demo.bearer_me(&key.sign(&demo_claims())).await, "the token's issuer is not accepted");
     assert_eq!(demo.stop().await, 0);
 }
 
@@ -544,7 +535,7 @@ async fn a_discovery_document_for_another_issuer_is_never_trusted() {
     })
     .await
     .unwrap();
-    let (status, headers, body) = demo.get("/me", &[("authorization", &format!("Bearer {}", key.sign(&claims)))]).await;
+    let (status, headers, body) = demo.bearer_me(&key.sign(&claims)).await;
     assert_eq!((status, headers["retry-after"].to_str().unwrap()), (503, "5"));
     assert!(headers.get("www-authenticate").is_none());
     assert_eq!(
@@ -648,12 +639,9 @@ async fn a_provider_that_hangs_holds_a_cold_request_5_s_at_most_then_503() {
     server.set_fault(Fault::Delay(Duration::from_secs(60)));
     let demo = Demo::start(&[("JWTGATE_JWKS_URL", &server.jwks_url())]).await;
     let started = Instant::now();
-    let answer = tokio::time::timeout(
-        Duration::from_secs(8),
-        demo.get("/me", &[("authorization", &format!("Bearer {}", key.sign(&demo_claims())))]),
-    )
-    .await
-    .expect("answered within the bound");
+    let answer = tokio::time::timeout(Duration::from_secs(8), demo.bearer_me(&key.sign(&demo_claims())))
+        .await
+        .expect("answered within the bound");
     assert_eq!((answer.0, answer.1["retry-after"].to_str().unwrap()), (503, "5"));
     assert!(started.elapsed() >= Duration::from_secs(5), "it waited for the fetch first: {:?}", started.elapsed());
     assert_eq!(
@@ -697,17 +685,11 @@ async fn its_token_rules_follow_the_contract() {
     // A key accepts exactly its own `alg`: an ES256 token naming the RS256 key is refused.
     let es256 = TestKey::generate(Algorithm::ES256);
     let mismatch = es256.sign_raw(&json!({ "alg": "ES256", "kid": "k1" }).to_string(), &demo_claims().to_string());
-    assert_invalid_token(
-        demo.get("/me", &[("authorization", &bearer(&mismatch))]).await,
-        "the token's algorithm does not match its key",
-    );
+    assert_invalid_token(demo.bearer_me(&mismatch).await, "the token's algorithm does not match its key");
     tokens.push(mismatch);
     // A token is checked against the key its `kid` names only: signed by k2 but naming k1, it is refused.
     let impostor = other.sign_raw(&json!({ "alg": "RS256", "kid": "k1" }).to_string(), &demo_claims().to_string());
-    assert_invalid_token(
-        demo.get("/me", &[("authorization", &bearer(&impostor))]).await,
-        "the token's signature is invalid",
-    );
+    assert_invalid_token(demo.bearer_me(&impostor).await, "the token's signature is invalid");
     tokens.push(impostor);
 
     // Required claims, and registered claims of the wrong type (null included), are refused as invalid.
@@ -730,7 +712,7 @@ async fn its_token_rules_follow_the_contract() {
             None => drop(claims.as_object_mut().unwrap().remove(claim)),
         }
         let token = key.sign(&claims);
-        assert_invalid_token(demo.get("/me", &[("authorization", &bearer(&token))]).await, description);
+        assert_invalid_token(demo.bearer_me(&token).await, description);
         tokens.push(token);
     }
 
@@ -842,7 +824,7 @@ async fn replicated_revocations_reach_every_instance_and_outages_never_admit_a_r
     let down = Instant::now();
     let waited = until_status(&b, &good, 503, &[200], stale + Duration::from_secs(3)).await;
     assert!(waited <= stale + Duration::from_secs(2), "answered from a stale replica for {waited:?}");
-    let (status, headers, _) = b.get("/me", &[("authorization", &format!("Bearer {good}"))]).await;
+    let (status, headers, _) = b.bearer_me(&good).await;
     assert_eq!((status, headers["retry-after"].to_str().unwrap()), (503, "5"));
     assert_eq!(b.post("/logout", &good).await, 503, "never 204 while the store is down");
     assert_eq!(b.get("/me", &[]).await.0, 401, "a request without a token needs no store");

@@ -106,6 +106,7 @@ impl Answer {
         );
         assert_eq!(self.body, json!({ "error": "invalid_token", "error_description": description }));
         assert_eq!(self.header("content-type"), Some("application/json"));
+        assert_eq!(self.header("cache-control"), Some("no-store"), "a refusal is never cached");
     }
 
     /// 401 with a bare `WWW-Authenticate: Bearer` challenge.
@@ -114,6 +115,7 @@ impl Answer {
         assert_eq!(self.status, 401, "body {}", self.body);
         assert_eq!(self.header("www-authenticate"), Some("Bearer"));
         assert_eq!(self.body, json!({ "error": "unauthorized", "error_description": "no bearer token was sent" }));
+        assert_eq!(self.header("cache-control"), Some("no-store"), "a refusal is never cached");
     }
 
     /// 503 with `Retry-After: 5`, no challenge, and `temporarily_unavailable` with `description`.
@@ -123,6 +125,7 @@ impl Answer {
         assert_eq!(self.header("retry-after"), Some("5"));
         assert_eq!(self.header("www-authenticate"), None);
         assert_eq!(self.body, json!({ "error": "temporarily_unavailable", "error_description": description }));
+        assert_eq!(self.header("cache-control"), Some("no-store"), "a refusal is never cached");
     }
 }
 
@@ -223,7 +226,16 @@ impl Drop for RedisServer {
 /// Starts `command` (an example's binary) with its stdout and log on pipes, and waits up to 30 s for the line
 /// `listening on <url>` on either. Returns the process, killed when dropped, and the URL. The rest of both
 /// is drained, so the process never blocks on a full pipe.
-pub async fn start_listening(mut command: tokio::process::Command) -> (tokio::process::Child, String) {
+pub async fn start_listening(command: tokio::process::Command) -> (tokio::process::Child, String) {
+    let (child, url, _) = start_listening_with_log(command).await;
+    (child, url)
+}
+
+/// [`start_listening`], which also returns every line the binary wrote before `listening on`, on either
+/// stream.
+pub async fn start_listening_with_log(
+    mut command: tokio::process::Command,
+) -> (tokio::process::Child, String, Vec<String>) {
     use tokio::io::{AsyncBufReadExt, AsyncRead};
     let mut child = command
         .env_remove("RUST_LOG")
@@ -232,24 +244,31 @@ pub async fn start_listening(mut command: tokio::process::Command) -> (tokio::pr
         .kill_on_drop(true)
         .spawn()
         .expect("the binary starts");
-    let (found, mut listening) = tokio::sync::mpsc::unbounded_channel();
+    // Every line goes through one channel, in the order each stream wrote it, until `listening on`.
+    let (found, mut lines) = tokio::sync::mpsc::unbounded_channel();
     fn drain(stream: impl AsyncRead + Unpin + Send + 'static, found: tokio::sync::mpsc::UnboundedSender<String>) {
         let mut lines = tokio::io::BufReader::new(stream).lines();
         tokio::spawn(async move {
             while let Ok(Some(line)) = lines.next_line().await {
-                if let Some(at) = line.find("listening on ") {
-                    let _ = found.send(line[at + "listening on ".len()..].trim().to_owned());
-                }
+                let _ = found.send(line);
             }
         });
     }
     drain(child.stdout.take().expect("piped stdout"), found.clone());
     drain(child.stderr.take().expect("piped stderr"), found);
-    let url = tokio::time::timeout(Duration::from_secs(30), listening.recv())
-        .await
-        .expect("the binary was listening within 30 s")
-        .expect("the binary exited before listening");
-    (child, url)
+    let mut log = Vec::new();
+    let url = tokio::time::timeout(Duration::from_secs(30), async {
+        loop {
+            let line = lines.recv().await.expect("the binary exited before listening");
+            if let Some(at) = line.find("listening on ") {
+                return line[at + "listening on ".len()..].trim().to_owned();
+            }
+            log.push(line);
+        }
+    })
+    .await
+    .expect("the binary was listening within 30 s");
+    (child, url, log)
 }
 
 pub use rustix::process::Signal;

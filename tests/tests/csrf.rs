@@ -4,11 +4,13 @@
 #![allow(clippy::unwrap_used, reason = "test helpers fail the test on unexpected errors")]
 
 use axum::Router;
-use axum::routing::post;
+use axum::extract::WebSocketUpgrade;
+use axum::routing::{get, post};
 use http::HeaderName;
 use jwtgate::{Algorithm, Csrf, JwtAuthLayer, KeySet, TokenSource, TokenSources, Validator};
 use jwtgate_tests::{AUDIENCE, ISSUER, TestKey, claims, serve};
 use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 struct App {
     base: String,
@@ -27,7 +29,11 @@ impl App {
             None => TokenSource::cookie("session"),
         };
         let layer = JwtAuthLayer::<Value>::new(validator).sources(TokenSources::new([TokenSource::bearer(), cookie]));
-        let router = Router::new().route("/do", post(|| async { "done" }).get(|| async { "read" })).layer(layer);
+        let websocket = |ws: WebSocketUpgrade| async move { ws.on_upgrade(|_| async {}) };
+        let router = Router::new()
+            .route("/do", post(|| async { "done" }).get(|| async { "read" }))
+            .route("/ws", get(websocket))
+            .layer(layer);
         Self { base: format!("http://{}", serve(router).await), token: key.sign(&claims()) }
     }
 
@@ -47,6 +53,43 @@ impl App {
 
     fn own_origin(&self) -> String {
         self.base.clone()
+    }
+
+    /// Opens a WebSocket on `/ws` as a browser does, over a raw HTTP/1.1 connection: the handshake with the
+    /// session cookie and `headers`. Answers the status, and the body of a refusal (`Connection: close`).
+    async fn websocket(&self, headers: &[(&str, &str)]) -> (u16, String) {
+        let host = self.base.trim_start_matches("http://");
+        let mut handshake = format!(
+            "GET /ws HTTP/1.1\r\nhost: {host}\r\nconnection: Upgrade\r\nupgrade: websocket\r\n\
+             sec-websocket-version: 13\r\nsec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+             cookie: session={}\r\n",
+            self.token
+        );
+        for (name, value) in headers {
+            handshake.push_str(&format!("{name}: {value}\r\n"));
+        }
+        handshake.push_str("\r\n");
+        let mut stream = tokio::net::TcpStream::connect(host).await.unwrap();
+        stream.write_all(handshake.as_bytes()).await.unwrap();
+        let mut answer = Vec::new();
+        let mut buf = [0u8; 4096];
+        // Read the head (a 101 leaves the connection open), then a refusal's body to its length.
+        loop {
+            let read = stream.read(&mut buf).await.unwrap();
+            answer.extend_from_slice(&buf[..read]);
+            let text = String::from_utf8_lossy(&answer).into_owned();
+            if let Some((head, body)) = text.split_once("\r\n\r\n") {
+                let status = head[9..12].parse().unwrap();
+                let length = head
+                    .lines()
+                    .find_map(|line| line.to_ascii_lowercase().strip_prefix("content-length: ").map(str::to_owned))
+                    .map_or(0, |length| length.trim().parse().unwrap());
+                if body.len() >= length || read == 0 {
+                    return (status, body.to_owned());
+                }
+            }
+            assert!(read > 0, "the connection closed before an answer: {text}");
+        }
     }
 }
 
@@ -151,6 +194,57 @@ async fn double_submit_needs_the_header_to_match_the_cookie() {
         let (status, headers) = (response.status().as_u16(), response.headers().clone());
         assert_refused((status, headers, response.text().await.unwrap()), what);
     }
+}
+
+#[tokio::test]
+async fn a_websocket_handshake_is_checked_like_an_unsafe_request() {
+    // Regression (issue 17): a WebSocket handshake is a GET, and passed as a safe method, so another site
+    // could open a cookie-authenticated WebSocket (cross-site WebSocket hijacking).
+    let refused =
+        json!({ "error": "csrf_rejected", "error_description": "the request's origin may not use the session cookie" });
+    let app = App::start(None).await;
+    let own = app.own_origin();
+    let cross_site =
+        [("origin", "https://evil.test"), ("sec-fetch-site", "cross-site"), ("sec-fetch-mode", "websocket")];
+    let (status, body) = app.websocket(&cross_site).await;
+    assert_eq!((status, serde_json::from_str::<Value>(&body).unwrap()), (403, refused.clone()), "another site");
+    let sibling =
+        [("origin", "https://sibling.example"), ("sec-fetch-site", "same-site"), ("sec-fetch-mode", "websocket")];
+    assert_eq!(app.websocket(&sibling).await.0, 403, "a sibling subdomain");
+    assert_eq!(app.websocket(&[("origin", "https://evil.test")]).await.0, 403, "another Origin, no fetch metadata");
+    let same = [("origin", own.as_str()), ("sec-fetch-site", "same-origin"), ("sec-fetch-mode", "websocket")];
+    assert_eq!(app.websocket(&same).await.0, 101, "the app's own page");
+    assert_eq!(app.websocket(&[("origin", own.as_str())]).await.0, 101, "Origin is the host, no fetch metadata");
+    assert_eq!(app.websocket(&[]).await.0, 101, "not a browser");
+
+    // Double submit: a browser cannot add the header to a handshake, so the origin decides.
+    let app = App::start(Some(Csrf::double_submit("csrf", HeaderName::from_static("x-csrf-token")))).await;
+    let (status, body) = app.websocket(&cross_site).await;
+    assert_eq!((status, serde_json::from_str::<Value>(&body).unwrap()), (403, refused), "double submit, another site");
+    let own = app.own_origin();
+    let same = [("origin", own.as_str()), ("sec-fetch-site", "same-origin"), ("sec-fetch-mode", "websocket")];
+    assert_eq!(app.websocket(&same).await.0, 101, "double submit, the app's own page");
+}
+
+#[tokio::test]
+async fn over_http2_the_origin_is_compared_with_the_authority() {
+    // Regression (issue 17): without fetch metadata, `Origin` was compared with `Host` only, which HTTP/2
+    // requests do not carry (`:authority` instead): a same-origin request got a false 403.
+    let app = App::start(None).await;
+    let client = reqwest::Client::builder().http2_prior_knowledge().build().unwrap();
+    let post = |origin: &str| {
+        client
+            .post(format!("{}/do", app.base))
+            .header("cookie", format!("session={}", app.token))
+            .header("origin", origin)
+            .send()
+    };
+    let response = post(&app.own_origin()).await.unwrap();
+    assert_eq!(response.version(), http::Version::HTTP_2);
+    assert_eq!((response.status().as_u16(), response.text().await.unwrap()), (200, "done".to_owned()));
+    let response = post("https://evil.test").await.unwrap();
+    let (status, headers) = (response.status().as_u16(), response.headers().clone());
+    assert_refused((status, headers, response.text().await.unwrap()), "another Origin over HTTP/2");
 }
 
 #[tokio::test]

@@ -140,6 +140,27 @@ async fn missing_credentials_and_other_schemes_get_a_bare_challenge() {
 }
 
 #[tokio::test]
+async fn a_plain_http_request_that_says_grpc_gets_an_http_answer_and_no_refusal_is_cached() {
+    // Regression (issue 17): `content-type: application/grpc` on an HTTP/1.1 request got the gRPC-shaped
+    // refusal (200 OK, no body) that a plain client reads as success; and refusals had no Cache-Control.
+    let (app, key) = hs256_app().await;
+    app.call("/me", &[("content-type", "application/grpc")]).await.assert_no_credentials();
+    let bad = [("content-type", "application/grpc+proto"), ("authorization", "Bearer a.b.c")];
+    app.call("/me", &bad).await.assert_invalid_token("the token is malformed");
+
+    // A guard's 403 is not cached either.
+    let layer = JwtAuthLayer::<AppClaims>::new(rules([key.verification_key()]).build());
+    let guarded = Router::new()
+        .route("/admin", get(|| async { "admin" }))
+        .route_layer(jwtgate::RequireLayer::new(jwtgate::Policy::role("admin")))
+        .layer(layer);
+    let guarded = App::serve(guarded).await;
+    let answer = guarded.call("/admin", &[("authorization", &format!("Bearer {}", key.sign(&claims())))]).await;
+    assert_eq!(answer.status, 403, "{}", answer.body);
+    assert_eq!(answer.header("cache-control"), Some("no-store"));
+}
+
+#[tokio::test]
 async fn the_bearer_scheme_is_case_insensitive_with_one_or_more_spaces() {
     let (app, key) = hs256_app().await;
     let token = key.sign(&claims());
@@ -304,7 +325,11 @@ async fn time_claims_are_checked_with_the_leeway() {
         key.sign(&c)
     };
     app.bearer(&with("exp", now() - 31)).await.assert_invalid_token("the token has expired");
-    assert_eq!(app.bearer(&with("exp", now() - 5)).await.status, 200, "within the 30 s leeway");
+    let mut lately = claims();
+    (lately["iat"], lately["exp"]) = (json!(now() - 60), json!(now() - 5));
+    assert_eq!(app.bearer(&key.sign(&lately)).await.status, 200, "within the 30 s leeway");
+    // Issued after it expired: a lifetime that ends before it starts, even within the leeway.
+    app.bearer(&with("exp", now() - 5)).await.assert_invalid_token("the token expires before it becomes valid");
     app.bearer(&with("nbf", now() + 60)).await.assert_invalid_token("the token is not valid yet");
     assert_eq!(app.bearer(&with("nbf", now() + 5)).await.status, 200);
     app.bearer(&with("iat", now() + 60)).await.assert_invalid_token("the token was issued in the future");
@@ -431,7 +456,9 @@ async fn claims_without_the_layer_is_a_500_that_says_so() {
 
 #[tokio::test]
 async fn grpc_requests_get_grpc_status_instead_of_http_errors() {
-    let (app, _key) = hs256_app().await;
+    let (mut app, _key) = hs256_app().await;
+    // gRPC is HTTP/2.
+    app.http = reqwest::Client::builder().http2_prior_knowledge().build().unwrap();
     let answer = app.call("/me", &[("content-type", "application/grpc")]).await;
     assert_eq!(answer.status, 200);
     assert_eq!(answer.header("grpc-status"), Some("16"));

@@ -473,6 +473,49 @@ async fn redirects_are_followed_only_to_urls_keys_may_come_from() {
 }
 
 #[tokio::test]
+async fn a_panic_inside_a_fetch_ends_that_fetch_not_the_refresh_task() {
+    // Regression (issue 17): a panic in a fetch ended the background task for good; the keys were never
+    // fetched again, and requests waited on fetches nobody ran. A client's redirect policy panics here.
+    let key = rs256("k1");
+    let server = JwksServer::start(jwks(&[&key])).await;
+    let target = server.jwks_url();
+    let redirects =
+        Router::new().route("/jwks", get(move || async move { axum::response::Redirect::temporary(&target) }));
+    let base = format!("http://{}", serve(redirects).await);
+    let panicking = Arc::new(AtomicBool::new(true));
+    let policy = {
+        let panicking = panicking.clone();
+        reqwest::redirect::Policy::custom(move |attempt| {
+            assert!(!panicking.load(Ordering::SeqCst), "a client callback that panics");
+            attempt.follow()
+        })
+    };
+    let client = reqwest::Client::builder().redirect(policy).build().unwrap();
+    let keys = RemoteKeySet::jwks(&format!("{base}/jwks")).client(client).build().unwrap();
+    keys.wait_for_fetch().await;
+    assert!(!keys.is_ready(), "the first fetch panicked");
+    panicking.store(false, Ordering::SeqCst);
+    // The retry (1 s later) still runs, and brings the keys.
+    until(&keys, || keys.is_ready()).await;
+    assert!(validator(keys).validate::<Value>(&key.sign(&claims())).is_ok());
+}
+
+#[tokio::test]
+async fn an_rsa_key_with_an_empty_modulus_is_skipped_and_the_refresh_goes_on() {
+    // Regression (issue 17): such a key made the bit count underflow, a panic in the refresh task with
+    // overflow checks on.
+    let good = rs256("good");
+    let mut set = jwks(&[&good]);
+    let bad = json!({ "kty": "RSA", "kid": "bad", "alg": "RS256", "n": "", "e": "AQAB" });
+    set["keys"].as_array_mut().unwrap().push(bad);
+    let server = JwksServer::start(set).await;
+    let keys = remote(&server).refresh_interval(Duration::from_millis(100)).cooldown(Duration::ZERO).build().unwrap();
+    until(&keys, || server.fetches() >= 3).await;
+    assert!(keys.is_ready());
+    assert!(validator(keys).validate::<Value>(&good.sign(&claims())).is_ok());
+}
+
+#[tokio::test]
 async fn bad_keys_are_skipped_and_logged_once_and_the_rest_are_used() {
     let good = es256("good");
     let mut set = jwks(&[&good]);
@@ -681,6 +724,7 @@ async fn each_issuer_is_checked_against_its_own_keys_and_rules() {
     expired["iss"] = json!("local");
     expired["aud"] = json!("api-local");
     expired["exp"] = json!(jwtgate_tests::now() - 5);
+    expired["iat"] = json!(jwtgate_tests::now() - 65);
     assert_invalid_token(&app.bearer(&local.sign(&expired)).await, "the token has expired");
     expired["iss"] = json!(iss_a);
     expired["aud"] = json!("api-a");

@@ -252,6 +252,58 @@ async fn logout_revokes_the_family_and_the_access_token() {
     assert!(revoked(&denylist, &validated));
 }
 
+#[tokio::test]
+async fn logout_revokes_the_access_token_for_as_long_as_the_issuers_leeway() {
+    // Regression (issue 17): logout revoked until `exp + 30 s` whatever the verifiers' leeway, so with a
+    // longer leeway a logged-out token was accepted again once those 30 s had passed.
+    let denylist = MemoryDenylist::new();
+    let leeway = Duration::from_secs(120);
+    let issuer = TokenIssuer::builder(ISSUER, SigningKey::generate(Algorithm::ES256, "k").unwrap())
+        .audience("api")
+        .leeway(leeway)
+        .build()
+        .unwrap();
+    assert_eq!(issuer.leeway(), leeway);
+    let validator = Validator::builder(issuer.clone()).issuer(ISSUER).audience("api").leeway(leeway).build();
+    let sessions = Sessions::new(issuer, MemoryRefreshStore::new()).denylist(denylist.clone());
+    let pair = sessions.login("alice", &()).await.unwrap();
+    let validated = validator.validate::<Value>(pair.access.token()).unwrap();
+    let sid = parts(pair.access.token()).1["sid"].as_str().unwrap().to_owned();
+    // A token that expired 60 s ago is still accepted by a verifier with a 120 s leeway: its revocation must
+    // last until then (with 30 s it would have ended 30 s ago, and stored nothing).
+    let expired_a_minute_ago = jwtgate_tests::now() - 60;
+    sessions.logout(&sid, Some((pair.access.jti(), expired_a_minute_ago))).await.unwrap();
+    assert!(revoked(&denylist, &validated), "still revoked 60 s past exp, within the 120 s leeway");
+}
+
+#[tokio::test]
+async fn the_memory_store_is_bounded_and_a_full_one_refuses_new_sessions_but_not_revocations() {
+    // Regression (issue 17): the store grew without bound, and each login and logout visited every record.
+    let store = Arc::new(MemoryRefreshStore::with_capacity(3));
+    let issuer = TokenIssuer::builder(ISSUER, SigningKey::generate(Algorithm::ES256, "k").unwrap())
+        .audience("api")
+        .build()
+        .unwrap();
+    let sessions = Sessions::new(issuer, store.clone());
+    let alice = sessions.login("alice", &()).await.unwrap();
+    let bob = sessions.login("bob", &()).await.unwrap();
+    let carol = sessions.login("carol", &()).await.unwrap();
+    let err = sessions.login("dave", &()).await.unwrap_err();
+    assert!(matches!(err, SessionError::Store(_)), "{err}");
+    assert!(err.to_string().contains("full"), "{err}");
+    // A full store refuses a refresh before it marks the token used: the session goes on once there is room.
+    assert!(matches!(sessions.refresh(alice.refresh.as_str(), |_| Some(())).await, Err(SessionError::Store(_))));
+    // Logging out still works when full, and ends the session.
+    let sid = parts(bob.access.token()).1["sid"].as_str().unwrap().to_owned();
+    sessions.logout(&sid, None).await.unwrap();
+    assert!(matches!(
+        sessions.refresh(bob.refresh.as_str(), |_| Some(())).await.unwrap_err(),
+        SessionError::InvalidRefreshToken
+    ));
+    assert!(store.find(RefreshToken::hash(bob.refresh.as_str())).await.unwrap().unwrap().revoked);
+    assert!(!store.find(RefreshToken::hash(carol.refresh.as_str())).await.unwrap().unwrap().revoked);
+}
+
 /// A store's rotation at a chosen time, so that expiry is tested without waiting for it.
 async fn rotate_at(store: &MemoryRefreshStore, presented: &str, now: i64) -> Rotation {
     let next = RefreshRecord {

@@ -52,6 +52,9 @@ pub enum ErrorKind {
     NotYetValid,
     /// `iat` is in the future (beyond the leeway).
     IssuedInFuture,
+    /// The token's lifetime is empty: its `nbf` or its `iat` is later than its `exp` (IdentityModel's
+    /// IDX12401). Leeway never makes such a token valid.
+    EmptyLifetime,
     /// `iat` is older than the configured maximum age.
     TooOld,
     /// `iss` is not a configured issuer.
@@ -157,6 +160,7 @@ impl Error {
             ErrorKind::Expired => "the token has expired",
             ErrorKind::NotYetValid => "the token is not valid yet",
             ErrorKind::IssuedInFuture => "the token was issued in the future",
+            ErrorKind::EmptyLifetime => "the token expires before it becomes valid",
             ErrorKind::TooOld => "the token is too old",
             ErrorKind::InvalidIssuer => "the token's issuer is not accepted",
             ErrorKind::InvalidAudience => "the token's audience is not accepted",
@@ -215,6 +219,7 @@ impl ErrorKind {
             Self::Expired => "expired",
             Self::NotYetValid => "not_yet_valid",
             Self::IssuedInFuture => "issued_in_future",
+            Self::EmptyLifetime => "empty_lifetime",
             Self::TooOld => "too_old",
             Self::InvalidIssuer => "invalid_issuer",
             Self::InvalidAudience => "invalid_audience",
@@ -274,6 +279,7 @@ mod tests {
             ErrorKind::Expired,
             ErrorKind::NotYetValid,
             ErrorKind::IssuedInFuture,
+            ErrorKind::EmptyLifetime,
             ErrorKind::TooOld,
             ErrorKind::InvalidIssuer,
             ErrorKind::InvalidAudience,

@@ -116,7 +116,10 @@ impl Key {
 
     pub(crate) fn rsa_components(alg: Algorithm, n: &[u8], e: &[u8]) -> Result<Self, KeyError> {
         let n = strip_leading_zeros(n);
-        check_rsa_bits(n.len() * 8 - n.first().map_or(8, |b| b.leading_zeros() as usize))?;
+        // The first byte is not zero once stripped, so its leading zeros are fewer than 8; an empty (or
+        // all-zero) modulus has no bits at all.
+        let bits = n.len().saturating_mul(8).saturating_sub(n.first().map_or(0, |b| b.leading_zeros() as usize));
+        check_rsa_bits(bits)?;
         let params = rsa_parameters(alg).ok_or_else(|| KeyError::wrong_type(alg, KeyType::Rsa))?;
         let parsed = sig::RsaPublicKeyComponents { n, e }
             .to_parsed_public_key(params)
@@ -323,6 +326,22 @@ mod tests {
 
     fn secret(len: usize) -> Secret {
         Secret::new(vec![7; len])
+    }
+
+    #[test]
+    fn an_rsa_modulus_that_is_empty_or_all_zeros_is_refused_without_a_panic() {
+        // Regression (issue 17): the bit count underflowed (a panic with overflow checks on, as in tests and
+        // debug builds) for a JWK whose `n` was empty or all zeros.
+        for n in [&[][..], &[0][..], &[0; 256][..]] {
+            let err = Key::rsa_components(Algorithm::RS256, n, &[1, 0, 1]).unwrap_err();
+            assert_eq!(err.to_string(), "RSA key has 0 bits; 2048 to 8192 are required");
+        }
+        for n in ["", "AA", "AAAAAAAA"] {
+            let jwk = format!(r#"{{"kty":"RSA","alg":"RS256","n":"{n}","e":"AQAB"}}"#);
+            assert!(Key::from_jwk(&jwk, &crate::AlgorithmMapping::new()).is_err(), "n = {n:?}");
+            let set = format!(r#"{{"keys":[{jwk}]}}"#);
+            assert!(KeySet::from_remote_jwks(&set, &crate::AlgorithmMapping::new()).is_err(), "n = {n:?}");
+        }
     }
 
     #[test]

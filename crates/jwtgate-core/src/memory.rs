@@ -83,47 +83,51 @@ impl<V: Expiring + Copy> Shards<V> {
         shard.entries.get(key).copied().filter(|value| value.until() > now)
     }
 
-    /// Inserts or replaces `key`, purging the shard's expired entries when it has grown. Returns the change
-    /// in the number of entries, or `None` when a new entry would exceed `room`.
+    /// Inserts or replaces `key`, purging the shard's expired entries when it has grown. `len` counts the
+    /// entries of every shard: each purged entry is taken off it at once, whatever happens next, and a new
+    /// entry is added only while it is under `capacity`. Returns whether `value` was stored.
     fn insert(
         &self,
         index: usize,
         key: &str,
         value: V,
         now: i64,
-        room: impl Fn() -> bool,
+        (len, capacity): (&AtomicUsize, usize),
         merge: impl Fn(V, V) -> V,
-    ) -> Option<isize> {
+    ) -> bool {
         let mut shard = self.shards[index].write().unwrap_or_else(PoisonError::into_inner);
-        let mut change = 0;
         if shard.entries.len() >= shard.purge_at {
-            change -= purge(&mut shard.entries, now);
+            len.fetch_sub(purge(&mut shard.entries, now), Ordering::Relaxed);
             shard.purge_at = (shard.entries.len() * 2).max(64);
         }
         match shard.entries.get_mut(key) {
             Some(existing) if existing.until() > now => *existing = merge(*existing, value),
             Some(existing) => *existing = value,
-            None if room() => {
+            None if len.load(Ordering::Relaxed) < capacity => {
                 shard.entries.insert(key.into(), value);
-                change += 1;
+                len.fetch_add(1, Ordering::Relaxed);
             }
-            None => return None,
+            None => return false,
         }
-        Some(change)
+        true
     }
 
-    fn purge_all(&self, now: i64) -> usize {
-        self.shards
-            .iter()
-            .map(|shard| purge(&mut shard.write().unwrap_or_else(PoisonError::into_inner).entries, now) as usize)
-            .sum()
+    /// Purges every shard's expired entries, and takes them off `len`.
+    fn purge_all(&self, now: i64, len: &AtomicUsize) {
+        for shard in &self.shards {
+            len.fetch_sub(
+                purge(&mut shard.write().unwrap_or_else(PoisonError::into_inner).entries, now),
+                Ordering::Relaxed,
+            );
+        }
     }
 }
 
-fn purge<V: Expiring>(entries: &mut HashMap<Box<str>, V>, now: i64) -> isize {
+/// Removes the expired entries, and returns how many there were.
+fn purge<V: Expiring>(entries: &mut HashMap<Box<str>, V>, now: i64) -> usize {
     let before = entries.len();
     entries.retain(|_, value| value.until() > now);
-    (before - entries.len()) as isize
+    before - entries.len()
 }
 
 impl Default for MemoryDenylist {
@@ -218,28 +222,20 @@ impl Inner {
             return Ok(());
         }
         let index = self.shard(key);
-        let room = || self.len.load(Ordering::Relaxed) < self.capacity;
-        let mut change = shards.insert(index, key, value, now, room, &merge);
-        if change.is_none() {
-            // Full: purge every expired entry, then try once more.
-            let purged = self.tokens.purge_all(now) + self.subjects.purge_all(now);
-            self.len.fetch_sub(purged, Ordering::Relaxed);
-            change = shards.insert(index, key, value, now, room, &merge);
+        let count = (&self.len, self.capacity);
+        if shards.insert(index, key, value, now, count, &merge) {
+            return Ok(());
         }
-        match change {
-            Some(change) if change >= 0 => {
-                self.len.fetch_add(change as usize, Ordering::Relaxed);
-                Ok(())
-            }
-            Some(change) => {
-                self.len.fetch_sub(change.unsigned_abs(), Ordering::Relaxed);
-                Ok(())
-            }
-            None => Err(DenylistError::new(format!(
-                "the denylist is full ({} live entries); the revocation was not stored",
-                self.capacity
-            ))),
+        // Full: purge every expired entry, then try once more.
+        self.tokens.purge_all(now, &self.len);
+        self.subjects.purge_all(now, &self.len);
+        if shards.insert(index, key, value, now, count, &merge) {
+            return Ok(());
         }
+        Err(DenylistError::new(format!(
+            "the denylist is full ({} live entries); the revocation was not stored",
+            self.capacity
+        )))
     }
 }
 
@@ -328,6 +324,37 @@ mod tests {
         assert_eq!(list.len(), 1);
         assert_eq!(inner.status(&claims(Some("new"), None, None), later), TokenStatus::Revoked);
         assert_eq!(inner.status(&claims(Some("old1"), None, None), later), TokenStatus::Active);
+    }
+
+    #[test]
+    fn a_shard_that_purges_yet_finds_no_room_keeps_the_count_true() {
+        // Regression (issue 17): the entries a shard purged on its way to "full" were not taken off the
+        // count, which then stayed too high for good: every later revocation failed as "full".
+        let live = 10;
+        let list = MemoryDenylist::with_capacity(64 + live);
+        let inner = &*list.inner;
+        let now = unix_now();
+        let in_shard = |shard: usize| (0..).map(|i| format!("k{i}")).filter(move |key| inner.shard(key) == shard);
+        // One shard fills to the size at which it purges, with entries that expire in a second; others
+        // hold live entries up to the capacity.
+        for key in in_shard(0).take(64) {
+            inner.store(&inner.tokens, &key, now + 1, now + 1, i64::max, now).unwrap();
+        }
+        for key in in_shard(1).take(live) {
+            inner.store(&inner.tokens, &key, now + 600, now + 600, i64::max, now).unwrap();
+        }
+        assert_eq!(list.len(), 64 + live);
+        // Later, the first shard's entries have expired: a revocation into it must succeed.
+        let later = now + 5;
+        let key = in_shard(0).nth(64).unwrap();
+        inner.store(&inner.tokens, &key, later + 60, later + 60, i64::max, later).unwrap();
+        assert_eq!(list.len(), live + 1, "the count is the live entries");
+        assert_eq!(inner.status(&claims(Some(&key), None, None), later), TokenStatus::Revoked);
+        // And there is room for the rest of the capacity.
+        for key in in_shard(2).take(63) {
+            inner.store(&inner.tokens, &key, later + 60, later + 60, i64::max, later).unwrap();
+        }
+        assert_eq!(list.len(), 64 + live);
     }
 
     #[test]

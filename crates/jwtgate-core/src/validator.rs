@@ -289,6 +289,13 @@ impl Rules {
             None if self.max_age.is_some() => return Err(ErrorKind::MissingClaim { claim: "iat" }),
             None => {}
         }
+        // A lifetime that ends before it starts is no lifetime, even when the leeway covers both ends (each
+        // end on its own passed the checks above).
+        if let Some(exp) = claims.exp
+            && (claims.nbf.is_some_and(|nbf| nbf > exp) || claims.iat.is_some_and(|iat| iat > exp))
+        {
+            return Err(ErrorKind::EmptyLifetime);
+        }
         if !self.issuers.is_empty() {
             let iss = claims.iss.as_deref().ok_or(ErrorKind::MissingClaim { claim: "iss" })?;
             if !self.issuers.iter().any(|allowed| allowed == iss) {
@@ -554,6 +561,10 @@ struct Header<'a> {
     crit: bool,
 }
 
+/// The most members a JOSE header may have. The registered ones number about twenty (RFC 7515, 7516, 7519,
+/// 8725, 9449 and their kin); real headers carry a handful.
+const MAX_HEADER_MEMBERS: usize = 64;
+
 impl<'a> Header<'a> {
     /// RFC 7515 §4: the header is a UTF-8 JSON object. It is checked as UTF-8 whole, before parsing: serde_json
     /// checks the strings it returns but not those it skips, so a member jwtgate ignores could otherwise
@@ -578,10 +589,16 @@ impl<'de> Deserialize<'de> for Header<'de> {
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
                 let (mut alg, mut kid, mut typ, mut crit) = (None, None, None, None);
                 // Only the names of other members are kept, to find their duplicates: a header of `alg`, `kid`
-                // and `typ` alone allocates nothing.
+                // and `typ` alone allocates nothing. There are at most `MAX_HEADER_MEMBERS`, so that this
+                // check, made before the signature's, costs little whatever an attacker sends.
                 let mut others: Vec<Name<'de>> = Vec::new();
                 let duplicate = || de::Error::custom("duplicate header member");
+                let mut members = 0;
                 while let Some(name) = map.next_key::<Name<'de>>()? {
+                    members += 1;
+                    if members > MAX_HEADER_MEMBERS {
+                        return Err(de::Error::custom("too many header members"));
+                    }
                     match name.0.as_ref() {
                         "alg" if alg.is_none() => alg = Some(map.next_value::<Name<'de>>()?),
                         "kid" if kid.is_none() => kid = Some(map.next_value::<Name<'de>>()?),
@@ -639,6 +656,19 @@ mod tests {
     }
 
     #[test]
+    fn a_header_has_at_most_64_members() {
+        // Regression (issue 17): the duplicate check compared every member with every other, before the
+        // signature was checked: a header of thousands of members cost millions of comparisons.
+        let members = |count: usize| {
+            let others: Vec<String> = (0..count).map(|i| format!(r#""m{i}":0"#)).collect();
+            format!(r#"{{"alg":"HS256",{}}}"#, others.join(","))
+        };
+        assert!(header(&members(63)).is_ok(), "64 members with alg");
+        assert_eq!(header(&members(64)).err(), Some(ErrorKind::Malformed));
+        assert_eq!(header(&members(1000)).err(), Some(ErrorKind::Malformed));
+    }
+
+    #[test]
     fn crit_in_any_form_is_noticed() {
         for json in
             [r#"{"alg":"HS256","crit":["exp"]}"#, r#"{"alg":"HS256","crit":null}"#, r#"{"alg":"HS256","crit":[]}"#]
@@ -657,6 +687,29 @@ mod tests {
             assert_eq!(decode_part(part).err(), Some(ErrorKind::Malformed), "{part}");
         }
         assert_eq!(decode_part("e30").unwrap(), b"{}");
+    }
+
+    #[test]
+    fn a_token_that_expires_before_it_becomes_valid_is_refused_whatever_the_leeway() {
+        // Regression (issue 17): with `nbf` (or `iat`) after `exp` and both within the leeway, the token was
+        // accepted, though its lifetime is empty (IdentityModel's IDX12401).
+        let key = crate::Key::hmac(Algorithm::HS256, &crate::Secret::new(vec![1; 32])).unwrap();
+        let rules = Validator::builder(crate::KeySet::new([key]).unwrap()).rules;
+        let now = 1_000_000;
+        let claims = |nbf: Option<i64>, iat: Option<i64>, exp: i64| RegisteredClaims {
+            nbf,
+            iat,
+            exp: Some(exp),
+            ..RegisteredClaims::default()
+        };
+        assert_eq!(rules.check_claims(&claims(Some(now + 10), None, now + 5), now), Err(ErrorKind::EmptyLifetime));
+        assert_eq!(rules.check_claims(&claims(None, Some(now + 10), now + 5), now), Err(ErrorKind::EmptyLifetime));
+        assert_eq!(rules.check_claims(&claims(Some(now - 5), Some(now - 5), now + 5), now), Ok(()));
+        assert_eq!(
+            rules.check_claims(&claims(Some(now + 5), Some(now + 5), now + 5), now),
+            Ok(()),
+            "a lifetime of one instant"
+        );
     }
 
     #[test]

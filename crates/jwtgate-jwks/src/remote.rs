@@ -6,7 +6,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use std::panic::AssertUnwindSafe;
+
 use arc_swap::ArcSwapOption;
+use futures_util::FutureExt;
 use jwtgate_core::{AlgorithmMapping, KeySet, KeySource, KeysUnavailable, PendingRefresh, RefreshOutcome, TrustedKeys};
 use reqwest::{Client, Url};
 use tokio::sync::watch;
@@ -397,7 +400,16 @@ async fn refresh_loop(shared: Arc<Shared>, mut state: TaskState, first_delay: Du
         }
         // Releases the requests waiting on this fetch however it ends: done, or the task aborted or panicking.
         let _done = FlightDone(&shared.flight);
-        delay = match state.fetch(&shared).await {
+        // A panic in a fetch (a parser's bug on hostile input, a client's callback) is caught here: it fails
+        // this fetch like any error, and the schedule goes on. Uncaught, it would end the task for good, and
+        // the keys would never be refreshed again.
+        let fetched = AssertUnwindSafe(state.fetch(&shared)).catch_unwind().await.unwrap_or_else(|_| {
+            state.failures = state.failures.saturating_add(1);
+            #[cfg(feature = "metrics")]
+            metrics::counter!("jwtgate_jwks_fetches_total", "result" => "panic").increment(1);
+            Err(FetchError("the fetch panicked".to_owned()))
+        });
+        delay = match fetched {
             Ok(delay) => delay,
             Err(err) => {
                 let retry = retry_delay(state.failures, shared.config.refresh_interval);

@@ -200,7 +200,41 @@ fn lazy_connection(url: &str) -> Result<ConnectionManager, RedisError> {
         .set_connection_timeout(Some(DEFAULT_TIMEOUT))
         .set_response_timeout(Some(DEFAULT_TIMEOUT))
         .set_number_of_retries(1);
-    ConnectionManager::new_lazy_with_config(client, config)
+    let manager = ConnectionManager::new_lazy_with_config(client, config)?;
+    if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+        runtime.spawn(check_eviction_policy(manager.clone()));
+    }
+    Ok(manager)
+}
+
+/// Reads the server's `maxmemory-policy` once it answers (trying for about a minute), and warns unless it
+/// is `noeviction`. Under any other policy a Redis short of memory may evict jwtgate's keys, which all have
+/// an expiry (the `volatile-*` policies pick exactly those): an evicted revocation is a lost one, and an
+/// evicted refresh-token record ends a session. A server that does not allow `CONFIG GET` (some managed
+/// services) is not checked, and that is logged at debug level.
+async fn check_eviction_policy(mut conn: ConnectionManager) {
+    for _ in 0..12 {
+        let mut command = redis::cmd("CONFIG");
+        command.arg("GET").arg("maxmemory-policy");
+        match within(DEFAULT_TIMEOUT, command.query_async::<Vec<String>>(&mut conn)).await {
+            Ok(reply) => {
+                match reply.get(1).map(String::as_str) {
+                    Some("noeviction") => tracing::debug!("jwtgate: Redis's maxmemory-policy is noeviction"),
+                    Some(policy) => tracing::warn!(
+                        policy,
+                        "jwtgate: Redis's maxmemory-policy is not noeviction: when Redis runs short of memory it \
+                         may evict revocations and sessions; set maxmemory-policy noeviction"
+                    ),
+                    None => tracing::debug!("jwtgate: Redis did not tell its maxmemory-policy"),
+                }
+                return;
+            }
+            Err(error) => {
+                tracing::debug!(%error, "jwtgate: cannot read Redis's maxmemory-policy yet");
+                tokio::time::sleep(Duration::from_secs(5)).await;
+            }
+        }
+    }
 }
 
 /// `query`'s answer, or an error when Redis fails or does not answer within `timeout`.

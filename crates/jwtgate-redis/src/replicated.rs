@@ -337,9 +337,15 @@ async fn follow(
     let mut conn = within(DEFAULT_TIMEOUT, client.get_multiplexed_async_connection_with_config(&config)).await?;
     let Some(strong) = inner.upgrade() else { return Ok(()) };
     let stream = strong.stream.clone();
+    // After a disconnection, resume only from a position the stream still follows on from; otherwise (a
+    // Redis restarted without its stream, or a replica that never read an event) load a snapshot, which also
+    // picks up keys a plain `RedisDenylist` wrote without an event.
     let resumable = match last_id.as_deref() {
-        Some(id) => holds(&mut conn, &stream, id).await?,
-        None => false,
+        Some(id) if id != "0-0" => match stream_ids(&mut conn, &stream).await? {
+            Some(ids) => !stream_missed(&ids, id),
+            None => false,
+        },
+        _ => false,
     };
     if !resumable {
         *last_id = Some(snapshot(&strong, &mut conn, prefix, &stream).await?);
@@ -375,16 +381,118 @@ async fn follow(
             apply_event(&strong, &fields);
             *last_id = Some(id);
         }
+        // An XREAD from an id that was trimmed away is no error: it returns what is left, and the events in
+        // between are gone. So every read, empty ones included (the events may have been added and trimmed
+        // between two reads), is followed by a check that nothing after `from` was trimmed.
+        if missed(&mut conn, &stream, &from).await? {
+            tracing::warn!("jwtgate: the replicated denylist fell behind the stream's trimming; loading a snapshot");
+            *last_id = Some(snapshot(&strong, &mut conn, prefix, &stream).await?);
+            #[cfg(feature = "metrics")]
+            metrics::counter!("jwtgate_denylist_replica_snapshots_total").increment(1);
+        }
         strong.heard();
     }
 }
 
-/// Whether the stream still holds the event `id`: then nothing after it was trimmed, and reading on from it
-/// loses nothing.
-async fn holds(conn: &mut MultiplexedConnection, stream: &str, id: &str) -> Result<bool, DenylistError> {
-    let reply: Value =
-        within(DEFAULT_TIMEOUT, redis::cmd("XRANGE").arg(stream).arg(id).arg(id).query_async(conn)).await?;
-    Ok(!events(reply_as_stream(reply)).is_empty())
+/// What `XINFO STREAM` says of the stream's ids, or `None` when there is no stream.
+struct StreamIds {
+    /// The id of the last entry ever added (`0-0` before any).
+    last_generated: String,
+    /// The id of the oldest entry still there; `None` when the stream is empty.
+    first_entry: Option<String>,
+    /// The highest id removed by `XDEL` (Redis 7 and later; trimming does not move it).
+    max_deleted: Option<String>,
+    /// How many entries the stream holds, and how many were ever added (Redis 7 and later).
+    length: u64,
+    entries_added: Option<u64>,
+}
+
+async fn stream_ids(conn: &mut MultiplexedConnection, stream: &str) -> Result<Option<StreamIds>, DenylistError> {
+    let reply = tokio::time::timeout(DEFAULT_TIMEOUT, redis::cmd("XINFO").arg("STREAM").arg(stream).query_async(conn))
+        .await
+        .map_err(|_| DenylistError::new(format!("Redis did not answer within {DEFAULT_TIMEOUT:?}")))?;
+    let reply: Value = match reply {
+        Ok(reply) => reply,
+        Err(error) if error.to_string().contains("no such key") => return Ok(None),
+        Err(error) => return Err(DenylistError::new(error)),
+    };
+    let pairs: Vec<(Value, Value)> = match reply {
+        Value::Map(pairs) => pairs,
+        Value::Array(items) => {
+            let mut items = items.into_iter();
+            std::iter::from_fn(|| Some((items.next()?, items.next()?))).collect()
+        }
+        _ => Vec::new(),
+    };
+    let mut ids = StreamIds {
+        last_generated: "0-0".to_owned(),
+        first_entry: None,
+        max_deleted: None,
+        length: 0,
+        entries_added: None,
+    };
+    for (field, value) in pairs {
+        match (text(field).as_deref(), value) {
+            (Some("last-generated-id"), value) => ids.last_generated = text(value).unwrap_or(ids.last_generated),
+            (Some("max-deleted-entry-id"), value) => ids.max_deleted = text(value),
+            (Some("length"), Value::Int(length)) => ids.length = u64::try_from(length).unwrap_or(0),
+            (Some("entries-added"), Value::Int(added)) => ids.entries_added = u64::try_from(added).ok(),
+            // `[id, [field, value, ...]]`, or nil for an empty stream.
+            (Some("first-entry"), Value::Array(mut entry)) if !entry.is_empty() => {
+                ids.first_entry = text(entry.swap_remove(0));
+            }
+            _ => {}
+        }
+    }
+    Ok(Some(ids))
+}
+
+/// Whether an event after `from` (the position a read started from) may have been removed before it was
+/// read: then reading on from `from` lost it, and only a snapshot catches up. Trimming removes the oldest
+/// entries first, so nothing after `from` is gone while the oldest entry left is not after `from`; a doubt
+/// (the oldest entry left is after `from`, which happens only to an instance about a whole stream behind)
+/// counts as a gap, since a snapshot is always safe.
+async fn missed(conn: &mut MultiplexedConnection, stream: &str, from: &str) -> Result<bool, DenylistError> {
+    let Some(ids) = stream_ids(conn, stream).await? else {
+        // The stream is gone (a restart without persistence, say): only a replica that never saw it is whole.
+        return Ok(from != "0-0");
+    };
+    Ok(stream_missed(&ids, from))
+}
+
+fn stream_missed(ids: &StreamIds, from: &str) -> bool {
+    if from == ids.last_generated {
+        // Nothing was added since `from`.
+        return false;
+    }
+    if id_after(from, &ids.last_generated) {
+        // The stream was replaced by a younger one.
+        return true;
+    }
+    if ids.max_deleted.as_deref().is_some_and(|deleted| id_after(deleted, from)) {
+        // An entry after `from` was deleted (`XDEL`).
+        return true;
+    }
+    if from == "0-0" {
+        // Nothing seen yet: an entry was removed if fewer remain than were ever added (Redis 7 and later).
+        return ids.entries_added.is_some_and(|added| added > ids.length);
+    }
+    match &ids.first_entry {
+        // Entries were added after `from`, and none is left.
+        None => true,
+        Some(first) => id_after(first, from),
+    }
+}
+
+/// Whether the stream id `a` comes after `b` (`<ms>-<seq>`; a malformed id counts as after, so that a doubt
+/// resyncs rather than loses events).
+fn id_after(a: &str, b: &str) -> bool {
+    let parse =
+        |id: &str| id.split_once('-').and_then(|(ms, seq)| Some((ms.parse::<u64>().ok()?, seq.parse::<u64>().ok()?)));
+    match (parse(a), parse(b)) {
+        (Some(a), Some(b)) => a > b,
+        _ => true,
+    }
 }
 
 /// Loads every live revocation into the replica, and returns the stream id to read on from: the last event
@@ -395,13 +503,13 @@ async fn snapshot(
     prefix: &str,
     stream: &str,
 ) -> Result<String, DenylistError> {
-    let last: Value = within(
-        DEFAULT_TIMEOUT,
-        redis::cmd("XREVRANGE").arg(stream).arg("+").arg("-").arg("COUNT").arg(1).query_async(conn),
-    )
-    .await?;
-    let from = events(reply_as_stream(last)).into_iter().next().map_or_else(|| "0-0".to_owned(), |(id, _)| id);
+    // Read on, after the snapshot, from the last id the stream ever generated: every later event is one the
+    // snapshot may have missed, and a trim of any of them is seen by `missed`.
+    let from = stream_ids(conn, stream).await?.map_or_else(|| "0-0".to_owned(), |ids| ids.last_generated);
     let now = unix_now();
+    // The prefix is matched literally (its glob characters escaped), and only string keys are read: other
+    // keys under the prefix (a nested prefix's stream, another store's hashes) are not revocations.
+    let pattern = format!("{}*", glob_escape(prefix));
     let mut cursor = 0u64;
     loop {
         let (next, keys): (u64, Vec<String>) = within(
@@ -409,9 +517,11 @@ async fn snapshot(
             redis::cmd("SCAN")
                 .arg(cursor)
                 .arg("MATCH")
-                .arg(format!("{prefix}*"))
+                .arg(&pattern)
                 .arg("COUNT")
                 .arg(1000)
+                .arg("TYPE")
+                .arg("string")
                 .query_async(conn),
         )
         .await?;
@@ -449,6 +559,18 @@ async fn snapshot(
     Ok(from)
 }
 
+/// `text` as a `SCAN MATCH` pattern that matches it literally: `*`, `?`, `[`, `]` and `\\` escaped.
+fn glob_escape(text: &str) -> String {
+    let mut escaped = String::with_capacity(text.len());
+    for c in text.chars() {
+        if matches!(c, '*' | '?' | '[' | ']' | '\\') {
+            escaped.push('\\');
+        }
+        escaped.push(c);
+    }
+    escaped
+}
+
 /// Applies one stream event to the replica.
 fn apply_event(inner: &Inner, fields: &[(String, String)]) {
     let field = |name: &str| fields.iter().find(|(key, _)| key == name).map(|(_, value)| value.as_str());
@@ -462,11 +584,6 @@ fn apply_event(inner: &Inner, fields: &[(String, String)]) {
         }
         _ => tracing::warn!("jwtgate: skipping a malformed event in the denylist stream"),
     }
-}
-
-/// An `XRANGE`/`XREVRANGE` reply (a list of entries) in the shape of an `XREAD` reply, for [`events`].
-fn reply_as_stream(reply: Value) -> Value {
-    Value::Array(vec![Value::Array(vec![Value::Nil, reply])])
 }
 
 /// The entries of an `XREAD` reply: `[[stream, [[id, [field, value, ...]], ...]], ...]` (RESP2), as (id,
@@ -502,5 +619,54 @@ fn text(value: Value) -> Option<String> {
         Value::BulkString(bytes) => String::from_utf8(bytes).ok(),
         Value::SimpleString(text) => Some(text),
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stream_ids_compare_by_time_then_sequence() {
+        assert!(id_after("2-0", "1-5"));
+        assert!(id_after("1-6", "1-5"));
+        assert!(!id_after("1-5", "1-5"));
+        assert!(!id_after("0-0", "1-0"));
+        assert!(id_after("garbage", "1-0"), "a doubt resyncs");
+    }
+
+    fn ids(last: &str, first: Option<&str>, length: u64, added: u64) -> StreamIds {
+        StreamIds {
+            last_generated: last.to_owned(),
+            first_entry: first.map(str::to_owned),
+            max_deleted: Some("0-0".to_owned()),
+            length,
+            entries_added: Some(added),
+        }
+    }
+
+    #[test]
+    fn a_gap_is_any_entry_after_the_read_position_that_is_gone() {
+        // Nothing new, or new entries all still there: no gap.
+        assert!(!stream_missed(&ids("5-0", Some("1-0"), 5, 5), "5-0"));
+        assert!(!stream_missed(&ids("9-0", Some("1-0"), 9, 9), "5-0"));
+        assert!(!stream_missed(&ids("9-0", Some("5-0"), 5, 9), "5-0"), "trimmed up to the position only");
+        // Entries after the position trimmed away, or all of them.
+        assert!(stream_missed(&ids("9-0", Some("8-0"), 2, 9), "5-0"));
+        assert!(stream_missed(&ids("9-0", None, 0, 9), "5-0"));
+        // A stream replaced by a younger one, and an XDEL after the position.
+        assert!(stream_missed(&ids("3-0", Some("1-0"), 3, 3), "5-0"));
+        let mut deleted = ids("9-0", Some("1-0"), 8, 9);
+        deleted.max_deleted = Some("7-0".to_owned());
+        assert!(stream_missed(&deleted, "5-0"));
+        // From the start: a gap only if something was ever removed.
+        assert!(!stream_missed(&ids("3-0", Some("1-0"), 3, 3), "0-0"));
+        assert!(stream_missed(&ids("3-0", None, 0, 3), "0-0"));
+    }
+
+    #[test]
+    fn glob_characters_of_a_prefix_are_escaped() {
+        assert_eq!(glob_escape(r"app:[a]*?\x:"), r"app:\[a\]\*\?\\x:");
+        assert_eq!(glob_escape("jwtgate:denylist:"), "jwtgate:denylist:");
     }
 }

@@ -385,3 +385,32 @@ mod refresh_store {
         assert!((3 * 86_400 - 5..=3 * 86_400).contains(&record_ttl), "{record_ttl}");
     }
 }
+
+/// A `redis-server` on a free port with this `maxmemory-policy`, and a denylist on it; returns what the
+/// denylist logged once it read the policy (it logs at debug level when the policy is `noeviction`).
+async fn eviction_policy_log(policy: &str) -> String {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let _redis = RedisServer::start_with(port, &["--save", "", "--appendonly", "no", "--maxmemory-policy", policy]);
+    let (logs, _guard) = jwtgate_tests::logs::capture(tracing::Level::DEBUG);
+    let _denylist = RedisDenylist::new(&format!("redis://127.0.0.1:{port}/")).unwrap();
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while !logs.text().contains("maxmemory-policy is") {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("the policy was read within 10 s");
+    logs.text()
+}
+
+#[tokio::test]
+async fn a_redis_that_may_evict_revocations_is_warned_about() {
+    // Regression (issue 17): an evicted revocation is a lost one, and nothing said so.
+    for policy in ["allkeys-lru", "volatile-ttl"] {
+        let log = eviction_policy_log(policy).await;
+        assert!(log.contains("WARN") && log.contains(policy), "{policy}: {log}");
+        assert!(log.contains("set maxmemory-policy noeviction"), "{log}");
+    }
+    let log = eviction_policy_log("noeviction").await;
+    assert!(!log.contains("WARN"), "{log}");
+}

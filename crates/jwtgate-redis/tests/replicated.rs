@@ -253,3 +253,96 @@ async fn a_foreign_key_under_the_prefix_does_not_stop_the_snapshot() {
     assert_eq!(status(&late, &fleet.claims("kept")), Ok(TokenStatus::Revoked));
     assert_eq!(late.len(), 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_trimmed_before_an_instance_reads_them_are_caught_up_by_a_snapshot() {
+    // Regression (issue 17): an XREAD from a trimmed id returns what is left, and the events in between were
+    // lost for good while the instance still said it was in sync.
+    let redis = RedisServer::start();
+    let fleet = Fleet::new();
+    let (writer, follower) = (instance(&redis).await, instance(&redis).await);
+    writer.revoke("seen", now() + 600).await.unwrap();
+    // The follower has read the stream up to that event.
+    let read = until(Duration::from_secs(2), || status(&follower, &fleet.claims("seen")) == Ok(TokenStatus::Revoked));
+    assert!(read.await.is_some());
+    // Between two of its reads, a revocation is written (its key and its event, as `revoke` does) and the
+    // stream is trimmed past it, in one transaction: the follower's next read finds nothing.
+    let mut admin = redis.connection().unwrap();
+    let expires = now() + 600;
+    redis::pipe()
+        .atomic()
+        .cmd("SET")
+        .arg("jwtgate:denylist:jti:trimmed")
+        .arg(1)
+        .arg("EX")
+        .arg(600)
+        .ignore()
+        .cmd("XADD")
+        .arg("jwtgate:denylist:stream")
+        .arg("*")
+        .arg("k")
+        .arg("jti")
+        .arg("v")
+        .arg("trimmed")
+        .arg("until")
+        .arg(expires)
+        .ignore()
+        .cmd("XTRIM")
+        .arg("jwtgate:denylist:stream")
+        .arg("MAXLEN")
+        .arg(0)
+        .ignore()
+        .exec(&mut admin)
+        .unwrap();
+    let caught_up =
+        until(Duration::from_secs(5), || status(&follower, &fleet.claims("trimmed")) == Ok(TokenStatus::Revoked));
+    assert!(caught_up.await.is_some(), "the trimmed revocation reached the replica through a snapshot");
+    assert_eq!(status(&follower, &fleet.claims("seen")), Ok(TokenStatus::Revoked));
+    assert!(follower.in_sync());
+    // Following goes on after the snapshot.
+    writer.revoke("later", now() + 600).await.unwrap();
+    let followed =
+        until(Duration::from_secs(2), || status(&follower, &fleet.claims("later")) == Ok(TokenStatus::Revoked));
+    assert!(followed.await.is_some());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_of_other_types_under_the_prefix_do_not_stop_the_snapshot() {
+    // Regression (issue 17): the snapshot read every key under the prefix as a string; one hash or stream
+    // there (a nested prefix's stream, another store given the same prefix) failed it, for good: the
+    // replica never became ready.
+    let redis = RedisServer::start();
+    let fleet = Fleet::new();
+    let a = instance(&redis).await;
+    a.revoke("kept", now() + 600).await.unwrap();
+    let mut admin = redis.connection().unwrap();
+    redis::cmd("HSET").arg("jwtgate:denylist:refresh:record").arg("user").arg("ada").exec(&mut admin).unwrap();
+    redis::cmd("XADD").arg("jwtgate:denylist:nested:stream").arg("*").arg("k").arg("v").exec(&mut admin).unwrap();
+    redis::cmd("SADD").arg("jwtgate:denylist:jti:a-set").arg("x").exec(&mut admin).unwrap();
+    let late = instance(&redis).await;
+    assert_eq!(status(&late, &fleet.claims("kept")), Ok(TokenStatus::Revoked));
+    assert_eq!(late.len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_prefix_with_glob_characters_is_matched_literally() {
+    // Regression (issue 17): `[`, `*` and `?` in the prefix made `SCAN MATCH` a pattern, and the snapshot
+    // loaded nothing (or another prefix's keys).
+    let redis = RedisServer::start();
+    let fleet = Fleet::new();
+    let prefix = "app[1]*?:";
+    let start = || async {
+        let denylist = ReplicatedDenylist::builder(&redis.url()).prefix(prefix).start().unwrap();
+        tokio::time::timeout(Duration::from_secs(10), denylist.ready()).await.expect("the snapshot loads");
+        denylist
+    };
+    let a = start().await;
+    a.revoke("kept", now() + 600).await.unwrap();
+    let mut admin = redis.connection().unwrap();
+    // A key that the prefix, read as a pattern, would match.
+    redis::cmd("SET").arg("app1xy:jti:intruder").arg(1).arg("EX").arg(600).exec(&mut admin).unwrap();
+    let late = start().await;
+    assert_eq!(status(&late, &fleet.claims("kept")), Ok(TokenStatus::Revoked));
+    assert_eq!(status(&late, &fleet.claims("intruder")), Ok(TokenStatus::Active));
+    assert_eq!(late.len(), 1);
+}

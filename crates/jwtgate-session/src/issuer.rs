@@ -152,6 +152,12 @@ impl TokenIssuer {
         self.inner.lifetime
     }
 
+    /// The clock leeway of the verifiers of its tokens (see [`TokenIssuerBuilder::leeway`]): how long past
+    /// its `exp` a token may still be accepted, so how long past it a revocation must last.
+    pub fn leeway(&self) -> Duration {
+        self.inner.leeway
+    }
+
     /// Signs an access token for `subject` with `claims` (any `Serialize` map; `()` for none). Refuses
     /// custom claims that set a registered one (`iss`, `aud`, `sub`, `iat`, `nbf`, `exp`, `jti`).
     pub fn issue<C: Serialize + ?Sized>(&self, subject: &str, claims: &C) -> Result<Issued, Error> {

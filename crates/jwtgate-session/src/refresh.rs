@@ -181,24 +181,48 @@ impl<S: RefreshStore + ?Sized> RefreshStore for Arc<S> {
     }
 }
 
-/// Refresh-token records in this process's memory, for one server. Expired records are purged as new ones
-/// arrive. A restart forgets every session.
-#[derive(Clone, Debug, Default)]
+/// The default capacity of a [`MemoryRefreshStore`]: refresh-token records and revoked families together.
+pub const DEFAULT_REFRESH_CAPACITY: usize = 1_000_000;
+
+/// Refresh-token records in this process's memory, for one server. A restart forgets every session.
+///
+/// - Each operation costs the same whatever the number of sessions: records are found by hash, a family is
+///   revoked with one marker (its records are not visited), and records whose session has ended are purged
+///   in batches, each time the store has doubled since the last purge.
+/// - It holds at most `capacity` entries (records and revoked families together; default
+///   [`DEFAULT_REFRESH_CAPACITY`]). When it is full of live ones, a login or a refresh fails with a
+///   [`StoreError`], and nothing live is dropped to make room.
+#[derive(Clone, Debug)]
 pub struct MemoryRefreshStore {
     state: Arc<Mutex<MemoryState>>,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct MemoryState {
     by_hash: HashMap<TokenHash, RefreshRecord>,
     /// Families revoked, until their last token's expiry.
     revoked: HashMap<String, i64>,
+    capacity: usize,
+    /// The number of entries at which ended sessions are purged next.
+    purge_at: usize,
+}
+
+impl Default for MemoryRefreshStore {
+    fn default() -> Self {
+        Self::with_capacity(DEFAULT_REFRESH_CAPACITY)
+    }
 }
 
 impl MemoryRefreshStore {
-    /// An empty store.
+    /// An empty store holding at most [`DEFAULT_REFRESH_CAPACITY`] entries.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// An empty store holding at most `capacity` entries (records and revoked families together).
+    pub fn with_capacity(capacity: usize) -> Self {
+        let state = MemoryState { by_hash: HashMap::new(), revoked: HashMap::new(), capacity, purge_at: 64 };
+        Self { state: Arc::new(Mutex::new(state)) }
     }
 
     fn with<T>(&self, f: impl FnOnce(&mut MemoryState) -> T) -> T {
@@ -207,57 +231,81 @@ impl MemoryRefreshStore {
 }
 
 impl MemoryState {
-    fn purge(&mut self, now: i64) {
-        self.by_hash.retain(|_, record| record.session_expires_at > now);
-        self.revoked.retain(|_, until| *until > now);
+    fn len(&self) -> usize {
+        self.by_hash.len() + self.revoked.len()
     }
 
-    fn revoke(&mut self, family: &str, until: i64) {
-        for record in self.by_hash.values_mut().filter(|record| record.family == family) {
-            record.revoked = true;
+    /// Makes room for one more entry: purges ended sessions when the store has doubled since the last purge
+    /// (amortized, a constant cost per entry), or when it is full. Fails when it is full of live entries.
+    fn make_room(&mut self, now: i64) -> Result<(), StoreError> {
+        if self.len() >= self.purge_at || self.len() >= self.capacity {
+            self.by_hash.retain(|_, record| record.session_expires_at > now);
+            self.revoked.retain(|_, until| *until > now);
+            self.purge_at = (self.len() * 2).max(64);
         }
-        let kept = self.revoked.entry(family.to_owned()).or_insert(until);
-        *kept = (*kept).max(until);
+        if self.len() >= self.capacity {
+            return Err(StoreError(format!(
+                "the refresh-token store is full ({} live entries); the session was not stored",
+                self.capacity
+            )));
+        }
+        Ok(())
+    }
+
+    fn is_revoked(&self, family: &str) -> bool {
+        self.revoked.contains_key(family)
+    }
+
+    /// Revokes a family with one marker, kept until `until`; its records are not visited.
+    fn revoke(&mut self, family: &str, until: i64) {
+        match self.revoked.get_mut(family) {
+            Some(kept) => *kept = (*kept).max(until),
+            // A revocation is never dropped for want of room: it is what ends a stolen session.
+            None => drop(self.revoked.insert(family.to_owned(), until)),
+        }
     }
 }
 
 impl RefreshStore for MemoryRefreshStore {
     fn insert(&self, record: RefreshRecord) -> PendingStore<()> {
-        self.with(|state| {
-            state.purge(unix_now());
+        let stored = self.with(|state| {
+            state.make_room(unix_now())?;
             state.by_hash.insert(record.hash, record);
+            Ok(())
         });
-        Box::pin(std::future::ready(Ok(())))
+        Box::pin(std::future::ready(stored))
     }
 
     fn rotate(&self, presented: TokenHash, mut next: RefreshRecord, now: i64) -> PendingStore<Rotation> {
         let rotation = self.with(|state| {
-            let Some(record) = state.by_hash.get_mut(&presented).filter(|record| record.hash.matches(&presented))
-            else {
-                return Rotation::Invalid;
+            let Some(record) = state.by_hash.get(&presented).filter(|record| record.hash.matches(&presented)) else {
+                return Ok(Rotation::Invalid);
             };
-            if record.revoked || state.revoked.contains_key(&record.family) {
-                return Rotation::Invalid;
+            if record.revoked || state.is_revoked(&record.family) {
+                return Ok(Rotation::Invalid);
             }
             if record.used {
                 let (family, until) = (record.family.clone(), record.session_expires_at);
                 state.revoke(&family, until);
-                return Rotation::Reused { family };
+                return Ok(Rotation::Reused { family });
             }
             if record.expires_at <= now {
-                return Rotation::Invalid;
+                return Ok(Rotation::Invalid);
             }
+            // Room for the next record before anything changes: a full store refuses the refresh without
+            // marking the token used, so the session goes on once there is room.
+            state.make_room(now)?;
+            let Some(record) = state.by_hash.get_mut(&presented) else { return Ok(Rotation::Invalid) };
             record.used = true;
             let previous = record.clone();
             next.family = previous.family.clone();
             next.user = previous.user.clone();
             next.session_expires_at = previous.session_expires_at;
             next.expires_at = next.expires_at.min(previous.session_expires_at);
-            state.purge(now);
             state.by_hash.insert(next.hash, next);
-            Rotation::Rotated { previous }
+            Ok(Rotation::Rotated { previous })
         });
-        Box::pin(std::future::ready(Ok(rotation)))
+        Box::pin(std::future::ready(rotation))
     }
 
     fn revoke_family(&self, family: &str, until: i64) -> PendingStore<()> {
@@ -266,7 +314,11 @@ impl RefreshStore for MemoryRefreshStore {
     }
 
     fn find(&self, hash: TokenHash) -> PendingStore<Option<RefreshRecord>> {
-        let found = self.with(|state| state.by_hash.get(&hash).cloned());
+        let found = self.with(|state| {
+            let mut record = state.by_hash.get(&hash).cloned()?;
+            record.revoked |= state.is_revoked(&record.family);
+            Some(record)
+        });
         Box::pin(std::future::ready(Ok(found)))
     }
 }

@@ -17,9 +17,6 @@ use crate::refresh::{
     new_record,
 };
 
-/// How long past its `exp` a revoked access token stays on the denylist: the verifiers' clock leeway.
-const REVOCATION_LEEWAY: i64 = 30;
-
 /// Issues and rotates token pairs: a short-lived access token and an opaque refresh token.
 ///
 /// - [`login`](Self::login) starts a refresh-token family.
@@ -172,13 +169,18 @@ impl<S: RefreshStore> Sessions<S> {
     }
 
     /// Ends the session `sid` (the access token's `sid` claim): revokes its refresh-token family, and the
-    /// access token with id `jti` until its `expires_at` (if given), through the denylist.
+    /// access token with id `jti` until its `expires_at` (if given) plus the issuer's
+    /// [`leeway`](TokenIssuer::leeway), through the denylist: a verifier accepts the token that long past its
+    /// `exp`.
     pub async fn logout(&self, sid: &str, access: Option<(&str, i64)>) -> Result<(), SessionError> {
         // No token of the family outlives the session's longest life from now.
         self.store.revoke_family(sid, after(self.session_lifetime)).await?;
         if let (Some((jti, expires_at)), Some(denylist)) = (access, &self.denylist) {
             denylist
-                .revoke(jti, expires_at.saturating_add(REVOCATION_LEEWAY))
+                .revoke(
+                    jti,
+                    expires_at.saturating_add(i64::try_from(self.issuer.leeway().as_secs()).unwrap_or(i64::MAX)),
+                )
                 .await
                 .map_err(|err| SessionError::Store(StoreError(err.to_string())))?;
         }

@@ -64,9 +64,11 @@ impl<'k> TokenBuilder<'k> {
         self.claim("exp", now().saturating_add(secs(ttl)))
     }
 
-    /// `exp`, `ago` in the past: an expired token.
+    /// `exp`, `ago` in the past: an expired token. Its `iat` moves back to a minute before that `exp`, so
+    /// that the token had a lifetime (one issued after it expired is refused for that instead).
     pub fn expired_since(self, ago: Duration) -> Self {
-        self.claim("exp", now().saturating_sub(secs(ago)))
+        let exp = now().saturating_sub(secs(ago));
+        self.claim("iat", exp.saturating_sub(60)).claim("exp", exp)
     }
 
     /// `nbf`, `delay` from now: a token not valid yet.

@@ -5,7 +5,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
-use http::header::{CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE};
+use http::header::{CACHE_CONTROL, CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE};
 use http::{HeaderMap, HeaderValue, Response, StatusCode};
 use http_body::{Body, Frame, SizeHint};
 use jwtgate_core::{Challenge, Error};
@@ -75,7 +75,7 @@ where
 /// `Retry-After` when the denylist could not answer or the signing keys are unavailable. The body is JSON: `{"error": "...",
 /// "error_description": "..."}`.
 ///
-/// For gRPC (`content-type: application/grpc*`) it answers HTTP 200 with `grpc-status` 16
+/// For gRPC (an HTTP/2 request with `content-type: application/grpc*`) it answers HTTP 200 with `grpc-status` 16
 /// (UNAUTHENTICATED), 7 (PERMISSION_DENIED) for 403s, or 14 (UNAVAILABLE), a `grpc-message`, and no body.
 #[derive(Clone, Debug)]
 pub struct Rfc6750Responder {
@@ -164,6 +164,7 @@ impl Rfc6750Responder {
         };
         response.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
         self.insert_challenge(response.headers_mut(), error, scopes);
+        no_store(&mut response);
         response
     }
 
@@ -183,6 +184,7 @@ impl Rfc6750Responder {
         if let Ok(message) = HeaderValue::try_from(error.description()) {
             headers.insert("grpc-message", message);
         }
+        no_store(&mut response);
         response
     }
 
@@ -206,7 +208,14 @@ pub fn server_error(description: &'static str) -> Response<Bytes> {
     let mut response = Response::new(Bytes::from(body.to_string()));
     *response.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
     response.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    no_store(&mut response);
     response
+}
+
+/// Adds `Cache-Control: no-store` to a refusal that has no `Cache-Control` of its own: a cache between the
+/// client and the server must never keep an answer about one caller's credentials, nor serve it to another.
+pub(crate) fn no_store<B>(response: &mut Response<B>) {
+    response.headers_mut().entry(CACHE_CONTROL).or_insert(HeaderValue::from_static("no-store"));
 }
 
 pin_project! {
@@ -289,7 +298,7 @@ mod tests {
     fn respond(responder: &Rfc6750Responder, kind: ErrorKind, grpc: bool) -> Response<Bytes> {
         let mut builder = http::Request::builder();
         if grpc {
-            builder = builder.header(CONTENT_TYPE, "application/grpc+proto");
+            builder = builder.version(http::Version::HTTP_2).header(CONTENT_TYPE, "application/grpc+proto");
         }
         let request = builder.body(()).unwrap();
         responder.respond(&Rejection::new(&Error::new(kind), RequestHead::new(&request)))

@@ -5,13 +5,14 @@ use std::fmt;
 use std::sync::Arc;
 
 use http::header::{AUTHORIZATION, COOKIE};
-use http::{Extensions, HeaderMap, HeaderName, Method, Request, Uri};
+use http::{Extensions, HeaderMap, HeaderName, Method, Request, Uri, Version};
 use jwtgate_core::{Error, ErrorKind};
 
 /// A borrowed view of a request's head, for token sources and responders.
 #[derive(Clone, Copy, Debug)]
 pub struct RequestHead<'a> {
     method: &'a Method,
+    version: Version,
     uri: &'a Uri,
     headers: &'a HeaderMap,
     extensions: &'a Extensions,
@@ -22,6 +23,7 @@ impl<'a> RequestHead<'a> {
     pub fn new<B>(request: &'a Request<B>) -> Self {
         Self {
             method: request.method(),
+            version: request.version(),
             uri: request.uri(),
             headers: request.headers(),
             extensions: request.extensions(),
@@ -30,12 +32,23 @@ impl<'a> RequestHead<'a> {
 
     /// The head of a request already split into parts, as extractors see it.
     pub fn from_parts(parts: &'a http::request::Parts) -> Self {
-        Self { method: &parts.method, uri: &parts.uri, headers: &parts.headers, extensions: &parts.extensions }
+        Self {
+            method: &parts.method,
+            version: parts.version,
+            uri: &parts.uri,
+            headers: &parts.headers,
+            extensions: &parts.extensions,
+        }
     }
 
     /// The request method.
     pub fn method(&self) -> &'a Method {
         self.method
+    }
+
+    /// The HTTP version.
+    pub fn version(&self) -> Version {
+        self.version
     }
 
     /// The request URI.
@@ -53,11 +66,15 @@ impl<'a> RequestHead<'a> {
         self.extensions
     }
 
-    /// Whether this is a gRPC request (`content-type: application/grpc`, with or without a suffix).
+    /// Whether this is a gRPC request: HTTP/2 (as gRPC always is) with `content-type: application/grpc`,
+    /// with or without a suffix. A plain HTTP/1.1 request that merely says `application/grpc` is not one: it
+    /// gets an HTTP answer, which any client can read.
     pub fn is_grpc(&self) -> bool {
-        self.headers
-            .get(http::header::CONTENT_TYPE)
-            .is_some_and(|value| value.as_bytes().starts_with(b"application/grpc"))
+        self.version == Version::HTTP_2
+            && self
+                .headers
+                .get(http::header::CONTENT_TYPE)
+                .is_some_and(|value| value.as_bytes().starts_with(b"application/grpc"))
     }
 }
 
@@ -297,15 +314,24 @@ impl Csrf {
         Self { kind: CsrfKind::Off }
     }
 
-    /// Whether the request `head` passes: always for safe methods. The cookie source calls it; call it
-    /// yourself on routes that read a cookie without `JwtAuthLayer`, such as a refresh or a login route.
+    /// Whether the request `head` passes: always for safe methods, except a protocol upgrade. The cookie
+    /// source calls it; call it yourself on routes that read a cookie without `JwtAuthLayer`, such as a
+    /// refresh or a login route.
+    ///
+    /// A WebSocket handshake is a `GET` that opens a connection able to act for the user, and browsers send
+    /// cookies with it from any site (cross-site WebSocket hijacking). So a request with an `Upgrade` header,
+    /// or with `Sec-Fetch-Mode: websocket`, is checked as an unsafe one. Browsers cannot add a header to a
+    /// WebSocket handshake, so under [`Csrf::double_submit`] such a request is checked by origin instead,
+    /// as under [`Csrf::same_origin`].
     pub fn allows(&self, head: &RequestHead<'_>) -> bool {
-        if matches!(*head.method(), Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE) {
+        let upgrade = is_upgrade(head.headers());
+        if !upgrade && matches!(*head.method(), Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE) {
             return true;
         }
         match &self.kind {
             CsrfKind::Off => true,
-            CsrfKind::Origin { allowed } => origin_allowed(head.headers(), allowed),
+            CsrfKind::Origin { allowed } => origin_allowed(head, allowed),
+            CsrfKind::DoubleSubmit { .. } if upgrade => origin_allowed(head, &[]),
             CsrfKind::DoubleSubmit { cookie: name, header } => {
                 let Extracted::Token(expected) = cookie(head.headers(), name) else { return false };
                 let mut sent = head.headers().get_all(header).iter();
@@ -318,7 +344,15 @@ impl Csrf {
     }
 }
 
-fn origin_allowed(headers: &HeaderMap, allowed: &[String]) -> bool {
+/// A request to switch protocols: an `Upgrade` header (HTTP/1.1 WebSocket and others), or a browser's
+/// WebSocket handshake by its fetch metadata. (An HTTP/2 WebSocket is a `CONNECT`, an unsafe method anyway.)
+fn is_upgrade(headers: &HeaderMap) -> bool {
+    headers.contains_key(http::header::UPGRADE)
+        || headers.get("sec-fetch-mode").is_some_and(|mode| mode.as_bytes().eq_ignore_ascii_case(b"websocket"))
+}
+
+fn origin_allowed(head: &RequestHead<'_>, allowed: &[String]) -> bool {
+    let headers = head.headers();
     let origin = headers.get(http::header::ORIGIN).and_then(|value| value.to_str().ok());
     let listed = origin.is_some_and(|origin| allowed.iter().any(|allowed| allowed == origin));
     match headers.get("sec-fetch-site").map(http::HeaderValue::as_bytes) {
@@ -329,7 +363,12 @@ fn origin_allowed(headers: &HeaderMap, allowed: &[String]) -> bool {
                 // Neither header: not a browser, so not a forgery.
                 return headers.get(http::header::ORIGIN).is_none();
             };
-            let host = headers.get(http::header::HOST).and_then(|value| value.to_str().ok());
+            // The request's own authority: HTTP/2 carries it as `:authority` (in the URI), HTTP/1.1 as `Host`.
+            let host = head
+                .uri()
+                .authority()
+                .map(http::uri::Authority::as_str)
+                .or_else(|| headers.get(http::header::HOST).and_then(|value| value.to_str().ok()));
             let own = host.is_some_and(|host| {
                 origin
                     .split_once("://")

@@ -275,14 +275,23 @@ fn config() -> Result<Config, String> {
     };
     Ok(Config {
         bind,
-        users_file: var("USERS_FILE").unwrap_or_else(|| concat!(env!("CARGO_MANIFEST_DIR"), "/users.json").to_owned()),
+        users_file: var("USERS_FILE").unwrap_or_else(|| DEMO_USERS.to_owned()),
         access_ttl,
         signing_key: var("SIGNING_KEY_PEM"),
         insecure_dev,
     })
 }
 
+/// The example's own users, whose passwords are published in the file: for trying the example only.
+const DEMO_USERS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/users.json");
+
 fn state(config: &Config) -> Result<AppState, String> {
+    if config.users_file == DEMO_USERS {
+        tracing::warn!(
+            "no USERS_FILE: using the example's demo users, whose passwords are published (an admin among \
+             them); for trying the example only"
+        );
+    }
     let text = std::fs::read_to_string(&config.users_file)
         .map_err(|err| format!("USERS_FILE {}: {err}", config.users_file))?;
     let file: UsersFile =

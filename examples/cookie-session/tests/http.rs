@@ -18,6 +18,13 @@ async fn start() -> (Child, String) {
 }
 
 #[tokio::test]
+async fn with_its_demo_users_it_says_so_at_start() {
+    // Regression (issue 17): it started with published users, an admin among them, without a word.
+    let (_child, _, log) = jwtgate_tests::start_listening_with_log(command()).await;
+    assert!(log.iter().any(|line| line.contains("demo users, whose passwords are published")), "{log:?}");
+}
+
+#[tokio::test]
 async fn a_signal_sent_the_moment_it_listens_stops_it_with_status_0() {
     jwtgate_tests::assert_stops_cleanly_on_signals(command).await;
 }

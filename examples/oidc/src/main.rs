@@ -175,7 +175,7 @@ async fn main() -> ExitCode {
 /// Configures and serves until Ctrl-C. Fails with the exit code and a message.
 async fn run() -> Result<(), (u8, String)> {
     let config = Config::from_env().map_err(|err| (EXIT_CONFIG, err))?;
-    let keys = keys(&config).await.map_err(|err| (EXIT_CONFIG, format!("OIDC_ISSUER={:?}: {err}", config.issuer)))?;
+    let keys = keys(&config).await.map_err(|err| (EXIT_CONFIG, format!("OIDC_ISSUER: {err}")))?;
     tracing::info!(issuer = %config.issuer, audience = %config.audience, eager = config.eager, "trusting the provider");
     let listener = tokio::net::TcpListener::bind(config.bind)
         .await

@@ -78,7 +78,12 @@ async fn a_bad_configuration_exits_with_status_2_and_names_the_variable() {
     for (vars, expected) in [
         (vec![("OIDC_AUDIENCE", "api")], "OIDC_ISSUER is required"),
         (vec![("OIDC_ISSUER", "https://idp.test")], "OIDC_AUDIENCE is required"),
-        (vec![("OIDC_ISSUER", "http://idp.test"), ("OIDC_AUDIENCE", "api")], "OIDC_ISSUER="),
+        (
+            vec![("OIDC_ISSUER", "http://idp.test"), ("OIDC_AUDIENCE", "api")],
+            "OIDC_ISSUER: http://idp.test/.well-known/openid-configuration uses http",
+        ),
+        // Regression (issue 17): the error repeated the whole URL, credentials included.
+        (vec![("OIDC_ISSUER", "http://user:s3cret@idp.test/?k=s3cret"), ("OIDC_AUDIENCE", "api")], "OIDC_ISSUER: "),
         (vec![("OIDC_ISSUER", "https://idp.test"), ("OIDC_AUDIENCE", "api"), ("BIND", "nowhere")], "BIND="),
         (
             vec![("OIDC_ISSUER", "https://idp.test"), ("OIDC_AUDIENCE", "api"), ("OIDC_RSA_ALG", "ES256")],
@@ -92,5 +97,6 @@ async fn a_bad_configuration_exits_with_status_2_and_names_the_variable() {
         let stderr = String::from_utf8(output.stderr).unwrap();
         assert_eq!(output.status.code(), Some(2), "{vars:?}: {stderr}");
         assert!(stderr.contains(expected), "{vars:?}: {stderr}");
+        assert!(!stderr.contains("s3cret"), "a secret in the URL was repeated: {stderr}");
     }
 }

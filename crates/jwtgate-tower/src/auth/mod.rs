@@ -135,7 +135,10 @@ impl Shared {
     }
 
     fn reject(&self, error: &Error, head: RequestHead<'_>) -> Response<Bytes> {
-        self.responder.respond(&Rejection::new(error, head))
+        // Every refusal, whichever responder and hooks made it.
+        let mut response = self.responder.respond(&Rejection::new(error, head));
+        crate::response::no_store(&mut response);
+        response
     }
 }
 

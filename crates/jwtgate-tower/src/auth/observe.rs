@@ -166,7 +166,7 @@ fn count_refused(reason: &'static str) {
     by_reason!(
         "missing" "invalid_request" "too_large" "malformed" "unsupported_algorithm" "algorithm_mismatch"
         "unknown_key" "invalid_signature" "unsupported_critical" "invalid_type" "missing_claim" "invalid_claim"
-        "expired" "not_yet_valid" "issued_in_future" "too_old" "invalid_issuer" "invalid_audience" "revoked"
+        "expired" "not_yet_valid" "issued_in_future" "empty_lifetime" "too_old" "invalid_issuer" "invalid_audience" "revoked"
         "forbidden" "denylist_unavailable" "keys_unavailable" "refused" "unavailable" "csrf_rejected"
     );
 }

@@ -58,10 +58,13 @@ pub fn check(policy: &Policy, responder: &dyn Responder, head: &RequestHead<'_>)
         let scopes = policy.required_scopes();
         let rejection = Rejection::new(&error, *head).with_scopes(&scopes);
         let response = responder.respond(&rejection);
-        match head.extensions().get::<ForbiddenHook>() {
-            Some(hook) if kind == ErrorKind::Forbidden => Access::Refused(hook.rewrite(&rejection, response)),
-            _ => Access::Refused(response),
-        }
+        let mut response = match head.extensions().get::<ForbiddenHook>() {
+            Some(hook) if kind == ErrorKind::Forbidden => hook.rewrite(&rejection, response),
+            _ => response,
+        };
+        // Every refusal, whichever responder and hooks made it.
+        crate::response::no_store(&mut response);
+        Access::Refused(response)
     };
     match head.extensions().get::<Arc<Principal>>() {
         Some(principal) if policy.allows(principal) => Access::Granted(principal.clone()),

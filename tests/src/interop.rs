@@ -137,7 +137,27 @@ impl OidcProvider {
         Self { state: state.to_owned(), port, issuer, jwks_fetches, process: Some(running) }
     }
 
+    /// Starts the provider, and once more if it has not said where it listens within 20 s: a node process
+    /// that stalls at start (seen once in a while, right after a fresh install, before its server listens)
+    /// is replaced rather than failing the test. A second stall fails it, with both logs.
     async fn spawn(state: &Path, port: u16, jwks_fetches: &Arc<AtomicUsize>) -> (Running, String) {
+        match Self::try_spawn(state, port, jwks_fetches, Duration::from_secs(20)).await {
+            Ok(started) => started,
+            Err(first_log) => {
+                Self::try_spawn(state, port, jwks_fetches, Duration::from_secs(60)).await.unwrap_or_else(|log| {
+                    panic!("the OpenID provider did not start, twice; its logs:\n{first_log}\n---\n{log}")
+                })
+            }
+        }
+    }
+
+    /// Starts the provider and waits `limit` for its address; on a timeout, kills it and returns its log.
+    async fn try_spawn(
+        state: &Path,
+        port: u16,
+        jwks_fetches: &Arc<AtomicUsize>,
+        limit: Duration,
+    ) -> Result<(Running, String), String> {
         let mut child = Command::new("node")
             .arg(dir().join("oidc_provider.mjs"))
             .arg(state)
@@ -174,12 +194,14 @@ impl OidcProvider {
             }
         });
         let log = move || log.lock().map(|log| log.clone()).unwrap_or_default();
-        let first = tokio::time::timeout(Duration::from_secs(60), answers.recv())
-            .await
-            .unwrap_or_else(|_| panic!("the OpenID provider did not start within 60 s; its log:\n{}", log()))
+        let Ok(first) = tokio::time::timeout(limit, answers.recv()).await else {
+            let _ = child.kill().await;
+            return Err(format!("(no address within {limit:?})\n{}", log()));
+        };
+        let first = first
             .unwrap_or_else(|| panic!("the OpenID provider exited before printing its address; its log:\n{}", log()));
         let issuer = first.strip_prefix("listening ").unwrap_or_else(|| panic!("unexpected first line {first:?}"));
-        (Running { child, stdin, answers }, issuer.to_owned())
+        Ok((Running { child, stdin, answers }, issuer.to_owned()))
     }
 
     /// The issuer URL, which discovery starts from.

@@ -241,7 +241,7 @@ async fn three_apps_over_http_refuse_a_token_revoked_through_one_of_them_within_
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_foreign_key_under_the_prefix_does_not_stop_the_snapshot() {
+async fn foreign_keys_of_any_type_under_the_prefix_do_not_stop_the_snapshot() {
     let redis = RedisServer::start();
     let fleet = Fleet::new();
     let a = instance(&redis).await;
@@ -249,6 +249,11 @@ async fn a_foreign_key_under_the_prefix_does_not_stop_the_snapshot() {
     let mut admin = redis.connection().unwrap();
     redis::cmd("SET").arg("jwtgate:denylist:sub:someone").arg("not a number").exec(&mut admin).unwrap();
     redis::cmd("SET").arg("jwtgate:denylist:notes").arg("anything").exec(&mut admin).unwrap();
+    // Regression (issue 17): a key that is not a string (a nested prefix's stream, another store's hash)
+    // failed the snapshot for good, and the replica never became ready.
+    redis::cmd("HSET").arg("jwtgate:denylist:refresh:record").arg("user").arg("ada").exec(&mut admin).unwrap();
+    redis::cmd("XADD").arg("jwtgate:denylist:nested:stream").arg("*").arg("k").arg("v").exec(&mut admin).unwrap();
+    redis::cmd("SADD").arg("jwtgate:denylist:jti:a-set").arg("x").exec(&mut admin).unwrap();
     let late = instance(&redis).await;
     assert_eq!(status(&late, &fleet.claims("kept")), Ok(TokenStatus::Revoked));
     assert_eq!(late.len(), 1);
@@ -304,24 +309,6 @@ async fn events_trimmed_before_an_instance_reads_them_are_caught_up_by_a_snapsho
     let followed =
         until(Duration::from_secs(2), || status(&follower, &fleet.claims("later")) == Ok(TokenStatus::Revoked));
     assert!(followed.await.is_some());
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn keys_of_other_types_under_the_prefix_do_not_stop_the_snapshot() {
-    // Regression (issue 17): the snapshot read every key under the prefix as a string; one hash or stream
-    // there (a nested prefix's stream, another store given the same prefix) failed it, for good: the
-    // replica never became ready.
-    let redis = RedisServer::start();
-    let fleet = Fleet::new();
-    let a = instance(&redis).await;
-    a.revoke("kept", now() + 600).await.unwrap();
-    let mut admin = redis.connection().unwrap();
-    redis::cmd("HSET").arg("jwtgate:denylist:refresh:record").arg("user").arg("ada").exec(&mut admin).unwrap();
-    redis::cmd("XADD").arg("jwtgate:denylist:nested:stream").arg("*").arg("k").arg("v").exec(&mut admin).unwrap();
-    redis::cmd("SADD").arg("jwtgate:denylist:jti:a-set").arg("x").exec(&mut admin).unwrap();
-    let late = instance(&redis).await;
-    assert_eq!(status(&late, &fleet.claims("kept")), Ok(TokenStatus::Revoked));
-    assert_eq!(late.len(), 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -199,39 +199,53 @@ const fn invalid_claim(claim: &'static str) -> &'static str {
     }
 }
 
-impl ErrorKind {
-    /// A short, fixed snake_case name for the kind, such as `expired` or `invalid_signature`: for metric
-    /// labels and log fields, where the set of values must stay small. A claim's name is not part of it.
-    pub const fn name(self) -> &'static str {
-        match self {
-            Self::Missing => "missing",
-            Self::InvalidRequest => "invalid_request",
-            Self::TooLarge => "too_large",
-            Self::Malformed => "malformed",
-            Self::UnsupportedAlgorithm => "unsupported_algorithm",
-            Self::AlgorithmMismatch => "algorithm_mismatch",
-            Self::UnknownKey => "unknown_key",
-            Self::InvalidSignature => "invalid_signature",
-            Self::UnsupportedCritical => "unsupported_critical",
-            Self::InvalidType => "invalid_type",
-            Self::MissingClaim { .. } => "missing_claim",
-            Self::InvalidClaim { .. } => "invalid_claim",
-            Self::Expired => "expired",
-            Self::NotYetValid => "not_yet_valid",
-            Self::IssuedInFuture => "issued_in_future",
-            Self::EmptyLifetime => "empty_lifetime",
-            Self::TooOld => "too_old",
-            Self::InvalidIssuer => "invalid_issuer",
-            Self::InvalidAudience => "invalid_audience",
-            Self::Revoked => "revoked",
-            Self::Forbidden => "forbidden",
-            Self::DenylistUnavailable => "denylist_unavailable",
-            Self::KeysUnavailable => "keys_unavailable",
-            Self::Refused => "refused",
-            Self::Unavailable => "unavailable",
-            Self::CsrfRejected => "csrf_rejected",
+/// Writes [`ErrorKind::name`] and [`ErrorKind::NAMES`] from one table, so that the two cannot disagree.
+macro_rules! kind_names {
+    ($($kind:ident => $name:literal,)*) => {
+        impl ErrorKind {
+            /// A short, fixed snake_case name for the kind, such as `expired` or `invalid_signature`: for
+            /// metric labels and log fields, where the set of values must stay small. A claim's name is not
+            /// part of it.
+            pub const fn name(self) -> &'static str {
+                match self {
+                    $(Self::$kind { .. } => $name,)*
+                }
+            }
+
+            /// The [`name`](Self::name) of every kind, in declaration order: for dashboards and for metrics
+            /// registered ahead of time. A kind added later adds a name.
+            pub const NAMES: &'static [&'static str] = &[$($name),*];
         }
-    }
+    };
+}
+
+kind_names! {
+    Missing => "missing",
+    InvalidRequest => "invalid_request",
+    TooLarge => "too_large",
+    Malformed => "malformed",
+    UnsupportedAlgorithm => "unsupported_algorithm",
+    AlgorithmMismatch => "algorithm_mismatch",
+    UnknownKey => "unknown_key",
+    InvalidSignature => "invalid_signature",
+    UnsupportedCritical => "unsupported_critical",
+    InvalidType => "invalid_type",
+    MissingClaim => "missing_claim",
+    InvalidClaim => "invalid_claim",
+    Expired => "expired",
+    NotYetValid => "not_yet_valid",
+    IssuedInFuture => "issued_in_future",
+    EmptyLifetime => "empty_lifetime",
+    TooOld => "too_old",
+    InvalidIssuer => "invalid_issuer",
+    InvalidAudience => "invalid_audience",
+    Revoked => "revoked",
+    Forbidden => "forbidden",
+    DenylistUnavailable => "denylist_unavailable",
+    KeysUnavailable => "keys_unavailable",
+    Refused => "refused",
+    Unavailable => "unavailable",
+    CsrfRejected => "csrf_rejected",
 }
 
 impl From<ErrorKind> for Error {
@@ -293,6 +307,7 @@ mod tests {
         ];
         let names: std::collections::HashSet<_> = kinds.iter().map(|kind| kind.name()).collect();
         assert_eq!(names.len(), kinds.len());
+        assert_eq!(ErrorKind::NAMES, kinds.map(ErrorKind::name));
         assert!(names.iter().all(|name| name.bytes().all(|b| b.is_ascii_lowercase() || b == b'_')));
         assert_eq!(ErrorKind::MissingClaim { claim: "jti" }.name(), "missing_claim");
     }

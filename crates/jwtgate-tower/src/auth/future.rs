@@ -1,3 +1,21 @@
+//! The way of one request through the layer: every stage, and every transition between them.
+//!
+//! ```text
+//! extract ─► [Keys] ─► validated ─► [Revocation] ─► admitted ─► [Hook] ─► call ─► [Inner]
+//!    │                                                                     ▲
+//!    └──────────── no token, optional layer: anonymous ────────────────────┘
+//!
+//! Any stage may refuse instead: ─► [Refused]
+//! ```
+//!
+//! A request waits in a bracketed state only when it must: `Keys` when its token names a `kid` the remote
+//! keys lack, `Revocation` when the denylist answers asynchronously, `Hook` when there is an
+//! `on_token_validated` hook.
+//!
+//! Synchronous work happens in [`advance`], which goes from [`Step`] to [`Step`] until the request needs to
+//! wait (a [`State`] with a future of its own) or is decided. Adding an asynchronous stage is one `State`,
+//! one `Step` that leads to it, and the transition out of it in [`ResponseFuture::poll`].
+
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
@@ -7,295 +25,305 @@ use std::task::{Context, Poll, ready};
 use bytes::Bytes;
 use http::{Extensions, Request, Response};
 use jwtgate_core::{
-    DenylistError, Error, ErrorKind, PendingLookup, PendingRefresh, Principal, RefreshOutcome, TokenStatus, Validated,
-    ValidatedCache,
+    DenylistError, Error, ErrorKind, Lookup, PendingLookup, PendingRefresh, Principal, RefreshOutcome, TokenStatus,
+    Validated, Validation, unix_now,
 };
 use pin_project_lite::pin_project;
 use serde::de::DeserializeOwned;
 use tower_service::Service;
 use tracing::Span;
 
-use super::ForbiddenHook;
-use super::events::{HookFuture, ValidatedHook};
+use super::events::HookFuture;
 use super::observe::{self, Outcome};
-use super::service::proceed;
-use super::{Authentication, Shared, TokenValidated};
-use crate::{RequestHead, ResponseBody};
+use super::{Config, ForbiddenHook, TokenValidated};
+use crate::source::Extracted;
+use crate::{Anonymous, Rejection, RequestHead, Responder, ResponseBody};
 
 pin_project! {
     /// The response future of [`JwtAuthService`](super::JwtAuthService).
     ///
     /// A state machine with no boxing of its own: it waits for a key fetch when a token names a `kid` the
-    /// remote keys lack or there are no remote keys yet, and for an asynchronous denylist when there is one, then runs the inner service's
-    /// future, or yields jwtgate's answer to a refused request.
+    /// remote keys lack or there are no remote keys yet, for an asynchronous denylist when there is one, and
+    /// for the `on_token_validated` hook when there is one; then it runs the inner service's future, or
+    /// yields jwtgate's answer to a refused request.
     pub struct ResponseFuture<S, ReqBody, C>
     where
         S: Service<Request<ReqBody>>,
     {
         #[pin]
-        state: State<S, ReqBody, C>,
+        state: State<S::Future, C>,
+        // The request and what it needs on its way, carried once, until it is handed to the inner service
+        // or refused.
+        in_flight: Option<InFlight<S, ReqBody, C>>,
     }
 }
 
 pin_project! {
+    /// Where a request waits. Each state holds only what is its own.
     #[project = StateProj]
-    enum State<S, ReqBody, C>
-    where
-        S: Service<Request<ReqBody>>,
-    {
+    enum State<F, C> {
+        /// For a key fetch; then `token` is checked again.
         Keys {
             refresh: PendingRefresh,
-            awaiting: Option<AwaitingKeys<S, ReqBody, C>>,
+            token: String,
         },
-        Lookup {
+        /// For the denylist's answer about a valid token.
+        Revocation {
             lookup: PendingLookup,
-            waiting: Option<Waiting<S, ReqBody, C>>,
+            validated: Arc<Validated<C>>,
         },
+        /// For the `on_token_validated` hook; `outcome` is what the request counts as once admitted.
         Hook {
             hook: HookFuture,
-            admitting: Option<Admitting<S, ReqBody, C>>,
+            validated: Arc<Validated<C>>,
+            outcome: Outcome,
         },
+        /// For the inner service.
         Inner {
             #[pin]
-            future: S::Future,
+            future: F,
         },
-        Rejected {
+        /// For nothing: jwtgate's answer to a refused request.
+        Refused {
             response: Option<Response<Bytes>>,
         },
     }
 }
 
-/// A request whose token waits for a key fetch.
-pub(super) struct AwaitingKeys<S, ReqBody, C> {
+/// Why a waiting future has a request in flight: only `Inner` and `Refused` have handed theirs on.
+const WAITING: &str = "a waiting request is in flight";
+
+/// A request on its way, and what it needs until it is decided.
+struct InFlight<S, ReqBody, C> {
     request: Request<ReqBody>,
-    token: String,
+    /// The service that was polled ready, which handles this request.
     service: S,
-    shared: Arc<Shared>,
-    cache: Option<ValidatedCache<C>>,
-    hook: Option<ValidatedHook<C>>,
+    config: Arc<Config<C>>,
+    /// The `authenticate` span, entered around jwtgate's own work only.
     span: Span,
 }
 
-impl<S, ReqBody, C> AwaitingKeys<S, ReqBody, C>
-where
-    S: Service<Request<ReqBody>>,
-    C: DeserializeOwned + Send + Sync + 'static,
-{
-    pub(super) fn new(
-        request: Request<ReqBody>,
-        token: String,
-        service: S,
-        (shared, cache, hook): (Arc<Shared>, Option<ValidatedCache<C>>, Option<ValidatedHook<C>>),
-        span: Span,
-    ) -> Self {
-        Self { request, token, service, shared, cache, hook, span }
-    }
-
-    /// Checks the token again, with the keys the fetch brought, and goes on as for any other token.
-    fn finish(self, outcome: RefreshOutcome) -> ResponseFuture<S, ReqBody, C> {
-        let Self { request, token, service, shared, cache, hook, span } = self;
-        let error = match observe::within(&span, || shared.after_refresh::<C>(&token, cache.as_ref(), outcome)) {
-            Authentication::Valid(validated) => {
-                observe::validated(&span, &validated, &shared.subject_in_logs);
-                return proceed(request, validated, service, &shared, &span, hook);
-            }
-            Authentication::Refused(error) => error,
-            // `after_refresh` never refreshes again, nor reports an anonymous request.
-            Authentication::Anonymous | Authentication::Refreshing(..) => ErrorKind::UnknownKey.into(),
-        };
-        observe::refused(&span, &error);
-        ResponseFuture::rejected(shared.reject(&error, RequestHead::new(&request)))
-    }
-}
-
-/// A validated request waiting for the denylist's answer.
-pub(super) struct Waiting<S, ReqBody, C> {
-    request: Request<ReqBody>,
-    validated: Arc<Validated<C>>,
-    service: S,
-    shared: Arc<Shared>,
-    span: Span,
-    hook: Option<ValidatedHook<C>>,
-}
-
-impl<S, ReqBody, C> Waiting<S, ReqBody, C>
-where
-    S: Service<Request<ReqBody>>,
-    C: Send + Sync + 'static,
-{
-    pub(super) fn new(
-        request: Request<ReqBody>,
-        validated: Arc<Validated<C>>,
-        service: S,
-        shared: Arc<Shared>,
-        span: Span,
-        hook: Option<ValidatedHook<C>>,
-    ) -> Self {
-        Self { request, validated, service, shared, span, hook }
-    }
-
-    /// Admits the request, which the span and the metrics record as `outcome`.
-    fn admitted(self, outcome: Outcome) -> ResponseFuture<S, ReqBody, C> {
-        admission(self.request, self.validated, self.service, &self.shared, &self.span, self.hook, outcome)
-    }
-
-    /// Calls the inner service if the token is active, and answers otherwise.
-    pub(super) fn finish(self, lookup: Result<TokenStatus, DenylistError>) -> ResponseFuture<S, ReqBody, C> {
-        let span = &self.span;
-        let error = match lookup {
-            Ok(TokenStatus::Active) => {
-                return self.admitted(Outcome::Authenticated);
-            }
-            Ok(TokenStatus::Revoked) => {
-                let kid = self.validated.kid();
-                observe::within(
-                    span,
-                    || tracing::debug!(kind = ?ErrorKind::Revoked, kid = ?kid, "jwtgate: request not authenticated"),
-                );
-                Error::new(ErrorKind::Revoked)
-            }
-            Err(error) if self.shared.fail_open => {
-                observe::denylist_error();
-                let kid = self.validated.kid();
-                observe::within(
-                    span,
-                    || tracing::warn!(%error, kid = ?kid, "jwtgate: denylist unavailable; FAIL-OPEN: letting the token through unchecked"),
-                );
-                return self.admitted(Outcome::FailOpen);
-            }
-            Err(error) => {
-                observe::denylist_error();
-                observe::within(
-                    span,
-                    || tracing::warn!(%error, "jwtgate: denylist unavailable; refusing the request with 503"),
-                );
-                Error::new(ErrorKind::DenylistUnavailable)
-            }
-        };
-        observe::refused(span, &error);
-        ResponseFuture::rejected(self.shared.reject(&error, RequestHead::new(&self.request)))
-    }
-}
-
-/// Admits a validated request: at once, or once the `on_token_validated` hook has agreed. `outcome` is what
-/// the span and the metrics record when it is admitted (`authenticated`, or `fail_open`).
-pub(super) fn admission<S, ReqBody, C>(
-    request: Request<ReqBody>,
-    validated: Arc<Validated<C>>,
-    mut service: S,
-    shared: &Arc<Shared>,
-    span: &Span,
-    hook: Option<ValidatedHook<C>>,
-    outcome: Outcome,
-) -> ResponseFuture<S, ReqBody, C>
-where
-    S: Service<Request<ReqBody>>,
-    C: Send + Sync + 'static,
-{
-    match hook {
-        None => {
-            observe::outcome(span, outcome);
-            ResponseFuture::inner(admit(request, validated, &mut service, shared, None))
-        }
-        Some(hook) => {
-            let hook = hook(TokenValidated::new(validated.clone(), &RequestHead::new(&request)));
-            let admitting =
-                Admitting { request, validated, service, shared: shared.clone(), span: span.clone(), outcome };
-            ResponseFuture { state: State::Hook { hook, admitting: Some(admitting) } }
-        }
-    }
-}
-
-/// A validated request waiting for the `on_token_validated` hook.
-pub(super) struct Admitting<S, ReqBody, C> {
-    request: Request<ReqBody>,
-    validated: Arc<Validated<C>>,
-    service: S,
-    shared: Arc<Shared>,
-    span: Span,
-    outcome: Outcome,
-}
-
-impl<S, ReqBody, C> Admitting<S, ReqBody, C>
-where
-    S: Service<Request<ReqBody>>,
-    C: Send + Sync + 'static,
-{
-    /// Calls the inner service with the hook's extensions, or answers with the hook's error.
-    fn finish(mut self, answer: Result<Extensions, Error>) -> ResponseFuture<S, ReqBody, C> {
-        match answer {
-            Ok(extensions) => {
-                observe::outcome(&self.span, self.outcome);
-                ResponseFuture::inner(admit(
-                    self.request,
-                    self.validated,
-                    &mut self.service,
-                    &self.shared,
-                    Some(extensions),
-                ))
-            }
-            Err(error) => {
-                let kind = error.kind();
-                observe::within(&self.span, || {
-                    tracing::debug!(?kind, "jwtgate: the on_token_validated hook refused the request")
-                });
-                observe::refused(&self.span, &error);
-                ResponseFuture::rejected(self.shared.reject(&error, RequestHead::new(&self.request)))
-            }
-        }
-    }
-}
-
-/// Hands the validated claims, and the principal that guards read, to the inner service with the request,
-/// with the `on_forbidden` hook for the guards and the `on_token_validated` hook's extensions, if any.
-fn admit<S, ReqBody, C>(
-    mut request: Request<ReqBody>,
-    validated: Arc<Validated<C>>,
-    service: &mut S,
-    shared: &Shared,
-    from_hook: Option<Extensions>,
-) -> S::Future
-where
-    S: Service<Request<ReqBody>>,
-    C: Send + Sync + 'static,
-{
-    let extensions = request.extensions_mut();
-    extensions.insert(validated.principal().clone());
-    extensions.insert(validated);
-    match &shared.responder.on_forbidden {
-        Some(hook) => extensions.insert(hook.clone()),
-        // An outer layer's hook must not rewrite what this layer admitted.
-        None => extensions.remove::<ForbiddenHook>(),
-    };
-    if let Some(from_hook) = from_hook {
-        // Last, so that a principal from the hook replaces the token's: guards read an `Arc<Principal>`, and
-        // a plain `Principal` is taken as one.
-        extensions.extend(from_hook);
-        if let Some(principal) = extensions.remove::<Principal>() {
-            extensions.insert(Arc::new(principal));
-        }
-    }
-    service.call(request)
+/// Where a request goes next, once a stage is over.
+enum Step<C> {
+    /// Await a key fetch, then check the token again.
+    AwaitKeys(PendingRefresh, String),
+    /// A valid token; next, the denylist.
+    Validated(Arc<Validated<C>>),
+    /// Admitted by the layer's checks; next, the `on_token_validated` hook. `Outcome` is what the request
+    /// counts as (`authenticated`, or `fail_open`).
+    Admitted(Arc<Validated<C>>, Outcome),
+    /// Hand the claims, and the hook's extensions if any, to the inner service.
+    Call(Arc<Validated<C>>, Option<Extensions>, Outcome),
+    /// No token, in optional mode: hand the request to the inner service as anonymous.
+    Anonymous,
+    /// Answer with this refusal.
+    Refuse(Error),
 }
 
 impl<S, ReqBody, C> ResponseFuture<S, ReqBody, C>
 where
     S: Service<Request<ReqBody>>,
+    C: DeserializeOwned + Send + Sync + 'static,
 {
-    pub(super) fn inner(future: S::Future) -> Self {
-        Self { state: State::Inner { future } }
+    /// Starts a request on its way: finds and validates its token, and goes as far as it can without waiting.
+    ///
+    /// `service` was polled ready. The request takes it, and leaves a clone for the next request, unless it is
+    /// refused at once: then `service` stays ready.
+    pub(super) fn new(request: Request<ReqBody>, service: &mut S, config: &Arc<Config<C>>) -> Self
+    where
+        S: Clone,
+    {
+        let span = observe::span();
+        let step = observe::within(&span, || config.extract(&RequestHead::new(&request)));
+        if let Step::Refuse(error) = step {
+            observe::refused(&span, &error);
+            return Self::refused(config.refuse(&error, &request));
+        }
+        let ready = std::mem::replace(service, service.clone());
+        let mut in_flight = Some(InFlight { request, service: ready, config: config.clone(), span });
+        let state = advance(&mut in_flight, step);
+        Self { state, in_flight }
     }
 
-    pub(super) fn rejected(response: Response<Bytes>) -> Self {
-        Self { state: State::Rejected { response: Some(response) } }
+    fn refused(response: Response<Bytes>) -> Self {
+        Self { state: State::Refused { response: Some(response) }, in_flight: None }
+    }
+}
+
+/// Takes the request through every step that needs no waiting, and answers where it must wait next, or how
+/// it ends.
+fn advance<S, ReqBody, C>(in_flight: &mut Option<InFlight<S, ReqBody, C>>, mut step: Step<C>) -> State<S::Future, C>
+where
+    S: Service<Request<ReqBody>>,
+    C: Send + Sync + 'static,
+{
+    loop {
+        let InFlight { request, config, span, .. } =
+            in_flight.as_mut().expect("ResponseFuture polled after completion");
+        step = match step {
+            Step::AwaitKeys(refresh, token) => return State::Keys { refresh, token },
+            Step::Validated(validated) => {
+                observe::validated(span, &validated, &config.subject_in_logs);
+                match &config.denylist {
+                    None => Step::Admitted(validated, Outcome::Authenticated),
+                    Some(denylist) => match observe::within(span, || denylist.check(validated.registered())) {
+                        Lookup::Ready(answer) => config.revocation(validated, answer, span),
+                        Lookup::Pending(lookup) => return State::Revocation { lookup, validated },
+                    },
+                }
+            }
+            Step::Admitted(validated, outcome) => match &config.on_validated {
+                None => Step::Call(validated, None, outcome),
+                Some(hook) => {
+                    let hook = hook(TokenValidated::new(validated.clone(), &RequestHead::new(request)));
+                    return State::Hook { hook, validated, outcome };
+                }
+            },
+            Step::Call(validated, from_hook, outcome) => {
+                let in_flight = in_flight.take().expect("checked above");
+                observe::outcome(&in_flight.span, outcome);
+                return State::Inner { future: in_flight.call(validated, from_hook) };
+            }
+            Step::Anonymous => {
+                let InFlight { mut request, mut service, span, .. } = in_flight.take().expect("checked above");
+                observe::outcome(&span, Outcome::Anonymous);
+                request.extensions_mut().insert(Anonymous);
+                return State::Inner { future: service.call(request) };
+            }
+            Step::Refuse(error) => {
+                let InFlight { request, config, span, .. } = in_flight.take().expect("checked above");
+                observe::refused(&span, &error);
+                return State::Refused { response: Some(config.refuse(&error, &request)) };
+            }
+        };
+    }
+}
+
+impl<C: DeserializeOwned> Config<C> {
+    /// Finds the request's token, and validates it unless the cache holds it.
+    fn extract(&self, head: &RequestHead<'_>) -> Step<C> {
+        let extracted = match self.token_received.as_ref().map(|hook| hook.extract(head)) {
+            None | Some(Extracted::Absent) => self.sources.extract(head),
+            Some(found) => found,
+        };
+        let token = match extracted {
+            Extracted::Token(token) => token,
+            Extracted::Absent if self.optional => return Step::Anonymous,
+            Extracted::Absent => return Step::Refuse(ErrorKind::Missing.into()),
+            // Credentials of another scheme (say `Basic`, for another layer) are no bearer token at all.
+            Extracted::Invalid(error) if self.optional && error.kind() == ErrorKind::Missing => return Step::Anonymous,
+            Extracted::Invalid(error) => {
+                observe::not_authenticated(&error, None);
+                return Step::Refuse(error);
+            }
+        };
+        if let Some(cache) = &self.cache {
+            let hit = cache.get(&token, unix_now());
+            observe::cache_lookup(hit.is_some());
+            if let Some(hit) = hit {
+                // Clones of a layer share its cache, and a clone may have other rules: they apply to a hit as
+                // to a fresh validation.
+                return self.layer_rules(hit, &token);
+            }
+        }
+        match observe::timed(|| self.validator.start::<C>(&token), |v| matches!(v, Validation::Done(_))) {
+            Validation::Done(result) => self.checked(result, &token),
+            // Rare: the token names a `kid` the remote keys lack, or there are no remote keys yet (a cold
+            // start), and they are being fetched. Only then is the token copied, to be checked again once the
+            // fetch is over.
+            Validation::Refreshing(refresh) => Step::AwaitKeys(refresh, token.into_owned()),
+        }
     }
 
-    pub(super) fn lookup(lookup: PendingLookup, waiting: Waiting<S, ReqBody, C>) -> Self {
-        Self { state: State::Lookup { lookup, waiting: Some(waiting) } }
+    /// Checks a token again once the key fetch it waited for is over; a token waits once at most.
+    fn recheck(&self, token: &str, outcome: RefreshOutcome) -> Step<C> {
+        self.checked(observe::timed(|| self.validator.after_refresh::<C>(token, outcome), |_| true), token)
     }
 
-    pub(super) fn refreshing(refresh: PendingRefresh, awaiting: AwaitingKeys<S, ReqBody, C>) -> Self {
-        Self { state: State::Keys { refresh, awaiting: Some(awaiting) } }
+    /// Applies the layer's own rules to a validation's result, and caches a token that passes.
+    fn checked(&self, result: Result<Validated<C>, Error>, token: &str) -> Step<C> {
+        let step = match result {
+            Ok(validated) => self.layer_rules(Arc::new(validated), token),
+            Err(error) => {
+                observe::not_authenticated(&error, Some(token));
+                Step::Refuse(error)
+            }
+        };
+        if let (Step::Validated(validated), Some(cache)) = (&step, &self.cache) {
+            cache.insert(token, validated, unix_now());
+        }
+        step
+    }
+}
+
+impl<C> Config<C> {
+    /// The layer's own rules, beyond the validator's, for a token the validator accepted.
+    fn layer_rules(&self, validated: Arc<Validated<C>>, token: &str) -> Step<C> {
+        if self.require_jti && validated.registered().token_id().is_none() {
+            let error = ErrorKind::MissingClaim { claim: "jti" }.into();
+            observe::not_authenticated(&error, Some(token));
+            return Step::Refuse(error);
+        }
+        Step::Validated(validated)
+    }
+
+    /// What the denylist's answer about a valid token means for the request.
+    fn revocation(
+        &self,
+        validated: Arc<Validated<C>>,
+        answer: Result<TokenStatus, DenylistError>,
+        span: &Span,
+    ) -> Step<C> {
+        match answer {
+            Ok(TokenStatus::Active) => Step::Admitted(validated, Outcome::Authenticated),
+            Ok(TokenStatus::Revoked) => {
+                observe::revoked(span, validated.kid());
+                Step::Refuse(ErrorKind::Revoked.into())
+            }
+            Err(error) if self.fail_open => {
+                observe::denylist_failed_open(span, &error, validated.kid());
+                Step::Admitted(validated, Outcome::FailOpen)
+            }
+            Err(error) => {
+                observe::denylist_failed_closed(span, &error);
+                Step::Refuse(ErrorKind::DenylistUnavailable.into())
+            }
+        }
+    }
+
+    /// Every refusal of the layer, whichever responder and hooks made it.
+    fn refuse<B>(&self, error: &Error, request: &Request<B>) -> Response<Bytes> {
+        let mut response = self.responder.respond(&Rejection::new(error, RequestHead::new(request)));
+        crate::response::no_store(&mut response);
+        response
+    }
+}
+
+impl<S, ReqBody, C> InFlight<S, ReqBody, C>
+where
+    S: Service<Request<ReqBody>>,
+    C: Send + Sync + 'static,
+{
+    /// Hands the validated claims, and the principal that guards read, to the inner service with the request,
+    /// with the `on_forbidden` hook for the guards and the `on_token_validated` hook's extensions, if any.
+    fn call(mut self, validated: Arc<Validated<C>>, from_hook: Option<Extensions>) -> S::Future {
+        let extensions = self.request.extensions_mut();
+        extensions.insert(validated.principal().clone());
+        extensions.insert(validated);
+        match &self.config.responder.on_forbidden {
+            Some(hook) => extensions.insert(hook.clone()),
+            // An outer layer's hook must not rewrite what this layer admitted.
+            None => extensions.remove::<ForbiddenHook>(),
+        };
+        if let Some(from_hook) = from_hook {
+            // Last, so that a principal from the hook replaces the token's: guards read an `Arc<Principal>`,
+            // and a plain `Principal` is taken as one.
+            extensions.extend(from_hook);
+            if let Some(principal) = extensions.remove::<Principal>() {
+                extensions.insert(Arc::new(principal));
+            }
+        }
+        self.service.call(self.request)
     }
 }
 
@@ -309,30 +337,34 @@ where
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut this = self.project();
         loop {
-            match this.state.as_mut().project() {
-                StateProj::Keys { refresh, awaiting } => {
-                    let outcome = ready!(refresh.as_mut().poll(cx));
-                    let awaiting = awaiting.take().expect("ResponseFuture polled after completion");
-                    this.state.set(awaiting.finish(outcome).state);
-                }
-                StateProj::Lookup { lookup, waiting } => {
-                    let result = ready!(lookup.as_mut().poll(cx));
-                    let waiting = waiting.take().expect("ResponseFuture polled after completion");
-                    this.state.set(waiting.finish(result).state);
-                }
-                StateProj::Hook { hook, admitting } => {
-                    let answer = ready!(hook.as_mut().poll(cx));
-                    let admitting = admitting.take().expect("ResponseFuture polled after completion");
-                    this.state.set(admitting.finish(answer).state);
-                }
+            let step = match this.state.as_mut().project() {
                 StateProj::Inner { future } => {
                     return future.poll(cx).map_ok(|response| response.map(ResponseBody::inner));
                 }
-                StateProj::Rejected { response } => {
+                StateProj::Refused { response } => {
                     let response = response.take().expect("ResponseFuture polled after completion");
                     return Poll::Ready(Ok(response.map(ResponseBody::own)));
                 }
-            }
+                StateProj::Keys { refresh, token } => {
+                    let outcome = ready!(refresh.as_mut().poll(cx));
+                    let InFlight { config, span, .. } = this.in_flight.as_ref().expect(WAITING);
+                    observe::within(span, || config.recheck(token, outcome))
+                }
+                StateProj::Revocation { lookup, validated } => {
+                    let answer = ready!(lookup.as_mut().poll(cx));
+                    let InFlight { config, span, .. } = this.in_flight.as_ref().expect(WAITING);
+                    config.revocation(validated.clone(), answer, span)
+                }
+                StateProj::Hook { hook, validated, outcome } => match ready!(hook.as_mut().poll(cx)) {
+                    Ok(extensions) => Step::Call(validated.clone(), Some(extensions), *outcome),
+                    Err(error) => {
+                        observe::hook_refused(&this.in_flight.as_ref().expect(WAITING).span, &error);
+                        Step::Refuse(error)
+                    }
+                },
+            };
+            let next = advance(this.in_flight, step);
+            this.state.set(next);
         }
     }
 }
@@ -344,10 +376,10 @@ where
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let state = match &self.state {
             State::Keys { .. } => "Keys",
-            State::Lookup { .. } => "Lookup",
+            State::Revocation { .. } => "Revocation",
             State::Hook { .. } => "Hook",
             State::Inner { .. } => "Inner",
-            State::Rejected { .. } => "Rejected",
+            State::Refused { .. } => "Refused",
         };
         f.debug_struct("ResponseFuture").field("state", &state).finish()
     }

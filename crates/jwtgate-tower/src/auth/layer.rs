@@ -7,8 +7,8 @@ use http::{Extensions, Response};
 use jwtgate_core::{Denylist, Error, ValidatedCache, Validator};
 use tower_layer::Layer;
 
-use super::events::{self, ValidatedHook};
-use super::{JwtAuthService, Shared, SubjectInLogs, TokenValidated};
+use super::events;
+use super::{Config, JwtAuthService, SubjectInLogs, TokenValidated};
 use crate::{Rejection, RequestHead, Responder, TokenSource, TokenSources};
 
 /// A tower layer that authenticates requests with JWTs.
@@ -42,22 +42,25 @@ use crate::{Rejection, RequestHead, Responder, TokenSource, TokenSources};
 /// # }
 /// ```
 pub struct JwtAuthLayer<C> {
-    shared: Arc<Shared>,
-    cache: Option<ValidatedCache<C>>,
-    on_validated: Option<ValidatedHook<C>>,
+    config: Arc<Config<C>>,
 }
 
 impl<C> JwtAuthLayer<C> {
     /// A layer that requires a valid token on every request, from `Authorization: Bearer`, with no
     /// denylist and RFC 6750 responses.
     pub fn new(validator: Validator) -> Self {
-        Self { shared: Arc::new(Shared::new(validator)), cache: None, on_validated: None }
+        Self { config: Arc::new(Config::new(validator)) }
+    }
+
+    /// The configuration, to change: shared with no clone of this layer nor with any service built before.
+    fn config_mut(&mut self) -> &mut Config<C> {
+        Arc::make_mut(&mut self.config)
     }
 
     /// Where tokens come from, in order. Default: `Authorization: Bearer` alone.
     #[must_use]
     pub fn sources(mut self, sources: TokenSources) -> Self {
-        Arc::make_mut(&mut self.shared).sources = sources;
+        self.config_mut().sources = sources;
         self
     }
 
@@ -66,7 +69,7 @@ impl<C> JwtAuthLayer<C> {
     /// `Basic`) count as no token. A bad bearer token is still refused.
     #[must_use]
     pub fn optional(mut self) -> Self {
-        Arc::make_mut(&mut self.shared).optional = true;
+        self.config_mut().optional = true;
         self
     }
 
@@ -74,7 +77,7 @@ impl<C> JwtAuthLayer<C> {
     /// cannot answer makes the request fail with 503. Default: no denylist.
     #[must_use]
     pub fn denylist(mut self, denylist: impl Denylist) -> Self {
-        Arc::make_mut(&mut self.shared).denylist = Some(Arc::new(denylist));
+        self.config_mut().denylist = Some(Arc::new(denylist));
         self
     }
 
@@ -83,7 +86,7 @@ impl<C> JwtAuthLayer<C> {
     /// only where availability matters more than revocation taking effect.
     #[must_use]
     pub fn denylist_fail_open(mut self) -> Self {
-        Arc::make_mut(&mut self.shared).fail_open = true;
+        self.config_mut().fail_open = true;
         self
     }
 
@@ -91,7 +94,7 @@ impl<C> JwtAuthLayer<C> {
     /// Default: such tokens are accepted.
     #[must_use]
     pub fn require_jti(mut self) -> Self {
-        Arc::make_mut(&mut self.shared).require_jti = true;
+        self.config_mut().require_jti = true;
         self
     }
 
@@ -108,13 +111,13 @@ impl<C> JwtAuthLayer<C> {
     /// refreshes. Where every request brings a new token it only adds a lookup and an insert.
     #[must_use]
     pub fn cache(mut self, capacity: usize) -> Self {
-        self.cache = Some(ValidatedCache::new(capacity));
+        self.config_mut().cache = Some(ValidatedCache::new(capacity));
         self
     }
 
     /// The layer's cache of validated tokens, if [`cache`](Self::cache) set one: for its length, in metrics.
     pub fn validated_cache(&self) -> Option<&ValidatedCache<C>> {
-        self.cache.as_ref()
+        self.config.cache.as_ref()
     }
 
     /// What the `authenticate` span records about a token's subject. Default: nothing
@@ -126,14 +129,14 @@ impl<C> JwtAuthLayer<C> {
     /// and `sub` as chosen here. The token itself is never recorded.
     #[must_use]
     pub fn subject_in_logs(mut self, subject: SubjectInLogs) -> Self {
-        Arc::make_mut(&mut self.shared).subject_in_logs = subject;
+        self.config_mut().subject_in_logs = subject;
         self
     }
 
     /// Builds the responses to refused requests. Default: [`Rfc6750Responder`](crate::Rfc6750Responder).
     #[must_use]
     pub fn responder(mut self, responder: impl Responder) -> Self {
-        Arc::make_mut(&mut self.shared).responder.responder = Arc::new(responder);
+        self.config_mut().responder.responder = Arc::new(responder);
         self
     }
 
@@ -145,7 +148,7 @@ impl<C> JwtAuthLayer<C> {
     where
         F: Fn(&RequestHead<'_>) -> Option<String> + Send + Sync + 'static,
     {
-        Arc::make_mut(&mut self.shared).token_received = Some(TokenSource::from_fn(hook));
+        self.config_mut().token_received = Some(TokenSource::from_fn(hook));
         self
     }
 
@@ -166,7 +169,7 @@ impl<C> JwtAuthLayer<C> {
         F: Fn(TokenValidated<C>) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<Extensions, Error>> + Send + 'static,
     {
-        self.on_validated = Some(events::validated_hook(hook));
+        self.config_mut().on_validated = Some(events::validated_hook(hook));
         self
     }
 
@@ -174,7 +177,7 @@ impl<C> JwtAuthLayer<C> {
     /// counters. ASP.NET's `OnAuthenticationFailed`.
     #[must_use]
     pub fn on_failure(mut self, hook: impl Fn(&Rejection<'_>) + Send + Sync + 'static) -> Self {
-        Arc::make_mut(&mut self.shared).responder.failure(hook);
+        self.config_mut().responder.failure(hook);
         self
     }
 
@@ -185,7 +188,7 @@ impl<C> JwtAuthLayer<C> {
         mut self,
         hook: impl Fn(&Rejection<'_>, Response<Bytes>) -> Response<Bytes> + Send + Sync + 'static,
     ) -> Self {
-        Arc::make_mut(&mut self.shared).responder.challenge(hook);
+        self.config_mut().responder.challenge(hook);
         self
     }
 
@@ -198,7 +201,7 @@ impl<C> JwtAuthLayer<C> {
         mut self,
         hook: impl Fn(&Rejection<'_>, Response<Bytes>) -> Response<Bytes> + Send + Sync + 'static,
     ) -> Self {
-        Arc::make_mut(&mut self.shared).responder.forbidden(hook);
+        self.config_mut().responder.forbidden(hook);
         self
     }
 
@@ -206,7 +209,7 @@ impl<C> JwtAuthLayer<C> {
     /// their token instead of signing in again. Default: off.
     #[must_use]
     pub fn token_expired_header(mut self) -> Self {
-        Arc::make_mut(&mut self.shared).responder.token_expired_header = true;
+        self.config_mut().responder.token_expired_header = true;
         self
     }
 }
@@ -215,18 +218,18 @@ impl<S, C> Layer<S> for JwtAuthLayer<C> {
     type Service = JwtAuthService<S, C>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        JwtAuthService::new(inner, self.shared.clone(), self.cache.clone(), self.on_validated.clone())
+        JwtAuthService::new(inner, self.config.clone())
     }
 }
 
 impl<C> Clone for JwtAuthLayer<C> {
     fn clone(&self) -> Self {
-        Self { shared: self.shared.clone(), cache: self.cache.clone(), on_validated: self.on_validated.clone() }
+        Self { config: self.config.clone() }
     }
 }
 
 impl<C> fmt::Debug for JwtAuthLayer<C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("JwtAuthLayer").field("config", &self.shared).field("cache", &self.cache).finish()
+        f.debug_struct("JwtAuthLayer").field("config", &self.config).finish()
     }
 }

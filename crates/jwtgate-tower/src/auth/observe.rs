@@ -1,5 +1,6 @@
-//! What the layer tells the outside about each request: the `authenticate` span (one per request, at debug
-//! level), and with the `metrics` feature, counters and a histogram through the `metrics` facade.
+//! What the layer tells the outside about each request: its log lines, the `authenticate` span (one per
+//! request, at debug level), and with the `metrics` feature, counters and a histogram through the `metrics`
+//! facade. The rest of the layer logs, records and counts nothing itself.
 //!
 //! Metric names:
 //! - `jwtgate_requests_total`, a counter labelled `outcome` (`authenticated`, `anonymous`, `refused`,
@@ -14,7 +15,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use aws_lc_rs::hmac;
-use jwtgate_core::{Algorithm, Error, Key, KeyError, Secret, Validated};
+use jwtgate_core::{Algorithm, DenylistError, Error, Key, KeyError, Secret, Validated};
 use tracing::Span;
 use tracing::field::Empty;
 
@@ -151,24 +152,61 @@ macro_rules! count {
 #[cfg(feature = "metrics")]
 use count;
 
-/// `jwtgate_requests_total{outcome="refused"}`, with the reason as a literal label (see [`count!`]).
+/// `jwtgate_requests_total{outcome="refused"}`, with the reason as a label. The keys, one per
+/// [`ErrorKind::NAMES`](jwtgate_core::ErrorKind::NAMES), are built once: a key built per call would allocate.
 #[cfg(feature = "metrics")]
 fn count_refused(reason: &'static str) {
-    macro_rules! by_reason {
-        ($($name:literal)*) => {
-            match reason {
-                $($name => count!("jwtgate_requests_total", "outcome" => "refused", "reason" => $name),)*
-                // A kind added after this list is still counted under its own name, with a key built per call.
-                _ => metrics::counter!("jwtgate_requests_total", "outcome" => "refused", "reason" => reason).increment(1),
-            }
-        };
+    use std::sync::OnceLock;
+
+    use metrics::{Key, Label, Level, Metadata};
+    static KEYS: OnceLock<Vec<Key>> = OnceLock::new();
+    static METADATA: Metadata<'static> = Metadata::new(module_path!(), Level::INFO, Some(module_path!()));
+    let keys = KEYS.get_or_init(|| {
+        let labels = |reason| vec![Label::new("outcome", "refused"), Label::new("reason", reason)];
+        let names = jwtgate_core::ErrorKind::NAMES.iter();
+        names.map(|reason| Key::from_parts("jwtgate_requests_total", labels(*reason))).collect()
+    });
+    // Every kind's name is in `ErrorKind::NAMES`, which the same table in jwtgate-core generates.
+    let position = jwtgate_core::ErrorKind::NAMES.iter().position(|name| *name == reason);
+    if let Some(key) = position.and_then(|position| keys.get(position)) {
+        metrics::with_recorder(|recorder| recorder.register_counter(key, &METADATA).increment(1));
     }
-    by_reason!(
-        "missing" "invalid_request" "too_large" "malformed" "unsupported_algorithm" "algorithm_mismatch"
-        "unknown_key" "invalid_signature" "unsupported_critical" "invalid_type" "missing_claim" "invalid_claim"
-        "expired" "not_yet_valid" "issued_in_future" "empty_lifetime" "too_old" "invalid_issuer" "invalid_audience" "revoked"
-        "forbidden" "denylist_unavailable" "keys_unavailable" "refused" "unavailable" "csrf_rejected"
+}
+
+/// Logs why a token was refused, with its `kid`, at debug level, inside the current span. The token itself
+/// is never logged; its `kid` is read (unverified, truncated) only when debug logging is on.
+pub(super) fn not_authenticated(error: &Error, token: Option<&str>) {
+    if tracing::enabled!(tracing::Level::DEBUG) {
+        let kid = token.and_then(jwtgate_core::unverified_kid);
+        tracing::debug!(kind = ?error.kind(), kid = ?kid, "jwtgate: request not authenticated");
+    }
+}
+
+/// Logs a revoked token, with its `kid`, at debug level.
+pub(super) fn revoked(span: &Span, kid: Option<&str>) {
+    let kind = jwtgate_core::ErrorKind::Revoked;
+    within(span, || tracing::debug!(kind = ?kind, kid = ?kid, "jwtgate: request not authenticated"));
+}
+
+/// Counts a denylist that could not answer, and warns that the token goes through unchecked.
+pub(super) fn denylist_failed_open(span: &Span, error: &DenylistError, kid: Option<&str>) {
+    denylist_error();
+    within(
+        span,
+        || tracing::warn!(%error, kid = ?kid, "jwtgate: denylist unavailable; FAIL-OPEN: letting the token through unchecked"),
     );
+}
+
+/// Counts a denylist that could not answer, and warns that the request is refused.
+pub(super) fn denylist_failed_closed(span: &Span, error: &DenylistError) {
+    denylist_error();
+    within(span, || tracing::warn!(%error, "jwtgate: denylist unavailable; refusing the request with 503"));
+}
+
+/// Logs the `on_token_validated` hook's refusal, at debug level.
+pub(super) fn hook_refused(span: &Span, error: &Error) {
+    let kind = error.kind();
+    within(span, || tracing::debug!(?kind, "jwtgate: the on_token_validated hook refused the request"));
 }
 
 /// Times a validation, with the `metrics` feature, when `finished` says it came to an answer (one that waits
@@ -203,7 +241,7 @@ pub(super) fn cache_lookup(hit: bool) {
 }
 
 /// Counts a denylist lookup that failed.
-pub(super) fn denylist_error() {
+fn denylist_error() {
     #[cfg(feature = "metrics")]
     count!("jwtgate_denylist_errors_total");
 }

@@ -3,33 +3,22 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use http::{Request, Response};
-use jwtgate_core::{Lookup, Validated, ValidatedCache};
 use serde::de::DeserializeOwned;
 use tower_service::Service;
-use tracing::Span;
 
-use super::events::ValidatedHook;
-use super::future::{AwaitingKeys, ResponseFuture, Waiting, admission};
-use super::observe::{self, Outcome};
-use super::{Authentication, Shared};
-use crate::{Anonymous, RequestHead, ResponseBody};
+use super::Config;
+use super::future::ResponseFuture;
+use crate::ResponseBody;
 
 /// The service [`JwtAuthLayer`](super::JwtAuthLayer) wraps around your service.
 pub struct JwtAuthService<S, C> {
     inner: S,
-    shared: Arc<Shared>,
-    cache: Option<ValidatedCache<C>>,
-    on_validated: Option<ValidatedHook<C>>,
+    config: Arc<Config<C>>,
 }
 
 impl<S, C> JwtAuthService<S, C> {
-    pub(super) fn new(
-        inner: S,
-        shared: Arc<Shared>,
-        cache: Option<ValidatedCache<C>>,
-        on_validated: Option<ValidatedHook<C>>,
-    ) -> Self {
-        Self { inner, shared, cache, on_validated }
+    pub(super) fn new(inner: S, config: Arc<Config<C>>) -> Self {
+        Self { inner, config }
     }
 
     /// The inner service.
@@ -61,86 +50,20 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, mut request: Request<ReqBody>) -> Self::Future {
-        // The span covers jwtgate's own work, not the inner service's: it is entered only around it.
-        let span = observe::span();
-        let cache = self.cache.as_ref();
-        match observe::within(&span, || self.shared.authenticate::<C>(&RequestHead::new(&request), cache)) {
-            Authentication::Valid(validated) => {
-                observe::validated(&span, &validated, &self.shared.subject_in_logs);
-                proceed(request, validated, self.take_ready(), &self.shared, &span, self.on_validated.clone())
-            }
-            Authentication::Anonymous => {
-                observe::outcome(&span, Outcome::Anonymous);
-                request.extensions_mut().insert(Anonymous);
-                ResponseFuture::inner(self.take_ready().call(request))
-            }
-            // A refused request never reaches the inner service, which stays ready for the next one.
-            Authentication::Refused(error) => {
-                observe::refused(&span, &error);
-                ResponseFuture::rejected(self.shared.reject(&error, RequestHead::new(&request)))
-            }
-            Authentication::Refreshing(refresh, token) => ResponseFuture::refreshing(
-                refresh,
-                AwaitingKeys::new(
-                    request,
-                    token,
-                    self.take_ready(),
-                    (self.shared.clone(), self.cache.clone(), self.on_validated.clone()),
-                    span,
-                ),
-            ),
-        }
-    }
-}
-
-/// Asks the denylist about a validated token, then admits the request (after the `on_token_validated` hook, if
-/// there is one) or answers.
-pub(super) fn proceed<S, ReqBody, C>(
-    request: Request<ReqBody>,
-    validated: Arc<Validated<C>>,
-    inner: S,
-    shared: &Arc<Shared>,
-    span: &Span,
-    hook: Option<ValidatedHook<C>>,
-) -> ResponseFuture<S, ReqBody, C>
-where
-    S: Service<Request<ReqBody>>,
-    C: Send + Sync + 'static,
-{
-    let lookup = match &shared.denylist {
-        Some(denylist) => observe::within(span, || denylist.check(validated.registered())),
-        None => return admission(request, validated, inner, shared, span, hook, Outcome::Authenticated),
-    };
-    let waiting = Waiting::new(request, validated, inner, shared.clone(), span.clone(), hook);
-    match lookup {
-        Lookup::Ready(result) => waiting.finish(result),
-        Lookup::Pending(lookup) => ResponseFuture::lookup(lookup, waiting),
-    }
-}
-
-impl<S: Clone, C> JwtAuthService<S, C> {
-    /// Takes the service that was polled ready, to handle this request, and leaves a clone for the next one.
-    fn take_ready(&mut self) -> S {
-        let clone = self.inner.clone();
-        std::mem::replace(&mut self.inner, clone)
+    fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
+        ResponseFuture::new(request, &mut self.inner, &self.config)
     }
 }
 
 impl<S: Clone, C> Clone for JwtAuthService<S, C> {
     fn clone(&self) -> Self {
-        Self {
-            inner: self.inner.clone(),
-            shared: self.shared.clone(),
-            cache: self.cache.clone(),
-            on_validated: self.on_validated.clone(),
-        }
+        Self { inner: self.inner.clone(), config: self.config.clone() }
     }
 }
 
 impl<S: fmt::Debug, C> fmt::Debug for JwtAuthService<S, C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("JwtAuthService").field("inner", &self.inner).field("config", &self.shared).finish()
+        f.debug_struct("JwtAuthService").field("inner", &self.inner).field("config", &self.config).finish()
     }
 }
 

@@ -2,7 +2,7 @@
 # The README's first command, as a new user runs it: the demo built on its own with `-p` (never as part of
 # the workspace, whose feature unification hides a missing feature), started with no configuration, and
 # driven over loopback with the sample token it prints. Then the demo's stop contract: SIGINT and SIGTERM,
-# each sent the moment `listening on` appears, must end it with status 0 (shared/demo-contract.md).
+# each sent the moment `listening on` appears, must end it with status 0 (examples/demo/README.md).
 # scripts/test.sh calls it; it needs cargo, curl and python3.
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -1,4 +1,4 @@
-//! The demo's configuration, read from `JWTGATE_*` environment variables (see shared/demo-contract.md).
+//! The demo's configuration, read from `JWTGATE_*` environment variables (see examples/demo/README.md).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

@@ -1,4 +1,4 @@
-//! jwtgate's reference application. See `shared/demo-contract.md` for its interface.
+//! jwtgate's reference application. See `examples/demo/README.md` for its interface.
 //!
 //! ```text
 //! cargo run --release -p jwtgate-demo

@@ -1,4 +1,4 @@
-//! The demo, driven from outside as shared/demo-contract.md describes it: a real process, real HTTP.
+//! The demo, driven from outside as examples/demo/README.md describes it: a real process, real HTTP.
 
 #![allow(clippy::unwrap_used, reason = "test helpers fail the test on unexpected errors")]
 

@@ -1,6 +1,8 @@
-//! The layer's lifecycle hooks over real HTTP: on token received, on token validated (async: enrich, replace
-//! the principal, refuse), on failure, on challenge, on forbidden, and the `Token-Expired` header. Tokens
-//! come from `jwtgate-test`'s builder, as in a user's tests.
+//! ASP.NET's `JwtBearerEvents` over real HTTP, as jwtgate offers them: a token source function
+//! (`OnMessageReceived`), the layer's async `on_token_validated` hook (enrich, replace the principal, refuse),
+//! and the responder's wrappers (`OnAuthenticationFailed`, `OnChallenge`, `OnForbidden`) with the
+//! `Token-Expired` header, which answer for the guards and extractors after the layer too. Tokens come from
+//! `jwtgate-test`'s builder, as in a user's tests.
 
 #![allow(clippy::unwrap_used, reason = "test helpers fail the test on unexpected errors")]
 
@@ -14,8 +16,8 @@ use axum::{Extension, Router};
 use bytes::Bytes;
 use http::{Extensions, Response};
 use jwtgate::{
-    Algorithm, Authority, Error, ErrorKind, Guard, JwtAuthLayer, KeySet, MemoryDenylist, Policy, Principal, Require,
-    RequireLayer, Validator, guard,
+    Algorithm, Authority, Claims, Error, ErrorKind, Guard, JwtAuthLayer, KeySet, MemoryDenylist, Policy, Principal,
+    Require, RequireLayer, ResponderExt, Rfc6750Responder, TokenSource, TokenSources, Validator, guard,
 };
 use jwtgate_tests::{AUDIENCE, ISSUER, TestKey, claims, get as http_get, serve};
 use serde_json::{Value, json};
@@ -54,12 +56,34 @@ impl App {
         let failures = Arc::new(AtomicUsize::new(0));
         let calls = hook_calls.clone();
         let failed = failures.clone();
+        let responder = Rfc6750Responder::new()
+            .token_expired_header()
+            .inspect(move |_| {
+                failed.fetch_add(1, Ordering::SeqCst);
+            })
+            .map_response(|rejection, response: Response<Bytes>| {
+                if rejection.error().kind() == ErrorKind::Forbidden {
+                    // ASP.NET's `OnForbidden`.
+                    let (mut parts, _) = response.into_parts();
+                    parts.headers.remove(http::header::CONTENT_LENGTH);
+                    return Response::from_parts(
+                        parts,
+                        Bytes::from_static(br#"{"error":"forbidden","see":"/help/access"}"#),
+                    );
+                }
+                // ASP.NET's `OnChallenge`.
+                let mut response = response;
+                response.headers_mut().insert("x-refused-because", rejection.error().kind().name().parse().unwrap());
+                response
+            });
+        // ASP.NET's `OnMessageReceived`: a function, asked before the bearer source.
+        let legacy = TokenSource::from_fn(|head| {
+            let value = head.headers().get("x-legacy-token")?;
+            value.to_str().ok().map(str::to_owned)
+        });
         let layer = JwtAuthLayer::<Value>::new(validator)
             .cache(100)
-            .on_token_received(|head| {
-                let value = head.headers().get("x-legacy-token")?;
-                value.to_str().ok().map(str::to_owned)
-            })
+            .sources(TokenSources::new([legacy, TokenSource::bearer()]))
             .on_token_validated(move |context| {
                 calls.fetch_add(1, Ordering::SeqCst);
                 let users = users.clone();
@@ -83,19 +107,7 @@ impl App {
                     Ok(extensions)
                 }
             })
-            .on_failure(move |_| {
-                failed.fetch_add(1, Ordering::SeqCst);
-            })
-            .on_challenge(|rejection, mut response: Response<Bytes>| {
-                response.headers_mut().insert("x-refused-because", rejection.error().kind().name().parse().unwrap());
-                response
-            })
-            .on_forbidden(|_, response: Response<Bytes>| {
-                let (mut parts, _) = response.into_parts();
-                parts.headers.remove(http::header::CONTENT_LENGTH);
-                Response::from_parts(parts, Bytes::from_static(br#"{"error":"forbidden","see":"/help/access"}"#))
-            })
-            .token_expired_header();
+            .responder(responder);
         let app = Router::new()
             .route("/me", get(|Extension(user): Extension<User>| async move { user.name }))
             .route("/admin/layer", get(|| async { "admin" }).route_layer(RequireLayer::new(Admin::policy().clone())))
@@ -151,7 +163,7 @@ async fn the_hook_refuses_with_401_403_or_503() {
     answer.assert_invalid_token("the token was refused");
     assert_eq!(answer.header("x-refused-because"), Some("refused"));
 
-    // The hook's 403 goes through `on_forbidden`, as a guard's does; the challenge stays.
+    // The hook's 403 is rewritten as a guard's is; the challenge stays.
     let answer = app.bearer("/me", &app.token("suspended")).await;
     assert_eq!(answer.status, 403);
     assert_eq!(
@@ -161,7 +173,7 @@ async fn the_hook_refuses_with_401_403_or_503() {
         )
     );
     assert_eq!(answer.body, json!({ "error": "forbidden", "see": "/help/access" }));
-    assert_eq!(answer.header("x-refused-because"), None, "on_challenge does not see a 403");
+    assert_eq!(answer.header("x-refused-because"), None, "the 403 got the forbidden rewrite alone");
 
     let answer = app.bearer("/me", &app.token("database-down")).await;
     answer.assert_unavailable("the request could not be checked; try again later");
@@ -170,7 +182,7 @@ async fn the_hook_refuses_with_401_403_or_503() {
 }
 
 #[tokio::test]
-async fn on_token_received_decides_before_the_sources_and_defers_to_them_with_none() {
+async fn a_source_function_first_decides_before_the_bearer_source_and_defers_to_it_with_none() {
     let app = App::new().await;
     let alice = app.token("alice");
     let answer = app.call("/me", &[("x-legacy-token", &alice)]).await;
@@ -186,7 +198,7 @@ async fn on_token_received_decides_before_the_sources_and_defers_to_them_with_no
 }
 
 #[tokio::test]
-async fn on_challenge_rewrites_refusals_and_on_failure_sees_each_of_them() {
+async fn map_response_rewrites_refusals_and_inspect_sees_each_of_them() {
     let app = App::new().await;
     let answer = app.call("/me", &[]).await;
     answer.assert_no_credentials();
@@ -215,7 +227,7 @@ async fn an_expired_token_gets_token_expired_true_and_other_refusals_do_not() {
 }
 
 #[tokio::test]
-async fn on_forbidden_rewrites_the_403_of_every_kind_of_guard() {
+async fn the_layers_responder_answers_the_403_of_every_kind_of_guard() {
     let app = App::new().await;
     for path in ["/admin/layer", "/admin/extractor"] {
         let answer = app.bearer(path, &app.token("bob")).await;
@@ -279,12 +291,12 @@ async fn a_plain_principal_from_the_hook_counts_as_the_principal() {
 }
 
 #[tokio::test]
-async fn an_outer_layers_forbidden_hook_does_not_rewrite_what_an_inner_layer_admitted() {
+async fn an_outer_layers_responder_does_not_answer_for_what_an_inner_layer_admitted() {
     let key = TestKey::generate(Algorithm::HS256);
     let validator = || Validator::builder(key.key_set()).issuer(ISSUER).audience(AUDIENCE).build();
-    let outer = JwtAuthLayer::<Value>::new(validator()).on_forbidden(|_, response: Response<Bytes>| {
-        Response::from_parts(response.into_parts().0, Bytes::from_static(b"outer"))
-    });
+    let outer = JwtAuthLayer::<Value>::new(validator()).responder(Rfc6750Responder::new().map_response(
+        |_, response: Response<Bytes>| Response::from_parts(response.into_parts().0, Bytes::from_static(b"outer")),
+    ));
     let app = Router::new()
         .route("/admin", get(|| async { "admin" }).route_layer(RequireLayer::new(Admin::policy().clone())))
         .layer(JwtAuthLayer::<Value>::new(validator()))
@@ -298,4 +310,35 @@ async fn an_outer_layers_forbidden_hook_does_not_rewrite_what_an_inner_layer_adm
         answer.body,
         json!({ "error": "insufficient_scope", "error_description": "the token does not grant access to this resource" })
     );
+}
+
+#[tokio::test]
+async fn an_anonymous_request_is_refused_by_guards_and_extractors_with_the_layers_responder() {
+    let key = TestKey::generate(Algorithm::HS256);
+    let validator = Validator::builder(key.key_set()).issuer(ISSUER).audience(AUDIENCE).build();
+    let responder = Rfc6750Responder::new().realm("api").map_response(|rejection, mut response: Response<Bytes>| {
+        response.headers_mut().insert("x-refused-because", rejection.error().kind().name().parse().unwrap());
+        response
+    });
+    let app = Router::new()
+        .route("/layer", get(|| async { "admin" }).route_layer(RequireLayer::new(Admin::policy().clone())))
+        .route("/extractor", get(|_: Require<Admin>| async { "admin" }))
+        .route("/claims", get(|_: Claims<Value>| async { "claims" }))
+        .route("/open", get(|| async { "open" }))
+        .layer(JwtAuthLayer::<Value>::new(validator).optional().responder(responder));
+    let base = format!("http://{}", serve(app).await);
+    let http = reqwest::Client::new();
+    for path in ["/layer", "/extractor", "/claims"] {
+        let answer = http_get(&http, &format!("{base}{path}"), &[]).await;
+        assert_eq!(answer.status, 401, "{path}");
+        assert_eq!(answer.header("www-authenticate"), Some(r#"Bearer realm="api""#), "{path}");
+        assert_eq!(answer.header("x-refused-because"), Some("missing"), "{path}");
+        assert_eq!(answer.header("cache-control"), Some("no-store"), "{path}");
+        assert_eq!(
+            answer.body,
+            json!({ "error": "unauthorized", "error_description": "no bearer token was sent" }),
+            "{path}"
+        );
+    }
+    assert_eq!(http_get(&http, &format!("{base}/open"), &[]).await.status, 200);
 }

@@ -4,7 +4,8 @@
 
 use std::net::SocketAddr;
 
-use jwtgate::{Algorithm, JwtAuthLayer, KeySet, Validator};
+use bytes::Bytes;
+use jwtgate::{Algorithm, JwtAuthLayer, KeySet, Rejection, ResponderExt, Rfc6750Responder, Validator};
 use jwtgate_tests::{AUDIENCE, ISSUER, TestKey, claims};
 use serde_json::Value;
 use tonic::Code;
@@ -97,11 +98,20 @@ impl tonic_health::pb::health_server::Health for AdminHealth {
 }
 
 async fn serve_guarded(key: &TestKey, by_layer: bool) -> SocketAddr {
+    serve_guarded_with(key, by_layer, |layer| layer).await
+}
+
+/// As [`serve_guarded`], with the `JwtAuthLayer` as `configure` leaves it.
+async fn serve_guarded_with(
+    key: &TestKey,
+    by_layer: bool,
+    configure: impl FnOnce(JwtAuthLayer<Value>) -> JwtAuthLayer<Value>,
+) -> SocketAddr {
     let validator =
         Validator::builder(KeySet::new([key.verification_key()]).unwrap()).issuer(ISSUER).audience(AUDIENCE).build();
     let incoming = TcpIncoming::bind("127.0.0.1:0".parse().unwrap()).unwrap();
     let addr = incoming.local_addr().unwrap();
-    let auth = JwtAuthLayer::<Value>::new(validator);
+    let auth = configure(JwtAuthLayer::<Value>::new(validator));
     if by_layer {
         let (_reporter, health) = tonic_health::server::health_reporter();
         let layers =
@@ -131,4 +141,36 @@ async fn guards_answer_permission_denied_through_a_real_client() {
         let missing = check(addr, None).await.unwrap_err();
         assert_eq!(missing.code(), Code::Unauthenticated, "by_layer={by_layer}");
     }
+}
+
+#[tokio::test]
+async fn guards_answer_with_the_layers_responder_in_both_styles() {
+    let key = TestKey::generate(Algorithm::HS256);
+    let mut user = claims();
+    user["roles"] = serde_json::json!(["user"]);
+    let user = format!("Bearer {}", key.sign(&user));
+    let ask_an_admin = |layer: JwtAuthLayer<Value>| {
+        layer.responder(Rfc6750Responder::new().map_response(|_, mut response: http::Response<Bytes>| {
+            response.headers_mut().insert("grpc-message", http::HeaderValue::from_static("ask an admin"));
+            response
+        }))
+    };
+    for by_layer in [true, false] {
+        let addr = serve_guarded_with(&key, by_layer, ask_an_admin).await;
+        let denied = check(addr, Some(&user)).await.unwrap_err();
+        assert_eq!((denied.code(), denied.message()), (Code::PermissionDenied, "ask an admin"), "by_layer={by_layer}");
+        let missing = check(addr, None).await.unwrap_err();
+        assert_eq!((missing.code(), missing.message()), (Code::Unauthenticated, "ask an admin"), "by_layer={by_layer}");
+    }
+    // A responder that ignores gRPC and answers plain HTTP: in a method, `authorize` still refuses with the
+    // error's code and description.
+    let plain_http = |layer: JwtAuthLayer<Value>| {
+        layer.responder(|rejection: &Rejection<'_>| Rfc6750Responder::new().respond_http(rejection.error()))
+    };
+    let addr = serve_guarded_with(&key, false, plain_http).await;
+    let denied = check(addr, Some(&user)).await.unwrap_err();
+    assert_eq!(
+        (denied.code(), denied.message()),
+        (Code::PermissionDenied, "the token does not grant access to this resource")
+    );
 }

@@ -43,8 +43,7 @@ use axum_core::response::{IntoResponse, Response};
 use http::StatusCode;
 use http::request::Parts;
 use jwtgate_core::{Error, ErrorKind, Policy, Principal, RegisteredClaims, Validated};
-use jwtgate_tower::require::{Access, check};
-use jwtgate_tower::{Anonymous, RequestHead, Rfc6750Responder};
+use jwtgate_tower::{Access, Anonymous, Rejection, RequestHead, respond, server_error};
 
 /// The validated claims of the request, put there by `JwtAuthLayer<C>`.
 ///
@@ -103,7 +102,11 @@ where
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
         match lookup::<C>(parts)? {
             Some(claims) => Ok(claims),
-            None => Err(ClaimsRejection { kind: RejectionKind::Anonymous }),
+            None => {
+                let error = Error::new(ErrorKind::Missing);
+                let response = respond(&Rejection::new(&error, RequestHead::from_parts(parts)));
+                Err(ClaimsRejection { kind: RejectionKind::Anonymous, response })
+            }
         }
     }
 }
@@ -121,6 +124,7 @@ where
 }
 
 /// The claims, `None` for an anonymous request, or an error when the layer did not run.
+#[allow(clippy::result_large_err, reason = "the rejection is the response to send, on the rare path")]
 fn lookup<C: Send + Sync + 'static>(parts: &Parts) -> Result<Option<Claims<C>>, ClaimsRejection> {
     if let Some(validated) = parts.extensions.get::<Arc<Validated<C>>>() {
         return Ok(Some(Claims(validated.clone())));
@@ -133,13 +137,14 @@ fn lookup<C: Send + Sync + 'static>(parts: &Parts) -> Result<Option<Claims<C>>, 
         path = parts.uri.path(),
         "jwtgate: Claims extractor used on a route without a JwtAuthLayer of the same claims type"
     );
-    Err(ClaimsRejection { kind: RejectionKind::LayerMissing })
+    Err(ClaimsRejection { kind: RejectionKind::LayerMissing, response: server_error(LAYER_MISSING) })
 }
 
 /// Why [`Claims<C>`] could not be extracted.
 #[derive(Debug)]
 pub struct ClaimsRejection {
     kind: RejectionKind,
+    response: http::Response<bytes::Bytes>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -149,12 +154,9 @@ enum RejectionKind {
 }
 
 impl ClaimsRejection {
-    /// The status the rejection answers with: 401 or 500.
+    /// The status the rejection answers with: 401 (or what the layer's responder chose), or 500.
     pub fn status(&self) -> StatusCode {
-        match self.kind {
-            RejectionKind::Anonymous => StatusCode::UNAUTHORIZED,
-            RejectionKind::LayerMissing => StatusCode::INTERNAL_SERVER_ERROR,
-        }
+        self.response.status()
     }
 }
 
@@ -174,12 +176,7 @@ impl std::error::Error for ClaimsRejection {}
 
 impl IntoResponse for ClaimsRejection {
     fn into_response(self) -> Response {
-        match self.kind {
-            RejectionKind::Anonymous => {
-                Rfc6750Responder::default().respond_http(&Error::new(ErrorKind::Missing)).map(Body::from)
-            }
-            RejectionKind::LayerMissing => jwtgate_tower::server_error(LAYER_MISSING).map(Body::from),
-        }
+        self.response.map(Body::from)
     }
 }
 
@@ -266,10 +263,10 @@ where
     type Rejection = GuardRejection;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        let head = RequestHead::from_parts(parts);
-        match check(G::policy(), &Rfc6750Responder::default(), &head) {
-            Access::Granted(principal) => Ok(Self { principal, _guard: PhantomData }),
-            Access::Refused(response) => Err(GuardRejection { response }),
+        let policy = G::policy();
+        match Access::decide(policy, &parts.extensions).into_http(policy, &RequestHead::from_parts(parts)) {
+            Ok(principal) => Ok(Self { principal, _guard: PhantomData }),
+            Err(response) => Err(GuardRejection { response }),
         }
     }
 }

@@ -18,31 +18,35 @@
 
 use std::sync::Arc;
 
-use jwtgate_core::{Error, ErrorKind, Policy, Principal, Validated};
-use jwtgate_tower::Anonymous;
-use tonic::Status;
+use jwtgate_core::{Challenge, Error, Policy, Principal, Validated};
+use jwtgate_tower::{Access, Rejection, RequestHead};
+use tonic::{Code, Status};
 
 /// Checks the principal that `JwtAuthLayer` put in `extensions` against `policy`.
 ///
-/// Fails with `Status::permission_denied` when the principal does not satisfy the policy,
-/// `Status::unauthenticated` for an anonymous request (optional mode), and `Status::internal` when no
+/// Refuses as the `JwtAuthLayer` before it answers (its [responder](jwtgate_tower::JwtAuthLayer::responder),
+/// by default `Status::permission_denied` when the principal does not satisfy the policy, and
+/// `Status::unauthenticated` for an anonymous request in optional mode), and with `Status::internal` when no
 /// `JwtAuthLayer` ran (a server misconfiguration, logged at error level).
 pub fn authorize(extensions: &http::Extensions, policy: &Policy) -> Result<Arc<Principal>, Status> {
-    match extensions.get::<Arc<Principal>>() {
-        Some(principal) if policy.allows(principal) => Ok(principal.clone()),
-        // The subject is not logged: it is often an email address.
-        Some(_) => {
-            tracing::debug!(policy = %policy, "jwtgate: gRPC call forbidden");
-            Err(Status::permission_denied(Error::new(ErrorKind::Forbidden).description()))
-        }
-        None if extensions.get::<Anonymous>().is_some() => {
-            Err(Status::unauthenticated(Error::new(ErrorKind::Missing).description()))
-        }
-        None => {
-            tracing::error!("jwtgate: a policy was checked on a gRPC call that no JwtAuthLayer saw");
-            Err(Status::internal("authorization is not configured for this service"))
-        }
-    }
+    let error = match Access::decide(policy, extensions) {
+        Access::Granted(principal) => return Ok(principal),
+        refused => refused.error().ok_or_else(|| Status::internal(Access::NO_LAYER))?,
+    };
+    let scopes = policy.required_scopes();
+    let response = jwtgate_tower::respond(&Rejection::new(&error, RequestHead::grpc(extensions)).with_scopes(&scopes));
+    // A responder that answers gRPC calls with a plain HTTP response still refuses, with the error's code.
+    Err(Status::from_header_map(response.headers()).unwrap_or_else(|| status(&error)))
+}
+
+/// The `Status` that answers `error`, as the default responder's `grpc-status` does.
+fn status(error: &Error) -> Status {
+    let code = match error.challenge() {
+        Challenge::InsufficientScope | Challenge::CsrfRejected => Code::PermissionDenied,
+        Challenge::Unavailable => Code::Unavailable,
+        _ => Code::Unauthenticated,
+    };
+    Status::new(code, error.description())
 }
 
 /// The claims and principal of an authenticated tonic request.
@@ -67,6 +71,7 @@ impl<T> RequestExt for tonic::Request<T> {
 #[cfg(test)]
 mod tests {
     use jwtgate_core::Authority;
+    use jwtgate_tower::Anonymous;
     use tonic::Code;
 
     use super::*;

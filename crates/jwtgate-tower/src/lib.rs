@@ -11,9 +11,11 @@ pub mod require;
 mod response;
 mod source;
 
-pub use auth::{ForbiddenHook, JwtAuthLayer, JwtAuthService, ResponseFuture, SubjectInLogs, TokenValidated};
-pub use require::{RequireLayer, RequireService};
-pub use response::{Rejection, Responder, ResponseBody, Rfc6750Responder, server_error};
+pub use auth::{JwtAuthLayer, JwtAuthService, ResponseFuture, SubjectInLogs, TokenValidated};
+pub use require::{Access, RequireLayer, RequireService};
+pub use response::{
+    Inspect, MapResponse, Rejection, Responder, ResponderExt, ResponseBody, Rfc6750Responder, respond, server_error,
+};
 pub use source::{Csrf, Extracted, RequestHead, TokenSource, TokenSources};
 
 /// The marker [`JwtAuthLayer`] puts in the extensions of a request that passed without a token in optional

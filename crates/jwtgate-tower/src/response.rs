@@ -2,13 +2,14 @@
 
 use std::fmt;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use http::header::{CACHE_CONTROL, CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE};
 use http::{HeaderMap, HeaderValue, Response, StatusCode};
 use http_body::{Body, Frame, SizeHint};
-use jwtgate_core::{Challenge, Error};
+use jwtgate_core::{Challenge, Error, ErrorKind};
 use pin_project_lite::pin_project;
 
 use crate::RequestHead;
@@ -52,7 +53,11 @@ impl<'a> Rejection<'a> {
 
 /// Builds the response to a refused request.
 ///
-/// The default is [`Rfc6750Responder`]. Any `Fn(&Rejection<'_>) -> Response<Bytes>` is a responder too.
+/// The default is [`Rfc6750Responder`]. Any `Fn(&Rejection<'_>) -> Response<Bytes>` is a responder too, and
+/// [`ResponderExt`] wraps one to observe or rewrite what it answers.
+///
+/// A `JwtAuthLayer`'s responder answers every refusal of the request it saw: the layer's own, and those of
+/// the guards and extractors after it (through [`respond`]).
 pub trait Responder: Send + Sync + 'static {
     /// The response to `rejection`.
     fn respond(&self, rejection: &Rejection<'_>) -> Response<Bytes>;
@@ -65,6 +70,116 @@ where
     fn respond(&self, rejection: &Rejection<'_>) -> Response<Bytes> {
         self(rejection)
     }
+}
+
+/// Wrappers for a [`Responder`], as tower's `ServiceExt` has for services.
+///
+/// ```
+/// use bytes::Bytes;
+/// use http::Response;
+/// use jwtgate_core::ErrorKind;
+/// use jwtgate_tower::{ResponderExt, Rfc6750Responder};
+///
+/// let responder = Rfc6750Responder::new()
+///     .inspect(|rejection| tracing::info!(reason = rejection.error().kind().name(), "refused"))
+///     .map_response(|rejection, response: Response<Bytes>| {
+///         if rejection.error().kind() != ErrorKind::Forbidden {
+///             return response;
+///         }
+///         let (parts, _) = response.into_parts();
+///         Response::from_parts(parts, Bytes::from_static(br#"{"error":"forbidden","see":"/help/access"}"#))
+///     });
+/// ```
+pub trait ResponderExt: Responder + Sized {
+    /// Calls `f` with every rejection, before the response is built: for your own logs or counters.
+    /// ASP.NET's `OnAuthenticationFailed`.
+    fn inspect<F>(self, f: F) -> Inspect<Self, F>
+    where
+        F: Fn(&Rejection<'_>) + Send + Sync + 'static,
+    {
+        Inspect { responder: self, f }
+    }
+
+    /// Rewrites every response this responder builds. ASP.NET's `OnChallenge`; for its `OnForbidden`, rewrite
+    /// only when `rejection.error().kind()` is [`ErrorKind::Forbidden`].
+    fn map_response<F>(self, f: F) -> MapResponse<Self, F>
+    where
+        F: Fn(&Rejection<'_>, Response<Bytes>) -> Response<Bytes> + Send + Sync + 'static,
+    {
+        MapResponse { responder: self, f }
+    }
+}
+
+impl<R: Responder> ResponderExt for R {}
+
+/// A [`Responder`] that calls a function with each rejection first. See [`ResponderExt::inspect`].
+#[derive(Clone)]
+pub struct Inspect<R, F> {
+    responder: R,
+    f: F,
+}
+
+impl<R, F> Responder for Inspect<R, F>
+where
+    R: Responder,
+    F: Fn(&Rejection<'_>) + Send + Sync + 'static,
+{
+    fn respond(&self, rejection: &Rejection<'_>) -> Response<Bytes> {
+        (self.f)(rejection);
+        self.responder.respond(rejection)
+    }
+}
+
+impl<R: fmt::Debug, F> fmt::Debug for Inspect<R, F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Inspect").field("responder", &self.responder).finish_non_exhaustive()
+    }
+}
+
+/// A [`Responder`] whose responses a function rewrites. See [`ResponderExt::map_response`].
+#[derive(Clone)]
+pub struct MapResponse<R, F> {
+    responder: R,
+    f: F,
+}
+
+impl<R, F> Responder for MapResponse<R, F>
+where
+    R: Responder,
+    F: Fn(&Rejection<'_>, Response<Bytes>) -> Response<Bytes> + Send + Sync + 'static,
+{
+    fn respond(&self, rejection: &Rejection<'_>) -> Response<Bytes> {
+        (self.f)(rejection, self.responder.respond(rejection))
+    }
+}
+
+impl<R: fmt::Debug, F> fmt::Debug for MapResponse<R, F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MapResponse").field("responder", &self.responder).finish_non_exhaustive()
+    }
+}
+
+/// The responder of the `JwtAuthLayer` that saw a request, when it is not the default, in the request's
+/// extensions: [`respond`] answers with it. Crate-private, so that no one else can set it.
+#[derive(Clone)]
+pub(crate) struct LayerResponder(pub(crate) Arc<dyn Responder>);
+
+/// The answer to a refusal of a request that a `JwtAuthLayer` saw, from the responder that layer was built
+/// with ([`Rfc6750Responder`] by default, and when no layer saw the request), with `Cache-Control:
+/// no-store`. Guards, extractors and the tonic helpers answer through it, so that every refusal of one
+/// request speaks the same way.
+pub fn respond(rejection: &Rejection<'_>) -> Response<Bytes> {
+    match rejection.request().extensions().get::<LayerResponder>() {
+        Some(LayerResponder(responder)) => respond_with(&**responder, rejection),
+        None => respond_with(&Rfc6750Responder::default(), rejection),
+    }
+}
+
+/// `responder`'s answer to `rejection`, with `Cache-Control: no-store` whatever the responder did.
+pub(crate) fn respond_with(responder: &dyn Responder, rejection: &Rejection<'_>) -> Response<Bytes> {
+    let mut response = responder.respond(rejection);
+    no_store(&mut response);
+    response
 }
 
 /// The default [`Responder`].
@@ -81,11 +196,12 @@ where
 pub struct Rfc6750Responder {
     realm: Option<String>,
     retry_after: u32,
+    token_expired_header: bool,
 }
 
 impl Default for Rfc6750Responder {
     fn default() -> Self {
-        Self { realm: None, retry_after: 5 }
+        Self { realm: None, retry_after: 5, token_expired_header: false }
     }
 }
 
@@ -106,6 +222,15 @@ impl Rfc6750Responder {
     #[must_use]
     pub fn retry_after(mut self, seconds: u32) -> Self {
         self.retry_after = seconds;
+        self
+    }
+
+    /// Adds `Token-Expired: true` to the answer to an expired token, which single-page apps read to refresh
+    /// their token instead of signing in again. Default: off, since it tells any client that the token was
+    /// once valid.
+    #[must_use]
+    pub fn token_expired_header(mut self) -> Self {
+        self.token_expired_header = true;
         self
     }
 
@@ -132,11 +257,16 @@ fn quote(value: &str) -> String {
 
 impl Responder for Rfc6750Responder {
     fn respond(&self, rejection: &Rejection<'_>) -> Response<Bytes> {
-        if rejection.request().is_grpc() {
-            self.respond_grpc(rejection.error())
+        let error = rejection.error();
+        let mut response = if rejection.request().is_grpc() {
+            self.respond_grpc(error)
         } else {
-            self.respond_http_with_scopes(rejection.error(), rejection.scopes())
+            self.respond_http_with_scopes(error, rejection.scopes())
+        };
+        if self.token_expired_header && error.kind() == ErrorKind::Expired {
+            response.headers_mut().insert("token-expired", HeaderValue::from_static("true"));
         }
+        response
     }
 }
 

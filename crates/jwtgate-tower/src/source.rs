@@ -2,7 +2,7 @@
 
 use std::borrow::Cow;
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 
 use http::header::{AUTHORIZATION, COOKIE};
 use http::{Extensions, HeaderMap, HeaderName, Method, Request, Uri, Version};
@@ -39,6 +39,20 @@ impl<'a> RequestHead<'a> {
             headers: &parts.headers,
             extensions: &parts.extensions,
         }
+    }
+
+    /// The head of a gRPC call that a handler knows only by its extensions, as tonic's methods do: for a
+    /// [`Responder`](crate::Responder) to answer in gRPC's terms. It is an HTTP/2 `POST` to `/` with the one
+    /// header `content-type: application/grpc`.
+    pub fn grpc(extensions: &'a Extensions) -> Self {
+        static METHOD: Method = Method::POST;
+        static URI: LazyLock<Uri> = LazyLock::new(|| Uri::from_static("/"));
+        static HEADERS: LazyLock<HeaderMap> = LazyLock::new(|| {
+            let mut headers = HeaderMap::new();
+            headers.insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/grpc"));
+            headers
+        });
+        Self { method: &METHOD, version: Version::HTTP_2, uri: &URI, headers: &HEADERS, extensions }
     }
 
     /// The request method.

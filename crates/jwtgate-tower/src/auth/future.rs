@@ -35,9 +35,10 @@ use tracing::Span;
 
 use super::events::HookFuture;
 use super::observe::{self, Outcome};
-use super::{Config, ForbiddenHook, TokenValidated};
+use super::{Config, TokenValidated};
+use crate::response::{LayerResponder, respond_with};
 use crate::source::Extracted;
-use crate::{Anonymous, Rejection, RequestHead, Responder, ResponseBody};
+use crate::{Anonymous, Rejection, RequestHead, ResponseBody, Rfc6750Responder};
 
 pin_project! {
     /// The response future of [`JwtAuthService`](super::JwtAuthService).
@@ -185,9 +186,11 @@ where
                 return State::Inner { future: in_flight.call(validated, from_hook) };
             }
             Step::Anonymous => {
-                let InFlight { mut request, mut service, span, .. } = in_flight.take().expect("checked above");
+                let InFlight { mut request, mut service, config, span } = in_flight.take().expect("checked above");
                 observe::outcome(&span, Outcome::Anonymous);
-                request.extensions_mut().insert(Anonymous);
+                let extensions = request.extensions_mut();
+                extensions.insert(Anonymous);
+                config.hand_on_responder(extensions);
                 return State::Inner { future: service.call(request) };
             }
             Step::Refuse(error) => {
@@ -202,11 +205,7 @@ where
 impl<C: DeserializeOwned> Config<C> {
     /// Finds the request's token, and validates it unless the cache holds it.
     fn extract(&self, head: &RequestHead<'_>) -> Step<C> {
-        let extracted = match self.token_received.as_ref().map(|hook| hook.extract(head)) {
-            None | Some(Extracted::Absent) => self.sources.extract(head),
-            Some(found) => found,
-        };
-        let token = match extracted {
+        let token = match self.sources.extract(head) {
             Extracted::Token(token) => token,
             Extracted::Absent if self.optional => return Step::Anonymous,
             Extracted::Absent => return Step::Refuse(ErrorKind::Missing.into()),
@@ -291,11 +290,22 @@ impl<C> Config<C> {
         }
     }
 
-    /// Every refusal of the layer, whichever responder and hooks made it.
+    /// The layer's own answer to a refusal, from its responder.
     fn refuse<B>(&self, error: &Error, request: &Request<B>) -> Response<Bytes> {
-        let mut response = self.responder.respond(&Rejection::new(error, RequestHead::new(request)));
-        crate::response::no_store(&mut response);
-        response
+        let rejection = Rejection::new(error, RequestHead::new(request));
+        match &self.responder {
+            Some(LayerResponder(responder)) => respond_with(&**responder, &rejection),
+            None => respond_with(&Rfc6750Responder::default(), &rejection),
+        }
+    }
+
+    /// Puts the layer's responder in the request, for the guards and extractors after it (see
+    /// [`respond`](crate::respond)), in place of an outer layer's.
+    fn hand_on_responder(&self, extensions: &mut Extensions) {
+        match &self.responder {
+            Some(responder) => extensions.insert(responder.clone()),
+            None => extensions.remove::<LayerResponder>(),
+        };
     }
 }
 
@@ -305,16 +315,12 @@ where
     C: Send + Sync + 'static,
 {
     /// Hands the validated claims, and the principal that guards read, to the inner service with the request,
-    /// with the `on_forbidden` hook for the guards and the `on_token_validated` hook's extensions, if any.
+    /// with the layer's responder for the guards and the `on_token_validated` hook's extensions, if any.
     fn call(mut self, validated: Arc<Validated<C>>, from_hook: Option<Extensions>) -> S::Future {
         let extensions = self.request.extensions_mut();
         extensions.insert(validated.principal().clone());
         extensions.insert(validated);
-        match &self.config.responder.on_forbidden {
-            Some(hook) => extensions.insert(hook.clone()),
-            // An outer layer's hook must not rewrite what this layer admitted.
-            None => extensions.remove::<ForbiddenHook>(),
-        };
+        self.config.hand_on_responder(extensions);
         if let Some(from_hook) = from_hook {
             // Last, so that a principal from the hook replaces the token's: guards read an `Arc<Principal>`,
             // and a plain `Principal` is taken as one.

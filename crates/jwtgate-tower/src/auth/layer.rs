@@ -2,14 +2,14 @@ use std::fmt;
 use std::future::Future;
 use std::sync::Arc;
 
-use bytes::Bytes;
-use http::{Extensions, Response};
+use http::Extensions;
 use jwtgate_core::{Denylist, Error, ValidatedCache, Validator};
 use tower_layer::Layer;
 
 use super::events;
 use super::{Config, JwtAuthService, SubjectInLogs, TokenValidated};
-use crate::{Rejection, RequestHead, Responder, TokenSource, TokenSources};
+use crate::response::LayerResponder;
+use crate::{Responder, TokenSources};
 
 /// A tower layer that authenticates requests with JWTs.
 ///
@@ -133,22 +133,17 @@ impl<C> JwtAuthLayer<C> {
         self
     }
 
-    /// Builds the responses to refused requests. Default: [`Rfc6750Responder`](crate::Rfc6750Responder).
+    /// Builds the responses to refused requests: the layer's own, and those of the guards and extractors
+    /// after it ([`RequireLayer`](crate::RequireLayer), `jwtgate-axum`'s `Claims` and `Require`, and
+    /// `jwtgate-tonic`'s `authorize`), which find it in the request. Default:
+    /// [`Rfc6750Responder`](crate::Rfc6750Responder).
+    ///
+    /// To observe refusals or rewrite their responses, as ASP.NET's `OnAuthenticationFailed`, `OnChallenge`
+    /// and `OnForbidden` do, wrap the responder with [`ResponderExt`](crate::ResponderExt); for a
+    /// `Token-Expired` header, see [`Rfc6750Responder::token_expired_header`](crate::Rfc6750Responder::token_expired_header).
     #[must_use]
     pub fn responder(mut self, responder: impl Responder) -> Self {
-        self.config_mut().responder.responder = Arc::new(responder);
-        self
-    }
-
-    /// Asks `hook` for the request's token before the [`sources`](Self::sources): a token it returns decides,
-    /// and `None` lets the sources look. ASP.NET's `OnMessageReceived`; the same as putting
-    /// [`TokenSource::from_fn`](crate::TokenSource::from_fn) first.
-    #[must_use]
-    pub fn on_token_received<F>(mut self, hook: F) -> Self
-    where
-        F: Fn(&RequestHead<'_>) -> Option<String> + Send + Sync + 'static,
-    {
-        self.config_mut().token_received = Some(TokenSource::from_fn(hook));
+        self.config_mut().responder = Some(LayerResponder(Arc::new(responder)));
         self
     }
 
@@ -170,46 +165,6 @@ impl<C> JwtAuthLayer<C> {
         Fut: Future<Output = Result<Extensions, Error>> + Send + 'static,
     {
         self.config_mut().on_validated = Some(events::validated_hook(hook));
-        self
-    }
-
-    /// Calls `hook` for every request the layer refuses, before the response is built: for your own logs or
-    /// counters. ASP.NET's `OnAuthenticationFailed`.
-    #[must_use]
-    pub fn on_failure(mut self, hook: impl Fn(&Rejection<'_>) + Send + Sync + 'static) -> Self {
-        self.config_mut().responder.failure(hook);
-        self
-    }
-
-    /// Rewrites the response to every request the layer refuses (401, 400, 503, and 403 for CSRF), after the
-    /// [`responder`](Self::responder) built it. ASP.NET's `OnChallenge`.
-    #[must_use]
-    pub fn on_challenge(
-        mut self,
-        hook: impl Fn(&Rejection<'_>, Response<Bytes>) -> Response<Bytes> + Send + Sync + 'static,
-    ) -> Self {
-        self.config_mut().responder.challenge(hook);
-        self
-    }
-
-    /// Rewrites the 403 of a guard ([`RequireLayer`](crate::RequireLayer), the axum extractors and attribute
-    /// macros) for the requests this layer admitted. ASP.NET's `OnForbidden`. The hook travels with the
-    /// request as a [`ForbiddenHook`](crate::ForbiddenHook) extension. The tonic helpers answer with a
-    /// `Status`, not a response, and do not call it.
-    #[must_use]
-    pub fn on_forbidden(
-        mut self,
-        hook: impl Fn(&Rejection<'_>, Response<Bytes>) -> Response<Bytes> + Send + Sync + 'static,
-    ) -> Self {
-        self.config_mut().responder.forbidden(hook);
-        self
-    }
-
-    /// Adds `Token-Expired: true` to the response to an expired token, which single-page apps read to refresh
-    /// their token instead of signing in again. Default: off.
-    #[must_use]
-    pub fn token_expired_header(mut self) -> Self {
-        self.config_mut().responder.token_expired_header = true;
         self
     }
 }

@@ -6,7 +6,7 @@
 //!   extracted and validated; then, where needed, the future awaits a key fetch, the denylist's answer and
 //!   the `on_token_validated` hook; then it calls the inner service, or answers the refusal itself.
 //! - `observe.rs` writes every log line, span field and metric of the path.
-//! - `events.rs` holds the hooks' types, and the responder that every refusal goes through.
+//! - `events.rs` holds the `on_token_validated` hook's types.
 
 mod events;
 mod future;
@@ -14,7 +14,7 @@ mod layer;
 mod observe;
 mod service;
 
-pub use events::{ForbiddenHook, TokenValidated};
+pub use events::TokenValidated;
 pub use future::ResponseFuture;
 pub use layer::JwtAuthLayer;
 pub use observe::SubjectInLogs;
@@ -25,20 +25,20 @@ use std::sync::Arc;
 
 use jwtgate_core::{Denylist, ValidatedCache, Validator};
 
-use crate::{Rfc6750Responder, TokenSource, TokenSources};
-use events::{LayerResponder, ValidatedHook};
+use crate::TokenSources;
+use crate::response::LayerResponder;
+use events::ValidatedHook;
 
 /// Everything a [`JwtAuthLayer`] was built with, in one `Arc` that its services and their futures share.
 struct Config<C> {
     validator: Validator,
     sources: TokenSources,
-    /// The `on_token_received` hook: asked before the sources, and decides when it finds a token.
-    token_received: Option<TokenSource>,
     optional: bool,
     denylist: Option<Arc<dyn Denylist>>,
     require_jti: bool,
     fail_open: bool,
-    responder: LayerResponder,
+    /// `None` for the default, [`Rfc6750Responder`](crate::Rfc6750Responder).
+    responder: Option<LayerResponder>,
     subject_in_logs: SubjectInLogs,
     /// Shared by the layer's clones, even by those whose other settings differ.
     cache: Option<ValidatedCache<C>>,
@@ -50,12 +50,11 @@ impl<C> Config<C> {
         Self {
             validator,
             sources: TokenSources::default(),
-            token_received: None,
             optional: false,
             denylist: None,
             require_jti: false,
             fail_open: false,
-            responder: LayerResponder::new(Arc::new(Rfc6750Responder::default())),
+            responder: None,
             subject_in_logs: SubjectInLogs::default(),
             cache: None,
             on_validated: None,
@@ -68,7 +67,6 @@ impl<C> Clone for Config<C> {
         Self {
             validator: self.validator.clone(),
             sources: self.sources.clone(),
-            token_received: self.token_received.clone(),
             optional: self.optional,
             denylist: self.denylist.clone(),
             require_jti: self.require_jti,
@@ -89,6 +87,7 @@ impl<C> fmt::Debug for Config<C> {
             .field("optional", &self.optional)
             .field("denylist", &self.denylist.is_some())
             .field("fail_open", &self.fail_open)
+            .field("responder", &if self.responder.is_some() { "custom" } else { "Rfc6750Responder" })
             .field("subject_in_logs", &self.subject_in_logs)
             .field("cache", &self.cache)
             .field("on_token_validated", &self.on_validated.is_some())

@@ -4,8 +4,7 @@ use std::sync::Arc;
 use jwtgate_core::Policy;
 use tower_layer::Layer;
 
-use super::{Guarded, RequireService};
-use crate::Responder;
+use super::RequireService;
 
 /// A tower layer that lets a request through only when its principal satisfies a [`Policy`].
 ///
@@ -25,18 +24,17 @@ pub struct RequireLayer {
 }
 
 impl RequireLayer {
-    /// A layer that requires `policy`, answering refusals as RFC 6750 says.
+    /// A layer that requires `policy`. It answers a refusal with the responder of the `JwtAuthLayer` before
+    /// it (see [`JwtAuthLayer::responder`](crate::JwtAuthLayer::responder)).
     pub fn new(policy: Policy) -> Self {
-        Self { guarded: Arc::new(Guarded::new(policy)) }
+        Self { guarded: Arc::new(Guarded { policy }) }
     }
+}
 
-    /// Builds the responses to refused requests. Default: [`Rfc6750Responder`](crate::Rfc6750Responder).
-    #[must_use]
-    pub fn responder(self, responder: impl Responder) -> Self {
-        let mut guarded = Arc::unwrap_or_clone(self.guarded);
-        guarded.responder = Arc::new(responder);
-        Self { guarded: Arc::new(guarded) }
-    }
+/// The policy that one `RequireLayer` shares with its services.
+#[derive(Debug)]
+pub(super) struct Guarded {
+    pub(super) policy: Policy,
 }
 
 impl<S> Layer<S> for RequireLayer {

@@ -11,72 +11,72 @@ pub use service::RequireService;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use http::Response;
+use http::{Extensions, Response};
 use jwtgate_core::{Error, ErrorKind, Policy, Principal};
 
-use crate::{Anonymous, ForbiddenHook, Rejection, RequestHead, Responder, Rfc6750Responder, server_error};
+use crate::{Anonymous, Rejection, RequestHead, respond, server_error};
 
-/// What a guard found for a request.
+/// What a guard decides about a request, once for every kind of guard: [`RequireLayer`], the axum
+/// extractors and attribute, and the tonic helpers. Each renders it its own way: an HTTP response
+/// ([`Access::into_http`]), or a gRPC `Status`.
 #[derive(Debug)]
+#[non_exhaustive]
 pub enum Access {
     /// The principal satisfies the policy.
     Granted(Arc<Principal>),
-    /// The request is refused with this response: 403 for a principal that fails the policy, 401 for an
-    /// anonymous request, 500 when no `JwtAuthLayer` ran.
-    Refused(Response<Bytes>),
+    /// The principal does not satisfy the policy: 403 `insufficient_scope`.
+    Forbidden,
+    /// No credentials: the request passed an optional `JwtAuthLayer` anonymously. 401, never 403.
+    Anonymous,
+    /// No `JwtAuthLayer` saw the request: the server is set up wrong. 500, logged at error level.
+    NoLayer,
 }
 
-/// The policy, its scopes and the responder that one `RequireLayer` shares with its services.
-#[derive(Clone)]
-pub(crate) struct Guarded {
-    policy: Policy,
-    responder: Arc<dyn Responder>,
-}
+impl Access {
+    /// The 500's description when no `JwtAuthLayer` saw the request (the details are logged, not sent).
+    pub const NO_LAYER: &'static str =
+        "authorization is not configured for this route: no JwtAuthLayer runs before the guard";
 
-impl Guarded {
-    pub(crate) fn new(policy: Policy) -> Self {
-        Self { policy, responder: Arc::new(Rfc6750Responder::default()) }
+    /// Decides on the principal that a `JwtAuthLayer` put in `extensions`, and logs a refusal: a 403 at
+    /// debug level (the policy, never the subject, which is often an email address; see
+    /// [`SubjectInLogs`](crate::SubjectInLogs)), a missing layer at error level.
+    pub fn decide(policy: &Policy, extensions: &Extensions) -> Self {
+        match extensions.get::<Arc<Principal>>() {
+            Some(principal) if policy.allows(principal) => Self::Granted(principal.clone()),
+            Some(_) => {
+                tracing::debug!(policy = %policy, "jwtgate: request forbidden");
+                Self::Forbidden
+            }
+            None if extensions.get::<Anonymous>().is_some() => Self::Anonymous,
+            None => {
+                tracing::error!(policy = %policy, "jwtgate: a guard ran on a request that no JwtAuthLayer saw");
+                Self::NoLayer
+            }
+        }
     }
 
-    pub(crate) fn check(&self, head: &RequestHead<'_>) -> Access {
-        check(&self.policy, &*self.responder, head)
+    /// The error a refusal answers with: [`ErrorKind::Forbidden`] or [`ErrorKind::Missing`]. `None` when
+    /// access is granted, or when no layer ran (not the caller's error).
+    pub fn error(&self) -> Option<Error> {
+        match self {
+            Self::Forbidden => Some(ErrorKind::Forbidden.into()),
+            Self::Anonymous => Some(ErrorKind::Missing.into()),
+            Self::Granted(_) | Self::NoLayer => None,
+        }
     }
-}
 
-const NO_AUTH_LAYER: &str = "authorization is not configured for this route: no JwtAuthLayer runs before the guard";
-
-/// Checks the request's principal against `policy`, and builds the refusal with `responder`.
-///
-/// An unauthenticated request is 401, never 403. A request that no `JwtAuthLayer` saw is a server
-/// misconfiguration: 500, logged at error level.
-///
-/// A 403 goes through the [`ForbiddenHook`] that the `JwtAuthLayer` which admitted the request put in its
-/// extensions, if it has one.
-pub fn check(policy: &Policy, responder: &dyn Responder, head: &RequestHead<'_>) -> Access {
-    let refuse = |kind: ErrorKind| {
-        let error = Error::new(kind);
-        let scopes = policy.required_scopes();
-        let rejection = Rejection::new(&error, *head).with_scopes(&scopes);
-        let response = responder.respond(&rejection);
-        let mut response = match head.extensions().get::<ForbiddenHook>() {
-            Some(hook) if kind == ErrorKind::Forbidden => hook.rewrite(&rejection, response),
-            _ => response,
+    /// The principal, or the HTTP answer to a refusal: from the responder of the `JwtAuthLayer` that saw the
+    /// request (see [`respond`](crate::respond)), with `scope="..."` naming the policy's scopes on a 403; a
+    /// 500 when no layer ran.
+    #[allow(clippy::result_large_err, reason = "the refusal is sent as it is, and is the rare path")]
+    pub fn into_http(self, policy: &Policy, head: &RequestHead<'_>) -> Result<Arc<Principal>, Response<Bytes>> {
+        let error = match self {
+            Self::Granted(principal) => return Ok(principal),
+            Self::NoLayer => return Err(server_error(Self::NO_LAYER)),
+            Self::Forbidden => Error::from(ErrorKind::Forbidden),
+            Self::Anonymous => Error::from(ErrorKind::Missing),
         };
-        // Every refusal, whichever responder and hooks made it.
-        crate::response::no_store(&mut response);
-        Access::Refused(response)
-    };
-    match head.extensions().get::<Arc<Principal>>() {
-        Some(principal) if policy.allows(principal) => Access::Granted(principal.clone()),
-        // The subject is not logged: it is often an email address (see `SubjectInLogs`).
-        Some(_) => {
-            tracing::debug!(policy = %policy, "jwtgate: request forbidden");
-            refuse(ErrorKind::Forbidden)
-        }
-        None if head.extensions().get::<Anonymous>().is_some() => refuse(ErrorKind::Missing),
-        None => {
-            tracing::error!(path = head.uri().path(), "jwtgate: a guard ran without a JwtAuthLayer before it");
-            Access::Refused(server_error(NO_AUTH_LAYER))
-        }
+        let scopes = policy.required_scopes();
+        Err(respond(&Rejection::new(&error, *head).with_scopes(&scopes)))
     }
 }

@@ -5,7 +5,9 @@ use std::task::{Context, Poll};
 use http::{Request, Response};
 use tower_service::Service;
 
-use super::{Access, Guarded, ResponseFuture};
+use super::ResponseFuture;
+use super::layer::Guarded;
+use crate::Access;
 use crate::{RequestHead, ResponseBody};
 
 /// The service [`RequireLayer`](super::RequireLayer) wraps around your service.
@@ -43,13 +45,14 @@ where
     }
 
     fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
-        match self.guarded.check(&RequestHead::new(&request)) {
-            Access::Granted(_) => {
+        let policy = &self.guarded.policy;
+        match Access::decide(policy, request.extensions()).into_http(policy, &RequestHead::new(&request)) {
+            Ok(_) => {
                 let clone = self.inner.clone();
                 let mut inner = std::mem::replace(&mut self.inner, clone);
                 ResponseFuture::inner(inner.call(request))
             }
-            Access::Refused(response) => ResponseFuture::refused(response),
+            Err(response) => ResponseFuture::refused(response),
         }
     }
 }

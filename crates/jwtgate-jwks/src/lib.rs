@@ -2,6 +2,7 @@
 //! refreshed in the background and through key rotation.
 //!
 //! ```no_run
+//! # #[cfg(feature = "remote")]
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 //! use jwtgate_core::Validator;
 //! use jwtgate_jwks::RemoteKeySet;
@@ -17,21 +18,30 @@
 //!
 //! See [`RemoteKeySet`] for how keys are refreshed, filtered and kept through failures, and
 //! [`JwksPublisher`] to publish your own signing keys.
+//!
+//! # Features
+//! - `remote` (on by default): [`RemoteKeySet`], which fetches keys with reqwest (rustls). Without it, the
+//!   crate is [`JwksPublisher`] alone, which needs no HTTP client.
+//! - `metrics`: `jwtgate_jwks_fetches_total` through the `metrics` facade.
 
+#[cfg(feature = "remote")]
 mod fetch;
 mod publish;
+#[cfg(feature = "remote")]
 mod remote;
 
 use std::fmt;
 
 pub use publish::{DEFAULT_PUBLISHED_MAX_AGE, JwksPublisher};
+#[cfg(feature = "remote")]
 pub use remote::{
     DEFAULT_COOLDOWN, DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_WAIT, DEFAULT_REFRESH_INTERVAL, DEFAULT_TIMEOUT,
     RemoteKeySet, RemoteKeySetBuilder,
 };
 
 /// A remote key set could not be set up: a URL jwtgate will not fetch from, no Tokio runtime, or (for
-/// [`RemoteKeySetBuilder::build_eager`]) a first fetch that failed. The message never quotes a response body.
+/// `RemoteKeySetBuilder::build_eager`) a first fetch that failed; or a JWK Set to publish was empty. The
+/// message never quotes a response body.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Error {
     message: String,

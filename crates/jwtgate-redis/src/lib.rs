@@ -17,8 +17,10 @@
 //!   answers 503 until Redis is back, and recovers without a restart.
 //! - Redis Cluster works through the redis crate's cluster support: [`RedisDenylist::cluster`].
 //!
-//! [`RedisRefreshStore`] keeps `jwtgate-session`'s refresh tokens, hashed, and rotates them atomically.
+//! With the `refresh` feature, `RedisRefreshStore` keeps `jwtgate-session`'s refresh tokens, hashed, and
+//! rotates them atomically. Without it, this crate does not depend on `jwtgate-session`.
 
+#[cfg(feature = "refresh")]
 mod refresh;
 mod replicated;
 
@@ -32,6 +34,7 @@ use redis::cluster::ClusterClient;
 use redis::cluster_async::ClusterConnection;
 use redis::{Pipeline, RedisError, Script};
 
+#[cfg(feature = "refresh")]
 pub use refresh::{DEFAULT_REFRESH_PREFIX, RedisRefreshStore};
 pub use replicated::{
     DEFAULT_REPLICA_CAPACITY, DEFAULT_STALENESS, Fallback, ReplicatedDenylist, ReplicatedDenylistBuilder,

@@ -33,6 +33,7 @@ use std::fmt;
 
 pub use cookies::SessionCookies;
 pub use issuer::{DEFAULT_ACCESS_LIFETIME, Issued, MAX_DEFAULT_LIFETIME, TokenIssuer, TokenIssuerBuilder};
+pub use jwtgate_jwks::JwksPublisher;
 pub use refresh::{
     DEFAULT_REFRESH_CAPACITY, DEFAULT_REFRESH_LIFETIME, DEFAULT_SESSION_LIFETIME, MemoryRefreshStore, PendingStore,
     RefreshRecord, RefreshStore, RefreshToken, Rotation, StoreError, TokenHash,

@@ -10,8 +10,10 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use http::{HeaderName, HeaderValue, Request, Uri};
 use jwtgate::{
-    Algorithm, AlgorithmMapping, Authority, AuthorityMapping, Csrf, Extracted, Key, KeySet, Policy, RequestHead,
-    Secret, TokenSource, TokenSources, Validator,
+    Algorithm, Authority, Key, KeySet, Policy, Secret, Validator,
+    guards::AuthorityMapping,
+    keys::AlgorithmMapping,
+    sources::{Csrf, Extracted, RequestHead, TokenSource, TokenSources},
 };
 use serde_json::Value;
 
@@ -94,7 +96,7 @@ pub(crate) fn token(data: &[u8]) {
     if let Err(error) = strict().validate::<Value>(&text) {
         let _ = (error.kind(), error.to_string());
     }
-    let _ = jwtgate::unverified_kid(&text);
+    let _ = jwtgate::__private::unverified_kid(&text);
 
     let split = data.iter().position(|&byte| byte == 0xFF).unwrap_or(data.len());
     let (header, claims) = (&data[..split], data.get(split + 1..).unwrap_or_default());
@@ -172,7 +174,7 @@ pub(crate) fn sources(data: &[u8]) {
 pub(crate) fn jwks(data: &[u8]) {
     let text = String::from_utf8_lossy(data);
     let mut mappings = vec![AlgorithmMapping::new()];
-    mappings.extend(AlgorithmMapping::new().map(jwtgate::KeyType::Rsa, Algorithm::PS256).ok());
+    mappings.extend(AlgorithmMapping::new().map(jwtgate::keys::KeyType::Rsa, Algorithm::PS256).ok());
     for mapping in &mappings {
         if let Ok(key) = Key::from_jwk(&text, mapping) {
             let _ = (key.kid(), key.algorithm());

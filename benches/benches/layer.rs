@@ -64,7 +64,7 @@ fn with_layer(layer: JwtAuthLayer<BenchClaims>) -> Router {
 
 /// What most peers do: `jsonwebtoken::decode`, with the `Validation` built for every request.
 fn naive(key: &TestKey) -> Router {
-    let alg: jsonwebtoken::Algorithm = key.alg().into();
+    let alg: jsonwebtoken::Algorithm = key.alg().as_str().parse().unwrap();
     let decoding = Arc::new(match key.secret() {
         Some(secret) => jsonwebtoken::DecodingKey::from_secret(secret),
         None => {
@@ -211,7 +211,7 @@ fn bench_denylists(c: &mut Criterion) {
     let redis = jwtgate_tests::RedisServer::start();
     let until = now() + 3600;
 
-    let memory = jwtgate::MemoryDenylist::new();
+    let memory = jwtgate::revocation::MemoryDenylist::new();
     for i in 0..10_000 {
         memory.revoke_now(&format!("revoked-{i}"), until).unwrap();
     }
@@ -229,7 +229,7 @@ fn bench_denylists(c: &mut Criterion) {
             .unwrap();
         replicated.ready().await;
         for i in 0..10_000 {
-            jwtgate::Denylist::revoke(&replicated, &format!("revoked-{i}"), until).await.unwrap();
+            jwtgate::revocation::Denylist::revoke(&replicated, &format!("revoked-{i}"), until).await.unwrap();
         }
         replicated
     });
@@ -240,11 +240,11 @@ fn bench_denylists(c: &mut Criterion) {
     let claims = validator.validate::<BenchClaims>(&token).unwrap().registered().clone();
     let mut group = c.benchmark_group("denylist/lookup");
     group.measurement_time(Duration::from_secs(6)).warm_up_time(Duration::from_secs(2));
-    let lookups: [(&str, &dyn jwtgate::Denylist); 3] =
+    let lookups: [(&str, &dyn jwtgate::revocation::Denylist); 3] =
         [("memory", &memory), ("replicated", &replicated), ("redis", &redis_denylist)];
     for (name, denylist) in lookups {
         let status = runtime.block_on(lookup(denylist, &claims));
-        assert_eq!(status, jwtgate::TokenStatus::Active, "{name}");
+        assert_eq!(status, jwtgate::revocation::TokenStatus::Active, "{name}");
         group.bench_function(name, |b| b.to_async(&runtime).iter(|| lookup(denylist, &claims)));
     }
     group.finish();
@@ -281,10 +281,13 @@ fn run_group<const N: usize>(
 }
 
 /// One denylist lookup, waiting for it when it goes to the network.
-async fn lookup(denylist: &dyn jwtgate::Denylist, claims: &jwtgate::RegisteredClaims) -> jwtgate::TokenStatus {
+async fn lookup(
+    denylist: &dyn jwtgate::revocation::Denylist,
+    claims: &jwtgate::validation::RegisteredClaims,
+) -> jwtgate::revocation::TokenStatus {
     match denylist.check(claims) {
-        jwtgate::Lookup::Ready(result) => result.unwrap(),
-        jwtgate::Lookup::Pending(pending) => pending.await.unwrap(),
+        jwtgate::revocation::Lookup::Ready(result) => result.unwrap(),
+        jwtgate::revocation::Lookup::Pending(pending) => pending.await.unwrap(),
     }
 }
 
@@ -297,7 +300,7 @@ fn bench_remote_keys(c: &mut Criterion) {
         let url = jwks_server(json!({ "keys": [key.jwk()] }));
         // Eager: the keys are fetched before the measurement, and the 5-minute refresh never comes during it.
         let remote = runtime.block_on(jwtgate::jwks::RemoteKeySet::jwks(&url).build_eager()).unwrap();
-        let rules = |builder: jwtgate::ValidatorBuilder| builder.issuer(ISSUER).audience(AUDIENCE).build();
+        let rules = |builder: jwtgate::validation::ValidatorBuilder| builder.issuer(ISSUER).audience(AUDIENCE).build();
         let static_validator = rules(Validator::builder(KeySet::new([key.verification_key()]).unwrap()));
         let remote_validator = rules(Validator::builder(remote));
         let layer = |validator: &Validator| {

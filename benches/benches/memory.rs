@@ -4,7 +4,7 @@
 
 #![allow(missing_docs, clippy::unwrap_used, clippy::print_stdout, reason = "benchmark code")]
 
-use jwtgate::MemoryDenylist;
+use jwtgate::revocation::MemoryDenylist;
 use jwtgate_tests::bench::rss_kib;
 
 const ENTRIES: usize = 1_000_000;
@@ -15,7 +15,7 @@ fn main() {
         println!("memory: not run for the filter {filters:?}");
         return;
     }
-    let until = jwtgate::unix_now() + 3600;
+    let until = jwtgate::__private::unix_now() + 3600;
     let before = rss_kib();
     let replica = MemoryDenylist::with_capacity(2 * ENTRIES);
     for i in 0..ENTRIES {

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::routing::get;
-use jwtgate::{Algorithm, JwtAuthLayer, MemoryDenylist, Validator};
+use jwtgate::{Algorithm, JwtAuthLayer, Validator, revocation::MemoryDenylist};
 use jwtgate_test::TestKey;
 use jwtgate_tests::bench::{env_number, rss_kib};
 use jwtgate_tests::{AUDIENCE, ISSUER};

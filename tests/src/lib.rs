@@ -64,17 +64,22 @@ impl CertificatePem for TestKey {
 #[derive(Debug)]
 pub struct DownDenylist;
 
-impl jwtgate::Denylist for DownDenylist {
-    fn check(&self, _claims: &jwtgate::RegisteredClaims) -> jwtgate::Lookup {
-        jwtgate::Lookup::Ready(Err(jwtgate::DenylistError::new("connection refused")))
+impl jwtgate::revocation::Denylist for DownDenylist {
+    fn check(&self, _claims: &jwtgate::validation::RegisteredClaims) -> jwtgate::revocation::Lookup {
+        jwtgate::revocation::Lookup::Ready(Err(jwtgate::revocation::DenylistError::new("connection refused")))
     }
 
-    fn revoke(&self, _jti: &str, _until: i64) -> jwtgate::PendingRevocation {
-        Box::pin(async { Err(jwtgate::DenylistError::new("connection refused")) })
+    fn revoke(&self, _jti: &str, _until: i64) -> jwtgate::revocation::PendingRevocation {
+        Box::pin(async { Err(jwtgate::revocation::DenylistError::new("connection refused")) })
     }
 
-    fn revoke_subject(&self, _subject: &str, _issued_before: i64, _until: i64) -> jwtgate::PendingRevocation {
-        Box::pin(async { Err(jwtgate::DenylistError::new("connection refused")) })
+    fn revoke_subject(
+        &self,
+        _subject: &str,
+        _issued_before: i64,
+        _until: i64,
+    ) -> jwtgate::revocation::PendingRevocation {
+        Box::pin(async { Err(jwtgate::revocation::DenylistError::new("connection refused")) })
     }
 }
 

@@ -10,7 +10,7 @@ use axum::Router;
 use axum::extract::Extension;
 use axum::routing::get;
 use jwtgate::jwks::RemoteKeySet;
-use jwtgate::{Algorithm, JwtAuthLayer, KeySet, MemoryDenylist, TrustedKeys, Validated, Validator};
+use jwtgate::{Algorithm, JwtAuthLayer, KeySet, Validated, Validator, keys::TrustedKeys, revocation::MemoryDenylist};
 use jwtgate_test::JwksServer;
 use jwtgate_tests::{AUDIENCE, Answer, ISSUER, TestKey, claims, now, serve};
 use serde_json::{Value, json};

@@ -4,7 +4,7 @@
 
 #![allow(clippy::unwrap_used, reason = "test code")]
 
-use jwtgate::{Algorithm, AlgorithmMapping, KeySet, Validator};
+use jwtgate::{Algorithm, KeySet, Validator, keys::AlgorithmMapping};
 use jwtgate_tests::{TestKey, claims};
 use serde_json::{Value, json};
 

@@ -7,7 +7,10 @@ use axum::Router;
 use axum::extract::WebSocketUpgrade;
 use axum::routing::{get, post};
 use http::HeaderName;
-use jwtgate::{Algorithm, Csrf, JwtAuthLayer, KeySet, TokenSource, TokenSources, Validator};
+use jwtgate::{
+    Algorithm, JwtAuthLayer, KeySet, Validator,
+    sources::{Csrf, TokenSource, TokenSources},
+};
 use jwtgate_tests::{AUDIENCE, ISSUER, TestKey, claims, serve};
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};

@@ -16,8 +16,11 @@ use axum::{Extension, Router};
 use bytes::Bytes;
 use http::{Extensions, Response};
 use jwtgate::{
-    Algorithm, Authority, Claims, Error, ErrorKind, Guard, JwtAuthLayer, KeySet, MemoryDenylist, Policy, Principal,
-    Require, RequireLayer, ResponderExt, Rfc6750Responder, TokenSource, TokenSources, Validator, guard,
+    Algorithm, Authority, Claims, Error, ErrorKind, Guard, JwtAuthLayer, KeySet, Policy, Principal, Require,
+    RequireLayer, Validator, guard,
+    responses::{ResponderExt, Rfc6750Responder},
+    revocation::MemoryDenylist,
+    sources::{TokenSource, TokenSources},
 };
 use jwtgate_tests::{AUDIENCE, ISSUER, TestKey, claims, get as http_get, serve};
 use serde_json::{Value, json};

@@ -5,7 +5,10 @@
 use std::net::SocketAddr;
 
 use bytes::Bytes;
-use jwtgate::{Algorithm, JwtAuthLayer, KeySet, Rejection, ResponderExt, Rfc6750Responder, Validator};
+use jwtgate::{
+    Algorithm, JwtAuthLayer, KeySet, Validator,
+    responses::{Rejection, ResponderExt, Rfc6750Responder},
+};
 use jwtgate_tests::{AUDIENCE, ISSUER, TestKey, claims};
 use serde_json::Value;
 use tonic::Code;

@@ -6,7 +6,7 @@
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use jwtgate::{
-    Algorithm, AuthorityMapping, Guard, JwtAuthLayer, KeySet, Policy, Require, RequireLayer, Validator, guard,
+    Algorithm, Guard, JwtAuthLayer, KeySet, Policy, Require, RequireLayer, Validator, guard, guards::AuthorityMapping,
 };
 use jwtgate_tests::{AUDIENCE, Answer, ISSUER, TestKey, claims};
 use serde_json::{Value, json};

@@ -7,8 +7,11 @@ use std::sync::Arc;
 use axum::routing::get;
 use axum::{Json, Router};
 use jwtgate::{
-    Algorithm, AlgorithmMapping, Claims, Denylist, DenylistError, JwtAuthLayer, Key, KeySet, Lookup, RegisteredClaims,
-    TokenSource, TokenSources, TokenStatus, Validator, ValidatorBuilder,
+    Algorithm, Claims, JwtAuthLayer, Key, KeySet, Validator,
+    keys::AlgorithmMapping,
+    revocation::{Denylist, DenylistError, Lookup, TokenStatus},
+    sources::{TokenSource, TokenSources},
+    validation::{RegisteredClaims, ValidatorBuilder},
 };
 use jwtgate_tests::{AUDIENCE, Answer, CertificatePem, ISSUER, TestKey, b64, claims, now, serve};
 use serde::Deserialize;
@@ -492,11 +495,16 @@ impl Denylist for TestDenylist {
         }
     }
 
-    fn revoke(&self, _jti: &str, _until: i64) -> jwtgate::PendingRevocation {
+    fn revoke(&self, _jti: &str, _until: i64) -> jwtgate::revocation::PendingRevocation {
         Box::pin(async { Err(DenylistError::new("this test denylist is read-only")) })
     }
 
-    fn revoke_subject(&self, _subject: &str, _issued_before: i64, _until: i64) -> jwtgate::PendingRevocation {
+    fn revoke_subject(
+        &self,
+        _subject: &str,
+        _issued_before: i64,
+        _until: i64,
+    ) -> jwtgate::revocation::PendingRevocation {
         Box::pin(async { Err(DenylistError::new("this test denylist is read-only")) })
     }
 }
@@ -538,7 +546,7 @@ async fn fail_open_is_an_explicit_choice() {
 #[tokio::test]
 async fn a_memory_denylist_revokes_at_once_and_can_require_jti() {
     let key = TestKey::generate(Algorithm::HS256);
-    let denylist = jwtgate::MemoryDenylist::new();
+    let denylist = jwtgate::revocation::MemoryDenylist::new();
     let layer = JwtAuthLayer::new(rules([key.verification_key()]).build()).denylist(denylist.clone());
     let app = App::new(layer.clone()).await;
     let token = key.sign(&claims());

@@ -13,7 +13,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::routing::get;
 use jwtgate::jwks::RemoteKeySet;
-use jwtgate::{AlgorithmMapping, Claims, JwtAuthLayer, KeySet, Validator};
+use jwtgate::{Claims, JwtAuthLayer, KeySet, Validator, keys::AlgorithmMapping};
 use jwtgate_tests::interop::{Minter, OidcProvider};
 use jwtgate_tests::{AUDIENCE, Answer, ISSUER, b64, claims, now, serve};
 use serde_json::{Value, json};
@@ -205,7 +205,7 @@ async fn discovered(provider: &OidcProvider, audience: &str) -> (RemoteKeySet, A
 }
 
 fn kid_of(token: &str) -> String {
-    jwtgate::unverified_kid(token).unwrap()
+    jwtgate::__private::unverified_kid(token).unwrap()
 }
 
 #[tokio::test]

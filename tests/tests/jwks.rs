@@ -14,7 +14,10 @@ use axum::body::Body;
 use axum::routing::get;
 use http::Request;
 use jwtgate::jwks::{RemoteKeySet, RemoteKeySetBuilder};
-use jwtgate::{Algorithm, JwtAuthLayer, KeySet, KeySource, TrustedKeys, Validator};
+use jwtgate::{
+    Algorithm, JwtAuthLayer, KeySet, Validator,
+    keys::{KeySource, TrustedKeys},
+};
 use jwtgate_test::{Fault, JwksServer, body_json};
 use jwtgate_tests::logs::capture;
 use jwtgate_tests::{AUDIENCE, Answer, ISSUER, TestKey, claims, serve};
@@ -167,11 +170,11 @@ async fn a_cold_start_answers_503_when_the_first_fetch_fails() {
 struct NoKeys;
 
 impl KeySource for NoKeys {
-    fn current(&self) -> Result<Arc<KeySet>, jwtgate::KeysUnavailable> {
-        Err(jwtgate::KeysUnavailable)
+    fn current(&self) -> Result<Arc<KeySet>, jwtgate::keys::KeysUnavailable> {
+        Err(jwtgate::keys::KeysUnavailable)
     }
 
-    fn refresh_for(&self, _kid: &str) -> Option<jwtgate::PendingRefresh> {
+    fn refresh_for(&self, _kid: &str) -> Option<jwtgate::keys::PendingRefresh> {
         None
     }
 }

@@ -70,7 +70,7 @@ fn span_lines(logs: &str) -> Vec<&str> {
 async fn each_request_gets_an_authenticate_span_with_its_outcome_but_never_the_token_or_subject() {
     let (captured, _guard) = jwtgate_tests::logs::capture_spans(tracing::Level::DEBUG);
     let key = TestKey::generate(Algorithm::HS256).with_kid("key-2026");
-    let denylist = jwtgate::MemoryDenylist::new();
+    let denylist = jwtgate::revocation::MemoryDenylist::new();
     let validator =
         Validator::builder(KeySet::new([key.verification_key()]).unwrap()).issuer(ISSUER).audience(AUDIENCE).build();
     let layer = JwtAuthLayer::<Value>::new(validator).optional().denylist(denylist.clone());
@@ -114,8 +114,8 @@ async fn the_subject_can_be_recorded_as_a_keyed_hash() {
     let validator =
         Validator::builder(KeySet::new([key.verification_key()]).unwrap()).issuer(ISSUER).audience(AUDIENCE).build();
     let log_key = jwtgate::Secret::new(vec![9; 32]);
-    let layer =
-        JwtAuthLayer::<Value>::new(validator).subject_in_logs(jwtgate::SubjectInLogs::hashed(&log_key).unwrap());
+    let layer = JwtAuthLayer::<Value>::new(validator)
+        .subject_in_logs(jwtgate::service::SubjectInLogs::hashed(&log_key).unwrap());
     let app = Router::new().route("/", get(|| async { "ok" })).layer(layer);
     let request = http::Request::get("/").header("authorization", format!("Bearer {}", key.sign(&claims())));
     assert_eq!(app.oneshot(request.body(Body::empty()).unwrap()).await.unwrap().status(), 200);

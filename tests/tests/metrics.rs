@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use axum::Router;
 use axum::body::Body;
 use axum::routing::get;
-use jwtgate::{Algorithm, JwtAuthLayer, KeySet, MemoryDenylist, Validator};
+use jwtgate::{Algorithm, JwtAuthLayer, KeySet, Validator, revocation::MemoryDenylist};
 use jwtgate_test::{Fault, JwksServer};
 use jwtgate_tests::{AUDIENCE, DownDenylist, ISSUER, TestKey, claims, now};
 use metrics_util::debugging::{DebugValue, DebuggingRecorder, Snapshotter};
@@ -164,7 +164,10 @@ async fn the_replicated_denylist_counts_losing_redis_its_snapshots_and_its_fallb
     while denylist.in_sync() && tokio::time::Instant::now() < deadline {
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
-    assert!(matches!(jwtgate::Denylist::check(&denylist, &claims), jwtgate::Lookup::Ready(Err(_))));
+    assert!(matches!(
+        jwtgate::revocation::Denylist::check(&denylist, &claims),
+        jwtgate::revocation::Lookup::Ready(Err(_))
+    ));
     let metrics = read(&snapshotter);
     assert_eq!(metrics.get("jwtgate_denylist_replica_lost_total{}"), Some(&1), "{metrics:#?}");
     assert_eq!(metrics.get("jwtgate_denylist_replica_in_sync{}"), Some(&0));

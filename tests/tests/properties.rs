@@ -12,7 +12,10 @@ use std::sync::OnceLock;
 
 use axum::Router;
 use axum::routing::get;
-use jwtgate::{Algorithm, Claims, JwtAuthLayer, KeySet, TokenSource, TokenSources, Validator};
+use jwtgate::{
+    Algorithm, Claims, JwtAuthLayer, KeySet, Validator,
+    sources::{TokenSource, TokenSources},
+};
 use jwtgate_tests::{AUDIENCE, ISSUER, TestKey, claims, serve};
 use proptest::prelude::*;
 use reqwest::header::{AUTHORIZATION, COOKIE, HeaderValue};

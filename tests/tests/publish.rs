@@ -7,7 +7,10 @@ use std::time::Duration;
 
 use axum::Router;
 use jwtgate::jwks::{JwksPublisher, RemoteKeySet};
-use jwtgate::{Algorithm, KeySource, PublicJwk, Validator};
+use jwtgate::{
+    Algorithm, Validator,
+    keys::{KeySource, PublicJwk},
+};
 use jwtgate_tests::{AUDIENCE, Answer, CertificatePem, ISSUER, PrivateForm, TestKey, claims, get, serve};
 use serde_json::Value;
 

@@ -4,7 +4,7 @@
 
 #![allow(clippy::unwrap_used, reason = "test helpers fail the test on unexpected errors")]
 
-use jwtgate::{Algorithm, AlgorithmMapping, ErrorKind, JwtAuthLayer, Key, Validator};
+use jwtgate::{Algorithm, ErrorKind, JwtAuthLayer, Key, Validator, keys::AlgorithmMapping};
 use jwtgate_test::{JwksServer, TestKey, b64};
 use jwtgate_tests::{AUDIENCE, ISSUER, get, serve};
 use serde_json::{Value, json};
@@ -46,6 +46,16 @@ async fn headers_that_bring_their_own_key_are_never_followed() {
 }
 
 /// RFC 8725 §3.7: the claims set is UTF-8 JSON; other bytes are malformed, even with a good signature.
+#[test]
+fn one_key_is_enough_to_build_a_validator() {
+    let key = TestKey::generate(Algorithm::ES256);
+    let validator = Validator::builder(key.verification_key()).issuer(ISSUER).audience(AUDIENCE).build();
+    let token = key.token().issuer(ISSUER).audience(AUDIENCE).subject("ada").build();
+    assert_eq!(validator.validate::<Value>(&token).unwrap().registered().subject(), Some("ada"));
+    let other = TestKey::generate(Algorithm::ES256).token().issuer(ISSUER).audience(AUDIENCE).build();
+    assert_eq!(validator.validate::<Value>(&other).unwrap_err().kind(), ErrorKind::InvalidSignature);
+}
+
 #[test]
 fn a_signed_claims_set_that_is_not_utf8_is_malformed() {
     let key = TestKey::generate(Algorithm::HS256);

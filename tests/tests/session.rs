@@ -11,7 +11,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jwtgate::session::{
     MemoryRefreshStore, RefreshRecord, RefreshStore, RefreshToken, Rotation, SessionError, Sessions, TokenIssuer,
 };
-use jwtgate::{Algorithm, MemoryDenylist, Secret, SigningKey, Validator};
+use jwtgate::{Algorithm, Secret, Validator, keys::SigningKey, revocation::MemoryDenylist};
 use serde::Serialize;
 use serde_json::{Value, json};
 
@@ -224,9 +224,9 @@ async fn a_reused_refresh_token_revokes_its_whole_family() {
 }
 
 fn revoked(denylist: &MemoryDenylist, validated: &jwtgate::Validated<Value>) -> bool {
-    match jwtgate::Denylist::check(denylist, validated.registered()) {
-        jwtgate::Lookup::Ready(status) => status.unwrap() == jwtgate::TokenStatus::Revoked,
-        jwtgate::Lookup::Pending(_) => panic!("the memory denylist answers at once"),
+    match jwtgate::revocation::Denylist::check(denylist, validated.registered()) {
+        jwtgate::revocation::Lookup::Ready(status) => status.unwrap() == jwtgate::revocation::TokenStatus::Revoked,
+        jwtgate::revocation::Lookup::Pending(_) => panic!("the memory denylist answers at once"),
     }
 }
 

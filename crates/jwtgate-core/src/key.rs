@@ -233,6 +233,18 @@ pub struct KeySet {
     by_alg: HashMap<Algorithm, Option<usize>>,
 }
 
+impl From<Key> for KeySet {
+    /// A set of one key, which cannot fail: one key is never a duplicate.
+    fn from(key: Key) -> Self {
+        let mut by_kid = HashMap::new();
+        if let Some(kid) = &key.kid {
+            by_kid.insert(kid.clone(), 0);
+        }
+        let by_alg = HashMap::from([(key.alg, Some(0))]);
+        Self { keys: vec![key], by_kid, by_alg }
+    }
+}
+
 impl KeySet {
     /// A key set of the given keys. Refuses an empty set and duplicate `kid`s.
     pub fn new(keys: impl IntoIterator<Item = Key>) -> Result<Self, KeyError> {
@@ -326,6 +338,18 @@ mod tests {
 
     fn secret(len: usize) -> Secret {
         Secret::new(vec![7; len])
+    }
+
+    #[test]
+    fn one_key_is_a_key_set_without_a_fallible_constructor() {
+        for key in [
+            Key::hmac(Algorithm::HS256, &secret(32)).unwrap(),
+            Key::hmac(Algorithm::HS256, &secret(32)).unwrap().with_kid("k"),
+        ] {
+            let from = KeySet::from(key.clone());
+            let new = KeySet::new([key]).unwrap();
+            assert_eq!((from.keys.len(), &from.by_kid, &from.by_alg), (new.keys.len(), &new.by_kid, &new.by_alg));
+        }
     }
 
     #[test]

@@ -74,6 +74,11 @@ pub use secret::Secret;
 pub use signing::SigningKey;
 pub use source::{KeySource, KeysUnavailable, PendingRefresh, RefreshOutcome, TrustedKeys};
 pub use validator::{
-    ConfigError, DEFAULT_LEEWAY, DEFAULT_MAX_TOKEN_BYTES, Validated, Validation, Validator, ValidatorBuilder, unix_now,
-    unverified_kid,
+    Attempt, ConfigError, DEFAULT_LEEWAY, DEFAULT_MAX_TOKEN_BYTES, Validated, Validator, ValidatorBuilder,
 };
+
+/// What jwtgate's own crates share and users do not need: not part of the public API, and free to change.
+#[doc(hidden)]
+pub mod __private {
+    pub use crate::validator::{unix_now, unverified_kid};
+}

@@ -5,8 +5,9 @@ use std::hash::{BuildHasher, RandomState};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
 
+use crate::__private::unix_now;
+use crate::RegisteredClaims;
 use crate::denylist::{Denylist, DenylistError, Lookup, PendingRevocation, TokenStatus};
-use crate::{RegisteredClaims, unix_now};
 
 const SHARDS: usize = 16;
 

@@ -241,7 +241,7 @@ mod tests {
                 KeyType::Oct => SigningKey::hmac(alg, &Secret::new(vec![7; 64]), "k1").unwrap(),
                 _ => SigningKey::generate(alg, "k1").unwrap(),
             };
-            let claims = json!({ "sub": "u", "exp": crate::unix_now() + 60 });
+            let claims = json!({ "sub": "u", "exp": crate::__private::unix_now() + 60 });
             let token = key.sign("JWT", &claims).unwrap();
             let header: Value =
                 serde_json::from_slice(&URL_SAFE_NO_PAD.decode(token.split('.').next().unwrap()).unwrap()).unwrap();

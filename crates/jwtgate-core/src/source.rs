@@ -201,6 +201,13 @@ impl From<KeySet> for TrustedKeys {
     }
 }
 
+/// One key needs no [`KeySet`]: `Validator::builder(Key::hmac(Algorithm::HS256, &secret)?)`.
+impl From<Key> for TrustedKeys {
+    fn from(key: Key) -> Self {
+        KeySet::from(key).into()
+    }
+}
+
 impl fmt::Debug for TrustedKeys {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TrustedKeys").field("fixed", &self.fixed).field("source", &self.source).finish()

@@ -120,7 +120,7 @@ impl Validator {
 
     /// Validates `token` now, with the keys at hand: an unknown `kid` is refused at once, without asking a
     /// [`KeySource`](crate::KeySource) to refresh. See [`Validator`] for the checks, in order, and
-    /// [`Validator::start`] or [`Validator::validate_async`] to let an unknown `kid` trigger a refresh.
+    /// [`Validator::validate_or_wait`] or [`Validator::validate_async`] to let an unknown `kid` trigger a refresh.
     pub fn validate<C: DeserializeOwned>(&self, token: &str) -> Result<Validated<C>, Error> {
         self.validate_at(token, unix_now())
     }
@@ -134,15 +134,15 @@ impl Validator {
     /// names a `kid` the source lacks and the source agrees to refresh, or when the source has no keys yet
     /// and a fetch is under way (a cold start). Once the wait resolves, call [`Validator::after_refresh`]
     /// for the answer: a token waits once at most. `JwtAuthLayer` calls this.
-    pub fn start<C: DeserializeOwned>(&self, token: &str) -> Validation<C> {
+    pub fn validate_or_wait<C: DeserializeOwned>(&self, token: &str) -> Attempt<C> {
         let mut refresh = None;
         match (self.check(token, unix_now(), Some(&mut refresh)), refresh) {
-            (Err(ErrorKind::UnknownKey | ErrorKind::KeysUnavailable), Some(refresh)) => Validation::Refreshing(refresh),
-            (result, _) => Validation::Done(result.map_err(Error::new)),
+            (Err(ErrorKind::UnknownKey | ErrorKind::KeysUnavailable), Some(refresh)) => Attempt::WaitForKeys(refresh),
+            (result, _) => Attempt::Done(result.map_err(Error::new)),
         }
     }
 
-    /// The answer for `token` once the wait that [`Validator::start`] returned has ended: `token` is
+    /// The answer for `token` once the wait that [`Validator::validate_or_wait`] returned has ended: `token` is
     /// validated with the keys there are now, without waiting again. When the wait timed out before the
     /// fetch ended, a `kid` still unknown is [`ErrorKind::KeysUnavailable`] (the key may be on its way),
     /// not [`ErrorKind::UnknownKey`].
@@ -158,11 +158,11 @@ impl Validator {
     }
 
     /// Validates `token`, waiting (within the source's bound) for a key fetch when it names a `kid` a
-    /// [`KeySource`](crate::KeySource) lacks, or when the source has no keys yet (see [`Validator::start`]).
+    /// [`KeySource`](crate::KeySource) lacks, or when the source has no keys yet (see [`Validator::validate_or_wait`]).
     pub async fn validate_async<C: DeserializeOwned>(&self, token: &str) -> Result<Validated<C>, Error> {
-        match self.start(token) {
-            Validation::Done(result) => result,
-            Validation::Refreshing(refresh) => {
+        match self.validate_or_wait(token) {
+            Attempt::Done(result) => result,
+            Attempt::WaitForKeys(refresh) => {
                 let outcome = refresh.await;
                 self.after_refresh(token, outcome)
             }
@@ -461,20 +461,20 @@ impl fmt::Debug for Validator {
     }
 }
 
-/// The answer of [`Validator::start`].
-pub enum Validation<C> {
+/// The answer of [`Validator::validate_or_wait`]: an answer now, or a wait for keys first.
+pub enum Attempt<C> {
     /// The token was validated, or refused, with the keys at hand.
     Done(Result<Validated<C>, Error>),
     /// The token names a `kid` that the key source lacks, or the source has no keys yet, and the source is
     /// fetching. Once this resolves, call [`Validator::after_refresh`] with its outcome for the answer.
-    Refreshing(PendingRefresh),
+    WaitForKeys(PendingRefresh),
 }
 
-impl<C: fmt::Debug> fmt::Debug for Validation<C> {
+impl<C: fmt::Debug> fmt::Debug for Attempt<C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Done(result) => f.debug_tuple("Done").field(result).finish(),
-            Self::Refreshing(_) => f.write_str("Refreshing(..)"),
+            Self::WaitForKeys(_) => f.write_str("WaitForKeys(..)"),
         }
     }
 }

@@ -28,7 +28,9 @@ use std::fmt;
 use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
-use jwtgate_core::{Denylist, DenylistError, Lookup, PendingRevocation, RegisteredClaims, TokenStatus, unix_now};
+use jwtgate_core::{
+    __private::unix_now, Denylist, DenylistError, Lookup, PendingRevocation, RegisteredClaims, TokenStatus,
+};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::cluster::ClusterClient;
 use redis::cluster_async::ClusterConnection;

@@ -8,7 +8,7 @@ use jwtgate_session::{PendingStore, RefreshRecord, RefreshStore, Rotation, Store
 use redis::aio::ConnectionManager;
 use redis::{RedisError, Script, Value};
 
-use jwtgate_core::unix_now;
+use jwtgate_core::__private::unix_now;
 
 use crate::{DEFAULT_TIMEOUT, lazy_connection};
 

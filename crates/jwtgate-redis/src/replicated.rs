@@ -7,7 +7,8 @@ use std::sync::{Arc, LazyLock, Weak};
 use std::time::{Duration, Instant};
 
 use jwtgate_core::{
-    Denylist, DenylistError, Lookup, MemoryDenylist, PendingRevocation, RegisteredClaims, TokenStatus, unix_now,
+    __private::unix_now, Denylist, DenylistError, Lookup, MemoryDenylist, PendingRevocation, RegisteredClaims,
+    TokenStatus,
 };
 use redis::aio::MultiplexedConnection;
 use redis::{AsyncConnectionConfig, RedisError, Script, Value};

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::routing::get;
-use jwtgate::{Algorithm, Denylist, JwtAuthLayer, KeySet, Validator};
+use jwtgate::{Algorithm, JwtAuthLayer, KeySet, Validator, revocation::Denylist};
 use jwtgate_redis::RedisDenylist;
 use jwtgate_tests::{AUDIENCE, ISSUER, RedisServer, TestKey, claims, now};
 use serde_json::{Value, json};
@@ -272,7 +272,7 @@ mod refresh_store {
     use std::sync::Arc;
 
     use jwtgate::session::{RefreshStore, RefreshToken, SessionError, Sessions, TokenIssuer};
-    use jwtgate::{Algorithm, SigningKey};
+    use jwtgate::{Algorithm, keys::SigningKey};
     use jwtgate_redis::RedisRefreshStore;
     use jwtgate_tests::RedisServer;
     use serde_json::json;

@@ -5,7 +5,11 @@
 
 use std::time::{Duration, Instant};
 
-use jwtgate::{Denylist, Lookup, RegisteredClaims, TokenStatus, Validator};
+use jwtgate::{
+    Validator,
+    revocation::{Denylist, Lookup, TokenStatus},
+    validation::RegisteredClaims,
+};
 use jwtgate_redis::{Fallback, ReplicatedDenylist};
 use jwtgate_test::TestKey;
 use jwtgate_tests::{AUDIENCE, ISSUER, RedisServer, now};

@@ -8,7 +8,7 @@ use std::time::Duration;
 use arc_swap::ArcSwap;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use jwtgate_core::{KeySet, KeySource, KeysUnavailable, PendingRefresh, SigningKey, TrustedKeys, unix_now};
+use jwtgate_core::{__private::unix_now, KeySet, KeySource, KeysUnavailable, PendingRefresh, SigningKey, TrustedKeys};
 use jwtgate_jwks::JwksPublisher;
 use serde::Serialize;
 use serde::ser::{SerializeMap, Serializer};

@@ -12,7 +12,7 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
 use crate::Error;
-use jwtgate_core::unix_now;
+use jwtgate_core::__private::unix_now;
 
 use crate::issuer::random_id;
 

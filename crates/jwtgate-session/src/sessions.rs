@@ -9,7 +9,7 @@ use jwtgate_core::Denylist;
 use serde::Serialize;
 
 use crate::Error;
-use jwtgate_core::unix_now;
+use jwtgate_core::__private::unix_now;
 
 use crate::issuer::{Issued, TokenIssuer, random_id};
 use crate::refresh::{

@@ -55,5 +55,5 @@ pub fn b64(bytes: impl AsRef<[u8]>) -> String {
 
 /// Seconds since the Unix epoch.
 pub fn now() -> i64 {
-    jwtgate_core::unix_now()
+    jwtgate_core::__private::unix_now()
 }

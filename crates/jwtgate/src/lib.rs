@@ -28,17 +28,93 @@
 //! # }
 //! ```
 
-pub use jwtgate_core::*;
-pub use jwtgate_tower::*;
+// The quick start and the guards. Everything else is in the modules below, named for what it is.
+pub use jwtgate_core::{
+    Algorithm, Authority, Error, ErrorKind, Key, KeySet, Policy, Principal, Secret, Validated, Validator,
+};
+pub use jwtgate_tower::{JwtAuthLayer, RequireLayer};
 
-#[cfg(feature = "utoipa")]
-pub use jwtgate_axum::openapi;
 #[cfg(feature = "axum")]
-pub use jwtgate_axum::{Claims, ClaimsRejection, Guard, GuardRejection, Require, guard};
+pub use jwtgate_axum::{Claims, Guard, Require, guard};
 #[cfg(feature = "macros")]
 pub use jwtgate_macros::require;
 
-/// The Redis denylist, for fleets of servers.
+#[cfg(feature = "utoipa")]
+pub use jwtgate_axum::openapi;
+
+/// Keys: HMAC secrets, public keys from PEM and JWK Sets, signing keys, and the sources that combine fixed
+/// keys with remote ones.
+pub mod keys {
+    pub use jwtgate_core::{
+        Algorithm, AlgorithmMapping, Key, KeyError, KeySet, KeySource, KeyType, KeysUnavailable, MIN_HMAC_SECRET_BYTES,
+        PendingRefresh, PublicJwk, RefreshOutcome, Secret, SigningKey, SkippedKey, TrustedKeys, UnsupportedAlgorithm,
+    };
+}
+
+/// Validation: the [`Validator`](crate::Validator), its settings, and what it answers.
+pub mod validation {
+    pub use jwtgate_core::{
+        Attempt, ConfigError, DEFAULT_LEEWAY, DEFAULT_MAX_TOKEN_BYTES, RegisteredClaims, Validated, Validator,
+        ValidatorBuilder,
+    };
+}
+
+/// Guards: who the caller is ([`Principal`](crate::Principal)), how claims map to authorities, the policies
+/// that routes require, and the decision they make.
+pub mod guards {
+    #[cfg(feature = "axum")]
+    pub use jwtgate_axum::{Guard, GuardRejection, Require};
+    pub use jwtgate_core::{Authority, AuthorityMapping, ClaimSet, Policy, Principal};
+    pub use jwtgate_tower::Access;
+    pub use jwtgate_tower::require::{RequireLayer, RequireService, ResponseFuture};
+}
+
+/// The axum extractors: the claims, and a guard checked before the handler runs.
+#[cfg(feature = "axum")]
+pub mod extract {
+    pub use jwtgate_axum::{Claims, ClaimsRejection, GuardRejection, Require};
+}
+
+/// Revocation: the [`Denylist`](revocation::Denylist) the layer asks about every valid token, and the
+/// in-memory one. The Redis ones are in `redis`.
+pub mod revocation {
+    pub use jwtgate_core::{
+        DEFAULT_DENYLIST_CAPACITY, Denylist, DenylistError, Lookup, MemoryDenylist, NoDenylist, PendingLookup,
+        PendingRevocation, TokenStatus,
+    };
+}
+
+/// Where the layer finds a token: the `Authorization` header, a cookie (with its CSRF defence), another
+/// header, a query parameter, or a function.
+pub mod sources {
+    pub use jwtgate_tower::{Csrf, Extracted, RequestHead, TokenSource, TokenSources};
+}
+
+/// The answers to refused requests: RFC 6750 for HTTP, `grpc-status` for gRPC, and the wrappers that
+/// observe or rewrite them.
+pub mod responses {
+    pub use jwtgate_core::{Challenge, Error, ErrorKind};
+    pub use jwtgate_tower::{
+        Inspect, MapResponse, Rejection, Responder, ResponderExt, Rfc6750Responder, respond, server_error,
+    };
+}
+
+/// The layer's service and the types around it: its future and body, the hook's argument, the marker of
+/// anonymous requests, and the cache of validated tokens.
+pub mod service {
+    pub use jwtgate_core::ValidatedCache;
+    pub use jwtgate_tower::{
+        Anonymous, JwtAuthLayer, JwtAuthService, ResponseBody, ResponseFuture, SubjectInLogs, TokenValidated,
+    };
+}
+
+/// What jwtgate's own crates, tests and benchmarks share: not part of the public API, and free to change.
+#[doc(hidden)]
+pub mod __private {
+    pub use jwtgate_core::__private::*;
+}
+
+/// The Redis denylists, for fleets of servers; with `session`, the Redis refresh-token store.
 #[cfg(feature = "redis")]
 pub mod redis {
     pub use jwtgate_redis::*;

@@ -12,8 +12,8 @@
 use axum::routing::get;
 use axum::{Json, Router};
 use jwtgate::{
-    Algorithm, AuthorityMapping, Claims, JwtAuthLayer, Key, KeyError, KeySet, Policy, Require, RequireLayer, Secret,
-    Validator, guard, require,
+    Algorithm, Claims, JwtAuthLayer, Key, KeySet, Policy, Require, RequireLayer, Secret, Validator, guard,
+    guards::AuthorityMapping, keys::KeyError, require,
 };
 use serde_json::{Value, json};
 

@@ -35,8 +35,10 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use jwtgate::session::{MemoryRefreshStore, SessionCookies, SessionError, Sessions, TokenIssuer, TokenPair};
 use jwtgate::{
-    Algorithm, Claims, Csrf, JwtAuthLayer, MemoryDenylist, RequestHead, SigningKey, TokenSource, TokenSources,
-    Validator,
+    Algorithm, Claims, JwtAuthLayer, Validator,
+    keys::SigningKey,
+    revocation::MemoryDenylist,
+    sources::{Csrf, RequestHead, TokenSource, TokenSources},
 };
 use serde::{Deserialize, Serialize};
 use serde_json::json;

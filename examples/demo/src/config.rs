@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use jwtgate::{AlgorithmMapping, KeySet, Secret};
+use jwtgate::{KeySet, Secret, keys::AlgorithmMapping};
 
 /// Where the verification keys come from.
 pub(crate) enum Keys {

@@ -21,8 +21,11 @@ use axum::{Json, Router};
 use config::{Config, Keys, Location, Remote, Revocations};
 use jwtgate::jwks::RemoteKeySet;
 use jwtgate::{
-    Algorithm, AuthorityMapping, Claims, Denylist, JwtAuthLayer, Key, KeySet, MemoryDenylist, Policy, RequireLayer,
-    TokenSource, TokenSources, TrustedKeys, Validator,
+    Algorithm, Claims, JwtAuthLayer, Key, KeySet, Policy, RequireLayer, Validator,
+    guards::AuthorityMapping,
+    keys::TrustedKeys,
+    revocation::{Denylist, MemoryDenylist},
+    sources::{TokenSource, TokenSources},
 };
 use serde::Deserialize;
 use serde_json::{Value, json};

@@ -22,7 +22,12 @@ use axum::extract::State;
 use axum::routing::get;
 use axum::{Json, Router};
 use jwtgate::jwks::RemoteKeySet;
-use jwtgate::{Algorithm, AlgorithmMapping, AuthorityMapping, Claims, JwtAuthLayer, KeyType, Validator, require};
+use jwtgate::{
+    Algorithm, Claims, JwtAuthLayer, Validator,
+    guards::AuthorityMapping,
+    keys::{AlgorithmMapping, KeyType},
+    require,
+};
 use serde_json::{Value, json};
 use tracing_subscriber::EnvFilter;
 

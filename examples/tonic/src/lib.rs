@@ -12,7 +12,7 @@
 use std::net::SocketAddr;
 
 use jwtgate::tonic::RequestExt;
-use jwtgate::{Algorithm, JwtAuthLayer, Key, KeyError, KeySet, Secret, Validator, require};
+use jwtgate::{Algorithm, JwtAuthLayer, Key, KeySet, Secret, Validator, keys::KeyError, require};
 use tonic::transport::Server;
 use tonic::transport::server::TcpIncoming;
 use tonic::{Request, Response, Status};

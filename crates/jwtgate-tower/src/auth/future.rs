@@ -24,9 +24,10 @@ use std::task::{Context, Poll, ready};
 
 use bytes::Bytes;
 use http::{Extensions, Request, Response};
+use jwtgate_core::__private::unix_now;
 use jwtgate_core::{
-    DenylistError, Error, ErrorKind, Lookup, PendingLookup, PendingRefresh, Principal, RefreshOutcome, TokenStatus,
-    Validated, Validation, unix_now,
+    Attempt, DenylistError, Error, ErrorKind, Lookup, PendingLookup, PendingRefresh, Principal, RefreshOutcome,
+    TokenStatus, Validated,
 };
 use pin_project_lite::pin_project;
 use serde::de::DeserializeOwned;
@@ -225,12 +226,12 @@ impl<C: DeserializeOwned> Config<C> {
                 return self.layer_rules(hit, &token);
             }
         }
-        match observe::timed(|| self.validator.start::<C>(&token), |v| matches!(v, Validation::Done(_))) {
-            Validation::Done(result) => self.checked(result, &token),
+        match observe::timed(|| self.validator.validate_or_wait::<C>(&token), |v| matches!(v, Attempt::Done(_))) {
+            Attempt::Done(result) => self.checked(result, &token),
             // Rare: the token names a `kid` the remote keys lack, or there are no remote keys yet (a cold
             // start), and they are being fetched. Only then is the token copied, to be checked again once the
             // fetch is over.
-            Validation::Refreshing(refresh) => Step::AwaitKeys(refresh, token.into_owned()),
+            Attempt::WaitForKeys(refresh) => Step::AwaitKeys(refresh, token.into_owned()),
         }
     }
 

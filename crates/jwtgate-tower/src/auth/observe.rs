@@ -177,7 +177,7 @@ fn count_refused(reason: &'static str) {
 /// is never logged; its `kid` is read (unverified, truncated) only when debug logging is on.
 pub(super) fn not_authenticated(error: &Error, token: Option<&str>) {
     if tracing::enabled!(tracing::Level::DEBUG) {
-        let kid = token.and_then(jwtgate_core::unverified_kid);
+        let kid = token.and_then(jwtgate_core::__private::unverified_kid);
         tracing::debug!(kind = ?error.kind(), kid = ?kid, "jwtgate: request not authenticated");
     }
 }

@@ -248,6 +248,64 @@ kind_names! {
     CsrfRejected => "csrf_rejected",
 }
 
+/// jwtgate could not be set up: a key, a validator, a remote key set, a published key set, or an issuer of
+/// your own. The message names the problem (and the file, variable or key id involved); it never holds key
+/// material, a token, or a response body.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConfigError {
+    kind: ConfigErrorKind,
+    message: String,
+}
+
+/// The kinds of [`ConfigError`]: what could not be set up.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ConfigErrorKind {
+    /// A key or a key set: bad PEM or JWK, an HMAC secret shorter than its hash, an algorithm that does not
+    /// fit the key, an empty set, two keys with one `kid`.
+    Key,
+    /// A validator whose settings do not hold together, such as two tenants with the same issuer.
+    Validator,
+    /// A remote key set: a URL jwtgate will not fetch from, no Tokio runtime, or a first fetch that failed
+    /// (with `build_eager`).
+    RemoteKeys,
+    /// A key set to publish: empty, or a key already published.
+    Publish,
+    /// An issuer of your own, or a token it could not issue: its settings, its signing keys, or the claims
+    /// given to it.
+    Issuer,
+}
+
+impl ConfigError {
+    /// An error of `kind`, saying `message`.
+    pub fn new(kind: ConfigErrorKind, message: impl Into<String>) -> Self {
+        Self { kind, message: message.into() }
+    }
+
+    /// What could not be set up.
+    pub fn kind(&self) -> ConfigErrorKind {
+        self.kind
+    }
+
+    /// A [`ConfigErrorKind::Key`] error.
+    pub(crate) fn key(message: impl Into<String>) -> Self {
+        Self::new(ConfigErrorKind::Key, message)
+    }
+
+    /// Prefixes the message with where the problem is, such as a file name or a key id.
+    pub(crate) fn context(self, at: &str) -> Self {
+        Self { kind: self.kind, message: format!("{at}: {}", self.message) }
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
 impl From<ErrorKind> for Error {
     fn from(kind: ErrorKind) -> Self {
         Self::new(kind)

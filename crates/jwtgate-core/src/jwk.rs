@@ -10,8 +10,9 @@ use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
+use crate::ConfigError;
 use crate::algorithm::{Algorithm, KeyType};
-use crate::key::{Key, KeyError, KeySet};
+use crate::key::{Key, KeySet};
 
 /// The algorithm to give a JWK that has no `alg` member, by key type.
 ///
@@ -21,7 +22,7 @@ use crate::key::{Key, KeyError, KeySet};
 /// ```
 /// use jwtgate_core::{Algorithm, AlgorithmMapping, KeyType};
 /// let mapping = AlgorithmMapping::new().map(KeyType::Rsa, Algorithm::RS256)?;
-/// # Ok::<(), jwtgate_core::KeyError>(())
+/// # Ok::<(), jwtgate_core::ConfigError>(())
 /// ```
 #[derive(Clone, Debug, Default)]
 pub struct AlgorithmMapping {
@@ -35,9 +36,9 @@ impl AlgorithmMapping {
     }
 
     /// Gives JWKs of type `kty` without `alg` the algorithm `alg`. Refuses an algorithm of another key type.
-    pub fn map(mut self, kty: KeyType, alg: Algorithm) -> Result<Self, KeyError> {
+    pub fn map(mut self, kty: KeyType, alg: Algorithm) -> Result<Self, ConfigError> {
         if alg.key_type() != kty {
-            return Err(KeyError::new(format!(
+            return Err(ConfigError::key(format!(
                 "cannot map {kty} keys to {alg}, an algorithm for {} keys",
                 alg.key_type()
             )));
@@ -89,9 +90,9 @@ impl Key {
     /// `oct` keys are HMAC secrets (`k`, base64url); `RSA`, `EC` and `OKP` keys are public keys. The key's
     /// `alg` must be supported and fit its type and curve; a key without `alg` takes its algorithm from
     /// `mapping` or is refused. Keys whose `use` is not `sig`, or whose `key_ops` lack `verify`, are refused.
-    pub fn from_jwk(json: &str, mapping: &AlgorithmMapping) -> Result<Self, KeyError> {
+    pub fn from_jwk(json: &str, mapping: &AlgorithmMapping) -> Result<Self, ConfigError> {
         let repr: JwkRepr<'_> =
-            serde_json::from_str(json).map_err(|err| KeyError::new(format!("invalid JWK: {}", json_error(&err))))?;
+            serde_json::from_str(json).map_err(|err| ConfigError::key(format!("invalid JWK: {}", json_error(&err))))?;
         let kid = repr.kid.clone();
         let key = key_from_repr(&repr, mapping).map_err(|err| match &kid {
             Some(kid) => err.context(&format!("key {kid:?}")),
@@ -104,32 +105,32 @@ impl Key {
     }
 }
 
-fn key_from_repr(jwk: &JwkRepr<'_>, mapping: &AlgorithmMapping) -> Result<Key, KeyError> {
+fn key_from_repr(jwk: &JwkRepr<'_>, mapping: &AlgorithmMapping) -> Result<Key, ConfigError> {
     let kty = match jwk.kty {
         "oct" => KeyType::Oct,
         "RSA" => KeyType::Rsa,
         "EC" => KeyType::Ec,
         "OKP" => KeyType::Okp,
-        other => return Err(KeyError::new(format!("unsupported key type {other:?}"))),
+        other => return Err(ConfigError::key(format!("unsupported key type {other:?}"))),
     };
     if let Some(use_) = jwk.use_
         && use_ != "sig"
     {
-        return Err(KeyError::new(format!("key use is {use_:?}, not \"sig\"")));
+        return Err(ConfigError::key(format!("key use is {use_:?}, not \"sig\"")));
     }
     if let Some(ops) = &jwk.key_ops
         && !ops.contains(&"verify")
     {
-        return Err(KeyError::new("key_ops does not allow \"verify\"".to_owned()));
+        return Err(ConfigError::key("key_ops does not allow \"verify\"".to_owned()));
     }
     let alg = match jwk.alg {
-        Some(alg) => alg.parse::<Algorithm>().map_err(|_| KeyError::new(format!("unsupported alg {alg:?}")))?,
-        None => mapping
-            .get(kty)
-            .ok_or_else(|| KeyError::new(format!("{kty} key has no alg, and no algorithm is mapped for {kty} keys")))?,
+        Some(alg) => alg.parse::<Algorithm>().map_err(|_| ConfigError::key(format!("unsupported alg {alg:?}")))?,
+        None => mapping.get(kty).ok_or_else(|| {
+            ConfigError::key(format!("{kty} key has no alg, and no algorithm is mapped for {kty} keys"))
+        })?,
     };
     if alg.key_type() != kty {
-        return Err(KeyError::new(format!("alg {alg} does not fit a key of type {kty}")));
+        return Err(ConfigError::key(format!("alg {alg} does not fit a key of type {kty}")));
     }
     match kty {
         KeyType::Oct => Key::hmac_bytes(alg, &member(jwk.k, "k")?),
@@ -140,18 +141,18 @@ fn key_from_repr(jwk: &JwkRepr<'_>, mapping: &AlgorithmMapping) -> Result<Key, K
                 _ => ("P-384", 48),
             };
             if jwk.crv != Some(crv) {
-                return Err(KeyError::new(format!("{alg} needs curve {crv}, not {:?}", jwk.crv.unwrap_or(""))));
+                return Err(ConfigError::key(format!("{alg} needs curve {crv}, not {:?}", jwk.crv.unwrap_or(""))));
             }
             let (x, y) = (member(jwk.x, "x")?, member(jwk.y, "y")?);
             if x.len() != len || y.len() != len {
-                return Err(KeyError::new(format!("EC coordinates for {crv} must be {len} bytes")));
+                return Err(ConfigError::key(format!("EC coordinates for {crv} must be {len} bytes")));
             }
             let point: Vec<u8> = [&[0x04][..], &x, &y].concat();
             Key::public(alg, &point)
         }
         KeyType::Okp => {
             if jwk.crv != Some("Ed25519") {
-                return Err(KeyError::new(format!("EdDSA needs curve Ed25519, not {:?}", jwk.crv.unwrap_or(""))));
+                return Err(ConfigError::key(format!("EdDSA needs curve Ed25519, not {:?}", jwk.crv.unwrap_or(""))));
             }
             Key::public(alg, &member(jwk.x, "x")?)
         }
@@ -165,9 +166,9 @@ const KEY_MEMBER: GeneralPurpose = GeneralPurpose::new(
     GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
 );
 
-fn member(value: Option<&str>, name: &str) -> Result<Vec<u8>, KeyError> {
-    let value = value.ok_or_else(|| KeyError::new(format!("missing member {name:?}")))?;
-    KEY_MEMBER.decode(value).map_err(|_| KeyError::new(format!("member {name:?} is not base64url")))
+fn member(value: Option<&str>, name: &str) -> Result<Vec<u8>, ConfigError> {
+    let value = value.ok_or_else(|| ConfigError::key(format!("missing member {name:?}")))?;
+    KEY_MEMBER.decode(value).map_err(|_| ConfigError::key(format!("member {name:?} is not base64url")))
 }
 
 /// A description of a JSON error that never quotes the input (which may hold a secret).
@@ -187,9 +188,9 @@ impl KeySet {
     ///
     /// Every key must load as [`Key::from_jwk`] describes; the first one that does not fails the whole set,
     /// with an error naming it. Duplicate `kid`s and an empty set are refused.
-    pub fn from_jwks(json: &str, mapping: &AlgorithmMapping) -> Result<Self, KeyError> {
+    pub fn from_jwks(json: &str, mapping: &AlgorithmMapping) -> Result<Self, ConfigError> {
         let set: JwkSetRepr<'_> = serde_json::from_str(json)
-            .map_err(|err| KeyError::new(format!("invalid JWK Set: {}", json_error(&err))))?;
+            .map_err(|err| ConfigError::key(format!("invalid JWK Set: {}", json_error(&err))))?;
         let keys = set
             .keys
             .iter()
@@ -200,10 +201,10 @@ impl KeySet {
     }
 
     /// Reads [`KeySet::from_jwks`]'s input from a file. The error names the file.
-    pub fn from_jwks_file(path: impl AsRef<Path>, mapping: &AlgorithmMapping) -> Result<Self, KeyError> {
+    pub fn from_jwks_file(path: impl AsRef<Path>, mapping: &AlgorithmMapping) -> Result<Self, ConfigError> {
         let path = path.as_ref();
         let json = std::fs::read_to_string(path)
-            .map_err(|err| KeyError::new(format!("cannot read {}: {err}", path.display())))?;
+            .map_err(|err| ConfigError::key(format!("cannot read {}: {err}", path.display())))?;
         Self::from_jwks(&json, mapping).map_err(|err| err.context(&path.display().to_string()))
     }
 }
@@ -213,7 +214,7 @@ impl KeySet {
 pub struct SkippedKey {
     index: usize,
     kid: Option<String>,
-    reason: KeyError,
+    reason: ConfigError,
 }
 
 impl SkippedKey {
@@ -228,7 +229,7 @@ impl SkippedKey {
     }
 
     /// Why it was left out.
-    pub fn reason(&self) -> &KeyError {
+    pub fn reason(&self) -> &ConfigError {
         &self.reason
     }
 }
@@ -251,25 +252,25 @@ impl KeySet {
     /// and no mapping, whose material is invalid, or whose `kid` an earlier key already has. `oct` keys are
     /// always skipped: a shared secret served over the network is no secret. It fails only when the document
     /// is not a JWK Set, or when no usable key remains.
-    pub fn from_remote_jwks(json: &str, mapping: &AlgorithmMapping) -> Result<(Self, Vec<SkippedKey>), KeyError> {
+    pub fn from_remote_jwks(json: &str, mapping: &AlgorithmMapping) -> Result<(Self, Vec<SkippedKey>), ConfigError> {
         let set: JwkSetRepr<'_> = serde_json::from_str(json)
-            .map_err(|err| KeyError::new(format!("invalid JWK Set: {}", json_error(&err))))?;
+            .map_err(|err| ConfigError::key(format!("invalid JWK Set: {}", json_error(&err))))?;
         let mut keys: Vec<Key> = Vec::with_capacity(set.keys.len());
         let mut skipped = Vec::new();
         for (index, raw) in set.keys.iter().enumerate() {
             let repr = match serde_json::from_str::<JwkRepr<'_>>(raw.get()) {
                 Ok(repr) => repr,
                 Err(err) => {
-                    let reason = KeyError::new(format!("invalid JWK: {}", json_error(&err)));
+                    let reason = ConfigError::key(format!("invalid JWK: {}", json_error(&err)));
                     skipped.push(SkippedKey { index, kid: None, reason });
                     continue;
                 }
             };
             let kid = repr.kid.clone();
             let loaded = if repr.kty == "oct" {
-                Err(KeyError::new("oct keys (shared secrets) are never trusted from a remote JWK Set".to_owned()))
+                Err(ConfigError::key("oct keys (shared secrets) are never trusted from a remote JWK Set".to_owned()))
             } else if kid.as_deref().is_some_and(|kid| keys.iter().any(|key| key.kid() == Some(kid))) {
-                Err(KeyError::new("an earlier key has the same kid".to_owned()))
+                Err(ConfigError::key("an earlier key has the same kid".to_owned()))
             } else {
                 key_from_repr(&repr, mapping)
             };
@@ -282,7 +283,10 @@ impl KeySet {
             }
         }
         if keys.is_empty() {
-            return Err(KeyError::new(format!("the JWK Set has no usable signature key ({} skipped)", skipped.len())));
+            return Err(ConfigError::key(format!(
+                "the JWK Set has no usable signature key ({} skipped)",
+                skipped.len()
+            )));
         }
         Ok((Self::new(keys)?, skipped))
     }

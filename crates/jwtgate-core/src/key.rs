@@ -9,6 +9,7 @@ use aws_lc_rs::signature::{self as sig, ParsedPublicKey, VerificationAlgorithm};
 use aws_lc_rs::{hmac, rsa};
 use jsonwebtoken::DecodingKey;
 
+use crate::ConfigError;
 use crate::algorithm::{Algorithm, KeyType};
 use crate::secret::Secret;
 
@@ -41,21 +42,21 @@ impl Key {
     /// Refuses an algorithm that is not HMAC, and a secret shorter than the hash's output (RFC 7518 §3.2): 32
     /// bytes for HS256 ([`MIN_HMAC_SECRET_BYTES`]), 48 for HS384, 64 for HS512. Read the secret from
     /// configuration, for example with [`Secret::from_env`]; never hard-code it.
-    pub fn hmac(alg: Algorithm, secret: &Secret) -> Result<Self, KeyError> {
+    pub fn hmac(alg: Algorithm, secret: &Secret) -> Result<Self, ConfigError> {
         Self::hmac_bytes(alg, secret.expose())
     }
 
-    pub(crate) fn hmac_bytes(alg: Algorithm, secret: &[u8]) -> Result<Self, KeyError> {
+    pub(crate) fn hmac_bytes(alg: Algorithm, secret: &[u8]) -> Result<Self, ConfigError> {
         let hmac_alg = match alg {
             Algorithm::HS256 => hmac::HMAC_SHA256,
             Algorithm::HS384 => hmac::HMAC_SHA384,
             Algorithm::HS512 => hmac::HMAC_SHA512,
-            other => return Err(KeyError::wrong_type(other, KeyType::Oct)),
+            other => return Err(wrong_type(other, KeyType::Oct)),
         };
         // RFC 7518 §3.2: a key at least as long as the hash's output, and never under 32 bytes.
         let minimum = hmac_alg.digest_algorithm().output_len().max(MIN_HMAC_SECRET_BYTES);
         if secret.len() < minimum {
-            return Err(KeyError::new(format!(
+            return Err(ConfigError::key(format!(
                 "HMAC secret is {} bytes; {alg} requires at least {minimum}",
                 secret.len()
             )));
@@ -68,20 +69,20 @@ impl Key {
     ///
     /// Refuses private keys, a key whose type does not fit `alg` (an EC key for `RS256`, a P-384 key for
     /// `ES256`), RSA keys outside 2048 to 8192 bits, and HMAC algorithms (secrets are not PEM).
-    pub fn from_pem(alg: Algorithm, pem: impl AsRef<[u8]>) -> Result<Self, KeyError> {
+    pub fn from_pem(alg: Algorithm, pem: impl AsRef<[u8]>) -> Result<Self, ConfigError> {
         let pem = pem.as_ref();
-        let label = pem_label(pem).ok_or_else(|| KeyError::new("not a PEM document".to_owned()))?;
+        let label = pem_label(pem).ok_or_else(|| ConfigError::key("not a PEM document".to_owned()))?;
         if !matches!(label, "PUBLIC KEY" | "RSA PUBLIC KEY" | "CERTIFICATE") {
-            return Err(KeyError::new(format!(
+            return Err(ConfigError::key(format!(
                 "PEM holds a {label:?}; expected a PUBLIC KEY, RSA PUBLIC KEY or CERTIFICATE"
             )));
         }
-        let wrong_type = || KeyError::new(format!("PEM does not hold a public key usable with {alg}"));
+        let wrong_type = || ConfigError::key(format!("PEM does not hold a public key usable with {alg}"));
         let decoded = match alg.key_type() {
             KeyType::Rsa => DecodingKey::from_rsa_pem(pem),
             KeyType::Ec => DecodingKey::from_ec_pem(pem),
             KeyType::Okp => DecodingKey::from_ed_pem(pem),
-            KeyType::Oct => return Err(KeyError::new(format!("{alg} uses a secret, not a PEM key"))),
+            KeyType::Oct => return Err(ConfigError::key(format!("{alg} uses a secret, not a PEM key"))),
         }
         .map_err(|_| wrong_type())?;
         let bytes = decoded.try_get_as_bytes().map_err(|_| wrong_type())?;
@@ -89,41 +90,42 @@ impl Key {
     }
 
     /// Reads [`Key::from_pem`]'s input from a file. The error names the file.
-    pub fn from_pem_file(alg: Algorithm, path: impl AsRef<Path>) -> Result<Self, KeyError> {
+    pub fn from_pem_file(alg: Algorithm, path: impl AsRef<Path>) -> Result<Self, ConfigError> {
         let path = path.as_ref();
-        let pem = std::fs::read(path).map_err(|err| KeyError::new(format!("cannot read {}: {err}", path.display())))?;
+        let pem =
+            std::fs::read(path).map_err(|err| ConfigError::key(format!("cannot read {}: {err}", path.display())))?;
         Self::from_pem(alg, pem).map_err(|err| err.context(&path.display().to_string()))
     }
 
     /// A public key from DER bytes in the form aws-lc-rs takes for `alg`: PKCS#1 or SubjectPublicKeyInfo for
     /// RSA, an uncompressed point for EC, 32 raw bytes for Ed25519.
-    pub(crate) fn public(alg: Algorithm, bytes: &[u8]) -> Result<Self, KeyError> {
+    pub(crate) fn public(alg: Algorithm, bytes: &[u8]) -> Result<Self, ConfigError> {
         let parsed = match alg.key_type() {
             KeyType::Rsa => {
                 let bits = rsa::PublicKey::from_der(bytes)
-                    .map_err(|_| KeyError::new("invalid RSA public key".to_owned()))?
+                    .map_err(|_| ConfigError::key("invalid RSA public key".to_owned()))?
                     .modulus_len()
                     * 8;
                 check_rsa_bits(bits)?;
                 ParsedPublicKey::new(verification_algorithm(alg), bytes)
             }
             KeyType::Ec | KeyType::Okp => ParsedPublicKey::new(verification_algorithm(alg), bytes),
-            KeyType::Oct => return Err(KeyError::wrong_type(alg, KeyType::Rsa)),
+            KeyType::Oct => return Err(wrong_type(alg, KeyType::Rsa)),
         }
-        .map_err(|_| KeyError::new(format!("the public key is not a valid {} key for {alg}", curve_name(alg))))?;
+        .map_err(|_| ConfigError::key(format!("the public key is not a valid {} key for {alg}", curve_name(alg))))?;
         Ok(Self::from_verifier(alg, Verifier::Public(parsed)))
     }
 
-    pub(crate) fn rsa_components(alg: Algorithm, n: &[u8], e: &[u8]) -> Result<Self, KeyError> {
+    pub(crate) fn rsa_components(alg: Algorithm, n: &[u8], e: &[u8]) -> Result<Self, ConfigError> {
         let n = strip_leading_zeros(n);
         // The first byte is not zero once stripped, so its leading zeros are fewer than 8; an empty (or
         // all-zero) modulus has no bits at all.
         let bits = n.len().saturating_mul(8).saturating_sub(n.first().map_or(0, |b| b.leading_zeros() as usize));
         check_rsa_bits(bits)?;
-        let params = rsa_parameters(alg).ok_or_else(|| KeyError::wrong_type(alg, KeyType::Rsa))?;
+        let params = rsa_parameters(alg).ok_or_else(|| wrong_type(alg, KeyType::Rsa))?;
         let parsed = sig::RsaPublicKeyComponents { n, e }
             .to_parsed_public_key(params)
-            .map_err(|_| KeyError::new("invalid RSA public key".to_owned()))?;
+            .map_err(|_| ConfigError::key("invalid RSA public key".to_owned()))?;
         Ok(Self::from_verifier(alg, Verifier::Public(parsed)))
     }
 
@@ -199,11 +201,11 @@ fn curve_name(alg: Algorithm) -> &'static str {
     }
 }
 
-fn check_rsa_bits(bits: usize) -> Result<(), KeyError> {
+fn check_rsa_bits(bits: usize) -> Result<(), ConfigError> {
     if (MIN_RSA_BITS..=MAX_RSA_BITS).contains(&bits) {
         Ok(())
     } else {
-        Err(KeyError::new(format!("RSA key has {bits} bits; {MIN_RSA_BITS} to {MAX_RSA_BITS} are required")))
+        Err(ConfigError::key(format!("RSA key has {bits} bits; {MIN_RSA_BITS} to {MAX_RSA_BITS} are required")))
     }
 }
 
@@ -247,10 +249,10 @@ impl From<Key> for KeySet {
 
 impl KeySet {
     /// A key set of the given keys. Refuses an empty set and duplicate `kid`s.
-    pub fn new(keys: impl IntoIterator<Item = Key>) -> Result<Self, KeyError> {
+    pub fn new(keys: impl IntoIterator<Item = Key>) -> Result<Self, ConfigError> {
         let keys: Vec<Key> = keys.into_iter().collect();
         if keys.is_empty() {
-            return Err(KeyError::new("the key set is empty".to_owned()));
+            return Err(ConfigError::key("the key set is empty".to_owned()));
         }
         let mut by_kid = HashMap::new();
         let mut by_alg: HashMap<Algorithm, Option<usize>> = HashMap::new();
@@ -258,7 +260,7 @@ impl KeySet {
             if let Some(kid) = &key.kid
                 && by_kid.insert(kid.clone(), index).is_some()
             {
-                return Err(KeyError::new(format!("two keys have the kid {kid:?}")));
+                return Err(ConfigError::key(format!("two keys have the kid {kid:?}")));
             }
             by_alg.entry(key.alg).and_modify(|only| *only = None).or_insert(Some(index));
         }
@@ -301,35 +303,10 @@ impl KeySet {
     }
 }
 
-/// Why a key or key set could not be loaded. The message names the problem (and the file or variable
-/// involved) but never contains key material.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct KeyError {
-    message: String,
+/// The error for a key of the wrong type for `alg`.
+fn wrong_type(alg: Algorithm, found: KeyType) -> ConfigError {
+    ConfigError::key(format!("{alg} needs a {} key, not {found}", alg.key_type()))
 }
-
-impl KeyError {
-    pub(crate) fn new(message: String) -> Self {
-        Self { message }
-    }
-
-    fn wrong_type(alg: Algorithm, found: KeyType) -> Self {
-        Self::new(format!("{alg} needs a {} key, not {found}", alg.key_type()))
-    }
-
-    /// Prefixes the message with where the problem is, such as a file name or a key id.
-    pub(crate) fn context(self, at: &str) -> Self {
-        Self::new(format!("{at}: {}", self.message))
-    }
-}
-
-impl fmt::Display for KeyError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.message)
-    }
-}
-
-impl std::error::Error for KeyError {}
 
 #[cfg(test)]
 mod tests {

@@ -62,9 +62,9 @@ pub use algorithm::{Algorithm, KeyType, UnsupportedAlgorithm};
 pub use cache::ValidatedCache;
 pub use claims::RegisteredClaims;
 pub use denylist::{Denylist, DenylistError, Lookup, NoDenylist, PendingLookup, PendingRevocation, TokenStatus};
-pub use error::{Challenge, Error, ErrorKind};
+pub use error::{Challenge, ConfigError, ConfigErrorKind, Error, ErrorKind};
 pub use jwk::{AlgorithmMapping, SkippedKey};
-pub use key::{Key, KeyError, KeySet, MIN_HMAC_SECRET_BYTES};
+pub use key::{Key, KeySet, MIN_HMAC_SECRET_BYTES};
 pub use mapping::{AuthorityMapping, ClaimSet};
 pub use memory::{DEFAULT_CAPACITY as DEFAULT_DENYLIST_CAPACITY, MemoryDenylist};
 pub use policy::Policy;
@@ -73,9 +73,7 @@ pub use publish::PublicJwk;
 pub use secret::Secret;
 pub use signing::SigningKey;
 pub use source::{KeySource, KeysUnavailable, PendingRefresh, RefreshOutcome, TrustedKeys};
-pub use validator::{
-    Attempt, ConfigError, DEFAULT_LEEWAY, DEFAULT_MAX_TOKEN_BYTES, Validated, Validator, ValidatorBuilder,
-};
+pub use validator::{Attempt, DEFAULT_LEEWAY, DEFAULT_MAX_TOKEN_BYTES, Validated, Validator, ValidatorBuilder};
 
 /// What jwtgate's own crates share and users do not need: not part of the public API, and free to change.
 #[doc(hidden)]

@@ -9,9 +9,10 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::DecodingKey;
 use serde::ser::{Serialize, SerializeMap, Serializer};
 
+use crate::ConfigError;
 use crate::algorithm::{Algorithm, KeyType};
 use crate::jwk::AlgorithmMapping;
-use crate::key::{Key, KeyError, pem_label};
+use crate::key::{Key, pem_label};
 use crate::signing::SigningKey;
 
 /// The public half of an asymmetric signing key, as a JWK (RFC 7517) ready to publish in a JWK Set.
@@ -22,7 +23,7 @@ use crate::signing::SigningKey;
 /// published is no longer a secret.
 ///
 /// ```
-/// # fn main() -> Result<(), jwtgate_core::KeyError> {
+/// # fn main() -> Result<(), jwtgate_core::ConfigError> {
 /// # let pem = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap().serialize_pem();
 /// use jwtgate_core::{Algorithm, PublicJwk};
 ///
@@ -53,17 +54,17 @@ impl PublicJwk {
     /// or `EC PRIVATE KEY` in SEC1), or its public half (`PUBLIC KEY`, `RSA PUBLIC KEY`, or a `CERTIFICATE`). Only the public half
     /// is kept. Refuses HMAC algorithms, an empty `kid`, a key whose type or curve does not fit `alg`, and RSA
     /// keys outside 2048 to 8192 bits. Errors never quote the PEM.
-    pub fn from_pem(alg: Algorithm, pem: impl AsRef<[u8]>, kid: impl Into<String>) -> Result<Self, KeyError> {
+    pub fn from_pem(alg: Algorithm, pem: impl AsRef<[u8]>, kid: impl Into<String>) -> Result<Self, ConfigError> {
         let kid = kid.into();
         if kid.is_empty() {
-            return Err(KeyError::new("a published key needs a non-empty kid".to_owned()));
+            return Err(ConfigError::key("a published key needs a non-empty kid".to_owned()));
         }
         if alg.key_type() == KeyType::Oct {
-            return Err(KeyError::new(format!("{alg} uses a secret, which is never published in a JWK Set")));
+            return Err(ConfigError::key(format!("{alg} uses a secret, which is never published in a JWK Set")));
         }
         let pem = pem.as_ref();
-        let label = pem_label(pem).ok_or_else(|| KeyError::new("not a PEM document".to_owned()))?;
-        let wrong = || KeyError::new(format!("the PEM {label} is not a key usable with {alg}"));
+        let label = pem_label(pem).ok_or_else(|| ConfigError::key("not a PEM document".to_owned()))?;
+        let wrong = || ConfigError::key(format!("the PEM {label} is not a key usable with {alg}"));
         match label {
             // Only the public half of the key pair is kept.
             "PRIVATE KEY" | "RSA PRIVATE KEY" | "EC PRIVATE KEY" => {
@@ -80,7 +81,7 @@ impl PublicJwk {
                 let der = key.try_get_as_bytes().map_err(|_| wrong())?;
                 Self::from_members(alg, kid, PublicMembers::of_public(alg, der).ok_or_else(wrong)?)
             }
-            other => Err(KeyError::new(format!(
+            other => Err(ConfigError::key(format!(
                 "PEM holds a {other:?}; expected a PRIVATE KEY, RSA PRIVATE KEY, EC PRIVATE KEY, PUBLIC KEY, RSA PUBLIC \
                  KEY or CERTIFICATE"
             ))),
@@ -89,7 +90,7 @@ impl PublicJwk {
 
     /// A public JWK from its members, read back as a verification key: this checks the curve against `alg`
     /// and the RSA size, and gives the key a validator of your own tokens uses.
-    pub(crate) fn from_members(alg: Algorithm, kid: String, members: PublicMembers) -> Result<Self, KeyError> {
+    pub(crate) fn from_members(alg: Algorithm, kid: String, members: PublicMembers) -> Result<Self, ConfigError> {
         let key = Key::from_jwk(&Members { kid: &kid, alg, members: &members.0 }.render(), &AlgorithmMapping::new())?;
         Ok(Self { inner: Arc::new(Inner { kid, alg, members, key }) })
     }

@@ -4,7 +4,7 @@ use std::fmt;
 
 use zeroize::Zeroizing;
 
-use crate::KeyError;
+use crate::ConfigError;
 
 /// Secret bytes for an HMAC key.
 ///
@@ -23,13 +23,15 @@ impl Secret {
     ///
     /// Fails when the variable is unset, empty or not UTF-8, with a message that names the variable (and
     /// never its value).
-    pub fn from_env(var: &str) -> Result<Self, KeyError> {
+    pub fn from_env(var: &str) -> Result<Self, ConfigError> {
         match std::env::var(var) {
-            Ok(value) if value.is_empty() => Err(KeyError::new(format!("environment variable {var} is empty"))),
+            Ok(value) if value.is_empty() => Err(ConfigError::key(format!("environment variable {var} is empty"))),
             Ok(value) => Ok(Self::new(value.into_bytes())),
-            Err(std::env::VarError::NotPresent) => Err(KeyError::new(format!("environment variable {var} is not set"))),
+            Err(std::env::VarError::NotPresent) => {
+                Err(ConfigError::key(format!("environment variable {var} is not set")))
+            }
             Err(std::env::VarError::NotUnicode(_)) => {
-                Err(KeyError::new(format!("environment variable {var} is not valid UTF-8")))
+                Err(ConfigError::key(format!("environment variable {var} is not valid UTF-8")))
             }
         }
     }
@@ -43,16 +45,16 @@ impl Secret {
     ///
     /// Fails when the variable is unset, empty, not UTF-8 or not base64, with a message that names the
     /// variable (and never its value).
-    pub fn from_env_base64(var: &str) -> Result<Self, KeyError> {
+    pub fn from_env_base64(var: &str) -> Result<Self, ConfigError> {
         let text = Zeroizing::new(Self::from_env(var)?.0.to_vec());
         let text = std::str::from_utf8(&text)
-            .map_err(|_| KeyError::new(format!("environment variable {var} is not valid UTF-8")))?;
-        Self::from_base64(text).map_err(|_| KeyError::new(format!("environment variable {var} is not base64")))
+            .map_err(|_| ConfigError::key(format!("environment variable {var} is not valid UTF-8")))?;
+        Self::from_base64(text).map_err(|_| ConfigError::key(format!("environment variable {var} is not base64")))
     }
 
     /// A secret from base64 text (standard or URL-safe alphabet, with or without padding, white space such as
     /// line breaks ignored). The error never quotes the text.
-    pub fn from_base64(text: &str) -> Result<Self, KeyError> {
+    pub fn from_base64(text: &str) -> Result<Self, ConfigError> {
         use base64::Engine;
         use base64::alphabet::{STANDARD, URL_SAFE};
         use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
@@ -63,7 +65,7 @@ impl Secret {
         GeneralPurpose::new(alphabet, config)
             .decode(text.as_bytes())
             .map(Self::new)
-            .map_err(|_| KeyError::new("the secret is not base64".to_owned()))
+            .map_err(|_| ConfigError::key("the secret is not base64".to_owned()))
     }
 
     /// The secret's length in bytes.

@@ -11,8 +11,9 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::Serialize;
 
+use crate::ConfigError;
 use crate::algorithm::{Algorithm, KeyType};
-use crate::key::{Key, KeyError, MIN_HMAC_SECRET_BYTES, pem_label};
+use crate::key::{Key, MIN_HMAC_SECRET_BYTES, pem_label};
 use crate::publish::{PublicJwk, PublicMembers};
 use crate::secret::Secret;
 
@@ -48,7 +49,7 @@ impl SigningKey {
     /// An HMAC signing key (`HS256`, `HS384` or `HS512`) named `kid`. Refuses a secret shorter than the
     /// hash's output, as [`Key::hmac`] does: 32 bytes ([`MIN_HMAC_SECRET_BYTES`]) for HS256, 48 for HS384, 64
     /// for HS512. Read the secret with [`Secret::from_env`]; never hard-code it.
-    pub fn hmac(alg: Algorithm, secret: &Secret, kid: impl Into<String>) -> Result<Self, KeyError> {
+    pub fn hmac(alg: Algorithm, secret: &Secret, kid: impl Into<String>) -> Result<Self, ConfigError> {
         let kid = non_empty(kid.into())?;
         let verification = Key::hmac(alg, secret)?.with_kid(kid.clone());
         let hmac_alg = match alg {
@@ -64,21 +65,21 @@ impl SigningKey {
     /// A private key from PEM for `alg`, named `kid`: `PRIVATE KEY` (PKCS#8, v1 or v2) for every type,
     /// `RSA PRIVATE KEY` (PKCS#1), or `EC PRIVATE KEY` (SEC1). Refuses a key whose type or curve does not fit
     /// `alg`, RSA keys outside 2048 to 8192 bits, and HMAC algorithms. Errors never quote the PEM.
-    pub fn from_pem(alg: Algorithm, pem: impl AsRef<[u8]>, kid: impl Into<String>) -> Result<Self, KeyError> {
+    pub fn from_pem(alg: Algorithm, pem: impl AsRef<[u8]>, kid: impl Into<String>) -> Result<Self, ConfigError> {
         let kid = non_empty(kid.into())?;
         if alg.key_type() == KeyType::Oct {
-            return Err(KeyError::new(format!("{alg} uses a secret, not a PEM key")));
+            return Err(ConfigError::key(format!("{alg} uses a secret, not a PEM key")));
         }
         let pem = pem.as_ref();
-        let label = pem_label(pem).ok_or_else(|| KeyError::new("not a PEM document".to_owned()))?;
+        let label = pem_label(pem).ok_or_else(|| ConfigError::key("not a PEM document".to_owned()))?;
         if !matches!(label, "PRIVATE KEY" | "RSA PRIVATE KEY" | "EC PRIVATE KEY") {
-            return Err(KeyError::new(format!(
+            return Err(ConfigError::key(format!(
                 "PEM holds a {label:?}; a signing key is a PRIVATE KEY, RSA PRIVATE KEY or EC PRIVATE KEY"
             )));
         }
-        let document = pem::parse(pem).map_err(|_| KeyError::new("the PEM document is malformed".to_owned()))?;
+        let document = pem::parse(pem).map_err(|_| ConfigError::key("the PEM document is malformed".to_owned()))?;
         let (signer, members) = private_key(alg, document.tag(), document.contents())
-            .ok_or_else(|| KeyError::new(format!("the PEM {label} is not a key usable with {alg}")))?;
+            .ok_or_else(|| ConfigError::key(format!("the PEM {label} is not a key usable with {alg}")))?;
         let public = PublicJwk::from_members(alg, kid.clone(), members)?;
         let verification = public.key().clone();
         Ok(Self { inner: Arc::new(Inner { alg, kid, signer, verification, public: Some(public) }) })
@@ -86,8 +87,8 @@ impl SigningKey {
 
     /// A fresh key pair for an asymmetric `alg` (RSA 2048, P-256, P-384 or Ed25519), named `kid`: for tests
     /// and for keys that live only as long as the process.
-    pub fn generate(alg: Algorithm, kid: impl Into<String>) -> Result<Self, KeyError> {
-        let failed = || KeyError::new(format!("cannot generate a {alg} key"));
+    pub fn generate(alg: Algorithm, kid: impl Into<String>) -> Result<Self, ConfigError> {
+        let failed = || ConfigError::key(format!("cannot generate a {alg} key"));
         let der: Vec<u8> = match alg.key_type() {
             KeyType::Rsa => {
                 let pair = RsaKeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048).map_err(|_| failed())?;
@@ -104,7 +105,7 @@ impl SigningKey {
             KeyType::Okp => {
                 Ed25519KeyPair::generate().and_then(|pair| pair.to_pkcs8v1()).map_err(|_| failed())?.as_ref().to_vec()
             }
-            KeyType::Oct => return Err(KeyError::new(format!("{alg} uses a secret; use SigningKey::hmac"))),
+            KeyType::Oct => return Err(ConfigError::key(format!("{alg} uses a secret; use SigningKey::hmac"))),
         };
         let pem = pem::encode(&pem::Pem::new("PRIVATE KEY", der));
         Self::from_pem(alg, pem, kid)
@@ -132,7 +133,7 @@ impl SigningKey {
 
     /// Signs `claims` as a compact JWS with the header `{"alg", "typ", "kid"}`. `typ` is usually `"JWT"`, or
     /// `"at+jwt"` for RFC 9068 access tokens.
-    pub fn sign<C: Serialize + ?Sized>(&self, typ: &str, claims: &C) -> Result<String, KeyError> {
+    pub fn sign<C: Serialize + ?Sized>(&self, typ: &str, claims: &C) -> Result<String, ConfigError> {
         #[derive(Serialize)]
         struct Header<'a> {
             alg: &'static str,
@@ -140,9 +141,9 @@ impl SigningKey {
             kid: &'a str,
         }
         let header = serde_json::to_vec(&Header { alg: self.inner.alg.as_str(), typ, kid: &self.inner.kid })
-            .map_err(|_| KeyError::new("the header does not serialize".to_owned()))?;
-        let claims =
-            serde_json::to_vec(claims).map_err(|err| KeyError::new(format!("the claims do not serialize: {err}")))?;
+            .map_err(|_| ConfigError::key("the header does not serialize".to_owned()))?;
+        let claims = serde_json::to_vec(claims)
+            .map_err(|err| ConfigError::key(format!("the claims do not serialize: {err}")))?;
         let mut token = String::with_capacity((header.len() + claims.len()) * 4 / 3 + 400);
         URL_SAFE_NO_PAD.encode_string(&header, &mut token);
         token.push('.');
@@ -153,8 +154,8 @@ impl SigningKey {
         Ok(token)
     }
 
-    fn signature(&self, message: &[u8]) -> Result<Vec<u8>, KeyError> {
-        let failed = || KeyError::new(format!("signing with {} failed", self.inner.alg));
+    fn signature(&self, message: &[u8]) -> Result<Vec<u8>, ConfigError> {
+        let failed = || ConfigError::key(format!("signing with {} failed", self.inner.alg));
         let rng = SystemRandom::new();
         Ok(match &self.inner.signer {
             Signer::Hmac(key) => hmac::sign(key, message).as_ref().to_vec(),
@@ -169,8 +170,8 @@ impl SigningKey {
     }
 }
 
-fn non_empty(kid: String) -> Result<String, KeyError> {
-    if kid.is_empty() { Err(KeyError::new("a signing key needs a non-empty kid".to_owned())) } else { Ok(kid) }
+fn non_empty(kid: String) -> Result<String, ConfigError> {
+    if kid.is_empty() { Err(ConfigError::key("a signing key needs a non-empty kid".to_owned())) } else { Ok(kid) }
 }
 
 fn ec_signing(alg: Algorithm) -> &'static sig::EcdsaSigningAlgorithm {

@@ -11,7 +11,7 @@ use serde::de::{self, DeserializeOwned, Deserializer, IgnoredAny, MapAccess, Vis
 
 use crate::claims::{Name, RegisteredClaims, parse_claims};
 use crate::source::{KeyOrigin, PendingRefresh, RefreshOutcome, TrustedKeys};
-use crate::{Algorithm, AuthorityMapping, Error, ErrorKind, Principal};
+use crate::{Algorithm, AuthorityMapping, ConfigError, ConfigErrorKind, Error, ErrorKind, Principal};
 
 /// The default clock leeway for `exp`, `nbf` and `iat`.
 pub const DEFAULT_LEEWAY: Duration = Duration::from_secs(30);
@@ -99,21 +99,30 @@ impl Validator {
         let mut max_token_bytes = 0;
         for validator in validators {
             let Inner::One(rules) = &*validator.inner else {
-                return Err(ConfigError("a validator by issuer cannot contain another one".to_owned()));
+                return Err(ConfigError::new(
+                    ConfigErrorKind::Validator,
+                    "a validator by issuer cannot contain another one".to_owned(),
+                ));
             };
             let [issuer] = rules.issuers.as_slice() else {
-                return Err(ConfigError(format!(
-                    "each validator by issuer needs exactly one issuer; one has {}",
-                    rules.issuers.len()
-                )));
+                return Err(ConfigError::new(
+                    ConfigErrorKind::Validator,
+                    format!("each validator by issuer needs exactly one issuer; one has {}", rules.issuers.len()),
+                ));
             };
             max_token_bytes = max_token_bytes.max(rules.max_token_bytes);
             if by_issuer.insert(issuer.clone(), validator.clone()).is_some() {
-                return Err(ConfigError(format!("two validators accept the issuer {issuer:?}")));
+                return Err(ConfigError::new(
+                    ConfigErrorKind::Validator,
+                    format!("two validators accept the issuer {issuer:?}"),
+                ));
             }
         }
         if by_issuer.is_empty() {
-            return Err(ConfigError("a validator by issuer needs at least one issuer".to_owned()));
+            return Err(ConfigError::new(
+                ConfigErrorKind::Validator,
+                "a validator by issuer needs at least one issuer".to_owned(),
+            ));
         }
         Ok(Self { inner: Arc::new(Inner::ByIssuer(Issuers { by_issuer, max_token_bytes })) })
     }
@@ -478,18 +487,6 @@ impl<C: fmt::Debug> fmt::Debug for Attempt<C> {
         }
     }
 }
-
-/// A validator's configuration does not hold together, such as two tenants with the same issuer.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ConfigError(String);
-
-impl fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for ConfigError {}
 
 /// A validated token: its custom claims `C`, its registered claims, and the key that verified it.
 #[derive(Clone, Debug)]

@@ -30,33 +30,10 @@ mod publish;
 #[cfg(feature = "remote")]
 mod remote;
 
-use std::fmt;
-
+pub use jwtgate_core::{ConfigError, ConfigErrorKind};
 pub use publish::{DEFAULT_PUBLISHED_MAX_AGE, JwksPublisher};
 #[cfg(feature = "remote")]
 pub use remote::{
     DEFAULT_COOLDOWN, DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_WAIT, DEFAULT_REFRESH_INTERVAL, DEFAULT_TIMEOUT,
     RemoteKeySet, RemoteKeySetBuilder,
 };
-
-/// A remote key set could not be set up: a URL jwtgate will not fetch from, no Tokio runtime, or (for
-/// `RemoteKeySetBuilder::build_eager`) a first fetch that failed; or a JWK Set to publish was empty. The
-/// message never quotes a response body.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Error {
-    message: String,
-}
-
-impl Error {
-    pub(crate) fn new(message: String) -> Self {
-        Self { message }
-    }
-}
-
-impl fmt::Display for Error {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.message)
-    }
-}
-
-impl std::error::Error for Error {}

@@ -18,7 +18,7 @@ use http_body_util::Full;
 use jwtgate_core::PublicJwk;
 use tower_service::Service;
 
-use crate::Error;
+use jwtgate_core::{ConfigError, ConfigErrorKind};
 
 /// How long clients may cache the published JWK Set, by default: 5 minutes.
 pub const DEFAULT_PUBLISHED_MAX_AGE: Duration = Duration::from_secs(300);
@@ -87,10 +87,10 @@ impl JwksPublisher {
 
     /// Publishes `keys`: the first is the current key, the others are previous keys still needed to verify
     /// tokens in circulation. Refuses an empty list and two keys with one `kid`.
-    pub fn with_keys(keys: impl IntoIterator<Item = PublicJwk>) -> Result<Self, Error> {
+    pub fn with_keys(keys: impl IntoIterator<Item = PublicJwk>) -> Result<Self, ConfigError> {
         let keys: Vec<PublicJwk> = keys.into_iter().collect();
         if keys.is_empty() {
-            return Err(Error::new("a published JWK Set needs at least one key".to_owned()));
+            return Err(publish_error("a published JWK Set needs at least one key".to_owned()));
         }
         for (index, key) in keys.iter().enumerate() {
             if keys[..index].iter().any(|earlier| earlier.kid() == key.kid()) {
@@ -126,7 +126,7 @@ impl JwksPublisher {
 
     /// Publishes `key` as the new current key, in front of the keys already published, which stay. Refuses
     /// a `kid` that is already published.
-    pub fn rotate(&self, key: PublicJwk) -> Result<(), Error> {
+    pub fn rotate(&self, key: PublicJwk) -> Result<(), ConfigError> {
         let _writer = self.shared.writer.lock().unwrap_or_else(PoisonError::into_inner);
         let published = self.shared.published.load();
         if published.keys.iter().any(|existing| existing.kid() == key.kid()) {
@@ -139,18 +139,20 @@ impl JwksPublisher {
 
     /// Stops publishing the previous key `kid`, once no token it signed can still be valid. Refuses to
     /// retire the current key, and a `kid` that is not published.
-    pub fn retire(&self, kid: &str) -> Result<(), Error> {
+    pub fn retire(&self, kid: &str) -> Result<(), ConfigError> {
         let _writer = self.shared.writer.lock().unwrap_or_else(PoisonError::into_inner);
         let published = self.shared.published.load();
         match published.keys.iter().position(|key| key.kid() == kid) {
-            Some(0) => Err(Error::new(format!("key {kid:?} is the current key; rotate in another before retiring it"))),
+            Some(0) => {
+                Err(publish_error(format!("key {kid:?} is the current key; rotate in another before retiring it")))
+            }
             Some(index) => {
                 let mut keys = published.keys.clone();
                 keys.remove(index);
                 self.shared.published.store(Arc::new(Published::new(keys)));
                 Ok(())
             }
-            None => Err(Error::new(format!("key {kid:?} is not published"))),
+            None => Err(publish_error(format!("key {kid:?} is not published"))),
         }
     }
 
@@ -203,8 +205,13 @@ fn matches_etag(headers: &HeaderMap, etag: &HeaderValue) -> bool {
         })
 }
 
-fn duplicate(kid: &str) -> Error {
-    Error::new(format!("key {kid:?} is already published; every published key needs its own kid"))
+/// A [`ConfigErrorKind::Publish`] error.
+fn publish_error(message: impl Into<String>) -> ConfigError {
+    ConfigError::new(ConfigErrorKind::Publish, message)
+}
+
+fn duplicate(kid: &str) -> ConfigError {
+    publish_error(format!("key {kid:?} is already published; every published key needs its own kid"))
 }
 
 impl<B> Service<Request<B>> for JwksPublisher {

@@ -15,8 +15,13 @@ use reqwest::{Client, Url};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::Error;
 use crate::fetch::{self, FetchError, Fetched, Shown, Validators};
+use jwtgate_core::{ConfigError, ConfigErrorKind};
+
+/// A [`ConfigErrorKind::RemoteKeys`] error.
+fn setup_error(message: impl Into<String>) -> ConfigError {
+    ConfigError::new(ConfigErrorKind::RemoteKeys, message)
+}
 
 /// The default interval of the background refresh.
 pub const DEFAULT_REFRESH_INTERVAL: Duration = Duration::from_secs(300);
@@ -34,7 +39,7 @@ const MAX_RETRY_DELAY: Duration = Duration::from_secs(60);
 /// An identity provider's JWK Set, fetched over HTTPS and kept fresh in the background.
 ///
 /// ```no_run
-/// # async fn run() -> Result<(), jwtgate_jwks::Error> {
+/// # async fn run() -> Result<(), jwtgate_core::ConfigError> {
 /// use jwtgate_core::Validator;
 /// use jwtgate_jwks::RemoteKeySet;
 ///
@@ -133,7 +138,7 @@ enum Location {
 /// Configures a [`RemoteKeySet`]. Start from [`RemoteKeySet::jwks`] or [`RemoteKeySet::discover`].
 #[must_use]
 pub struct RemoteKeySetBuilder {
-    location: Result<Location, Error>,
+    location: Result<Location, ConfigError>,
     client: Option<Client>,
     refresh_interval: Duration,
     cooldown: Duration,
@@ -147,7 +152,7 @@ pub struct RemoteKeySetBuilder {
 impl RemoteKeySet {
     /// Trusts the JWK Set at `url`. It must be `https`, or `http` to a loopback address.
     pub fn jwks(url: &str) -> RemoteKeySetBuilder {
-        RemoteKeySetBuilder::new(fetch::parse_url(url).map(Location::Jwks).map_err(Error::new))
+        RemoteKeySetBuilder::new(fetch::parse_url(url).map(Location::Jwks).map_err(setup_error))
     }
 
     /// Trusts the JWK Set of the OpenID provider `issuer`: its `jwks_uri`, read from
@@ -157,7 +162,7 @@ impl RemoteKeySet {
     pub fn discover(issuer: &str) -> RemoteKeySetBuilder {
         let location = fetch::discovery_url(issuer)
             .map(|document| Location::Discovery { issuer: issuer.to_owned(), document })
-            .map_err(Error::new);
+            .map_err(setup_error);
         RemoteKeySetBuilder::new(location)
     }
 
@@ -182,7 +187,7 @@ impl RemoteKeySet {
 }
 
 impl RemoteKeySetBuilder {
-    fn new(location: Result<Location, Error>) -> Self {
+    fn new(location: Result<Location, ConfigError>) -> Self {
         Self {
             location,
             client: None,
@@ -259,7 +264,7 @@ impl RemoteKeySetBuilder {
     /// they are answered 503 with `Retry-After`. Must be called within a Tokio runtime.
     ///
     /// Fails for a URL jwtgate will not fetch from, or outside a Tokio runtime.
-    pub fn build(self) -> Result<RemoteKeySet, Error> {
+    pub fn build(self) -> Result<RemoteKeySet, ConfigError> {
         let (shared, validators) = self.prepare()?;
         // The first fetch is under way from now on: requests that come before the task runs join it.
         shared.flight.send_modify(|flight| flight.busy = true);
@@ -268,31 +273,31 @@ impl RemoteKeySetBuilder {
 
     /// Starts eagerly: fetches the keys (after discovery) before returning, and fails if that fetch
     /// fails, so a server can refuse to start without them.
-    pub async fn build_eager(self) -> Result<RemoteKeySet, Error> {
+    pub async fn build_eager(self) -> Result<RemoteKeySet, ConfigError> {
         let (shared, mut state) = self.prepare()?;
         let delay = match state.fetch(&shared).await {
             Ok(delay) => delay,
-            Err(err) => return Err(Error::new(format!("the first fetch of the keys failed: {err}"))),
+            Err(err) => return Err(setup_error(format!("the first fetch of the keys failed: {err}"))),
         };
         Ok(spawn(shared, state, delay, true))
     }
 
-    fn prepare(self) -> Result<(Arc<Shared>, TaskState), Error> {
+    fn prepare(self) -> Result<(Arc<Shared>, TaskState), ConfigError> {
         let location = self.location?;
         if self.refresh_interval.is_zero() {
-            return Err(Error::new("the refresh interval must be positive".to_owned()));
+            return Err(setup_error("the refresh interval must be positive".to_owned()));
         }
         if let Some(staleness) = self.max_staleness
             && staleness <= self.refresh_interval + self.timeout
         {
             // Keys would go stale between two healthy refreshes, and requests would get 503 for nothing.
-            return Err(Error::new(format!(
+            return Err(setup_error(format!(
                 "max_staleness ({staleness:?}) must be longer than the refresh interval plus the timeout ({:?})",
                 self.refresh_interval + self.timeout
             )));
         }
         tokio::runtime::Handle::try_current()
-            .map_err(|_| Error::new("a RemoteKeySet needs a Tokio runtime for its background refresh".to_owned()))?;
+            .map_err(|_| setup_error("a RemoteKeySet needs a Tokio runtime for its background refresh".to_owned()))?;
         let client = match self.client {
             Some(client) => client,
             None => default_client(self.timeout, &location)?,
@@ -335,7 +340,7 @@ impl RemoteKeySetBuilder {
     }
 }
 
-fn default_client(timeout: Duration, location: &Location) -> Result<Client, Error> {
+fn default_client(timeout: Duration, location: &Location) -> Result<Client, ConfigError> {
     let url = match location {
         Location::Jwks(url) | Location::Discovery { document: url, .. } => url,
     };
@@ -347,7 +352,7 @@ fn default_client(timeout: Duration, location: &Location) -> Result<Client, Erro
         // An https location never follows a redirect to plain http.
         .https_only(url.scheme() == "https")
         .build()
-        .map_err(|err| Error::new(format!("cannot build the HTTP client: {err}")))
+        .map_err(|err| setup_error(format!("cannot build the HTTP client: {err}")))
 }
 
 /// At most 3 redirects, each to a URL jwtgate would fetch from itself (https, or http to loopback), and

@@ -9,8 +9,8 @@ use cookie::{Cookie, SameSite};
 use http::HeaderValue;
 use http::header::{COOKIE, HeaderMap};
 
-use crate::Error;
 use crate::sessions::TokenPair;
+use jwtgate_core::ConfigError;
 
 /// The `Set-Cookie` headers of a session: the access token, the refresh token, and a CSRF token.
 ///
@@ -84,9 +84,10 @@ impl SessionCookies {
     }
 
     /// The three `Set-Cookie` values for a new pair: access, refresh, and a fresh CSRF token.
-    pub fn set(&self, pair: &TokenPair) -> Result<Vec<HeaderValue>, Error> {
+    pub fn set(&self, pair: &TokenPair) -> Result<Vec<HeaderValue>, ConfigError> {
         let mut csrf = [0u8; 32];
-        aws_lc_rs::rand::fill(&mut csrf).map_err(|_| Error::new("the system random generator failed".to_owned()))?;
+        aws_lc_rs::rand::fill(&mut csrf)
+            .map_err(|_| crate::issuer_error("the system random generator failed".to_owned()))?;
         [
             self.cookie(self.access_name(), pair.access.token().to_owned(), "/", true, pair.access.lifetime()),
             self.cookie(
@@ -161,6 +162,7 @@ fn cookie_value<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     }
 }
 
-fn header_value(cookie: &Cookie<'static>) -> Result<HeaderValue, Error> {
-    HeaderValue::try_from(cookie.to_string()).map_err(|_| Error::new("a cookie is not a valid header value".to_owned()))
+fn header_value(cookie: &Cookie<'static>) -> Result<HeaderValue, ConfigError> {
+    HeaderValue::try_from(cookie.to_string())
+        .map_err(|_| crate::issuer_error("a cookie is not a valid header value".to_owned()))
 }

@@ -13,7 +13,7 @@ use jwtgate_jwks::JwksPublisher;
 use serde::Serialize;
 use serde::ser::{SerializeMap, Serializer};
 
-use crate::Error;
+use jwtgate_core::ConfigError;
 
 /// The default lifetime of an access token: 15 minutes.
 pub const DEFAULT_ACCESS_LIFETIME: Duration = Duration::from_secs(15 * 60);
@@ -66,12 +66,12 @@ struct Keys {
 }
 
 impl Keys {
-    fn new(current: SigningKey, previous: Vec<(SigningKey, i64)>) -> Result<Self, Error> {
+    fn new(current: SigningKey, previous: Vec<(SigningKey, i64)>) -> Result<Self, ConfigError> {
         let trusted = KeySet::new(
             std::iter::once(current.verification_key().clone())
                 .chain(previous.iter().map(|(key, _)| key.verification_key().clone())),
         )
-        .map_err(|err| Error::new(format!("the signing keys do not form a key set: {err}")))?;
+        .map_err(|err| crate::issuer_error(format!("the signing keys do not form a key set: {err}")))?;
         Ok(Self { current, previous, trusted: Arc::new(trusted) })
     }
 }
@@ -160,16 +160,16 @@ impl TokenIssuer {
 
     /// Signs an access token for `subject` with `claims` (any `Serialize` map; `()` for none). Refuses
     /// custom claims that set a registered one (`iss`, `aud`, `sub`, `iat`, `nbf`, `exp`, `jti`).
-    pub fn issue<C: Serialize + ?Sized>(&self, subject: &str, claims: &C) -> Result<Issued, Error> {
+    pub fn issue<C: Serialize + ?Sized>(&self, subject: &str, claims: &C) -> Result<Issued, ConfigError> {
         self.retire_due();
         let custom = match serde_json::to_value(claims) {
             Ok(serde_json::Value::Object(map)) => map,
             Ok(serde_json::Value::Null) => serde_json::Map::new(),
-            Ok(_) => return Err(Error::new("custom claims must serialize to a JSON object".to_owned())),
-            Err(err) => return Err(Error::new(format!("the custom claims do not serialize: {err}"))),
+            Ok(_) => return Err(crate::issuer_error("custom claims must serialize to a JSON object".to_owned())),
+            Err(err) => return Err(crate::issuer_error(format!("the custom claims do not serialize: {err}"))),
         };
         if let Some(name) = REGISTERED.iter().find(|name| custom.contains_key(**name)) {
-            return Err(Error::new(format!("custom claims must not set the registered claim {name:?}")));
+            return Err(crate::issuer_error(format!("custom claims must not set the registered claim {name:?}")));
         }
         let now = unix_now();
         let lifetime = self.inner.lifetime;
@@ -185,20 +185,20 @@ impl TokenIssuer {
             custom: &custom,
         };
         let keys = self.inner.keys.load();
-        let token = keys.current.sign("at+jwt", &full).map_err(|err| Error::new(err.to_string()))?;
+        let token = keys.current.sign("at+jwt", &full)?;
         Ok(Issued { token, jti, expires_at, lifetime })
     }
 
     /// Makes `key` sign from now on. The key that signed until now stays trusted, and published if it is
     /// asymmetric, until every token it signed has expired. Refuses a `kid` already in use.
-    pub fn rotate(&self, key: SigningKey) -> Result<(), Error> {
+    pub fn rotate(&self, key: SigningKey) -> Result<(), ConfigError> {
         let _writer = self.inner.writer.lock().unwrap_or_else(PoisonError::into_inner);
         let keys = self.inner.keys.load();
         if keys.current.kid() == key.kid() || keys.previous.iter().any(|(old, _)| old.kid() == key.kid()) {
-            return Err(Error::new(format!("the kid {:?} is already in use", key.kid())));
+            return Err(crate::issuer_error(format!("the kid {:?} is already in use", key.kid())));
         }
         if self.inner.jwks.is_some() != key.public_jwk().is_some() {
-            return Err(Error::new(
+            return Err(crate::issuer_error(
                 "an issuer rotates between keys of one kind: HMAC secrets, or key pairs".to_owned(),
             ));
         }
@@ -210,7 +210,7 @@ impl TokenIssuer {
         let public = key.public_jwk().cloned();
         let updated = Keys::new(key, previous)?;
         if let (Some(jwks), Some(public)) = (&self.inner.jwks, public) {
-            jwks.rotate(public).map_err(|err| Error::new(err.to_string()))?;
+            jwks.rotate(public)?;
         }
         self.inner.keys.store(Arc::new(updated));
         self.inner.next_retirement.fetch_min(retire_at, Ordering::AcqRel);
@@ -309,18 +309,18 @@ impl TokenIssuerBuilder {
 
     /// Builds the issuer. Refuses an empty issuer, no audience, a zero lifetime, and a lifetime over an hour
     /// without opt-in.
-    pub fn build(self) -> Result<TokenIssuer, Error> {
+    pub fn build(self) -> Result<TokenIssuer, ConfigError> {
         if self.issuer.is_empty() {
-            return Err(Error::new("the issuer must not be empty".to_owned()));
+            return Err(crate::issuer_error("the issuer must not be empty".to_owned()));
         }
         if self.audiences.is_empty() {
-            return Err(Error::new("an issuer needs at least one audience".to_owned()));
+            return Err(crate::issuer_error("an issuer needs at least one audience".to_owned()));
         }
         if self.lifetime.as_secs() == 0 {
-            return Err(Error::new("the access-token lifetime must be at least one second".to_owned()));
+            return Err(crate::issuer_error("the access-token lifetime must be at least one second".to_owned()));
         }
         if self.lifetime > MAX_DEFAULT_LIFETIME && !self.allow_long {
-            return Err(Error::new(format!(
+            return Err(crate::issuer_error(format!(
                 "an access-token lifetime of {} s is over an hour; call allow_long_lifetime() to allow it",
                 self.lifetime.as_secs()
             )));
@@ -373,9 +373,10 @@ impl Serialize for FullClaims<'_> {
 }
 
 /// 128 random bits, base64url: a `jti`, or a refresh-token family's id.
-pub(crate) fn random_id() -> Result<String, Error> {
+pub(crate) fn random_id() -> Result<String, ConfigError> {
     let mut bytes = [0u8; 16];
-    aws_lc_rs::rand::fill(&mut bytes).map_err(|_| Error::new("the system random generator failed".to_owned()))?;
+    aws_lc_rs::rand::fill(&mut bytes)
+        .map_err(|_| crate::issuer_error("the system random generator failed".to_owned()))?;
     Ok(URL_SAFE_NO_PAD.encode(bytes))
 }
 

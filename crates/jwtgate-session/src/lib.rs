@@ -29,10 +29,9 @@ mod issuer;
 mod refresh;
 mod sessions;
 
-use std::fmt;
-
 pub use cookies::SessionCookies;
 pub use issuer::{DEFAULT_ACCESS_LIFETIME, Issued, MAX_DEFAULT_LIFETIME, TokenIssuer, TokenIssuerBuilder};
+pub use jwtgate_core::{ConfigError, ConfigErrorKind};
 pub use jwtgate_jwks::JwksPublisher;
 pub use refresh::{
     DEFAULT_REFRESH_CAPACITY, DEFAULT_REFRESH_LIFETIME, DEFAULT_SESSION_LIFETIME, MemoryRefreshStore, PendingStore,
@@ -40,23 +39,7 @@ pub use refresh::{
 };
 pub use sessions::{SessionError, Sessions, TokenPair};
 
-/// An issuer or a session could not be set up, or a token not issued. The message never holds a token or a
-/// key.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Error {
-    message: String,
+/// A [`ConfigErrorKind::Issuer`] error: an issuer or a session could not be set up, or a token not issued.
+pub(crate) fn issuer_error(message: impl Into<String>) -> ConfigError {
+    ConfigError::new(ConfigErrorKind::Issuer, message)
 }
-
-impl Error {
-    pub(crate) fn new(message: String) -> Self {
-        Self { message }
-    }
-}
-
-impl fmt::Display for Error {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.message)
-    }
-}
-
-impl std::error::Error for Error {}

@@ -11,8 +11,8 @@ use aws_lc_rs::digest;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
-use crate::Error;
 use jwtgate_core::__private::unix_now;
+use jwtgate_core::ConfigError;
 
 use crate::issuer::random_id;
 
@@ -28,9 +28,10 @@ pub struct RefreshToken(String);
 
 impl RefreshToken {
     /// A fresh token.
-    pub fn generate() -> Result<Self, Error> {
+    pub fn generate() -> Result<Self, ConfigError> {
         let mut bytes = [0u8; 32];
-        aws_lc_rs::rand::fill(&mut bytes).map_err(|_| Error::new("the system random generator failed".to_owned()))?;
+        aws_lc_rs::rand::fill(&mut bytes)
+            .map_err(|_| crate::issuer_error("the system random generator failed".to_owned()))?;
         Ok(Self(URL_SAFE_NO_PAD.encode(bytes)))
     }
 
@@ -330,7 +331,7 @@ pub(crate) fn new_record(
     family: &str,
     lifetime: Duration,
     session_expires_at: i64,
-) -> Result<(RefreshToken, RefreshRecord), Error> {
+) -> Result<(RefreshToken, RefreshRecord), ConfigError> {
     let token = RefreshToken::generate()?;
     let record = RefreshRecord {
         id: random_id()?,

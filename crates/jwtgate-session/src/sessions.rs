@@ -8,8 +8,8 @@ use std::time::Duration;
 use jwtgate_core::Denylist;
 use serde::Serialize;
 
-use crate::Error;
 use jwtgate_core::__private::unix_now;
+use jwtgate_core::ConfigError;
 
 use crate::issuer::{Issued, TokenIssuer, random_id};
 use crate::refresh::{
@@ -55,7 +55,7 @@ pub enum SessionError {
     /// The store could not answer: nothing changed. Answer 503.
     Store(StoreError),
     /// The access token could not be issued. Answer 500.
-    Issue(Error),
+    Issue(ConfigError),
 }
 
 impl fmt::Display for SessionError {
@@ -77,8 +77,8 @@ impl From<StoreError> for SessionError {
     }
 }
 
-impl From<Error> for SessionError {
-    fn from(err: Error) -> Self {
+impl From<ConfigError> for SessionError {
+    fn from(err: ConfigError) -> Self {
         Self::Issue(err)
     }
 }

@@ -30,7 +30,7 @@
 
 // The quick start and the guards. Everything else is in the modules below, named for what it is.
 pub use jwtgate_core::{
-    Algorithm, Authority, Error, ErrorKind, Key, KeySet, Policy, Principal, Secret, Validated, Validator,
+    Algorithm, Authority, ConfigError, Error, ErrorKind, Key, KeySet, Policy, Principal, Secret, Validated, Validator,
 };
 pub use jwtgate_tower::{JwtAuthLayer, RequireLayer};
 
@@ -46,7 +46,7 @@ pub use jwtgate_axum::openapi;
 /// keys with remote ones.
 pub mod keys {
     pub use jwtgate_core::{
-        Algorithm, AlgorithmMapping, Key, KeyError, KeySet, KeySource, KeyType, KeysUnavailable, MIN_HMAC_SECRET_BYTES,
+        Algorithm, AlgorithmMapping, Key, KeySet, KeySource, KeyType, KeysUnavailable, MIN_HMAC_SECRET_BYTES,
         PendingRefresh, PublicJwk, RefreshOutcome, Secret, SigningKey, SkippedKey, TrustedKeys, UnsupportedAlgorithm,
     };
 }
@@ -54,8 +54,8 @@ pub mod keys {
 /// Validation: the [`Validator`](crate::Validator), its settings, and what it answers.
 pub mod validation {
     pub use jwtgate_core::{
-        Attempt, ConfigError, DEFAULT_LEEWAY, DEFAULT_MAX_TOKEN_BYTES, RegisteredClaims, Validated, Validator,
-        ValidatorBuilder,
+        Attempt, ConfigError, ConfigErrorKind, DEFAULT_LEEWAY, DEFAULT_MAX_TOKEN_BYTES, RegisteredClaims, Validated,
+        Validator, ValidatorBuilder,
     };
 }
 

@@ -12,8 +12,8 @@
 use axum::routing::get;
 use axum::{Json, Router};
 use jwtgate::{
-    Algorithm, Claims, JwtAuthLayer, Key, KeySet, Policy, Require, RequireLayer, Secret, Validator, guard,
-    guards::AuthorityMapping, keys::KeyError, require,
+    Algorithm, Claims, ConfigError, JwtAuthLayer, Key, KeySet, Policy, Require, RequireLayer, Secret, Validator, guard,
+    guards::AuthorityMapping, require,
 };
 use serde_json::{Value, json};
 
@@ -42,7 +42,7 @@ async fn create_order(Json(order): Json<Value>) -> Json<Value> {
 
 /// The validator: HS256 tokens from [`ISSUER`] for [`AUDIENCE`], with roles read from a `roles` array and
 /// from Keycloak's claims, and scopes from `scope`.
-pub fn validator(secret: &Secret) -> Result<Validator, KeyError> {
+pub fn validator(secret: &Secret) -> Result<Validator, ConfigError> {
     let keys = KeySet::new([Key::hmac(Algorithm::HS256, secret)?])?;
     let authorities = AuthorityMapping::new().roles().keycloak_realm_roles().keycloak_client_roles("rbac").scope();
     Ok(Validator::builder(keys).issuer(ISSUER).audience(AUDIENCE).authorities(authorities).build())

@@ -89,7 +89,7 @@ fn var(name: &str) -> Result<Option<String>, String> {
 
 /// The provider's keys, found by discovery. Lazy by default: the server listens at once, and tokens get
 /// 503 with `Retry-After` until the first fetch succeeds. Eager: no listening without the keys.
-async fn keys(config: &Config) -> Result<RemoteKeySet, jwtgate::jwks::Error> {
+async fn keys(config: &Config) -> Result<RemoteKeySet, jwtgate::ConfigError> {
     // The defaults (see docs/keys.md) suit most providers. To stop trusting keys that could not be
     // checked for a day, for instance: `.max_staleness(Duration::from_secs(24 * 3600))`.
     let mut discovery = RemoteKeySet::discover(&config.issuer);

@@ -12,7 +12,7 @@
 use std::net::SocketAddr;
 
 use jwtgate::tonic::RequestExt;
-use jwtgate::{Algorithm, JwtAuthLayer, Key, KeySet, Secret, Validator, keys::KeyError, require};
+use jwtgate::{Algorithm, ConfigError, JwtAuthLayer, Key, KeySet, Secret, Validator, require};
 use tonic::transport::Server;
 use tonic::transport::server::TcpIncoming;
 use tonic::{Request, Response, Status};
@@ -59,7 +59,7 @@ impl Orders for OrdersService {
 }
 
 /// The validator for tokens signed with `secret` (HS256) for this service.
-pub fn validator(secret: &Secret) -> Result<Validator, KeyError> {
+pub fn validator(secret: &Secret) -> Result<Validator, ConfigError> {
     let keys = KeySet::new([Key::hmac(Algorithm::HS256, secret)?])?;
     Ok(Validator::builder(keys).issuer(ISSUER).audience(AUDIENCE).build())
 }

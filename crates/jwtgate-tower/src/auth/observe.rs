@@ -15,7 +15,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use aws_lc_rs::hmac;
-use jwtgate_core::{Algorithm, DenylistError, Error, Key, KeyError, Secret, Validated};
+use jwtgate_core::{Algorithm, ConfigError, DenylistError, Error, Key, Secret, Validated};
 use tracing::Span;
 use tracing::field::Empty;
 
@@ -38,7 +38,7 @@ impl SubjectInLogs {
     /// whoever holds it can test a guess, and make it a key of its own, not a signing secret.
     ///
     /// Refuses a key shorter than 32 bytes, as [`Key::hmac`] refuses one for HS256.
-    pub fn hashed(key: &Secret) -> Result<Self, KeyError> {
+    pub fn hashed(key: &Secret) -> Result<Self, ConfigError> {
         Key::hmac(Algorithm::HS256, key)?;
         Ok(Self { key: Some(Arc::new(hmac::Key::new(hmac::HMAC_SHA256, key.expose()))) })
     }

@@ -8,6 +8,7 @@ use std::collections::HashMap;
 use axum::Router;
 use axum::body::Body;
 use axum::routing::get;
+use jwtgate::metric_names;
 use jwtgate::{Algorithm, JwtAuthLayer, KeySet, Validator, revocation::MemoryDenylist};
 use jwtgate_test::{Fault, JwksServer};
 use jwtgate_tests::{AUDIENCE, DownDenylist, ISSUER, TestKey, claims, now};
@@ -15,8 +16,22 @@ use metrics_util::debugging::{DebugValue, DebuggingRecorder, Snapshotter};
 use serde_json::{Value, json};
 use tower::ServiceExt;
 
+/// Every name in `jwtgate::metric_names`: each metric recorded must have its name there.
+const NAMES: [&str; 9] = [
+    metric_names::REQUESTS_TOTAL,
+    metric_names::VALIDATION_SECONDS,
+    metric_names::CACHE_LOOKUPS_TOTAL,
+    metric_names::DENYLIST_ERRORS_TOTAL,
+    metric_names::FETCHES_TOTAL,
+    metric_names::REPLICA_SNAPSHOTS_TOTAL,
+    metric_names::REPLICA_IN_SYNC,
+    metric_names::REPLICA_LOST_TOTAL,
+    metric_names::REPLICA_FALLBACKS_TOTAL,
+];
+
 /// Each metric as `name{label=value,...}`, labels sorted, with its value: a count since the last read, a
-/// gauge's value, or a histogram's number of samples since the last read.
+/// gauge's value, or a histogram's number of samples since the last read. Fails for a metric whose name is
+/// not in `jwtgate::metric_names`.
 fn read(snapshotter: &Snapshotter) -> HashMap<String, u64> {
     snapshotter
         .snapshot()
@@ -24,6 +39,7 @@ fn read(snapshotter: &Snapshotter) -> HashMap<String, u64> {
         .into_iter()
         .map(|(key, _, _, value)| {
             let (_, key) = key.into_parts();
+            assert!(NAMES.contains(&key.name()), "{} is not in jwtgate::metric_names", key.name());
             let mut labels: Vec<String> =
                 key.labels().map(|label| format!("{}={}", label.key(), label.value())).collect();
             labels.sort();

@@ -26,6 +26,7 @@
 
 #[cfg(feature = "remote")]
 mod fetch;
+pub mod metric_names;
 mod publish;
 #[cfg(feature = "remote")]
 mod remote;

@@ -20,6 +20,7 @@
 //! With the `refresh` feature, `RedisRefreshStore` keeps `jwtgate-session`'s refresh tokens, hashed, and
 //! rotates them atomically. Without it, this crate does not depend on `jwtgate-session`.
 
+pub mod metric_names;
 #[cfg(feature = "refresh")]
 mod refresh;
 mod replicated;

@@ -7,6 +7,7 @@
 //! See [`JwtAuthLayer`] for an example.
 
 mod auth;
+pub mod metric_names;
 pub mod require;
 mod response;
 mod source;

@@ -108,6 +108,16 @@ pub mod service {
     };
 }
 
+/// The names of the metrics jwtgate records with the `metrics` feature: the layer's, and with `jwks` and
+/// `redis`, those of remote key sets and of the replicated denylist.
+pub mod metric_names {
+    #[cfg(feature = "jwks")]
+    pub use jwtgate_jwks::metric_names::*;
+    #[cfg(feature = "redis")]
+    pub use jwtgate_redis::metric_names::*;
+    pub use jwtgate_tower::metric_names::*;
+}
+
 /// What jwtgate's own crates, tests and benchmarks share: not part of the public API, and free to change.
 #[doc(hidden)]
 pub mod __private {

@@ -74,5 +74,8 @@ echo "== the README's demo command, as written"
 echo "== cargo clippy (warnings are errors)"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
+echo "== cargo doc, as docs.rs builds it (every feature; broken intra-doc links and other warnings are errors)"
+RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --all-features --locked
+
 echo "== cargo test"
 cargo test --workspace --locked

@@ -24,6 +24,8 @@
 //!   crate is [`JwksPublisher`] alone, which needs no HTTP client.
 //! - `metrics`: `jwtgate_jwks_fetches_total` through the `metrics` facade.
 
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
 #[cfg(feature = "remote")]
 mod fetch;
 pub mod metric_names;
@@ -34,6 +36,7 @@ mod remote;
 pub use jwtgate_core::{ConfigError, ConfigErrorKind};
 pub use publish::{DEFAULT_PUBLISHED_MAX_AGE, JwksPublisher};
 #[cfg(feature = "remote")]
+#[cfg_attr(docsrs, doc(cfg(feature = "remote")))]
 pub use remote::{
     DEFAULT_COOLDOWN, DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_WAIT, DEFAULT_REFRESH_INTERVAL, DEFAULT_TIMEOUT,
     RemoteKeySet, RemoteKeySetBuilder,

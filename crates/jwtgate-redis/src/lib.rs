@@ -20,6 +20,8 @@
 //! With the `refresh` feature, `RedisRefreshStore` keeps `jwtgate-session`'s refresh tokens, hashed, and
 //! rotates them atomically. Without it, this crate does not depend on `jwtgate-session`.
 
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
 pub mod metric_names;
 #[cfg(feature = "refresh")]
 mod refresh;
@@ -38,6 +40,7 @@ use redis::cluster_async::ClusterConnection;
 use redis::{Pipeline, RedisError, Script};
 
 #[cfg(feature = "refresh")]
+#[cfg_attr(docsrs, doc(cfg(feature = "refresh")))]
 pub use refresh::{DEFAULT_REFRESH_PREFIX, RedisRefreshStore};
 pub use replicated::{
     DEFAULT_REPLICA_CAPACITY, DEFAULT_STALENESS, Fallback, ReplicatedDenylist, ReplicatedDenylistBuilder,

@@ -33,12 +33,15 @@
 //! # }
 //! ```
 
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
 mod call;
 mod key;
 mod server;
 mod token;
 
 #[cfg(feature = "tonic")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tonic")))]
 pub use call::tonic_request;
 pub use call::{body_json, send, with_bearer};
 pub use key::{PrivateForm, TestKey};

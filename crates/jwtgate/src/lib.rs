@@ -28,6 +28,8 @@
 //! # }
 //! ```
 
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
 // The quick start and the guards. Everything else is in the modules below, named for what it is.
 pub use jwtgate_core::{
     Algorithm, Authority, ConfigError, Error, ErrorKind, Key, KeySet, Policy, Principal, Secret, Validated, Validator,
@@ -35,11 +37,14 @@ pub use jwtgate_core::{
 pub use jwtgate_tower::{JwtAuthLayer, RequireLayer};
 
 #[cfg(feature = "axum")]
+#[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
 pub use jwtgate_axum::{Claims, Guard, Require, guard};
 #[cfg(feature = "macros")]
+#[cfg_attr(docsrs, doc(cfg(feature = "macros")))]
 pub use jwtgate_macros::require;
 
 #[cfg(feature = "utoipa")]
+#[cfg_attr(docsrs, doc(cfg(feature = "utoipa")))]
 pub use jwtgate_axum::openapi;
 
 /// Keys: HMAC secrets, public keys from PEM and JWK Sets, signing keys, and the sources that combine fixed
@@ -51,7 +56,7 @@ pub mod keys {
     };
 }
 
-/// Validation: the [`Validator`](crate::Validator), its settings, and what it answers.
+/// Validation: the [`Validator`], its settings, and what it answers.
 pub mod validation {
     pub use jwtgate_core::{
         Attempt, ConfigError, ConfigErrorKind, DEFAULT_LEEWAY, DEFAULT_MAX_TOKEN_BYTES, RegisteredClaims, Validated,
@@ -59,10 +64,11 @@ pub mod validation {
     };
 }
 
-/// Guards: who the caller is ([`Principal`](crate::Principal)), how claims map to authorities, the policies
+/// Guards: who the caller is ([`Principal`]), how claims map to authorities, the policies
 /// that routes require, and the decision they make.
 pub mod guards {
     #[cfg(feature = "axum")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
     pub use jwtgate_axum::{Guard, GuardRejection, Require};
     pub use jwtgate_core::{Authority, AuthorityMapping, ClaimSet, Policy, Principal};
     pub use jwtgate_tower::Access;
@@ -71,6 +77,7 @@ pub mod guards {
 
 /// The axum extractors: the claims, and a guard checked before the handler runs.
 #[cfg(feature = "axum")]
+#[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
 pub mod extract {
     pub use jwtgate_axum::{Claims, ClaimsRejection, GuardRejection, Require};
 }
@@ -112,8 +119,10 @@ pub mod service {
 /// `redis`, those of remote key sets and of the replicated denylist.
 pub mod metric_names {
     #[cfg(feature = "jwks")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "jwks")))]
     pub use jwtgate_jwks::metric_names::*;
     #[cfg(feature = "redis")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
     pub use jwtgate_redis::metric_names::*;
     pub use jwtgate_tower::metric_names::*;
 }
@@ -124,8 +133,79 @@ pub mod __private {
     pub use jwtgate_core::__private::*;
 }
 
+/// The guides of the repository's `docs/` directory, on docs.rs. Their Rust code is compiled and run by
+/// jwtgate's test suite; here they are documentation only.
+#[cfg(doc)]
+pub mod guides {
+    /// From zero to a secured axum API and a secured tonic service.
+    #[doc = ""]
+    #[doc = include_str!("../docs/guide.md")]
+    pub mod guide {}
+
+    /// Keys: HMAC secrets, PEM, JWK Sets, remote key sets and discovery, several issuers, publishing your own.
+    #[doc = ""]
+    #[doc = include_str!("../docs/keys.md")]
+    pub mod keys {}
+
+    /// Guards: roles, scopes and permissions, the presets for identity providers, and the three styles.
+    #[doc = ""]
+    #[doc = include_str!("../docs/guards.md")]
+    pub mod guards {}
+
+    /// Every refusal: its status, challenge and body, and why signatures are checked with aws-lc-rs.
+    #[doc = ""]
+    #[doc = include_str!("../docs/errors.md")]
+    pub mod errors {}
+
+    /// ASP.NET's JwtBearerEvents in jwtgate's terms: the on_token_validated hook and the responder.
+    #[doc = ""]
+    #[doc = include_str!("../docs/events.md")]
+    pub mod events {}
+
+    /// The cache of validated tokens: what it keeps, for how long, and what it costs.
+    #[doc = ""]
+    #[doc = include_str!("../docs/cache.md")]
+    pub mod cache {}
+
+    /// Revocation: the denylists in memory, in Redis, and replicated to every instance.
+    #[doc = ""]
+    #[doc = include_str!("../docs/revocation.md")]
+    pub mod revocation {}
+
+    /// Being your own issuer: access tokens, refresh rotation with reuse detection, cookies and CSRF.
+    #[doc = ""]
+    #[doc = include_str!("../docs/sessions.md")]
+    pub mod sessions {}
+
+    /// Logs, the authenticate span, and metrics.
+    #[doc = ""]
+    #[doc = include_str!("../docs/observability.md")]
+    pub mod observability {}
+
+    /// Recipes for Keycloak, Auth0, Cognito, Entra ID and your own issuer.
+    #[doc = ""]
+    #[doc = include_str!("../docs/recipes.md")]
+    pub mod recipes {}
+
+    /// From jwt-authorizer, ASP.NET Core and Spring Security.
+    #[doc = ""]
+    #[doc = include_str!("../docs/migration.md")]
+    pub mod migration {}
+
+    /// The audits: RFC 8725, the OWASP JWT cheat sheet, and the machinery around validation.
+    #[doc = ""]
+    #[doc = include_str!("../docs/security.md")]
+    pub mod security {}
+
+    /// The benchmarks, their figures, and the commands that reproduce them.
+    #[doc = ""]
+    #[doc = include_str!("../docs/benchmarks.md")]
+    pub mod benchmarks {}
+}
+
 /// The Redis denylists, for fleets of servers; with `session`, the Redis refresh-token store.
 #[cfg(feature = "redis")]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub mod redis {
     pub use jwtgate_redis::*;
 }
@@ -133,18 +213,21 @@ pub mod redis {
 /// Remote keys: an identity provider's JWK Set by URL or OpenID Connect discovery, refreshed in the
 /// background; and the publication of your own keys.
 #[cfg(feature = "jwks")]
+#[cfg_attr(docsrs, doc(cfg(feature = "jwks")))]
 pub mod jwks {
     pub use jwtgate_jwks::*;
 }
 
 /// Being your own issuer: access tokens, refresh-token rotation with reuse detection.
 #[cfg(feature = "session")]
+#[cfg_attr(docsrs, doc(cfg(feature = "session")))]
 pub mod session {
     pub use jwtgate_session::*;
 }
 
 /// gRPC helpers: [`authorize`](tonic::authorize) a policy and read claims from a tonic request.
 #[cfg(feature = "tonic")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tonic")))]
 pub mod tonic {
     pub use jwtgate_tonic::*;
 }

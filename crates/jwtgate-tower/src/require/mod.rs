@@ -66,7 +66,7 @@ impl Access {
     }
 
     /// The principal, or the HTTP answer to a refusal: from the responder of the `JwtAuthLayer` that saw the
-    /// request (see [`respond`](crate::respond)), with `scope="..."` naming the policy's scopes on a 403; a
+    /// request (see [`respond`]), with `scope="..."` naming the policy's scopes on a 403; a
     /// 500 when no layer ran.
     #[allow(clippy::result_large_err, reason = "the refusal is sent as it is, and is the rare path")]
     pub fn into_http(self, policy: &Policy, head: &RequestHead<'_>) -> Result<Arc<Principal>, Response<Bytes>> {

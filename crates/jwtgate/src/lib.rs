@@ -134,8 +134,9 @@ pub mod __private {
 }
 
 /// The guides of the repository's `docs/` directory, on docs.rs. Their Rust code is compiled and run by
-/// jwtgate's test suite; here they are documentation only.
-#[cfg(doc)]
+/// jwtgate's test suite (the `jwtgate-tests` crate, which has their dependencies); here they are
+/// documentation only, left out of this crate's doctests.
+#[cfg(all(doc, not(doctest)))]
 pub mod guides {
     /// From zero to a secured axum API and a secured tonic service.
     #[doc = ""]

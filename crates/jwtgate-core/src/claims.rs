@@ -115,7 +115,7 @@ impl RegisteredClaims {
 /// twice or JSON that is not an object is [`ErrorKind::Malformed`], and claims that `C` refuses are
 /// `InvalidClaim { claim: "claims" }`.
 pub(crate) fn parse_claims<C: de::DeserializeOwned>(json: &str) -> Result<(C, RegisteredClaims), ErrorKind> {
-    let mut reading = Reading { names: Vec::with_capacity(16), ..Reading::default() };
+    let mut reading = Reading { names: NameSet::with_capacity(16), ..Reading::default() };
     let mut deserializer = serde_json::Deserializer::from_str(json);
     let claims = C::deserialize(ClaimsDeserializer { inner: &mut deserializer, reading: &mut reading })
         .and_then(|claims| deserializer.end().map(|()| claims));
@@ -134,9 +134,11 @@ pub(crate) fn parse_claims<C: de::DeserializeOwned>(json: &str) -> Result<(C, Re
 #[derive(Default)]
 struct Reading<'de> {
     registered: RegisteredClaims,
-    /// Each member's name, with a fingerprint of it, so that looking for duplicates compares strings only
-    /// when their fingerprints match.
-    names: Vec<(u64, Name<'de>)>,
+    /// Each member's name, to find one given twice.
+    names: NameSet<'de>,
+    /// Whether a member other than a registered claim was given twice: refused at the end, as before, so
+    /// that what `C` refuses first is still what the caller is told.
+    duplicate: bool,
     /// Why the pass stopped, when jwtgate (not `C`, not the JSON syntax) stopped it.
     failed: Option<ErrorKind>,
     /// Whether the claims set is a JSON object: anything else is malformed, whatever `C` would make of it.
@@ -156,14 +158,11 @@ impl<'de> Reading<'de> {
             "jti" => Some("jti"),
             _ => None,
         };
-        let print = fingerprint(&name.0);
         // A registered claim named twice is refused before its second value is read.
-        if registered.is_some()
-            && self.names.iter().any(|(other, other_name)| *other == print && other_name.0 == name.0)
-        {
+        if registered.is_some() && self.names.contains(&name.0) {
             return Err(ErrorKind::Malformed);
         }
-        self.names.push((print, name));
+        self.duplicate |= !self.names.insert(name);
         Ok(registered)
     }
 
@@ -194,20 +193,61 @@ impl<'de> Reading<'de> {
     /// The registered claims, once every member was read. RFC 7519 §4: claim names must be unique. Refusing
     /// duplicates means no two readers of the token can disagree about which value counts.
     fn finish(self) -> Result<RegisteredClaims, ErrorKind> {
-        let names = &self.names;
-        let duplicates = if names.len() <= 32 {
-            names.iter().enumerate().any(|(i, (print, name))| {
-                names[..i].iter().any(|(other, other_name)| other == print && other_name.0 == name.0)
-            })
-        } else {
-            has_duplicates(&names.iter().map(|(_, name)| name.0.as_ref()).collect::<Vec<_>>())
-        };
-        if duplicates { Err(ErrorKind::Malformed) } else { Ok(self.registered) }
+        if self.duplicate || self.names.has_duplicates() { Err(ErrorKind::Malformed) } else { Ok(self.registered) }
     }
 
     fn fail<E: de::Error>(&mut self, kind: ErrorKind) -> E {
         self.failed = Some(kind);
         E::custom(format_args!("{kind:?}"))
+    }
+}
+
+/// The member names of one JSON object, to refuse a name given twice (RFC 7519 §4, RFC 7515 §4).
+///
+/// Up to [`NameSet::CHECKED_AT_ONCE`] names, each is checked as it comes: a 128-bit filter of fingerprints
+/// says "not seen" for nearly every name without a comparison, and only a fingerprint that matches compares
+/// strings. Beyond (rare, and what a hostile token sends), the names are checked once, at the end, by
+/// sorting, so that the cost stays n log n whatever the input.
+#[derive(Default)]
+pub(crate) struct NameSet<'de> {
+    names: Vec<(u64, Name<'de>)>,
+    filter: u128,
+}
+
+impl<'de> NameSet<'de> {
+    const CHECKED_AT_ONCE: usize = 32;
+
+    pub(crate) fn with_capacity(capacity: usize) -> Self {
+        Self { names: Vec::with_capacity(capacity), filter: 0 }
+    }
+
+    /// Notes `name`; `false` when it was seen already. Beyond the names checked at once it always answers
+    /// `true`: ask [`has_duplicates`](Self::has_duplicates) at the end.
+    pub(crate) fn insert(&mut self, name: Name<'de>) -> bool {
+        let print = fingerprint(&name.0);
+        let bit = 1u128 << (print & 127);
+        let checked = self.names.len() < Self::CHECKED_AT_ONCE;
+        let seen = checked && self.filter & bit != 0 && self.position(print, &name.0).is_some();
+        if checked {
+            self.filter |= bit;
+        }
+        self.names.push((print, name));
+        !seen
+    }
+
+    /// Whether `name` was noted already, however many names there are.
+    pub(crate) fn contains(&self, name: &str) -> bool {
+        self.position(fingerprint(name), name).is_some()
+    }
+
+    /// Whether a name was noted twice, among those [`insert`](Self::insert) did not check at once.
+    pub(crate) fn has_duplicates(&self) -> bool {
+        self.names.len() > Self::CHECKED_AT_ONCE
+            && has_duplicates(&self.names.iter().map(|(_, name)| name.0.as_ref()).collect::<Vec<_>>())
+    }
+
+    fn position(&self, print: u64, name: &str) -> Option<usize> {
+        self.names.iter().position(|(other, other_name)| *other == print && other_name.0 == name)
     }
 }
 
@@ -482,6 +522,29 @@ mod tests {
     fn escaped_names_are_the_claims_they_spell() {
         let claims = registered(r#"{"\u0065xp":5,"n\u0062f":"x"}"#);
         assert_eq!(claims, Err(ErrorKind::InvalidClaim { claim: "nbf" }));
+    }
+
+    #[test]
+    fn a_name_set_finds_every_duplicate_at_once_or_at_the_end() {
+        let name = |text: String| Name(Cow::Owned(text));
+        // Up to 32 names, at once; the filter's false alarms (the same bit) are told apart by the strings.
+        let mut set = NameSet::default();
+        for i in 0..32 {
+            assert!(set.insert(name(format!("claim{i}"))), "claim{i}");
+        }
+        assert!(!set.has_duplicates());
+        let mut set = NameSet::default();
+        assert!(set.insert(name("a".into())));
+        assert!(!set.insert(name("a".into())), "a name given twice");
+        // Beyond 32 names, at the end, by sorting.
+        let mut set = NameSet::default();
+        for i in 0..40 {
+            assert!(set.insert(name(format!("claim{i}"))));
+        }
+        assert!(!set.has_duplicates());
+        assert!(set.insert(name("claim3".into())), "not checked at once past 32 names");
+        assert!(set.has_duplicates());
+        assert!(set.contains("claim39") && !set.contains("claim40"));
     }
 
     #[test]

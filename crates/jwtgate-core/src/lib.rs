@@ -47,7 +47,9 @@ mod claims;
 mod denylist;
 mod error;
 mod jwk;
+mod jws;
 mod key;
+mod keypair;
 mod mapping;
 mod memory;
 mod policy;
@@ -56,6 +58,7 @@ mod publish;
 mod secret;
 mod signing;
 mod source;
+mod validated;
 mod validator;
 
 pub use algorithm::{Algorithm, KeyType, UnsupportedAlgorithm};
@@ -73,10 +76,12 @@ pub use publish::PublicJwk;
 pub use secret::Secret;
 pub use signing::SigningKey;
 pub use source::{KeySource, KeysUnavailable, PendingRefresh, RefreshOutcome, TrustedKeys};
-pub use validator::{Attempt, DEFAULT_LEEWAY, DEFAULT_MAX_TOKEN_BYTES, Validated, Validator, ValidatorBuilder};
+pub use validated::{Attempt, Validated};
+pub use validator::{DEFAULT_LEEWAY, DEFAULT_MAX_TOKEN_BYTES, Validator, ValidatorBuilder};
 
 /// What jwtgate's own crates share and users do not need: not part of the public API, and free to change.
 #[doc(hidden)]
 pub mod __private {
-    pub use crate::validator::{unix_now, unverified_kid};
+    pub use crate::jws::unverified_kid;
+    pub use crate::validator::unix_now;
 }

@@ -3,9 +3,6 @@
 use std::fmt;
 use std::sync::Arc;
 
-use aws_lc_rs::rsa::PublicKey as RsaPublicKey;
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::DecodingKey;
 use serde::ser::{Serialize, SerializeMap, Serializer};
 
@@ -13,7 +10,7 @@ use crate::ConfigError;
 use crate::algorithm::{Algorithm, KeyType};
 use crate::jwk::AlgorithmMapping;
 use crate::key::{Key, pem_label};
-use crate::signing::SigningKey;
+use crate::keypair::{self, PublicMembers};
 
 /// The public half of an asymmetric signing key, as a JWK (RFC 7517) ready to publish in a JWK Set.
 ///
@@ -68,8 +65,8 @@ impl PublicJwk {
         match label {
             // Only the public half of the key pair is kept.
             "PRIVATE KEY" | "RSA PRIVATE KEY" | "EC PRIVATE KEY" => {
-                let signing = SigningKey::from_pem(alg, pem, kid)?;
-                signing.public_jwk().cloned().ok_or_else(wrong)
+                let (_, members) = keypair::parse_private(alg, label, pem)?;
+                Self::from_members(alg, kid, members)
             }
             "PUBLIC KEY" | "RSA PUBLIC KEY" | "CERTIFICATE" => {
                 let key = match alg.key_type() {
@@ -119,59 +116,6 @@ impl PublicJwk {
     fn members(&self) -> Members<'_> {
         Members { kid: &self.inner.kid, alg: self.inner.alg, members: &self.inner.members.0 }
     }
-}
-
-/// The public members of a key, in the order they are written: `kty`, then `n` and `e`, or `crv`, `x` and
-/// `y`, or `crv` and `x`.
-#[derive(PartialEq, Eq)]
-pub(crate) struct PublicMembers(Vec<(&'static str, String)>);
-
-impl PublicMembers {
-    pub(crate) fn rsa(public: &RsaPublicKey) -> Self {
-        Self(vec![
-            ("kty", "RSA".to_owned()),
-            ("n", b64(public.modulus().big_endian_without_leading_zero())),
-            ("e", b64(public.exponent().big_endian_without_leading_zero())),
-        ])
-    }
-
-    /// From an uncompressed point (0x04, then x and y) on `alg`'s curve.
-    pub(crate) fn ec(alg: Algorithm, point: &[u8]) -> Option<Self> {
-        let (crv, len) = match alg {
-            Algorithm::ES256 => ("P-256", 32),
-            _ => ("P-384", 48),
-        };
-        if point.len() != 1 + 2 * len || point[0] != 0x04 {
-            return None;
-        }
-        Some(Self(vec![
-            ("kty", "EC".to_owned()),
-            ("crv", crv.to_owned()),
-            ("x", b64(&point[1..=len])),
-            ("y", b64(&point[1 + len..])),
-        ]))
-    }
-
-    pub(crate) fn ed25519(public: &[u8]) -> Option<Self> {
-        (public.len() == 32)
-            .then(|| Self(vec![("kty", "OKP".to_owned()), ("crv", "Ed25519".to_owned()), ("x", b64(public))]))
-    }
-
-    /// From a public key in the form jsonwebtoken decodes it to: PKCS#1 or SubjectPublicKeyInfo DER for RSA,
-    /// an uncompressed point for EC, 32 raw bytes for Ed25519. (jsonwebtoken's own JWK conversion would ask
-    /// for its process-level crypto provider, which a user's build may leave undetermined.)
-    fn of_public(alg: Algorithm, der: &[u8]) -> Option<Self> {
-        match alg.key_type() {
-            KeyType::Rsa => RsaPublicKey::from_der(der).ok().map(|public| Self::rsa(&public)),
-            KeyType::Ec => Self::ec(alg, der),
-            KeyType::Okp => Self::ed25519(der),
-            KeyType::Oct => None,
-        }
-    }
-}
-
-fn b64(bytes: &[u8]) -> String {
-    URL_SAFE_NO_PAD.encode(bytes)
 }
 
 /// A public JWK's members, written in a fixed order: the key type's members, then `use`, `alg` and `kid`.

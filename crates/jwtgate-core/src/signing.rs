@@ -6,7 +6,7 @@ use std::sync::Arc;
 use aws_lc_rs::hmac;
 use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::rsa::KeyPair as RsaKeyPair;
-use aws_lc_rs::signature::{self as sig, EcdsaKeyPair, Ed25519KeyPair, KeyPair};
+use aws_lc_rs::signature::{EcdsaKeyPair, Ed25519KeyPair};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::Serialize;
@@ -14,7 +14,8 @@ use serde::Serialize;
 use crate::ConfigError;
 use crate::algorithm::{Algorithm, KeyType};
 use crate::key::{Key, MIN_HMAC_SECRET_BYTES, pem_label};
-use crate::publish::{PublicJwk, PublicMembers};
+use crate::keypair::{self, Signer};
+use crate::publish::PublicJwk;
 use crate::secret::Secret;
 
 /// A key that signs tokens, bound to one [`Algorithm`] and a `kid`.
@@ -35,14 +36,6 @@ struct Inner {
     signer: Signer,
     verification: Key,
     public: Option<PublicJwk>,
-}
-
-#[allow(clippy::large_enum_variant, reason = "one per key, behind an Arc; boxing would add a hop per signature")]
-enum Signer {
-    Hmac(hmac::Key),
-    Rsa(RsaKeyPair, &'static dyn sig::RsaEncoding),
-    Ec(EcdsaKeyPair),
-    Ed(Ed25519KeyPair),
 }
 
 impl SigningKey {
@@ -77,9 +70,7 @@ impl SigningKey {
                 "PEM holds a {label:?}; a signing key is a PRIVATE KEY, RSA PRIVATE KEY or EC PRIVATE KEY"
             )));
         }
-        let document = pem::parse(pem).map_err(|_| ConfigError::key("the PEM document is malformed".to_owned()))?;
-        let (signer, members) = private_key(alg, document.tag(), document.contents())
-            .ok_or_else(|| ConfigError::key(format!("the PEM {label} is not a key usable with {alg}")))?;
+        let (signer, members) = keypair::parse_private(alg, label, pem)?;
         let public = PublicJwk::from_members(alg, kid.clone(), members)?;
         let verification = public.key().clone();
         Ok(Self { inner: Arc::new(Inner { alg, kid, signer, verification, public: Some(public) }) })
@@ -97,7 +88,7 @@ impl SigningKey {
                     .as_ref()
                     .to_vec()
             }
-            KeyType::Ec => EcdsaKeyPair::generate(ec_signing(alg))
+            KeyType::Ec => EcdsaKeyPair::generate(keypair::ec_signing(alg))
                 .and_then(|pair| pair.to_pkcs8v1())
                 .map_err(|_| failed())?
                 .as_ref()
@@ -172,52 +163,6 @@ impl SigningKey {
 
 fn non_empty(kid: String) -> Result<String, ConfigError> {
     if kid.is_empty() { Err(ConfigError::key("a signing key needs a non-empty kid".to_owned())) } else { Ok(kid) }
-}
-
-fn ec_signing(alg: Algorithm) -> &'static sig::EcdsaSigningAlgorithm {
-    match alg {
-        Algorithm::ES256 => &sig::ECDSA_P256_SHA256_FIXED_SIGNING,
-        _ => &sig::ECDSA_P384_SHA384_FIXED_SIGNING,
-    }
-}
-
-/// A private key in DER (`tag` is its PEM label), parsed by aws-lc-rs, with its public members: PKCS#8 (v1
-/// or v2) for every type, PKCS#1 for RSA, SEC1 for EC.
-fn private_key(alg: Algorithm, tag: &str, der: &[u8]) -> Option<(Signer, PublicMembers)> {
-    match alg.key_type() {
-        KeyType::Rsa => {
-            let pair = match tag {
-                "PRIVATE KEY" => RsaKeyPair::from_pkcs8(der),
-                "RSA PRIVATE KEY" => RsaKeyPair::from_der(der),
-                _ => return None,
-            }
-            .ok()?;
-            let encoding: &'static dyn sig::RsaEncoding = match alg {
-                Algorithm::RS256 => &sig::RSA_PKCS1_SHA256,
-                Algorithm::RS384 => &sig::RSA_PKCS1_SHA384,
-                Algorithm::RS512 => &sig::RSA_PKCS1_SHA512,
-                Algorithm::PS256 => &sig::RSA_PSS_SHA256,
-                Algorithm::PS384 => &sig::RSA_PSS_SHA384,
-                _ => &sig::RSA_PSS_SHA512,
-            };
-            let members = PublicMembers::rsa(pair.public_key());
-            Some((Signer::Rsa(pair, encoding), members))
-        }
-        KeyType::Ec => {
-            let pair = match tag {
-                "PRIVATE KEY" | "EC PRIVATE KEY" => EcdsaKeyPair::from_private_key_der(ec_signing(alg), der).ok()?,
-                _ => return None,
-            };
-            let members = PublicMembers::ec(alg, pair.public_key().as_ref())?;
-            Some((Signer::Ec(pair), members))
-        }
-        KeyType::Okp if tag == "PRIVATE KEY" => {
-            let pair = Ed25519KeyPair::from_pkcs8_maybe_unchecked(der).ok()?;
-            let members = PublicMembers::ed25519(pair.public_key().as_ref())?;
-            Some((Signer::Ed(pair), members))
-        }
-        KeyType::Okp | KeyType::Oct => None,
-    }
 }
 
 impl fmt::Debug for SigningKey {

@@ -7,17 +7,21 @@
 //! See [`JwtAuthLayer`] for an example.
 
 mod auth;
+mod csrf;
+mod head;
 pub mod metric_names;
 pub mod require;
 mod response;
 mod source;
 
 pub use auth::{JwtAuthLayer, JwtAuthService, ResponseFuture, SubjectInLogs, TokenValidated};
+pub use csrf::Csrf;
+pub use head::RequestHead;
 pub use require::{Access, RequireLayer, RequireService};
 pub use response::{
     Inspect, MapResponse, Rejection, Responder, ResponderExt, ResponseBody, Rfc6750Responder, respond, server_error,
 };
-pub use source::{Csrf, Extracted, RequestHead, TokenSource, TokenSources};
+pub use source::{Extracted, TokenSource, TokenSources};
 
 /// The marker [`JwtAuthLayer`] puts in the extensions of a request that passed without a token in optional
 /// mode. Its presence tells an extractor that the layer ran.

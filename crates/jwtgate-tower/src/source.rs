@@ -2,95 +2,14 @@
 
 use std::borrow::Cow;
 use std::fmt;
-use std::sync::{Arc, LazyLock};
+use std::sync::Arc;
 
-use http::header::{AUTHORIZATION, COOKIE};
-use http::{Extensions, HeaderMap, HeaderName, Method, Request, Uri, Version};
+use http::header::AUTHORIZATION;
+use http::{HeaderMap, HeaderName};
 use jwtgate_core::{Error, ErrorKind};
 
-/// A borrowed view of a request's head, for token sources and responders.
-#[derive(Clone, Copy, Debug)]
-pub struct RequestHead<'a> {
-    method: &'a Method,
-    version: Version,
-    uri: &'a Uri,
-    headers: &'a HeaderMap,
-    extensions: &'a Extensions,
-}
-
-impl<'a> RequestHead<'a> {
-    /// The head of `request`.
-    pub fn new<B>(request: &'a Request<B>) -> Self {
-        Self {
-            method: request.method(),
-            version: request.version(),
-            uri: request.uri(),
-            headers: request.headers(),
-            extensions: request.extensions(),
-        }
-    }
-
-    /// The head of a request already split into parts, as extractors see it.
-    pub fn from_parts(parts: &'a http::request::Parts) -> Self {
-        Self {
-            method: &parts.method,
-            version: parts.version,
-            uri: &parts.uri,
-            headers: &parts.headers,
-            extensions: &parts.extensions,
-        }
-    }
-
-    /// The head of a gRPC call that a handler knows only by its extensions, as tonic's methods do: for a
-    /// [`Responder`](crate::Responder) to answer in gRPC's terms. It is an HTTP/2 `POST` to `/` with the one
-    /// header `content-type: application/grpc`.
-    pub fn grpc(extensions: &'a Extensions) -> Self {
-        static METHOD: Method = Method::POST;
-        static URI: LazyLock<Uri> = LazyLock::new(|| Uri::from_static("/"));
-        static HEADERS: LazyLock<HeaderMap> = LazyLock::new(|| {
-            let mut headers = HeaderMap::new();
-            headers.insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/grpc"));
-            headers
-        });
-        Self { method: &METHOD, version: Version::HTTP_2, uri: &URI, headers: &HEADERS, extensions }
-    }
-
-    /// The request method.
-    pub fn method(&self) -> &'a Method {
-        self.method
-    }
-
-    /// The HTTP version.
-    pub fn version(&self) -> Version {
-        self.version
-    }
-
-    /// The request URI.
-    pub fn uri(&self) -> &'a Uri {
-        self.uri
-    }
-
-    /// The request headers.
-    pub fn headers(&self) -> &'a HeaderMap {
-        self.headers
-    }
-
-    /// The request extensions.
-    pub fn extensions(&self) -> &'a Extensions {
-        self.extensions
-    }
-
-    /// Whether this is a gRPC request: HTTP/2 (as gRPC always is) with `content-type: application/grpc`,
-    /// with or without a suffix. A plain HTTP/1.1 request that merely says `application/grpc` is not one: it
-    /// gets an HTTP answer, which any client can read.
-    pub fn is_grpc(&self) -> bool {
-        self.version == Version::HTTP_2
-            && self
-                .headers
-                .get(http::header::CONTENT_TYPE)
-                .is_some_and(|value| value.as_bytes().starts_with(b"application/grpc"))
-    }
-}
+use crate::Csrf;
+use crate::head::{RequestHead, cookie, single};
 
 /// What one source found in a request.
 #[derive(Debug)]
@@ -102,6 +21,15 @@ pub enum Extracted<'a> {
     /// The source is present but unusable, which decides the request: for example two `Authorization`
     /// headers ([`ErrorKind::InvalidRequest`]), or another scheme than Bearer ([`ErrorKind::Missing`]).
     Invalid(Error),
+}
+
+/// A source's answer from what [`single`] or [`cookie`] found.
+fn found(value: Result<Option<Cow<'_, str>>, ErrorKind>) -> Extracted<'_> {
+    match value {
+        Ok(None) => Extracted::Absent,
+        Ok(Some(token)) => Extracted::Token(token),
+        Err(kind) => Extracted::Invalid(kind.into()),
+    }
 }
 
 type CustomFn = dyn Fn(&RequestHead<'_>) -> Option<String> + Send + Sync;
@@ -180,21 +108,23 @@ impl TokenSource {
     /// Looks for this source's token in `head`.
     pub fn extract<'a>(&self, head: &RequestHead<'a>) -> Extracted<'a> {
         match &self.kind {
-            SourceKind::Bearer => bearer(head.headers),
-            SourceKind::Cookie { name, csrf } => match cookie(head.headers, name) {
+            SourceKind::Bearer => bearer(head.headers()),
+            SourceKind::Cookie { name, csrf } => match found(cookie(head.headers(), name)) {
                 Extracted::Token(token) if !csrf.allows(head) => {
                     drop(token);
                     Extracted::Invalid(ErrorKind::CsrfRejected.into())
                 }
                 found => found,
             },
-            SourceKind::Header { name } => single(head.headers.get_all(name).iter().map(|value| value.to_str().ok())),
-            SourceKind::Query { name } => match head.uri.query() {
-                Some(query) => single(
+            SourceKind::Header { name } => {
+                found(single(head.headers().get_all(name).iter().map(|value| value.to_str().ok())))
+            }
+            SourceKind::Query { name } => match head.uri().query() {
+                Some(query) => found(single(
                     form_urlencoded::parse(query.as_bytes())
                         .filter(|(key, _)| key == name)
                         .map(|(_, value)| Some(value)),
-                ),
+                )),
                 None => Extracted::Absent,
             },
             SourceKind::Custom { extract } => match extract(head) {
@@ -226,42 +156,6 @@ fn bearer(headers: &HeaderMap) -> Extracted<'_> {
     }
 }
 
-fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Extracted<'a> {
-    let values = headers.get_all(COOKIE).iter().filter_map(|value| value.to_str().ok());
-    let found = values.flat_map(|value| {
-        cookie::Cookie::split_parse(value)
-            .filter_map(Result::ok)
-            .filter(|cookie| cookie.name() == name)
-            .map(|cookie| cookie.value_raw())
-    });
-    single(found)
-}
-
-/// The one non-empty value among `values`; `None` items stand for values that are there but not text.
-fn single<'a, I, S>(values: I) -> Extracted<'a>
-where
-    I: Iterator<Item = Option<S>>,
-    S: Into<Cow<'a, str>>,
-{
-    let mut found = None;
-    for value in values {
-        let value = match value.map(Into::into) {
-            Some(value) if value.is_empty() => continue,
-            Some(value) => Ok(value),
-            None => Err(ErrorKind::Malformed),
-        };
-        if found.is_some() {
-            return Extracted::Invalid(ErrorKind::InvalidRequest.into());
-        }
-        found = Some(value);
-    }
-    match found {
-        None => Extracted::Absent,
-        Some(Ok(token)) => Extracted::Token(token),
-        Some(Err(kind)) => Extracted::Invalid(kind.into()),
-    }
-}
-
 impl fmt::Debug for TokenSource {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.kind {
@@ -272,140 +166,6 @@ impl fmt::Debug for TokenSource {
             SourceKind::Header { name } => f.debug_struct("Header").field("name", name).finish(),
             SourceKind::Query { name } => f.debug_struct("Query").field("name", name).finish(),
             SourceKind::Custom { .. } => f.write_str("Custom"),
-        }
-    }
-}
-
-/// How a cookie source tells your own pages' unsafe requests from forged ones (cross-site request forgery).
-///
-/// It applies to requests whose token comes from a cookie and whose method is unsafe (anything but `GET`,
-/// `HEAD`, `OPTIONS` and `TRACE`); a request that fails it gets 403 `csrf_rejected`. Requests with an
-/// `Authorization: Bearer` header are exempt: a browser never adds that header on its own.
-#[derive(Clone)]
-pub struct Csrf {
-    kind: CsrfKind,
-}
-
-#[derive(Clone)]
-enum CsrfKind {
-    Origin { allowed: Arc<[String]> },
-    DoubleSubmit { cookie: Cow<'static, str>, header: HeaderName },
-    Off,
-}
-
-impl Csrf {
-    /// Fetch metadata, then `Origin` (the OWASP recommendation): the request passes when `Sec-Fetch-Site` is
-    /// `same-origin` (or `none`: the user's own navigation), or, without it, when `Origin` names the
-    /// request's own host. Anything else fails. The default.
-    ///
-    /// A request with neither header passes: it does not come from a browser (every current browser sends
-    /// `Origin` with a cross-origin `POST`, `PUT`, `PATCH` or `DELETE`), and only a browser can be tricked
-    /// into sending a cookie it holds for you.
-    pub fn same_origin() -> Self {
-        Self::allow_origins(std::iter::empty::<String>())
-    }
-
-    /// [`same_origin`](Self::same_origin), and requests whose `Origin` is one of `origins` (such as
-    /// `https://app.example.com`, exactly: scheme, host and port), for a front end on another origin.
-    pub fn allow_origins<I, S>(origins: I) -> Self
-    where
-        I: IntoIterator<Item = S>,
-        S: Into<String>,
-    {
-        Self { kind: CsrfKind::Origin { allowed: origins.into_iter().map(Into::into).collect() } }
-    }
-
-    /// The double-submit pattern: the request passes when header `header` holds the value of cookie
-    /// `cookie`, a random value your login sets in a cookie that page scripts can read (not `HttpOnly`).
-    /// Another site can make the browser send the cookie, but cannot read it to copy it into the header.
-    pub fn double_submit(cookie: impl Into<Cow<'static, str>>, header: HeaderName) -> Self {
-        Self { kind: CsrfKind::DoubleSubmit { cookie: cookie.into(), header } }
-    }
-
-    /// No defence. Only for cookies that are `SameSite=Strict` and an app that accepts the remaining risk
-    /// (sibling subdomains, old browsers); say so in your code.
-    pub fn disabled() -> Self {
-        Self { kind: CsrfKind::Off }
-    }
-
-    /// Whether the request `head` passes: always for safe methods, except a protocol upgrade. The cookie
-    /// source calls it; call it yourself on routes that read a cookie without `JwtAuthLayer`, such as a
-    /// refresh or a login route.
-    ///
-    /// A WebSocket handshake is a `GET` that opens a connection able to act for the user, and browsers send
-    /// cookies with it from any site (cross-site WebSocket hijacking). So a request with an `Upgrade` header,
-    /// or with `Sec-Fetch-Mode: websocket`, is checked as an unsafe one. Browsers cannot add a header to a
-    /// WebSocket handshake, so under [`Csrf::double_submit`] such a request is checked by origin instead,
-    /// as under [`Csrf::same_origin`].
-    pub fn allows(&self, head: &RequestHead<'_>) -> bool {
-        let upgrade = is_upgrade(head.headers());
-        if !upgrade && matches!(*head.method(), Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE) {
-            return true;
-        }
-        match &self.kind {
-            CsrfKind::Off => true,
-            CsrfKind::Origin { allowed } => origin_allowed(head, allowed),
-            CsrfKind::DoubleSubmit { .. } if upgrade => origin_allowed(head, &[]),
-            CsrfKind::DoubleSubmit { cookie: name, header } => {
-                let Extracted::Token(expected) = cookie(head.headers(), name) else { return false };
-                let mut sent = head.headers().get_all(header).iter();
-                match (sent.next(), sent.next()) {
-                    (Some(value), None) => same_bytes(value.as_bytes(), expected.as_bytes()),
-                    _ => false,
-                }
-            }
-        }
-    }
-}
-
-/// A request to switch protocols: an `Upgrade` header (HTTP/1.1 WebSocket and others), or a browser's
-/// WebSocket handshake by its fetch metadata. (An HTTP/2 WebSocket is a `CONNECT`, an unsafe method anyway.)
-fn is_upgrade(headers: &HeaderMap) -> bool {
-    headers.contains_key(http::header::UPGRADE)
-        || headers.get("sec-fetch-mode").is_some_and(|mode| mode.as_bytes().eq_ignore_ascii_case(b"websocket"))
-}
-
-fn origin_allowed(head: &RequestHead<'_>, allowed: &[String]) -> bool {
-    let headers = head.headers();
-    let origin = headers.get(http::header::ORIGIN).and_then(|value| value.to_str().ok());
-    let listed = origin.is_some_and(|origin| allowed.iter().any(|allowed| allowed == origin));
-    match headers.get("sec-fetch-site").map(http::HeaderValue::as_bytes) {
-        Some(b"same-origin" | b"none") => true,
-        Some(_) => listed,
-        None => {
-            let Some(origin) = origin else {
-                // Neither header: not a browser, so not a forgery.
-                return headers.get(http::header::ORIGIN).is_none();
-            };
-            // The request's own authority: HTTP/2 carries it as `:authority` (in the URI), HTTP/1.1 as `Host`.
-            let host = head
-                .uri()
-                .authority()
-                .map(http::uri::Authority::as_str)
-                .or_else(|| headers.get(http::header::HOST).and_then(|value| value.to_str().ok()));
-            let own = host.is_some_and(|host| {
-                origin
-                    .split_once("://")
-                    .is_some_and(|(scheme, rest)| matches!(scheme, "http" | "https") && rest == host)
-            });
-            own || listed
-        }
-    }
-}
-
-/// Compares without stopping at the first difference.
-fn same_bytes(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
-impl fmt::Debug for Csrf {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.kind {
-            CsrfKind::Origin { allowed } => f.debug_struct("SameOrigin").field("allowed", allowed).finish(),
-            CsrfKind::DoubleSubmit { cookie, header } => {
-                f.debug_struct("DoubleSubmit").field("cookie", cookie).field("header", header).finish()
-            }
-            CsrfKind::Off => f.write_str("Disabled"),
         }
     }
 }
@@ -455,6 +215,8 @@ impl Default for TokenSources {
 
 #[cfg(test)]
 mod tests {
+    use http::Request;
+
     use super::*;
 
     fn extract(sources: &TokenSources, request: &Request<()>) -> Result<Option<String>, ErrorKind> {

@@ -2,7 +2,7 @@
 # jwtgate's whole test run: formatting; lints (warnings are errors) of every published crate on its own with
 # each of its features, and of every example on its own; the README's demo command as written; then every
 # test of the workspace. This is the command the README names, and the one .ci/run calls. Whatever the
-# tests need, this script installs: redis-server, curl, cargo-hack, and node, npm and python3 for the
+# tests need, this script installs: redis-server, curl, cargo-hack, cargo-deny, and node, npm and python3 for the
 # interop fixtures.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -56,6 +56,15 @@ fi
 
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
+
+if ! cargo deny --version >/dev/null 2>&1; then
+    echo "== installing cargo-deny"
+    cargo install --locked cargo-deny --version "^0.20" --quiet
+fi
+# Licences, banned and duplicated crates, and sources, by deny.toml. Advisories need the RustSec database
+# from GitHub, which CI machines cannot reach: see deny.toml.
+echo "== cargo deny check licenses bans sources"
+cargo deny --locked check licenses bans sources
 
 echo "== cargo clippy of each published crate on its own: no features, its defaults, and each feature alone"
 cargo hack clippy --locked --workspace --ignore-private --each-feature -- -D warnings

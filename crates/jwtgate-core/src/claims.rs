@@ -9,36 +9,46 @@ use serde_json::value::RawValue;
 
 use crate::ErrorKind;
 
-/// The registered claims of a validated token.
+/// The registered claims of a validated token, with the claims set they were read from.
 ///
 /// Each was read with its registered type: a claim of another JSON type (including `null`) made the token
 /// invalid rather than being taken as absent. NumericDates accept integers and floats; a fraction is rounded
 /// toward the stricter side (`exp` down, `nbf` and `iat` up).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+///
+/// The strings are not copied out of the claims set: each is a span of it, unless the token wrote it with
+/// escapes, and then it is kept unescaped.
+#[derive(Clone, Default)]
 pub struct RegisteredClaims {
-    pub(crate) iss: Option<String>,
-    pub(crate) sub: Option<String>,
-    pub(crate) aud: Vec<String>,
+    /// The claims set, as the token carried it (decoded from base64url, checked as UTF-8).
+    pub(crate) json: String,
+    pub(crate) iss: Option<Text>,
+    pub(crate) sub: Option<Text>,
+    pub(crate) aud: Option<Audiences>,
     pub(crate) exp: Option<i64>,
     pub(crate) nbf: Option<i64>,
     pub(crate) iat: Option<i64>,
-    pub(crate) jti: Option<String>,
+    pub(crate) jti: Option<Text>,
 }
 
 impl RegisteredClaims {
     /// `iss`: who issued the token.
     pub fn issuer(&self) -> Option<&str> {
-        self.iss.as_deref()
+        self.text(self.iss.as_ref())
     }
 
     /// `sub`: whom the token is about.
     pub fn subject(&self) -> Option<&str> {
-        self.sub.as_deref()
+        self.text(self.sub.as_ref())
     }
 
-    /// `aud`: the audiences, empty when absent. A single string is an audience of one.
-    pub fn audience(&self) -> &[String] {
-        &self.aud
+    /// `aud`: the audiences, none when absent. A single string is an audience of one.
+    pub fn audience(&self) -> impl ExactSizeIterator<Item = &str> + DoubleEndedIterator + Clone + '_ {
+        let texts = match &self.aud {
+            None => &[][..],
+            Some(Audiences::One(text)) => std::slice::from_ref(text),
+            Some(Audiences::Many(texts)) => texts,
+        };
+        texts.iter().map(|text| text.get(&self.json))
     }
 
     /// `exp`: when the token expires, in seconds since the Unix epoch.
@@ -58,8 +68,96 @@ impl RegisteredClaims {
 
     /// `jti`: the token's unique id, which revocation uses.
     pub fn token_id(&self) -> Option<&str> {
-        self.jti.as_deref()
+        self.text(self.jti.as_ref())
     }
+
+    /// The claims set these were read from: empty for claims that were not read from a token.
+    pub(crate) fn json(&self) -> &str {
+        &self.json
+    }
+
+    fn text<'a>(&'a self, text: Option<&'a Text>) -> Option<&'a str> {
+        text.map(|text| text.get(&self.json))
+    }
+}
+
+impl fmt::Debug for RegisteredClaims {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RegisteredClaims")
+            .field("iss", &self.issuer())
+            .field("sub", &self.subject())
+            .field("aud", &self.audience().collect::<Vec<_>>())
+            .field("exp", &self.exp)
+            .field("nbf", &self.nbf)
+            .field("iat", &self.iat)
+            .field("jti", &self.token_id())
+            .finish()
+    }
+}
+
+/// Equal when every registered claim is, whatever else the claims sets hold.
+impl PartialEq for RegisteredClaims {
+    fn eq(&self, other: &Self) -> bool {
+        self.issuer() == other.issuer()
+            && self.subject() == other.subject()
+            && self.audience().eq(other.audience())
+            && (self.exp, self.nbf, self.iat) == (other.exp, other.nbf, other.iat)
+            && self.token_id() == other.token_id()
+    }
+}
+
+impl Eq for RegisteredClaims {}
+
+/// A registered claim's string: where it lies in the claims set, or, written with escapes, its text.
+#[derive(Clone)]
+pub(crate) enum Text {
+    Span { start: usize, end: usize },
+    Unescaped(Box<str>),
+}
+
+impl Text {
+    /// The text of a string that was not read from a claims set (tests, and claims built by hand).
+    #[cfg(test)]
+    pub(crate) fn owned(text: &str) -> Self {
+        Self::Unescaped(text.into())
+    }
+
+    fn get<'a>(&'a self, json: &'a str) -> &'a str {
+        match self {
+            // The span was taken from this very claims set, on a character boundary, so it is always there.
+            Self::Span { start, end } => json.get(*start..*end).unwrap_or_default(),
+            Self::Unescaped(text) => text,
+        }
+    }
+
+    /// `text`, read from the claims set `json`: a span of it when `text` lies in it (a string without escapes,
+    /// borrowed by serde_json), a copy otherwise.
+    fn of(json: &str, text: Cow<'_, str>) -> Self {
+        let span = match &text {
+            Cow::Borrowed(text) => span_of(json, text),
+            Cow::Owned(_) => None,
+        };
+        match span {
+            Some((start, end)) => Self::Span { start, end },
+            None => Self::Unescaped(text.into()),
+        }
+    }
+}
+
+/// Where `inner`, a slice that serde_json borrowed from `outer`, lies in it; `None` when it is not a slice of
+/// `outer`. Addresses are compared, not text: the same text may appear earlier in the claims set.
+fn span_of(outer: &str, inner: &str) -> Option<(usize, usize)> {
+    let start = inner.as_ptr().addr().checked_sub(outer.as_ptr().addr())?;
+    let end = start.checked_add(inner.len())?;
+    let slice = outer.get(start..end)?;
+    std::ptr::eq(slice, inner).then_some((start, end))
+}
+
+/// `aud`: one string, the common case, or an array of them.
+#[derive(Clone)]
+pub(crate) enum Audiences {
+    One(Text),
+    Many(Vec<Text>),
 }
 
 /// The claims set as its top-level members, each value still raw JSON: what authority mappings and claim
@@ -102,20 +200,26 @@ fn has_duplicates(names: &[&str]) -> bool {
 impl RegisteredClaims {
     /// Reads the registered claims from the claims set `json`, checking each one's type and that no member
     /// name appears twice. Other members are skipped, their JSON checked but not kept.
-    pub(crate) fn parse(json: &str) -> Result<Self, ErrorKind> {
+    pub(crate) fn parse(json: String) -> Result<Self, ErrorKind> {
         parse_claims::<IgnoredAny>(json).map(|(_, registered)| registered)
     }
 }
 
 /// Deserializes the custom claims `C` from the claims set `json` in one pass, and reads the registered claims
 /// on the way: each member's name is read once, and each value once, by `C` (a registered claim's value is
-/// also read, from its raw JSON, into its registered type).
+/// also read, from its raw JSON, into its registered type). The registered claims keep `json`.
 ///
 /// Errors: a registered claim of the wrong type is [`ErrorKind::InvalidClaim`] with its name, a member named
 /// twice or JSON that is not an object is [`ErrorKind::Malformed`], and claims that `C` refuses are
 /// `InvalidClaim { claim: "claims" }`.
-pub(crate) fn parse_claims<C: de::DeserializeOwned>(json: &str) -> Result<(C, RegisteredClaims), ErrorKind> {
-    let mut reading = Reading { names: NameSet::with_capacity(16), ..Reading::default() };
+pub(crate) fn parse_claims<C: de::DeserializeOwned>(json: String) -> Result<(C, RegisteredClaims), ErrorKind> {
+    let (claims, mut registered) = read_claims(&json)?;
+    registered.json = json;
+    Ok((claims, registered))
+}
+
+fn read_claims<C: de::DeserializeOwned>(json: &str) -> Result<(C, RegisteredClaims), ErrorKind> {
+    let mut reading = Reading::new(json);
     let mut deserializer = serde_json::Deserializer::from_str(json);
     let claims = C::deserialize(ClaimsDeserializer { inner: &mut deserializer, reading: &mut reading })
         .and_then(|claims| deserializer.end().map(|()| claims));
@@ -131,8 +235,9 @@ pub(crate) fn parse_claims<C: de::DeserializeOwned>(json: &str) -> Result<(C, Re
 }
 
 /// What one pass over the claims set has found so far.
-#[derive(Default)]
 struct Reading<'de> {
+    /// The claims set being read, which the registered claims' spans point into.
+    json: &'de str,
     registered: RegisteredClaims,
     /// Each member's name, to find one given twice.
     names: NameSet<'de>,
@@ -146,6 +251,17 @@ struct Reading<'de> {
 }
 
 impl<'de> Reading<'de> {
+    fn new(json: &'de str) -> Self {
+        Self {
+            json,
+            registered: RegisteredClaims::default(),
+            names: NameSet::default(),
+            duplicate: false,
+            failed: None,
+            object: false,
+        }
+    }
+
     /// Notes a member's name; returns it when it is a registered claim, whose value must be read too.
     fn name(&mut self, name: Name<'de>) -> Result<Option<&'static str>, ErrorKind> {
         let registered = match name.0.as_ref() {
@@ -158,31 +274,44 @@ impl<'de> Reading<'de> {
             "jti" => Some("jti"),
             _ => None,
         };
-        // A registered claim named twice is refused before its second value is read.
-        if registered.is_some() && self.names.contains(&name.0) {
+        if registered.is_none() {
+            self.duplicate |= !self.names.insert(name);
+        } else if !self.names.insert_checked(name) {
+            // A registered claim named twice is refused before its second value is read.
             return Err(ErrorKind::Malformed);
         }
-        self.duplicate |= !self.names.insert(name);
         Ok(registered)
     }
 
-    /// Reads the value of the registered claim `claim` from its raw JSON, which serde_json has checked.
-    fn value(&mut self, claim: &'static str, json: &str) -> Result<(), ErrorKind> {
+    /// Reads the value of the registered claim `claim` from its raw JSON, which serde_json has checked and
+    /// which lies in the claims set.
+    fn value(&mut self, claim: &'static str, raw: &'de str) -> Result<(), ErrorKind> {
         let invalid = ErrorKind::InvalidClaim { claim };
+        let json = self.json;
         let claims = &mut self.registered;
-        let string = || plain_string(json).map_or_else(|| serde_json::from_str(json).map_err(|_| invalid), Ok);
-        let date = || match json.parse::<i64>() {
+        let string = || match plain_string(raw) {
+            Some(text) => Ok(Text::of(json, Cow::Borrowed(text))),
+            None => serde_json::from_str::<Name<'de>>(raw).map(|name| Text::of(json, name.0)).map_err(|_| invalid),
+        };
+        let date = || match raw.parse::<i64>() {
             Ok(secs) => Ok(NumericDate::Int(secs)),
-            Err(_) => serde_json::from_str::<NumericDate>(json).map_err(|_| invalid),
+            Err(_) => serde_json::from_str::<NumericDate>(raw).map_err(|_| invalid),
         };
         match claim {
             "iss" => claims.iss = Some(string()?),
             "sub" => claims.sub = Some(string()?),
             "jti" => claims.jti = Some(string()?),
-            "aud" => match plain_string(json) {
-                Some(aud) => claims.aud = vec![aud],
-                None => claims.aud = serde_json::from_str::<Audience>(json).map_err(|_| invalid)?.0,
-            },
+            "aud" => {
+                claims.aud = Some(match plain_string(raw) {
+                    Some(text) => Audiences::One(Text::of(json, Cow::Borrowed(text))),
+                    None => match serde_json::from_str::<Audience<'de>>(raw).map_err(|_| invalid)? {
+                        Audience::One(text) => Audiences::One(Text::of(json, text)),
+                        Audience::Many(texts) => {
+                            Audiences::Many(texts.into_iter().map(|text| Text::of(json, text)).collect())
+                        }
+                    },
+                });
+            }
             "exp" => claims.exp = Some(date()?.floor()),
             "nbf" => claims.nbf = Some(date()?.ceil()),
             _ => claims.iat = Some(date()?.ceil()),
@@ -202,66 +331,90 @@ impl<'de> Reading<'de> {
     }
 }
 
+/// How many names a [`NameSet`] checks as they come.
+const CHECKED_AT_ONCE: usize = 32;
+
 /// The member names of one JSON object, to refuse a name given twice (RFC 7519 §4, RFC 7515 §4).
 ///
-/// Up to [`NameSet::CHECKED_AT_ONCE`] names, each is checked as it comes: a 128-bit filter of fingerprints
-/// says "not seen" for nearly every name without a comparison, and only a fingerprint that matches compares
-/// strings. Beyond (rare, and what a hostile token sends), the names are checked once, at the end, by
-/// sorting, so that the cost stays n log n whatever the input.
-#[derive(Default)]
+/// The first [`CHECKED_AT_ONCE`] names are checked as they come: a 128-bit filter of fingerprints says "not
+/// seen" for nearly every name without a comparison, and only a fingerprint that matches compares strings.
+/// Those names are kept on the stack, borrowed from the JSON, unless they were written with escapes. Beyond
+/// (rare, and what a hostile token sends), the names are checked once, at the end, by sorting, so that the
+/// cost stays n log n whatever the input.
 pub(crate) struct NameSet<'de> {
-    names: Vec<(u64, Name<'de>)>,
+    /// The first names without escapes, as borrowed from the JSON.
+    borrowed: [&'de str; CHECKED_AT_ONCE],
+    borrowed_len: usize,
+    /// The first names written with escapes, which serde_json unescaped into strings of their own.
+    unescaped: Vec<String>,
+    /// The names beyond the first, checked at the end.
+    rest: Vec<Cow<'de, str>>,
     filter: u128,
 }
 
-impl<'de> NameSet<'de> {
-    const CHECKED_AT_ONCE: usize = 32;
-
-    pub(crate) fn with_capacity(capacity: usize) -> Self {
-        Self { names: Vec::with_capacity(capacity), filter: 0 }
+impl Default for NameSet<'_> {
+    fn default() -> Self {
+        Self { borrowed: [""; CHECKED_AT_ONCE], borrowed_len: 0, unescaped: Vec::new(), rest: Vec::new(), filter: 0 }
     }
+}
 
+impl<'de> NameSet<'de> {
     /// Notes `name`; `false` when it was seen already. Beyond the names checked at once it always answers
     /// `true`: ask [`has_duplicates`](Self::has_duplicates) at the end.
     pub(crate) fn insert(&mut self, name: Name<'de>) -> bool {
-        let print = fingerprint(&name.0);
-        let bit = 1u128 << (print & 127);
-        let checked = self.names.len() < Self::CHECKED_AT_ONCE;
-        let seen = checked && self.filter & bit != 0 && self.position(print, &name.0).is_some();
-        if checked {
-            self.filter |= bit;
-        }
-        self.names.push((print, name));
-        !seen
+        self.insert_with(name.0, false)
     }
 
-    /// Whether `name` was noted already, however many names there are.
-    pub(crate) fn contains(&self, name: &str) -> bool {
-        self.position(fingerprint(name), name).is_some()
+    /// Notes `name`; `false` when it was seen already, however many names there are.
+    pub(crate) fn insert_checked(&mut self, name: Name<'de>) -> bool {
+        self.insert_with(name.0, true)
+    }
+
+    fn insert_with(&mut self, name: Cow<'de, str>, always: bool) -> bool {
+        if self.borrowed_len + self.unescaped.len() == CHECKED_AT_ONCE {
+            let seen = always && self.names().any(|other| other == name);
+            self.rest.push(name);
+            return !seen;
+        }
+        let bit = 1u128 << fingerprint(&name);
+        let seen = self.filter & bit != 0 && self.names().any(|other| other == name);
+        self.filter |= bit;
+        match name {
+            Cow::Borrowed(name) => {
+                self.borrowed[self.borrowed_len] = name;
+                self.borrowed_len += 1;
+            }
+            Cow::Owned(name) => self.unescaped.push(name),
+        }
+        !seen
     }
 
     /// Whether a name was noted twice, among those [`insert`](Self::insert) did not check at once.
     pub(crate) fn has_duplicates(&self) -> bool {
-        self.names.len() > Self::CHECKED_AT_ONCE
-            && has_duplicates(&self.names.iter().map(|(_, name)| name.0.as_ref()).collect::<Vec<_>>())
+        !self.rest.is_empty() && has_duplicates(&self.names().collect::<Vec<_>>())
     }
 
-    fn position(&self, print: u64, name: &str) -> Option<usize> {
-        self.names.iter().position(|(other, other_name)| *other == print && other_name.0 == name)
+    fn names(&self) -> impl Iterator<Item = &str> {
+        let borrowed = self.borrowed[..self.borrowed_len].iter().copied();
+        borrowed.chain(self.unescaped.iter().map(String::as_str)).chain(self.rest.iter().map(AsRef::as_ref))
     }
 }
 
-/// FNV-1a over a member's name: equal names have equal fingerprints. It only spares string comparisons; two
-/// names are the same only when the strings are.
-fn fingerprint(name: &str) -> u64 {
-    name.bytes().fold(0xcbf2_9ce4_8422_2325, |hash, byte| (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3))
+/// A name's bit in a [`NameSet`]'s filter, 0 to 127: the top bits of FNV-1a, which depend on every byte.
+/// Equal names have equal bits. It only spares string comparisons; two names are the same only when the
+/// strings are.
+fn fingerprint(name: &str) -> u32 {
+    let hash = name
+        .bytes()
+        .fold(0xcbf2_9ce4_8422_2325_u64, |hash, byte| (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3));
+    (hash >> 57) as u32
 }
 
 /// The text of a JSON string without escapes, the common case, read without a parser; `None` for anything
 /// else. `json` is one value serde_json has already checked.
-fn plain_string(json: &str) -> Option<String> {
+fn plain_string(json: &str) -> Option<&str> {
     let text = json.strip_prefix('"')?.strip_suffix('"')?;
-    (!text.contains('\\')).then(|| text.to_owned())
+    (!text.contains('\\')).then_some(text)
 }
 
 /// The claims set, as `C` sees it: serde_json's deserializer, with every member passing [`Reading`] on its
@@ -335,30 +488,37 @@ impl<'de, A: MapAccess<'de>> MapAccess<'de> for ClaimsMap<'_, 'de, A> {
     }
 }
 
-/// `aud`: a string, or an array of strings.
-struct Audience(Vec<String>);
+/// `aud`: a string, or an array of strings, each borrowed from the claims set when it has no escapes.
+enum Audience<'de> {
+    One(Cow<'de, str>),
+    Many(Vec<Cow<'de, str>>),
+}
 
-impl<'de> Deserialize<'de> for Audience {
+impl<'de> Deserialize<'de> for Audience<'de> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         struct AudienceVisitor;
 
         impl<'de> Visitor<'de> for AudienceVisitor {
-            type Value = Audience;
+            type Value = Audience<'de>;
 
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 f.write_str("a string or an array of strings")
             }
 
+            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
+                Ok(Audience::One(Cow::Borrowed(v)))
+            }
+
             fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
-                Ok(Audience(vec![v.to_owned()]))
+                Ok(Audience::One(Cow::Owned(v.to_owned())))
             }
 
             fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
                 let mut audiences = Vec::with_capacity(seq.size_hint().unwrap_or(1));
-                while let Some(audience) = seq.next_element::<String>()? {
-                    audiences.push(audience);
+                while let Some(audience) = seq.next_element::<Name<'de>>()? {
+                    audiences.push(audience.0);
                 }
-                Ok(Audience(audiences))
+                Ok(Audience::Many(audiences))
             }
         }
 
@@ -481,7 +641,11 @@ mod tests {
     use super::*;
 
     fn registered(json: &str) -> Result<RegisteredClaims, ErrorKind> {
-        RegisteredClaims::parse(json)
+        RegisteredClaims::parse(json.to_owned())
+    }
+
+    fn parse_claims<C: de::DeserializeOwned>(json: &str) -> Result<(C, RegisteredClaims), ErrorKind> {
+        super::parse_claims(json.to_owned())
     }
 
     #[test]
@@ -514,8 +678,40 @@ mod tests {
 
     #[test]
     fn audience_is_a_string_or_an_array_of_strings() {
-        assert_eq!(registered(r#"{"aud":"a"}"#).unwrap().aud, ["a"]);
-        assert_eq!(registered(r#"{"aud":["a","b"]}"#).unwrap().aud, ["a", "b"]);
+        assert!(registered(r#"{"aud":"a"}"#).unwrap().audience().eq(["a"]));
+        assert!(registered(r#"{"aud":["a","b"]}"#).unwrap().audience().eq(["a", "b"]));
+        assert_eq!(registered(r#"{"aud":[]}"#).unwrap().audience().len(), 0);
+        assert_eq!(registered("{}").unwrap().audience().len(), 0);
+    }
+
+    #[test]
+    fn strings_are_spans_of_the_claims_set_unless_written_with_escapes() {
+        let json = r#"{"iss":"https://issuer","sub":"s\u00e9b","aud":["a","b\"c"],"jti":"t1","x":"iss"}"#;
+        let claims = registered(json).unwrap();
+        assert_eq!(claims.issuer(), Some("https://issuer"));
+        assert_eq!(claims.subject(), Some("s\u{e9}b"));
+        assert!(claims.audience().eq(["a", "b\"c"]));
+        assert_eq!(claims.token_id(), Some("t1"));
+        assert!(matches!(claims.iss, Some(Text::Span { .. })) && matches!(claims.jti, Some(Text::Span { .. })));
+        assert!(matches!(claims.sub, Some(Text::Unescaped(_))));
+        assert_eq!(claims.json(), json);
+        // A single audience with escapes, and one without.
+        assert!(registered(r#"{"aud":"\u0061"}"#).unwrap().audience().eq(["a"]));
+        assert!(registered(r#"{"aud":"a"}"#).unwrap().audience().eq(["a"]));
+        // A copy of the claims compares equal, and claims with other values do not.
+        assert_eq!(claims.clone(), claims);
+        assert_ne!(registered(r#"{"sub":"a"}"#).unwrap(), registered(r#"{"sub":"b"}"#).unwrap());
+        assert_eq!(registered(r#"{"sub":"a","x":1}"#).unwrap(), registered(r#"{"x":2,"sub":"a"}"#).unwrap());
+    }
+
+    #[test]
+    fn a_span_is_taken_only_from_a_slice_of_the_claims_set() {
+        let json = "{\"sub\":\"abc\"}";
+        assert_eq!(span_of(json, &json[8..11]), Some((8, 11)));
+        // Equal text elsewhere in memory is no span of it.
+        let elsewhere = String::from("abc");
+        assert_eq!(span_of(json, &elsewhere), None);
+        assert!(matches!(Text::of(json, Cow::Borrowed(&elsewhere)), Text::Unescaped(_)));
     }
 
     #[test]
@@ -544,7 +740,8 @@ mod tests {
         assert!(!set.has_duplicates());
         assert!(set.insert(name("claim3".into())), "not checked at once past 32 names");
         assert!(set.has_duplicates());
-        assert!(set.contains("claim39") && !set.contains("claim40"));
+        assert!(!set.insert_checked(name("claim39".into())), "checked on demand past 32 names");
+        assert!(set.insert_checked(name("claim40".into())));
     }
 
     #[test]
@@ -553,6 +750,10 @@ mod tests {
         assert_eq!(registered(r#"{"exp":1,"\u0065xp":2}"#).err(), Some(ErrorKind::Malformed));
         let many: Vec<String> = (0..40).map(|i| format!("\"c{i}\":{i}")).chain(["\"c3\":0".into()]).collect();
         assert_eq!(registered(&format!("{{{}}}", many.join(","))).err(), Some(ErrorKind::Malformed));
+        // A registered claim named twice past the first 32 names is refused before its second value is read.
+        let many: Vec<String> = (0..40).map(|i| format!("\"c{i}\":{i}")).collect();
+        let json = format!("{{{},\"exp\":1,\"exp\":\"x\"}}", many.join(","));
+        assert_eq!(registered(&json).err(), Some(ErrorKind::Malformed));
     }
 
     #[test]
@@ -573,8 +774,8 @@ mod tests {
         let json = r#"{"sub":"u","roles":["a"],"\u0065xp":7,"aud":["x","y"],"other":{"deep":[1,2]}}"#;
         let (custom, registered) = parse_claims::<Custom>(json).unwrap();
         assert_eq!(custom, Custom { sub: "u".into(), exp: 7, roles: vec!["a".into()] });
-        assert_eq!((registered.sub.as_deref(), registered.exp), (Some("u"), Some(7)));
-        assert_eq!(registered.aud, ["x", "y"]);
+        assert_eq!((registered.subject(), registered.exp), (Some("u"), Some(7)));
+        assert!(registered.audience().eq(["x", "y"]));
         let (value, _) = parse_claims::<serde_json::Value>(json).unwrap();
         assert_eq!(value["exp"], 7);
         assert_eq!(value["other"]["deep"][1], 2);

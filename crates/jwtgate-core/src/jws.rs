@@ -85,10 +85,10 @@ impl<'de> Deserialize<'de> for Header<'de> {
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
                 let (mut alg, mut kid, mut typ, mut crit) = (None, None, None, None);
                 // Only the names of other members are kept, to find their duplicates: a header of `alg`, `kid`
-                // and `typ` alone allocates nothing. There are at most `MAX_HEADER_MEMBERS`, and `NameSet`
+                // and `typ` alone needs no set at all. There are at most `MAX_HEADER_MEMBERS`, and `NameSet`
                 // checks them in n log n at worst, so that this check, made before the signature's, costs
                 // little whatever an attacker sends.
-                let mut others = NameSet::default();
+                let mut others: Option<NameSet<'de>> = None;
                 let duplicate = || de::Error::custom("duplicate header member");
                 let mut members = 0;
                 while let Some(name) = map.next_key::<Name<'de>>()? {
@@ -103,14 +103,14 @@ impl<'de> Deserialize<'de> for Header<'de> {
                         "crit" if crit.is_none() => crit = Some(map.next_value::<IgnoredAny>()?),
                         "alg" | "kid" | "typ" | "crit" => return Err(duplicate()),
                         _ => {
-                            if !others.insert(name) {
+                            if !others.get_or_insert_default().insert(name) {
                                 return Err(duplicate());
                             }
                             map.next_value::<IgnoredAny>()?;
                         }
                     }
                 }
-                if others.has_duplicates() {
+                if others.is_some_and(|others| others.has_duplicates()) {
                     return Err(duplicate());
                 }
                 let crit = crit.is_some();

@@ -257,9 +257,10 @@ impl Denylist for MemoryDenylist {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::claims::Text;
 
     fn claims(jti: Option<&str>, sub: Option<&str>, iat: Option<i64>) -> RegisteredClaims {
-        RegisteredClaims { jti: jti.map(Into::into), sub: sub.map(Into::into), iat, ..RegisteredClaims::default() }
+        RegisteredClaims { jti: jti.map(Text::owned), sub: sub.map(Text::owned), iat, ..RegisteredClaims::default() }
     }
 
     #[test]

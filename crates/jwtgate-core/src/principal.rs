@@ -8,7 +8,7 @@ use serde::de::DeserializeOwned;
 use serde_json::value::RawValue;
 
 use crate::AuthorityMapping;
-use crate::claims::RawClaims;
+use crate::claims::{RawClaims, RegisteredClaims};
 
 /// The kind of an authority.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -30,9 +30,10 @@ pub enum Authority {
 /// [`claim`](Principal::claim) lookups by claim policies.
 #[derive(Clone, Default)]
 pub struct Principal {
-    /// `sub`; a principal the validator made reads it from the claims when first asked.
-    subject: OnceLock<Option<String>>,
-    claims: Option<String>,
+    /// The subject of a principal made by hand; one the validator made reads `sub` from its claims.
+    subject: Option<String>,
+    /// The token's registered claims, and its claims set: empty for a principal made by hand.
+    claims: RegisteredClaims,
     mapping: Option<Arc<AuthorityMapping>>,
     authorities: OnceLock<Authorities>,
 }
@@ -60,13 +61,18 @@ impl Authorities {
 impl Principal {
     /// A principal with the given subject and no authorities (for tests and custom authentication).
     pub fn new(subject: Option<String>) -> Self {
-        Self { subject: OnceLock::from(subject), ..Self::default() }
+        Self { subject, ..Self::default() }
     }
 
-    /// The principal of a validated token: its authorities are read from `claims` by `mapping` when first
-    /// asked for.
-    pub(crate) fn from_claims(claims: String, mapping: Arc<AuthorityMapping>) -> Self {
-        Self { subject: OnceLock::new(), claims: Some(claims), mapping: Some(mapping), authorities: OnceLock::new() }
+    /// The principal of a validated token: its authorities are read from the claims set by `mapping` when
+    /// first asked for.
+    pub(crate) fn from_claims(claims: RegisteredClaims, mapping: Arc<AuthorityMapping>) -> Self {
+        Self { subject: None, claims, mapping: Some(mapping), authorities: OnceLock::new() }
+    }
+
+    /// The registered claims of the token this principal was made from.
+    pub(crate) fn registered(&self) -> &RegisteredClaims {
+        &self.claims
     }
 
     /// Adds an authority.
@@ -81,15 +87,15 @@ impl Principal {
 
     #[cfg(test)]
     pub(crate) fn set_claims(&mut self, json: String) {
-        self.claims = Some(json);
+        self.claims = RegisteredClaims::parse(json).expect("a claims set");
     }
 
     /// The authorities, read from the claims the first time they are asked for.
     fn authorities(&self) -> &Authorities {
         self.authorities.get_or_init(|| {
             let mut authorities = Authorities::default();
-            if let (Some(json), Some(mapping)) = (&self.claims, &self.mapping)
-                && let Ok(raw) = RawClaims::parse(json)
+            if let Some(mapping) = &self.mapping
+                && let Ok(raw) = RawClaims::parse(self.claims.json())
             {
                 mapping.apply(&raw, &mut |kind, value| authorities.add(kind, value));
             }
@@ -99,7 +105,7 @@ impl Principal {
 
     /// `sub`, if the token has one.
     pub fn subject(&self) -> Option<&str> {
-        self.subject.get_or_init(|| self.claim::<String>("sub")).as_deref()
+        self.claims.subject().or(self.subject.as_deref())
     }
 
     /// The roles, in the order the mapping found them, without duplicates.
@@ -137,15 +143,13 @@ impl Principal {
     /// This reads the claims set again, so it costs a little more than the authority checks; only claim
     /// policies use it.
     pub fn claim<T: DeserializeOwned>(&self, name: &str) -> Option<T> {
-        let json = self.claims.as_deref()?;
-        let raw = RawClaims::parse(json).ok()?;
+        let raw = RawClaims::parse(self.claims.json()).ok()?;
         raw.member(name).and_then(|value: &RawValue| serde_json::from_str(value.get()).ok())
     }
 
     /// Whether the top-level claim `name` is present (with any value, `null` included).
     pub fn has_claim(&self, name: &str) -> bool {
-        let Some(json) = self.claims.as_deref() else { return false };
-        RawClaims::parse(json).is_ok_and(|raw| raw.member(name).is_some())
+        RawClaims::parse(self.claims.json()).is_ok_and(|raw| raw.member(name).is_some())
     }
 }
 

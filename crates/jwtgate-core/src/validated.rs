@@ -29,7 +29,6 @@ impl<C: fmt::Debug> fmt::Debug for Attempt<C> {
 #[derive(Clone, Debug)]
 pub struct Validated<C> {
     pub(crate) claims: C,
-    pub(crate) registered: RegisteredClaims,
     pub(crate) alg: Algorithm,
     pub(crate) kid: Option<Arc<str>>,
     pub(crate) origin: Option<KeyOrigin>,
@@ -55,7 +54,7 @@ impl<C> Validated<C> {
 
     /// The registered claims (`iss`, `sub`, `aud`, `exp`, `nbf`, `iat`, `jti`).
     pub fn registered(&self) -> &RegisteredClaims {
-        &self.registered
+        self.principal.registered()
     }
 
     /// The algorithm the token was signed with.

@@ -203,8 +203,9 @@ impl Issuers {
             return Err(ErrorKind::Malformed);
         };
         let payload = String::from_utf8(decode_part(payload)?).map_err(|_| ErrorKind::Malformed)?;
-        let iss = RegisteredClaims::parse(&payload)?.iss.ok_or(ErrorKind::MissingClaim { claim: "iss" })?;
-        self.by_issuer.get(&iss).ok_or(ErrorKind::InvalidIssuer)
+        let claims = RegisteredClaims::parse(payload)?;
+        let iss = claims.issuer().ok_or(ErrorKind::MissingClaim { claim: "iss" })?;
+        self.by_issuer.get(iss).ok_or(ErrorKind::InvalidIssuer)
     }
 }
 
@@ -252,11 +253,11 @@ impl Rules {
         // The claims set is checked as UTF-8 once, here; it is then parsed without copying, and kept for the
         // principal.
         let payload = String::from_utf8(decode_part(payload)?).map_err(|_| ErrorKind::Malformed)?;
-        let (claims, registered) = parse_claims::<C>(&payload)?;
+        let (claims, registered) = parse_claims::<C>(payload)?;
         rules.check_claims(&registered, now)?;
         let valid_until = rules.valid_until(&registered);
-        let principal = Principal::from_claims(payload, rules.mapping.clone());
-        Ok(Validated { claims, registered, alg, kid, origin, valid_until, principal: Arc::new(principal) })
+        let principal = Principal::from_claims(registered, rules.mapping.clone());
+        Ok(Validated { claims, alg, kid, origin, valid_until, principal: Arc::new(principal) })
     }
 
     /// Until when a token with these (already checked) claims stays valid without leeway: its `exp`, or
@@ -306,17 +307,18 @@ impl Rules {
             return Err(ErrorKind::EmptyLifetime);
         }
         if !self.issuers.is_empty() {
-            let iss = claims.iss.as_deref().ok_or(ErrorKind::MissingClaim { claim: "iss" })?;
+            let iss = claims.issuer().ok_or(ErrorKind::MissingClaim { claim: "iss" })?;
             if !self.issuers.iter().any(|allowed| allowed == iss) {
                 return Err(ErrorKind::InvalidIssuer);
             }
         }
-        if !self.audiences.is_empty() && claims.aud.is_empty() {
+        let mut audience = claims.audience();
+        if !self.audiences.is_empty() && audience.len() == 0 {
             return Err(ErrorKind::MissingClaim { claim: "aud" });
         }
         // RFC 7519 §4.1.3: a recipient that does not identify itself with a value of a present `aud` must
         // refuse the token, so a present `aud` with no audience configured is refused too.
-        if !claims.aud.is_empty() && !claims.aud.iter().any(|aud| self.audiences.contains(aud)) {
+        if audience.len() != 0 && !audience.any(|aud| self.audiences.iter().any(|allowed| allowed == aud)) {
             return Err(ErrorKind::InvalidAudience);
         }
         Ok(())

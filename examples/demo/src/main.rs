@@ -48,7 +48,7 @@ async fn me(claims: Claims<DemoClaims>) -> Json<Value> {
         "jti": registered.token_id(),
         "exp": registered.expires_at(),
         "iss": registered.issuer(),
-        "aud": registered.audience(),
+        "aud": registered.audience().collect::<Vec<_>>(),
         "roles": claims.roles,
     }))
 }

@@ -10,6 +10,7 @@ use axum::Router;
 use axum::extract::Extension;
 use axum::routing::get;
 use jwtgate::jwks::RemoteKeySet;
+use jwtgate::service::Authenticated;
 use jwtgate::{Algorithm, JwtAuthLayer, KeySet, Validated, Validator, keys::TrustedKeys, revocation::MemoryDenylist};
 use jwtgate_test::JwksServer;
 use jwtgate_tests::{AUDIENCE, Answer, ISSUER, TestKey, claims, now, serve};
@@ -30,9 +31,10 @@ impl App {
     async fn new(layer: JwtAuthLayer<Value>) -> Self {
         let seen = Seen::default();
         let record = seen.clone();
-        let handler = move |Extension(validated): Extension<Arc<Validated<Value>>>| {
+        let handler = move |Extension(authenticated): Extension<Authenticated>| {
             let record = record.clone();
             async move {
+                let validated = authenticated.validated::<Value>().expect("the layer's claims type");
                 let body = axum::Json(json!({ "sub": validated.registered().subject() }));
                 record.lock().unwrap().push(validated);
                 body

@@ -4,7 +4,6 @@
 #![allow(clippy::unwrap_used, reason = "test helpers fail the test on unexpected errors")]
 
 use std::convert::Infallible;
-use std::sync::Arc;
 
 use bytes::Bytes;
 use http_body_util::Full;
@@ -12,13 +11,15 @@ use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper_util::rt::TokioIo;
 use hyper_util::service::TowerToHyperService;
-use jwtgate::{Algorithm, JwtAuthLayer, KeySet, Validated, Validator};
+use jwtgate::service::Authenticated;
+use jwtgate::{Algorithm, JwtAuthLayer, KeySet, Validator};
 use jwtgate_tests::{AUDIENCE, ISSUER, TestKey, claims};
 use serde_json::Value;
 use tower::ServiceBuilder;
 
 async fn hello(request: http::Request<Incoming>) -> Result<http::Response<Full<Bytes>>, Infallible> {
-    let validated = request.extensions().get::<Arc<Validated<Value>>>().expect("the layer ran");
+    let authenticated = request.extensions().get::<Authenticated>().expect("the layer ran");
+    let validated = authenticated.validated::<Value>().expect("the layer's claims type");
     let subject = validated.registered().subject().unwrap_or("nobody").to_owned();
     Ok(http::Response::new(Full::new(Bytes::from(format!("hello {subject}")))))
 }

@@ -46,7 +46,7 @@ use axum_core::response::{IntoResponse, Response};
 use http::StatusCode;
 use http::request::Parts;
 use jwtgate_core::{Error, ErrorKind, Policy, Principal, RegisteredClaims, Validated};
-use jwtgate_tower::{Access, Anonymous, Rejection, RequestHead, respond, server_error};
+use jwtgate_tower::{Access, Anonymous, Authenticated, Rejection, RequestHead, respond, server_error};
 
 /// The validated claims of the request, put there by `JwtAuthLayer<C>`.
 ///
@@ -129,8 +129,8 @@ where
 /// The claims, `None` for an anonymous request, or an error when the layer did not run.
 #[allow(clippy::result_large_err, reason = "the rejection is the response to send, on the rare path")]
 fn lookup<C: Send + Sync + 'static>(parts: &Parts) -> Result<Option<Claims<C>>, ClaimsRejection> {
-    if let Some(validated) = parts.extensions.get::<Arc<Validated<C>>>() {
-        return Ok(Some(Claims(validated.clone())));
+    if let Some(validated) = parts.extensions.get::<Authenticated>().and_then(Authenticated::validated) {
+        return Ok(Some(Claims(validated)));
     }
     if parts.extensions.get::<Anonymous>().is_some() {
         return Ok(None);

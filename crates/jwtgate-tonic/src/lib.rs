@@ -19,7 +19,7 @@
 use std::sync::Arc;
 
 use jwtgate_core::{Challenge, Error, Policy, Principal, Validated};
-use jwtgate_tower::{Access, Rejection, RequestHead};
+use jwtgate_tower::{Access, Authenticated, Rejection, RequestHead};
 use tonic::{Code, Status};
 
 /// Checks the principal that `JwtAuthLayer` put in `extensions` against `policy`.
@@ -55,16 +55,16 @@ pub trait RequestExt {
     fn principal(&self) -> Option<&Arc<Principal>>;
 
     /// The validated token with claims of type `C`, if `JwtAuthLayer<C>` authenticated the request.
-    fn validated<C: Send + Sync + 'static>(&self) -> Option<&Arc<Validated<C>>>;
+    fn validated<C: Send + Sync + 'static>(&self) -> Option<Arc<Validated<C>>>;
 }
 
 impl<T> RequestExt for tonic::Request<T> {
     fn principal(&self) -> Option<&Arc<Principal>> {
-        self.extensions().get::<Arc<Principal>>()
+        self.extensions().get::<Authenticated>().map(Authenticated::principal)
     }
 
-    fn validated<C: Send + Sync + 'static>(&self) -> Option<&Arc<Validated<C>>> {
-        self.extensions().get::<Arc<Validated<C>>>()
+    fn validated<C: Send + Sync + 'static>(&self) -> Option<Arc<Validated<C>>> {
+        self.extensions().get::<Authenticated>()?.validated()
     }
 }
 
@@ -83,13 +83,13 @@ mod tests {
         assert_eq!(authorize(&extensions, &policy).unwrap_err().code(), Code::Internal);
         extensions.insert(Anonymous);
         assert_eq!(authorize(&extensions, &policy).unwrap_err().code(), Code::Unauthenticated);
-        extensions.insert(Arc::new(Principal::new(None)));
+        extensions.insert(Authenticated::new(Principal::new(None)));
         let denied = authorize(&extensions, &policy).unwrap_err();
         assert_eq!(
             (denied.code(), denied.message()),
             (Code::PermissionDenied, "the token does not grant access to this resource")
         );
-        extensions.insert(Arc::new(Principal::new(None).with(Authority::Role, "admin")));
+        extensions.insert(Authenticated::new(Principal::new(None).with(Authority::Role, "admin")));
         assert!(authorize(&extensions, &policy).is_ok());
     }
 }

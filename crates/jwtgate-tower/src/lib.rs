@@ -1,13 +1,15 @@
 //! `JwtAuthLayer`: JWT authentication for any tower service (axum, tonic, hyper, tower-http stacks).
 //!
 //! The layer finds the token through an ordered chain of [`TokenSources`], validates it with
-//! `jwtgate-core`'s `Validator`, asks a `Denylist`, and hands `Arc<Validated<C>>` to the inner service through
-//! the request extensions. Refusals follow RFC 6750, or gRPC's status codes for gRPC requests.
+//! `jwtgate-core`'s `Validator`, asks a `Denylist`, and hands one [`Authenticated`] (the principal and the
+//! `Validated<C>`) to the inner service through the request extensions. Refusals follow RFC 6750, or gRPC's
+//! status codes for gRPC requests.
 //!
 //! See [`JwtAuthLayer`] for an example.
 
 mod auth;
 mod csrf;
+mod extensions;
 mod head;
 pub mod metric_names;
 pub mod require;
@@ -16,14 +18,10 @@ mod source;
 
 pub use auth::{JwtAuthLayer, JwtAuthService, ResponseFuture, SubjectInLogs, TokenValidated};
 pub use csrf::Csrf;
+pub use extensions::{Anonymous, Authenticated};
 pub use head::RequestHead;
 pub use require::{Access, RequireLayer, RequireService};
 pub use response::{
     Inspect, MapResponse, Rejection, Responder, ResponderExt, ResponseBody, Rfc6750Responder, respond, server_error,
 };
 pub use source::{Extracted, TokenSource, TokenSources};
-
-/// The marker [`JwtAuthLayer`] puts in the extensions of a request that passed without a token in optional
-/// mode. Its presence tells an extractor that the layer ran.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Anonymous;

@@ -106,12 +106,13 @@ pub mod responses {
     };
 }
 
-/// The layer's service and the types around it: its future and body, the hook's argument, the marker of
-/// anonymous requests, and the cache of validated tokens.
+/// The layer's service and the types around it: its future and body, the hook's argument, what it hands on
+/// with a request (authenticated, or anonymous), and the cache of validated tokens.
 pub mod service {
     pub use jwtgate_core::ValidatedCache;
     pub use jwtgate_tower::{
-        Anonymous, JwtAuthLayer, JwtAuthService, ResponseBody, ResponseFuture, SubjectInLogs, TokenValidated,
+        Anonymous, Authenticated, JwtAuthLayer, JwtAuthService, ResponseBody, ResponseFuture, SubjectInLogs,
+        TokenValidated,
     };
 }
 

@@ -37,7 +37,7 @@ impl<C> TokenValidated<C> {
         self.validated.claims()
     }
 
-    /// The principal that guards read. To enrich it, return an `Arc<Principal>` in the hook's extensions:
+    /// The principal that guards read. To enrich it, return a `Principal` in the hook's extensions:
     /// it replaces this one for the handlers and guards after the layer.
     pub fn principal(&self) -> &Arc<Principal> {
         self.validated.principal()

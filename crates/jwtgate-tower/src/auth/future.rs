@@ -39,7 +39,7 @@ use super::observe::{self, Outcome};
 use super::{Config, TokenValidated};
 use crate::response::{LayerResponder, respond_with};
 use crate::source::Extracted;
-use crate::{Anonymous, Rejection, RequestHead, ResponseBody, Rfc6750Responder};
+use crate::{Anonymous, Authenticated, Rejection, RequestHead, ResponseBody, Rfc6750Responder};
 
 pin_project! {
     /// The response future of [`JwtAuthService`](super::JwtAuthService).
@@ -315,21 +315,22 @@ where
     S: Service<Request<ReqBody>>,
     C: Send + Sync + 'static,
 {
-    /// Hands the validated claims, and the principal that guards read, to the inner service with the request,
-    /// with the layer's responder for the guards and the `on_token_validated` hook's extensions, if any.
+    /// Hands the validated token, and the principal that guards read, to the inner service with the request
+    /// (one [`Authenticated`]), with the layer's responder for the guards and the `on_token_validated` hook's
+    /// extensions, if any.
     fn call(mut self, validated: Arc<Validated<C>>, from_hook: Option<Extensions>) -> S::Future {
+        let mut authenticated = Authenticated::from_validated(validated);
         let extensions = self.request.extensions_mut();
-        extensions.insert(validated.principal().clone());
-        extensions.insert(validated);
-        self.config.hand_on_responder(extensions);
-        if let Some(from_hook) = from_hook {
-            // Last, so that a principal from the hook replaces the token's: guards read an `Arc<Principal>`,
-            // and a plain `Principal` is taken as one.
-            extensions.extend(from_hook);
-            if let Some(principal) = extensions.remove::<Principal>() {
-                extensions.insert(Arc::new(principal));
+        if let Some(mut from_hook) = from_hook {
+            // A principal from the hook, plain or shared, replaces the token's for the guards.
+            let principal = from_hook.remove::<Principal>().map(Arc::new);
+            if let Some(principal) = principal.or_else(|| from_hook.remove::<Arc<Principal>>()) {
+                authenticated = authenticated.with_principal(principal);
             }
+            extensions.extend(from_hook);
         }
+        extensions.insert(authenticated);
+        self.config.hand_on_responder(extensions);
         self.service.call(self.request)
     }
 }

@@ -15,8 +15,9 @@ use crate::{Responder, TokenSources};
 ///
 /// For each request it takes the token from the first present [`TokenSources`] entry (by default
 /// `Authorization: Bearer`), validates it with the [`Validator`], and asks the [`Denylist`] if one is set. On
-/// success the inner service sees the request with an `Arc<Validated<C>>` in its extensions; handlers read
-/// it directly or through `jwtgate-axum`'s `Claims<C>`. Otherwise the [`Responder`] answers (by default as
+/// success the inner service sees the request with one [`Authenticated`](crate::Authenticated) in its
+/// extensions, the principal and the `Validated<C>`; handlers read it directly or through `jwtgate-axum`'s
+/// `Claims<C>`. Otherwise the [`Responder`] answers (by default as
 /// RFC 6750 says, and with `grpc-status` for gRPC) and the inner service is not called.
 ///
 /// `C` is your claims type, deserialized from the token's claims set.
@@ -152,7 +153,7 @@ impl<C> JwtAuthLayer<C> {
     ///
     /// The hook is `async`: it can look the subject up in a database. It answers with extensions for the
     /// request, which handlers read like any extension (return `Extensions::new()` to add nothing; an
-    /// `Arc<Principal>` among them replaces the token's, so that guards see roles from your database), or
+    /// `Arc<Principal>` or a `Principal` among them replaces the token's, so that guards see roles from your database), or
     /// with an error that refuses the request: usually [`ErrorKind::Refused`](jwtgate_core::ErrorKind::Refused)
     /// (401), [`ErrorKind::Forbidden`](jwtgate_core::ErrorKind::Forbidden) (403), or
     /// [`ErrorKind::Unavailable`](jwtgate_core::ErrorKind::Unavailable) (503) when it cannot decide.

@@ -14,7 +14,7 @@ use bytes::Bytes;
 use http::{Extensions, Response};
 use jwtgate_core::{Error, ErrorKind, Policy, Principal};
 
-use crate::{Anonymous, Rejection, RequestHead, respond, server_error};
+use crate::{Anonymous, Authenticated, Rejection, RequestHead, respond, server_error};
 
 /// What a guard decides about a request, once for every kind of guard: [`RequireLayer`], the axum
 /// extractors and attribute, and the tonic helpers. Each renders it its own way: an HTTP response
@@ -41,7 +41,7 @@ impl Access {
     /// debug level (the policy, never the subject, which is often an email address; see
     /// [`SubjectInLogs`](crate::SubjectInLogs)), a missing layer at error level.
     pub fn decide(policy: &Policy, extensions: &Extensions) -> Self {
-        match extensions.get::<Arc<Principal>>() {
+        match extensions.get::<Authenticated>().map(Authenticated::principal) {
             Some(principal) if policy.allows(principal) => Self::Granted(principal.clone()),
             Some(_) => {
                 tracing::debug!(policy = %policy, "jwtgate: request forbidden");

@@ -13,8 +13,12 @@
 //! `on_token_validated` hook.
 //!
 //! Synchronous work happens in [`advance`], which goes from [`Step`] to [`Step`] until the request needs to
-//! wait (a [`State`] with a future of its own) or is decided. Adding an asynchronous stage is one `State`,
-//! one `Step` that leads to it, and the transition out of it in [`ResponseFuture::poll`].
+//! wait (a [`Stage`] with a future of its own) or is decided. Adding an asynchronous stage is one `Stage`, one
+//! `Step` that leads to it, and the transition out of it in [`Stage::poll`].
+//!
+//! The request and what it needs on its way ([`InFlight`]) are carried once, in the one state that waits,
+//! beside its stage. The future is then as large as its largest state, not the sum of them: axum moves it
+//! several times per request.
 
 use std::fmt;
 use std::future::Future;
@@ -53,37 +57,28 @@ pin_project! {
         S: Service<Request<ReqBody>>,
     {
         #[pin]
-        state: State<S::Future, C>,
-        // The request and what it needs on its way, carried once, until it is handed to the inner service
-        // or refused.
-        in_flight: Option<InFlight<S, ReqBody, C>>,
+        state: State<S, ReqBody, C>,
     }
 }
 
 pin_project! {
-    /// Where a request waits. Each state holds only what is its own.
+    /// Where a request is: waiting for a stage, with the request in flight beside it; in the inner service;
+    /// or refused.
     #[project = StateProj]
-    enum State<F, C> {
-        /// For a key fetch; then `token` is checked again.
-        Keys {
-            refresh: PendingRefresh,
-            token: String,
-        },
-        /// For the denylist's answer about a valid token.
-        Revocation {
-            lookup: PendingLookup,
-            validated: Arc<Validated<C>>,
-        },
-        /// For the `on_token_validated` hook; `outcome` is what the request counts as once admitted.
-        Hook {
-            hook: HookFuture,
-            validated: Arc<Validated<C>>,
-            outcome: Outcome,
+    #[project_replace = StateProjReplace]
+    enum State<S, ReqBody, C>
+    where
+        S: Service<Request<ReqBody>>,
+    {
+        /// For an asynchronous stage, with the request that goes on once it is over.
+        Waiting {
+            stage: Stage<C>,
+            in_flight: InFlight<S, ReqBody, C>,
         },
         /// For the inner service.
         Inner {
             #[pin]
-            future: F,
+            future: S::Future,
         },
         /// For nothing: jwtgate's answer to a refused request.
         Refused {
@@ -92,8 +87,15 @@ pin_project! {
     }
 }
 
-/// Why a waiting future has a request in flight: only `Inner` and `Refused` have handed theirs on.
-const WAITING: &str = "a waiting request is in flight";
+/// An asynchronous stage. Each holds only what is its own.
+enum Stage<C> {
+    /// A key fetch; then `token` is checked again.
+    Keys { refresh: PendingRefresh, token: String },
+    /// The denylist's answer about a valid token.
+    Revocation { lookup: PendingLookup, validated: Arc<Validated<C>> },
+    /// The `on_token_validated` hook; `outcome` is what the request counts as once admitted.
+    Hook { hook: HookFuture, validated: Arc<Validated<C>>, outcome: Outcome },
+}
 
 /// A request on its way, and what it needs until it is decided.
 struct InFlight<S, ReqBody, C> {
@@ -142,35 +144,37 @@ where
             return Self::refused(config.refuse(&error, &request));
         }
         let ready = std::mem::replace(service, service.clone());
-        let mut in_flight = Some(InFlight { request, service: ready, config: config.clone(), span });
-        let state = advance(&mut in_flight, step);
-        Self { state, in_flight }
+        let state = advance(InFlight { request, service: ready, config: config.clone(), span }, step);
+        Self { state }
     }
 
     fn refused(response: Response<Bytes>) -> Self {
-        Self { state: State::Refused { response: Some(response) }, in_flight: None }
+        Self { state: State::Refused { response: Some(response) } }
     }
 }
 
 /// Takes the request through every step that needs no waiting, and answers where it must wait next, or how
 /// it ends.
-fn advance<S, ReqBody, C>(in_flight: &mut Option<InFlight<S, ReqBody, C>>, mut step: Step<C>) -> State<S::Future, C>
+fn advance<S, ReqBody, C>(mut in_flight: InFlight<S, ReqBody, C>, mut step: Step<C>) -> State<S, ReqBody, C>
 where
     S: Service<Request<ReqBody>>,
     C: Send + Sync + 'static,
 {
     loop {
-        let InFlight { request, config, span, .. } =
-            in_flight.as_mut().expect("ResponseFuture polled after completion");
+        let InFlight { request, config, span, .. } = &mut in_flight;
         step = match step {
-            Step::AwaitKeys(refresh, token) => return State::Keys { refresh, token },
+            Step::AwaitKeys(refresh, token) => {
+                return State::Waiting { stage: Stage::Keys { refresh, token }, in_flight };
+            }
             Step::Validated(validated) => {
                 observe::validated(span, &validated, &config.subject_in_logs);
                 match &config.denylist {
                     None => Step::Admitted(validated, Outcome::Authenticated),
                     Some(denylist) => match observe::within(span, || denylist.check(validated.registered())) {
                         Lookup::Ready(answer) => config.revocation(validated, answer, span),
-                        Lookup::Pending(lookup) => return State::Revocation { lookup, validated },
+                        Lookup::Pending(lookup) => {
+                            return State::Waiting { stage: Stage::Revocation { lookup, validated }, in_flight };
+                        }
                     },
                 }
             }
@@ -178,16 +182,15 @@ where
                 None => Step::Call(validated, None, outcome),
                 Some(hook) => {
                     let hook = hook(TokenValidated::new(validated.clone(), &RequestHead::new(request)));
-                    return State::Hook { hook, validated, outcome };
+                    return State::Waiting { stage: Stage::Hook { hook, validated, outcome }, in_flight };
                 }
             },
             Step::Call(validated, from_hook, outcome) => {
-                let in_flight = in_flight.take().expect("checked above");
                 observe::outcome(&in_flight.span, outcome);
                 return State::Inner { future: in_flight.call(validated, from_hook) };
             }
             Step::Anonymous => {
-                let InFlight { mut request, mut service, config, span } = in_flight.take().expect("checked above");
+                let InFlight { mut request, mut service, config, span } = in_flight;
                 observe::outcome(&span, Outcome::Anonymous);
                 let extensions = request.extensions_mut();
                 extensions.insert(Anonymous);
@@ -195,11 +198,34 @@ where
                 return State::Inner { future: service.call(request) };
             }
             Step::Refuse(error) => {
-                let InFlight { request, config, span, .. } = in_flight.take().expect("checked above");
-                observe::refused(&span, &error);
-                return State::Refused { response: Some(config.refuse(&error, &request)) };
+                observe::refused(span, &error);
+                return State::Refused { response: Some(config.refuse(&error, request)) };
             }
         };
+    }
+}
+
+impl<C: DeserializeOwned + Send + Sync + 'static> Stage<C> {
+    /// Waits for the stage to end, and tells where the request goes next.
+    fn poll<S, ReqBody>(&mut self, cx: &mut Context<'_>, in_flight: &InFlight<S, ReqBody, C>) -> Poll<Step<C>> {
+        let InFlight { config, span, .. } = in_flight;
+        Poll::Ready(match self {
+            Self::Keys { refresh, token } => {
+                let outcome = ready!(refresh.as_mut().poll(cx));
+                observe::within(span, || config.recheck(token, outcome))
+            }
+            Self::Revocation { lookup, validated } => {
+                let answer = ready!(lookup.as_mut().poll(cx));
+                config.revocation(validated.clone(), answer, span)
+            }
+            Self::Hook { hook, validated, outcome } => match ready!(hook.as_mut().poll(cx)) {
+                Ok(extensions) => Step::Call(validated.clone(), Some(extensions), *outcome),
+                Err(error) => {
+                    observe::hook_refused(span, &error);
+                    Step::Refuse(error)
+                }
+            },
+        })
     }
 }
 
@@ -353,26 +379,15 @@ where
                     let response = response.take().expect("ResponseFuture polled after completion");
                     return Poll::Ready(Ok(response.map(ResponseBody::own)));
                 }
-                StateProj::Keys { refresh, token } => {
-                    let outcome = ready!(refresh.as_mut().poll(cx));
-                    let InFlight { config, span, .. } = this.in_flight.as_ref().expect(WAITING);
-                    observe::within(span, || config.recheck(token, outcome))
-                }
-                StateProj::Revocation { lookup, validated } => {
-                    let answer = ready!(lookup.as_mut().poll(cx));
-                    let InFlight { config, span, .. } = this.in_flight.as_ref().expect(WAITING);
-                    config.revocation(validated.clone(), answer, span)
-                }
-                StateProj::Hook { hook, validated, outcome } => match ready!(hook.as_mut().poll(cx)) {
-                    Ok(extensions) => Step::Call(validated.clone(), Some(extensions), *outcome),
-                    Err(error) => {
-                        observe::hook_refused(&this.in_flight.as_ref().expect(WAITING).span, &error);
-                        Step::Refuse(error)
-                    }
-                },
+                StateProj::Waiting { stage, in_flight } => ready!(stage.poll(cx, in_flight)),
             };
-            let next = advance(this.in_flight, step);
-            this.state.set(next);
+            // The stage is over: the request goes on, out of the waiting state.
+            let StateProjReplace::Waiting { in_flight, .. } =
+                this.state.as_mut().project_replace(State::Refused { response: None })
+            else {
+                unreachable!("only a waiting state has a stage to end");
+            };
+            this.state.set(advance(in_flight, step));
         }
     }
 }
@@ -383,12 +398,51 @@ where
 {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let state = match &self.state {
-            State::Keys { .. } => "Keys",
-            State::Revocation { .. } => "Revocation",
-            State::Hook { .. } => "Hook",
+            State::Waiting { stage: Stage::Keys { .. }, .. } => "Keys",
+            State::Waiting { stage: Stage::Revocation { .. }, .. } => "Revocation",
+            State::Waiting { stage: Stage::Hook { .. }, .. } => "Hook",
             State::Inner { .. } => "Inner",
             State::Refused { .. } => "Refused",
         };
         f.debug_struct("ResponseFuture").field("state", &state).finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::convert::Infallible;
+    use std::future::{Ready, ready};
+    use std::mem::size_of;
+
+    use super::*;
+
+    /// A service whose future is large, as axum's are.
+    #[derive(Clone)]
+    struct Large;
+
+    impl Service<Request<()>> for Large {
+        type Response = Response<()>;
+        type Error = Infallible;
+        type Future = Ready<Result<Response<()>, Infallible>>;
+
+        fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+            Poll::Ready(Ok(()))
+        }
+
+        fn call(&mut self, _request: Request<()>) -> Self::Future {
+            ready(Ok(Response::new(())))
+        }
+    }
+
+    #[test]
+    fn the_future_is_as_large_as_its_largest_state_not_their_sum() {
+        type Future = ResponseFuture<Large, (), ()>;
+        let inner = size_of::<<Large as Service<Request<()>>>::Future>();
+        let waiting = size_of::<Stage<()>>() + size_of::<InFlight<Large, (), ()>>();
+        let refused = size_of::<Option<Response<Bytes>>>();
+        // The request in flight is never carried beside the inner service's future, which holds a request of
+        // its own in most routers.
+        assert!(size_of::<Future>() <= inner.max(waiting).max(refused) + 8, "{} bytes", size_of::<Future>());
+        assert!(size_of::<Future>() < inner + size_of::<InFlight<Large, (), ()>>());
     }
 }

@@ -139,68 +139,103 @@ pub mod __private {
 /// documentation only, left out of this crate's doctests.
 #[cfg(all(doc, not(doctest)))]
 pub mod guides {
+    // The guides link to each other as `keys.md` and the like, which works on GitHub. These definitions come
+    // before each guide's own, so they win: on docs.rs, each such link goes to the guide's module.
+    macro_rules! guide_links {
+        () => {
+            concat!(
+                "[guide.md]: crate::guides::guide\n",
+                "[keys.md]: crate::guides::keys\n",
+                "[guards.md]: crate::guides::guards\n",
+                "[errors.md]: crate::guides::errors\n",
+                "[events.md]: crate::guides::events\n",
+                "[cache.md]: crate::guides::cache\n",
+                "[revocation.md]: crate::guides::revocation\n",
+                "[sessions.md]: crate::guides::sessions\n",
+                "[observability.md]: crate::guides::observability\n",
+                "[recipes.md]: crate::guides::recipes\n",
+                "[migration.md]: crate::guides::migration\n",
+                "[security.md]: crate::guides::security\n",
+                "[benchmarks.md]: crate::guides::benchmarks\n",
+            )
+        };
+    }
+
     /// From zero to a secured axum API and a secured tonic service.
     #[doc = ""]
+    #[doc = guide_links!()]
     #[doc = include_str!("../docs/guide.md")]
     pub mod guide {}
 
     /// Keys: HMAC secrets, PEM, JWK Sets, remote key sets and discovery, several issuers, publishing your own.
     #[doc = ""]
+    #[doc = guide_links!()]
     #[doc = include_str!("../docs/keys.md")]
     pub mod keys {}
 
     /// Guards: roles, scopes and permissions, the presets for identity providers, and the three styles.
     #[doc = ""]
+    #[doc = guide_links!()]
     #[doc = include_str!("../docs/guards.md")]
     pub mod guards {}
 
     /// Every refusal: its status, challenge and body, and why signatures are checked with aws-lc-rs.
     #[doc = ""]
+    #[doc = guide_links!()]
     #[doc = include_str!("../docs/errors.md")]
     pub mod errors {}
 
     /// ASP.NET's JwtBearerEvents in jwtgate's terms: the on_token_validated hook and the responder.
     #[doc = ""]
+    #[doc = guide_links!()]
     #[doc = include_str!("../docs/events.md")]
     pub mod events {}
 
     /// The cache of validated tokens: what it keeps, for how long, and what it costs.
     #[doc = ""]
+    #[doc = guide_links!()]
     #[doc = include_str!("../docs/cache.md")]
     pub mod cache {}
 
     /// Revocation: the denylists in memory, in Redis, and replicated to every instance.
     #[doc = ""]
+    #[doc = guide_links!()]
     #[doc = include_str!("../docs/revocation.md")]
     pub mod revocation {}
 
     /// Being your own issuer: access tokens, refresh rotation with reuse detection, cookies and CSRF.
     #[doc = ""]
+    #[doc = guide_links!()]
     #[doc = include_str!("../docs/sessions.md")]
     pub mod sessions {}
 
     /// Logs, the authenticate span, and metrics.
     #[doc = ""]
+    #[doc = guide_links!()]
     #[doc = include_str!("../docs/observability.md")]
     pub mod observability {}
 
     /// Recipes for Keycloak, Auth0, Cognito, Entra ID and your own issuer.
     #[doc = ""]
+    #[doc = guide_links!()]
     #[doc = include_str!("../docs/recipes.md")]
     pub mod recipes {}
 
     /// From jwt-authorizer, ASP.NET Core and Spring Security.
     #[doc = ""]
+    #[doc = guide_links!()]
     #[doc = include_str!("../docs/migration.md")]
     pub mod migration {}
 
     /// The audits: RFC 8725, the OWASP JWT cheat sheet, and the machinery around validation.
     #[doc = ""]
+    #[doc = guide_links!()]
     #[doc = include_str!("../docs/security.md")]
     pub mod security {}
 
     /// The benchmarks, their figures, and the commands that reproduce them.
     #[doc = ""]
+    #[doc = guide_links!()]
     #[doc = include_str!("../docs/benchmarks.md")]
     pub mod benchmarks {}
 }

@@ -647,11 +647,39 @@ async fn discovery_finds_the_jwks_and_trusts_only_its_own_issuer() {
 }
 
 #[tokio::test]
+async fn rfc8414_discovery_reads_the_path_inserted_metadata_and_trusts_only_its_own_issuer() {
+    let key = rs256("k1");
+    let server = JwksServer::start(jwks(&[&key])).await;
+    let issuer = server.issuer();
+    let keys = RemoteKeySet::discover_oauth(&issuer).build_eager().await.unwrap();
+    assert_eq!(keys.issuer(), Some(issuer.as_str()));
+    assert_eq!((server.discoveries(), server.fetches()), (1, 1));
+    let mut claims = claims();
+    claims["iss"] = json!(issuer);
+    let validator = Validator::builder(keys).issuer(&issuer).audience(AUDIENCE).build();
+    assert!(validator.validate::<Value>(&key.sign(&claims)).is_ok());
+
+    server.set_discovered_issuer(&format!("{issuer}/"));
+    let err = RemoteKeySet::discover_oauth(&issuer).build_eager().await.unwrap_err();
+    let document = issuer.replace("/tenant", "/.well-known/oauth-authorization-server/tenant");
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "the first fetch of the keys failed: {document}: the discovery document names the issuer \"{issuer}/\", not the configured \"{issuer}\""
+        )
+    );
+    assert_eq!(server.fetches(), 1, "the JWK Set of a mismatched issuer is never fetched");
+}
+
+#[tokio::test]
 async fn urls_that_keys_are_never_fetched_from_are_refused_at_once() {
     for url in ["http://idp.example/jwks", "ftp://idp.example/jwks", "not a url"] {
         assert!(RemoteKeySet::jwks(url).build().is_err(), "{url}");
         assert!(RemoteKeySet::discover(url).build().is_err(), "{url}");
+        assert!(RemoteKeySet::discover_oauth(url).build().is_err(), "{url}");
     }
+    let err = RemoteKeySet::discover_oauth("https://as.example/t#fragment").build().unwrap_err();
+    assert_eq!(err.to_string(), "the issuer https://as.example/t has a query or a fragment, which RFC 8414 §2 forbids");
     let err = RemoteKeySet::jwks("http://idp.example/jwks").build().unwrap_err();
     assert_eq!(
         err.to_string(),

@@ -163,7 +163,8 @@ pub(crate) fn max_age(headers: &HeaderMap) -> Option<Duration> {
     found
 }
 
-/// The members of an OpenID Provider configuration (OpenID Connect Discovery 1.0 §3) that jwtgate reads.
+/// The members of a discovery document that jwtgate reads: an OpenID Provider configuration (OpenID Connect
+/// Discovery 1.0 §3) or OAuth 2.0 authorization server metadata (RFC 8414 §2), which share them.
 #[derive(Deserialize)]
 struct Discovery {
     issuer: String,
@@ -177,7 +178,21 @@ pub(crate) fn discovery_url(issuer: &str) -> Result<Url, String> {
     parse_url(&url)
 }
 
-/// Reads a discovery document: its `issuer` must equal the one configured, exactly (§4.3), and its `jwks_uri`
+/// The authorization server metadata's URL for `issuer` (RFC 8414 §3.1): `/.well-known/oauth-authorization-server`
+/// inserted between the host and the issuer's path, whose final `/` is dropped. An issuer has no query or
+/// fragment (§2).
+pub(crate) fn oauth_discovery_url(issuer: &str) -> Result<Url, String> {
+    let mut url = parse_url(issuer)?;
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(format!("the issuer {} has a query or a fragment, which RFC 8414 §2 forbids", Shown(&url)));
+    }
+    let path = format!("/.well-known/oauth-authorization-server{}", url.path().trim_end_matches('/'));
+    url.set_path(&path);
+    Ok(url)
+}
+
+/// Reads a discovery document: its `issuer` must equal the one configured, exactly (OpenID Connect Discovery
+/// §4.3, RFC 8414 §3.3), and its `jwks_uri`
 /// must be a URL jwtgate would fetch.
 pub(crate) fn read_discovery(body: &str, issuer: &str) -> Result<Url, String> {
     let document: Discovery = serde_json::from_str(body)
@@ -264,6 +279,26 @@ mod tests {
         assert_eq!(
             discovery_url("https://idp.example/").unwrap().as_str(),
             "https://idp.example/.well-known/openid-configuration"
+        );
+    }
+
+    #[test]
+    fn oauth_discovery_inserts_the_well_known_path_before_the_issuer_path() {
+        for (issuer, document) in [
+            ("https://as.example/tenant1", "https://as.example/.well-known/oauth-authorization-server/tenant1"),
+            ("https://as.example/a/b/", "https://as.example/.well-known/oauth-authorization-server/a/b"),
+            ("https://as.example", "https://as.example/.well-known/oauth-authorization-server"),
+            ("https://as.example/", "https://as.example/.well-known/oauth-authorization-server"),
+            ("http://127.0.0.1:8080/t", "http://127.0.0.1:8080/.well-known/oauth-authorization-server/t"),
+        ] {
+            assert_eq!(oauth_discovery_url(issuer).unwrap().as_str(), document, "{issuer}");
+        }
+        for issuer in ["https://as.example/t?x=1", "https://as.example/t#f", "http://as.example/t", "not a url"] {
+            assert!(oauth_discovery_url(issuer).is_err(), "{issuer}");
+        }
+        assert_eq!(
+            oauth_discovery_url("https://user:secret@as.example/t?token=secret").unwrap_err(),
+            "the issuer https://as.example/t has a query or a fragment, which RFC 8414 §2 forbids"
         );
     }
 

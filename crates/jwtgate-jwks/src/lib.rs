@@ -1,5 +1,5 @@
-//! Remote keys for jwtgate: an identity provider's JWK Set, by URL or by OpenID Connect discovery,
-//! refreshed in the background and through key rotation.
+//! Remote keys for jwtgate: an identity provider's JWK Set, by URL, by OpenID Connect discovery or by OAuth
+//! 2.0 authorization server metadata (RFC 8414), refreshed in the background and through key rotation.
 //!
 //! ```no_run
 //! # #[cfg(feature = "remote")]

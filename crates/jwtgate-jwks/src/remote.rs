@@ -136,7 +136,8 @@ enum Location {
     Discovery { issuer: String, document: Url },
 }
 
-/// Configures a [`RemoteKeySet`]. Start from [`RemoteKeySet::jwks`] or [`RemoteKeySet::discover`].
+/// Configures a [`RemoteKeySet`]. Start from [`RemoteKeySet::jwks`], [`RemoteKeySet::discover`] or
+/// [`RemoteKeySet::discover_oauth`].
 #[must_use]
 pub struct RemoteKeySetBuilder {
     location: Result<Location, ConfigError>,
@@ -162,6 +163,19 @@ impl RemoteKeySet {
     /// to the validator, or read it back from [`RemoteKeySet::issuer`].
     pub fn discover(issuer: &str) -> RemoteKeySetBuilder {
         let location = fetch::discovery_url(issuer)
+            .map(|document| Location::Discovery { issuer: issuer.to_owned(), document })
+            .map_err(setup_error);
+        RemoteKeySetBuilder::new(location)
+    }
+
+    /// Trusts the JWK Set of the OAuth 2.0 authorization server `issuer`: its `jwks_uri`, read from its
+    /// authorization server metadata (RFC 8414) at the path-inserted URL
+    /// `https://host/.well-known/oauth-authorization-server/<issuer's path>`. Many authorization servers in front
+    /// of MCP servers publish only this document, not an OpenID configuration. As with
+    /// [`discover`](Self::discover), the document is trusted only when its `issuer` equals `issuer` exactly, and
+    /// the issuer must have no query or fragment.
+    pub fn discover_oauth(issuer: &str) -> RemoteKeySetBuilder {
+        let location = fetch::oauth_discovery_url(issuer)
             .map(|document| Location::Discovery { issuer: issuer.to_owned(), document })
             .map_err(setup_error);
         RemoteKeySetBuilder::new(location)

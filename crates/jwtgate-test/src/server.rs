@@ -55,7 +55,8 @@ struct ServerState {
 }
 
 /// The server. Its JWK Set is at [`JwksServer::jwks_url`]; its discovery document, for the issuer
-/// [`JwksServer::issuer`] (`http://<addr>/tenant`), at `<issuer>/.well-known/openid-configuration`.
+/// [`JwksServer::issuer`] (`http://<addr>/tenant`), at `<issuer>/.well-known/openid-configuration` (OpenID
+/// Connect) and at `http://<addr>/.well-known/oauth-authorization-server/tenant` (RFC 8414).
 #[derive(Clone, Debug)]
 pub struct JwksServer {
     addr: SocketAddr,
@@ -73,6 +74,7 @@ impl JwksServer {
         let app = Router::new()
             .route("/jwks", get(jwks_route))
             .route("/tenant/.well-known/openid-configuration", get(discovery_route))
+            .route("/.well-known/oauth-authorization-server/tenant", get(discovery_route))
             .with_state(state.clone());
         let addr = serve(app).await;
         Self { addr, state }

@@ -274,6 +274,9 @@ pub enum ConfigErrorKind {
     /// An issuer of your own, or a token it could not issue: its settings, its signing keys, or the claims
     /// given to it.
     Issuer,
+    /// A protected resource's identifier (RFC 8707, RFC 9728): not an absolute `http` or `https` URI, or one
+    /// with credentials or a fragment.
+    Resource,
 }
 
 impl ConfigError {

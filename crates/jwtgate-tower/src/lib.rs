@@ -13,6 +13,7 @@ mod extensions;
 mod head;
 pub mod metric_names;
 pub mod require;
+mod resource;
 mod response;
 mod source;
 
@@ -21,6 +22,7 @@ pub use csrf::Csrf;
 pub use extensions::{Anonymous, Authenticated};
 pub use head::RequestHead;
 pub use require::{Access, RequireLayer, RequireService};
+pub use resource::{METADATA_WELL_KNOWN, ResourceUri};
 pub use response::{
     Inspect, MapResponse, Rejection, Responder, ResponderExt, ResponseBody, Rfc6750Responder, respond, server_error,
 };

@@ -82,6 +82,11 @@ pub mod extract {
     pub use jwtgate_axum::{Claims, ClaimsRejection, GuardRejection, Require};
 }
 
+/// The protected resource (RFC 8707, RFC 9728): its identifier in canonical form, and where its metadata is.
+pub mod resource {
+    pub use jwtgate_tower::{METADATA_WELL_KNOWN, ResourceUri};
+}
+
 /// Revocation: the [`Denylist`](revocation::Denylist) the layer asks about every valid token, and the
 /// in-memory one. The Redis ones are in `redis`.
 pub mod revocation {

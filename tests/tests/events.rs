@@ -279,18 +279,30 @@ async fn a_plain_principal_from_the_hook_counts_as_the_principal() {
     let layer = JwtAuthLayer::<Value>::new(validator).on_token_validated(|context| async move {
         let subject = context.principal().subject().map(str::to_owned);
         let mut extensions = Extensions::new();
-        // Not an `Arc<Principal>`: the layer wraps it.
-        extensions.insert(Principal::new(subject).with(Authority::Role, "admin"));
+        // Not an `Arc<Principal>`: the layer wraps it. Given both, the plain one wins.
+        extensions.insert(Principal::new(subject.clone()).with(Authority::Role, "admin"));
+        extensions.insert(Arc::new(Principal::new(subject)));
         Ok(extensions)
     });
     let app = Router::new()
         .route("/admin", get(|| async { "admin" }).route_layer(RequireLayer::new(Admin::policy().clone())))
+        .route(
+            "/leftovers",
+            get(|request: axum::extract::Request| async move {
+                let extensions = request.extensions();
+                json!([extensions.get::<Principal>().is_some(), extensions.get::<Arc<Principal>>().is_some()])
+                    .to_string()
+            }),
+        )
         .layer(layer);
     let base = format!("http://{}", serve(app).await);
     let token = key.token().issuer(ISSUER).audience(AUDIENCE).build();
     let auth = format!("Bearer {token}");
     let answer = http_get(&reqwest::Client::new(), &format!("{base}/admin"), &[("authorization", &auth)]).await;
     assert_eq!((answer.status, answer.body), (200, json!("admin")));
+    // The hook's principals went into the one `Authenticated`: neither stays behind as an extension of its own.
+    let answer = http_get(&reqwest::Client::new(), &format!("{base}/leftovers"), &[("authorization", &auth)]).await;
+    assert_eq!((answer.status, answer.body), (200, json!([false, false])));
 }
 
 #[tokio::test]

@@ -125,7 +125,10 @@ impl Text {
     fn get<'a>(&'a self, json: &'a str) -> &'a str {
         match self {
             // The span was taken from this very claims set, on a character boundary, so it is always there.
-            Self::Span { start, end } => json.get(*start..*end).unwrap_or_default(),
+            Self::Span { start, end } => {
+                debug_assert!(json.get(*start..*end).is_some(), "a span of another claims set");
+                json.get(*start..*end).unwrap_or_default()
+            }
             Self::Unescaped(text) => text,
         }
     }

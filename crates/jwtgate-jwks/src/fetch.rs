@@ -186,7 +186,8 @@ pub(crate) fn oauth_discovery_url(issuer: &str) -> Result<Url, String> {
     if url.query().is_some() || url.fragment().is_some() {
         return Err(format!("the issuer {} has a query or a fragment, which RFC 8414 §2 forbids", Shown(&url)));
     }
-    let path = format!("/.well-known/oauth-authorization-server{}", url.path().trim_end_matches('/'));
+    let path = url.path().strip_suffix('/').unwrap_or(url.path());
+    let path = format!("/.well-known/oauth-authorization-server{path}");
     url.set_path(&path);
     Ok(url)
 }
@@ -287,6 +288,7 @@ mod tests {
         for (issuer, document) in [
             ("https://as.example/tenant1", "https://as.example/.well-known/oauth-authorization-server/tenant1"),
             ("https://as.example/a/b/", "https://as.example/.well-known/oauth-authorization-server/a/b"),
+            ("https://as.example/a//", "https://as.example/.well-known/oauth-authorization-server/a/"),
             ("https://as.example", "https://as.example/.well-known/oauth-authorization-server"),
             ("https://as.example/", "https://as.example/.well-known/oauth-authorization-server"),
             ("http://127.0.0.1:8080/t", "http://127.0.0.1:8080/.well-known/oauth-authorization-server/t"),

@@ -28,7 +28,8 @@ use jwtgate_core::{Principal, Validated};
 /// ```
 ///
 /// Authentication of your own (an API key, a client certificate) can hand a principal to the same guards
-/// with [`Authenticated::new`].
+/// with [`Authenticated::new`]. A request has one: a `JwtAuthLayer` nested inside another replaces the outer
+/// layer's, and the handlers see the inner layer's claims type.
 #[derive(Clone)]
 pub struct Authenticated {
     principal: Arc<Principal>,
@@ -86,13 +87,28 @@ pub struct Anonymous;
 mod tests {
     use super::*;
 
+    use jwtgate_core::{Algorithm, Secret, SigningKey, Validator};
+    use serde_json::{Value, json};
+
     #[test]
     fn the_validated_token_is_found_by_its_claims_type_only() {
-        let principal = Principal::new(Some("ada".into()));
-        let authenticated = Authenticated::new(principal);
+        let signer = SigningKey::hmac(Algorithm::HS256, &Secret::new(vec![7; 32]), "k1").unwrap();
+        let token = signer.sign("JWT", &json!({ "sub": "ada", "exp": 4_000_000_000_i64 })).unwrap();
+        let validator = Validator::builder(signer.verification_key().clone()).build();
+        let authenticated = Authenticated::from_validated(Arc::new(validator.validate::<Value>(&token).unwrap()));
         assert_eq!(authenticated.principal().subject(), Some("ada"));
-        assert!(authenticated.validated::<()>().is_none(), "no token");
-        let authenticated = authenticated.with_principal(Principal::new(Some("bob".into())));
-        assert_eq!(authenticated.principal().subject(), Some("bob"));
+        assert_eq!(authenticated.validated::<Value>().unwrap().claims()["sub"], "ada");
+        assert!(authenticated.validated::<String>().is_none(), "another claims type");
+        // Another principal for the guards; the token's claims stay.
+        let replaced = authenticated.with_principal(Principal::new(Some("bob".into())));
+        assert_eq!(replaced.principal().subject(), Some("bob"));
+        assert_eq!(replaced.validated::<Value>().unwrap().registered().subject(), Some("ada"));
+    }
+
+    #[test]
+    fn a_caller_authenticated_otherwise_has_a_principal_and_no_token() {
+        let authenticated = Authenticated::new(Principal::new(Some("service-a".into())));
+        assert_eq!(authenticated.principal().subject(), Some("service-a"));
+        assert!(authenticated.validated::<Value>().is_none());
     }
 }

@@ -72,8 +72,14 @@ impl ResourceUri {
         if host.is_empty() {
             return Err("has no host");
         }
+        // `http` does not check the port: after the host there may be nothing, a bare `:`, or `:` and a number.
+        let port = match authority.as_str().strip_prefix(host) {
+            Some("" | ":") => None,
+            Some(_) => Some(authority.port_u16().ok_or("has an invalid port")?),
+            None => return Err("has an invalid authority"),
+        };
         let mut canonical = format!("{scheme}://{}", host.to_ascii_lowercase());
-        if let Some(port) = authority.port_u16().filter(|port| *port != default_port) {
+        if let Some(port) = port.filter(|port| *port != default_port) {
             canonical.push_str(&format!(":{port}"));
         }
         let origin_end = canonical.len();
@@ -139,18 +145,25 @@ impl FromStr for ResourceUri {
     }
 }
 
-/// A resource identifier as an error shows it: never its userinfo, query or fragment, which may hold a
-/// secret; and nothing of a string that is not a URI at all.
+/// A resource identifier as an error shows it: its scheme, host, valid port and path, never a query or a
+/// fragment, which may hold a secret; and nothing at all of a string with an `@` anywhere (credentials may
+/// hide behind a `?` or a `#`, where a parser reads them as a host) or that is not a URI.
 struct Shown<'a>(&'a str);
 
 impl fmt::Display for Shown<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let cut = self.0.find(['?', '#']).unwrap_or(self.0.len());
-        let Ok(uri) = Uri::from_str(&self.0[..cut]) else { return f.write_str("(not shown)") };
+        let uri = match Uri::from_str(&self.0[..cut]) {
+            Ok(uri) if !self.0.contains('@') => uri,
+            _ => return f.write_str("(not shown)"),
+        };
         match (uri.scheme_str(), uri.authority()) {
             (Some(scheme), Some(authority)) => {
-                let host_and_port = authority.as_str().rsplit('@').next().unwrap_or_default();
-                write!(f, "{scheme}://{host_and_port}{}", uri.path().trim_end_matches('/'))
+                write!(f, "{scheme}://{}", authority.host())?;
+                if let Some(port) = authority.port_u16() {
+                    write!(f, ":{port}")?;
+                }
+                f.write_str(uri.path().trim_end_matches('/'))
             }
             _ => f.write_str("(not shown)"),
         }
@@ -173,6 +186,7 @@ mod tests {
             ("https://api.example.com/Path/Case", "https://api.example.com/Path/Case"),
             ("https://api.example.com/mcp?tenant=a", "https://api.example.com/mcp?tenant=a"),
             ("http://[::1]:3000/mcp", "http://[::1]:3000/mcp"),
+            ("https://api.example.com:/mcp", "https://api.example.com/mcp"),
         ] {
             assert_eq!(ResourceUri::parse(uri).unwrap().as_str(), canonical, "{uri}");
         }
@@ -191,10 +205,17 @@ mod tests {
                 "https://api.example.com/mcp#part",
                 "the resource identifier https://api.example.com/mcp: has a fragment, which RFC 8707 §2 forbids",
             ),
+            ("https://user:secret@api.example.com/mcp", "the resource identifier (not shown): holds credentials"),
+            ("https://user:p?ss@api.example.com/mcp", "the resource identifier (not shown): has an invalid port"),
             (
-                "https://user:secret@api.example.com/mcp",
-                "the resource identifier https://api.example.com/mcp: holds credentials",
+                "https://user:p#ss@api.example.com/mcp",
+                "the resource identifier (not shown): has a fragment, which RFC 8707 §2 forbids",
             ),
+            (
+                "https://api.example.com:8443x/mcp",
+                "the resource identifier https://api.example.com/mcp: has an invalid port",
+            ),
+            ("https://api.example.com:99999", "the resource identifier https://api.example.com: has an invalid port"),
             ("not a uri at all", "the resource identifier (not shown): is not a valid URI"),
             ("", "the resource identifier (not shown): is not a valid URI"),
         ] {
@@ -236,6 +257,7 @@ mod tests {
             "https://mcp.example.com",
             "http://mcp.example.com/mcp",
             "https://mcp.example.com:8443/mcp",
+            "https://mcp.example.com:junk/mcp",
             "https://evil.example/mcp",
             "mcp",
             "",

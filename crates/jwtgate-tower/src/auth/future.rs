@@ -348,9 +348,11 @@ where
         let mut authenticated = Authenticated::from_validated(validated);
         let extensions = self.request.extensions_mut();
         if let Some(mut from_hook) = from_hook {
-            // A principal from the hook, plain or shared, replaces the token's for the guards.
-            let principal = from_hook.remove::<Principal>().map(Arc::new);
-            if let Some(principal) = principal.or_else(|| from_hook.remove::<Arc<Principal>>()) {
+            // A principal from the hook, plain or shared, replaces the token's for the guards; a plain one wins
+            // over a shared one. Neither stays behind as an extension of its own.
+            let plain = from_hook.remove::<Principal>().map(Arc::new);
+            let shared = from_hook.remove::<Arc<Principal>>();
+            if let Some(principal) = plain.or(shared) {
                 authenticated = authenticated.with_principal(principal);
             }
             extensions.extend(from_hook);

@@ -12,7 +12,7 @@ use http_body::{Body, Frame, SizeHint};
 use jwtgate_core::{Challenge, Error, ErrorKind};
 use pin_project_lite::pin_project;
 
-use crate::RequestHead;
+use crate::{RequestHead, ResourceUri};
 
 /// A request that jwtgate refuses, handed to a [`Responder`] to answer.
 #[derive(Clone, Copy, Debug)]
@@ -197,11 +197,21 @@ pub struct Rfc6750Responder {
     realm: Option<String>,
     retry_after: u32,
     token_expired_header: bool,
+    /// The URL of the protected resource's metadata (RFC 9728 §5.1), for every challenge.
+    resource_metadata: Option<String>,
+    /// The scopes named on a 401 for missing credentials, space-separated.
+    required_scopes: Option<String>,
 }
 
 impl Default for Rfc6750Responder {
     fn default() -> Self {
-        Self { realm: None, retry_after: 5, token_expired_header: false }
+        Self {
+            realm: None,
+            retry_after: 5,
+            token_expired_header: false,
+            resource_metadata: None,
+            required_scopes: None,
+        }
     }
 }
 
@@ -234,6 +244,25 @@ impl Rfc6750Responder {
         self
     }
 
+    /// Adds `resource_metadata="..."`, the URL of `resource`'s metadata, to every challenge, 401 and 403 alike
+    /// (RFC 9728 §5.1): a client that meets the API learns from the refusal itself where to get a token, and
+    /// for which scopes. MCP clients require it.
+    #[must_use]
+    pub fn resource_metadata(mut self, resource: &ResourceUri) -> Self {
+        self.resource_metadata = Some(resource.metadata_url());
+        self
+    }
+
+    /// Adds `scope="..."` with `scopes` to the challenge of a 401 for missing credentials (RFC 6750 §3), so that
+    /// a client asks for them the first time; MCP clients read it. A 403 names the scopes of the policy that
+    /// refused, whatever this says.
+    #[must_use]
+    pub fn required_scopes<S: AsRef<str>>(mut self, scopes: impl IntoIterator<Item = S>) -> Self {
+        let scopes: Vec<String> = scopes.into_iter().map(|scope| scope.as_ref().to_owned()).collect();
+        self.required_scopes = (!scopes.is_empty()).then(|| scopes.join(" "));
+        self
+    }
+
     fn challenge(&self, challenge: Challenge, description: &str, scopes: &[&str]) -> Option<HeaderValue> {
         let mut value = String::from("Bearer");
         let mut separator = " ";
@@ -243,9 +272,19 @@ impl Rfc6750Responder {
         }
         if let Some(code) = challenge.error_code() {
             value.push_str(&format!(r#"{separator}error="{code}", error_description="{}""#, quote(description)));
+            separator = ", ";
         }
-        if challenge == Challenge::InsufficientScope && !scopes.is_empty() {
-            value.push_str(&format!(r#", scope="{}""#, quote(&scopes.join(" "))));
+        let scope = match challenge {
+            Challenge::InsufficientScope if !scopes.is_empty() => Some(scopes.join(" ")),
+            Challenge::NoCredentials => self.required_scopes.clone(),
+            _ => None,
+        };
+        if let Some(scope) = scope {
+            value.push_str(&format!(r#"{separator}scope="{}""#, quote(&scope)));
+            separator = ", ";
+        }
+        if let Some(url) = &self.resource_metadata {
+            value.push_str(&format!(r#"{separator}resource_metadata="{}""#, quote(url)));
         }
         HeaderValue::try_from(value).ok()
     }
@@ -448,6 +487,77 @@ mod tests {
         );
         let response = respond(&responder, ErrorKind::Missing, false);
         assert_eq!(header(&response, "www-authenticate"), Some(r#"Bearer realm="my \"api\"""#));
+    }
+
+    #[test]
+    fn every_challenge_names_the_resource_metadata_last() {
+        let resource = ResourceUri::parse("https://api.example.com/mcp").unwrap();
+        let responder = Rfc6750Responder::new().resource_metadata(&resource);
+        let url = "https://api.example.com/.well-known/oauth-protected-resource/mcp";
+        let response = respond(&responder, ErrorKind::Missing, false);
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+        assert_eq!(
+            header(&response, "www-authenticate"),
+            Some(format!(r#"Bearer resource_metadata="{url}""#).as_str())
+        );
+        assert_eq!(response.body(), r#"{"error":"unauthorized","error_description":"no bearer token was sent"}"#);
+        let response = respond(&responder, ErrorKind::Expired, false);
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+        assert_eq!(
+            header(&response, "www-authenticate"),
+            Some(
+                format!(r#"Bearer error="invalid_token", error_description="the token has expired", resource_metadata="{url}""#)
+                    .as_str()
+            )
+        );
+        assert_eq!(response.body(), r#"{"error":"invalid_token","error_description":"the token has expired"}"#);
+        let request = http::Request::builder().body(()).unwrap();
+        let error = Error::new(ErrorKind::Forbidden);
+        let rejection = Rejection::new(&error, RequestHead::new(&request)).with_scopes(&["mcp:write"]);
+        let response = responder.respond(&rejection);
+        assert_eq!(response.status(), StatusCode::FORBIDDEN);
+        assert_eq!(
+            header(&response, "www-authenticate"),
+            Some(
+                format!(
+                    r#"Bearer error="insufficient_scope", error_description="the token does not grant access to this resource", scope="mcp:write", resource_metadata="{url}""#
+                )
+                .as_str()
+            )
+        );
+        // With a realm first; and gRPC answers carry the same challenge.
+        let response = respond(&responder.clone().realm("api"), ErrorKind::Missing, true);
+        assert_eq!(header(&response, "grpc-status"), Some("16"));
+        assert_eq!(
+            header(&response, "www-authenticate"),
+            Some(format!(r#"Bearer realm="api", resource_metadata="{url}""#).as_str())
+        );
+        // A 503 has no challenge to carry it.
+        let response = respond(&responder, ErrorKind::DenylistUnavailable, false);
+        assert_eq!(header(&response, "www-authenticate"), None);
+    }
+
+    #[test]
+    fn a_401_for_missing_credentials_can_name_the_scopes_to_ask_for() {
+        let resource = ResourceUri::parse("https://api.example.com").unwrap();
+        let responder = Rfc6750Responder::new().required_scopes(["mcp:read", "mcp:write"]).resource_metadata(&resource);
+        let url = "https://api.example.com/.well-known/oauth-protected-resource";
+        let response = respond(&responder, ErrorKind::Missing, false);
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+        assert_eq!(
+            header(&response, "www-authenticate"),
+            Some(format!(r#"Bearer scope="mcp:read mcp:write", resource_metadata="{url}""#).as_str())
+        );
+        // Not on a refused token, and a 403 names its own policy's scopes.
+        let response = respond(&responder, ErrorKind::Expired, false);
+        assert!(!header(&response, "www-authenticate").unwrap().contains("scope=\""));
+        let response = respond(&responder, ErrorKind::Forbidden, false);
+        assert_eq!(response.status(), StatusCode::FORBIDDEN);
+        assert!(!header(&response, "www-authenticate").unwrap().contains("scope=\"mcp:read"));
+        // No scopes: no attribute.
+        let response =
+            respond(&Rfc6750Responder::new().required_scopes(Vec::<String>::new()), ErrorKind::Missing, false);
+        assert_eq!(header(&response, "www-authenticate"), Some("Bearer"));
     }
 
     #[test]

@@ -618,19 +618,25 @@ async fn no_request_ever_sees_a_half_updated_key_set() {
     }
 }
 
-#[tokio::test]
-async fn discovery_finds_the_jwks_and_trusts_only_its_own_issuer() {
+/// Starts a server, finds its keys with `discover` (one discovery, one fetch), and checks that a token of its
+/// issuer validates with them.
+async fn discovered_keys_validate(discover: fn(&str) -> RemoteKeySetBuilder) -> (JwksServer, String) {
     let key = rs256("k1");
     let server = JwksServer::start(jwks(&[&key])).await;
     let issuer = server.issuer();
-    let keys = RemoteKeySet::discover(&issuer).build_eager().await.unwrap();
+    let keys = discover(&issuer).build_eager().await.unwrap();
     assert_eq!(keys.issuer(), Some(issuer.as_str()));
     assert_eq!((server.discoveries(), server.fetches()), (1, 1));
     let mut claims = claims();
     claims["iss"] = json!(issuer);
     let validator = Validator::builder(keys).issuer(&issuer).audience(AUDIENCE).build();
     assert!(validator.validate::<Value>(&key.sign(&claims)).is_ok());
+    (server, issuer)
+}
 
+#[tokio::test]
+async fn discovery_finds_the_jwks_and_trusts_only_its_own_issuer() {
+    let (server, issuer) = discovered_keys_validate(RemoteKeySet::discover).await;
     server.set_discovered_issuer("https://evil.example/tenant");
     let err = RemoteKeySet::discover(&issuer).build_eager().await.unwrap_err();
     assert_eq!(
@@ -648,17 +654,7 @@ async fn discovery_finds_the_jwks_and_trusts_only_its_own_issuer() {
 
 #[tokio::test]
 async fn rfc8414_discovery_reads_the_path_inserted_metadata_and_trusts_only_its_own_issuer() {
-    let key = rs256("k1");
-    let server = JwksServer::start(jwks(&[&key])).await;
-    let issuer = server.issuer();
-    let keys = RemoteKeySet::discover_oauth(&issuer).build_eager().await.unwrap();
-    assert_eq!(keys.issuer(), Some(issuer.as_str()));
-    assert_eq!((server.discoveries(), server.fetches()), (1, 1));
-    let mut claims = claims();
-    claims["iss"] = json!(issuer);
-    let validator = Validator::builder(keys).issuer(&issuer).audience(AUDIENCE).build();
-    assert!(validator.validate::<Value>(&key.sign(&claims)).is_ok());
-
+    let (server, issuer) = discovered_keys_validate(RemoteKeySet::discover_oauth).await;
     server.set_discovered_issuer(&format!("{issuer}/"));
     let err = RemoteKeySet::discover_oauth(&issuer).build_eager().await.unwrap_err();
     let document = issuer.replace("/tenant", "/.well-known/oauth-authorization-server/tenant");

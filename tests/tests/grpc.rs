@@ -168,7 +168,7 @@ async fn guards_answer_with_the_layers_responder_in_both_styles() {
     // A responder that ignores gRPC and answers plain HTTP: in a method, `authorize` still refuses with the
     // error's code and description.
     let plain_http = |layer: JwtAuthLayer<Value>| {
-        layer.responder(|rejection: &Rejection<'_>| Rfc6750Responder::new().respond_http(rejection.error()))
+        layer.responder(|rejection: &Rejection<'_>| Rfc6750Responder::new().respond_http(rejection))
     };
     let addr = serve_guarded_with(&key, false, plain_http).await;
     let denied = check(addr, Some(&user)).await.unwrap_err();
@@ -176,4 +176,86 @@ async fn guards_answer_with_the_layers_responder_in_both_styles() {
         (denied.code(), denied.message()),
         (Code::PermissionDenied, "the token does not grant access to this resource")
     );
+}
+
+/// A health service whose `check` needs a recent sign-in with a second factor, through the attribute.
+struct SteppedUpHealth;
+
+#[tonic::async_trait]
+impl tonic_health::pb::health_server::Health for SteppedUpHealth {
+    #[jwtgate::require(acr = "urn:mfa", max_auth_age = 300)]
+    async fn check(
+        &self,
+        _request: tonic::Request<HealthCheckRequest>,
+    ) -> Result<tonic::Response<tonic_health::pb::HealthCheckResponse>, tonic::Status> {
+        let status = ServingStatus::Serving as i32;
+        Ok(tonic::Response::new(tonic_health::pb::HealthCheckResponse { status }))
+    }
+
+    type WatchStream = tonic::codegen::BoxStream<tonic_health::pb::HealthCheckResponse>;
+
+    async fn watch(
+        &self,
+        _request: tonic::Request<HealthCheckRequest>,
+    ) -> Result<tonic::Response<Self::WatchStream>, tonic::Status> {
+        Err(tonic::Status::unimplemented("watch"))
+    }
+}
+
+#[tokio::test]
+async fn step_up_is_unauthenticated_with_the_challenge_in_the_metadata_in_both_styles() {
+    let key = TestKey::generate(Algorithm::HS256);
+    let signed_in = |acr: &str, seconds_ago: i64| {
+        let mut claims = claims();
+        claims["acr"] = serde_json::json!(acr);
+        claims["auth_time"] = serde_json::json!(jwtgate::__private::unix_now() - seconds_ago);
+        format!("Bearer {}", key.sign(&claims))
+    };
+    let description = "the resource needs a stronger or more recent authentication of the user";
+    for by_layer in [true, false] {
+        for optional in [false, true] {
+            let validator = Validator::builder(KeySet::new([key.verification_key()]).unwrap())
+                .issuer(ISSUER)
+                .audience(AUDIENCE)
+                .build();
+            let incoming = TcpIncoming::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+            let addr = incoming.local_addr().unwrap();
+            let mut auth = JwtAuthLayer::<Value>::new(validator);
+            if optional {
+                auth = auth.optional();
+            }
+            if by_layer {
+                let (_reporter, health) = tonic_health::server::health_reporter();
+                let policy = jwtgate::Policy::all([
+                    jwtgate::Policy::acr(["urn:mfa"]),
+                    jwtgate::Policy::max_auth_age(std::time::Duration::from_secs(300)),
+                ]);
+                let layers = tower::ServiceBuilder::new().layer(auth).layer(jwtgate::RequireLayer::new(policy));
+                tokio::spawn(Server::builder().layer(layers).add_service(health).serve_with_incoming(incoming));
+            } else {
+                let service = tonic_health::pb::health_server::HealthServer::new(SteppedUpHealth);
+                tokio::spawn(Server::builder().layer(auth).add_service(service).serve_with_incoming(incoming));
+            }
+            let case = format!("by_layer={by_layer} optional={optional}");
+            assert_eq!(check(addr, Some(&signed_in("urn:mfa", 5))).await.unwrap(), ServingStatus::Serving, "{case}");
+            for (token, wants) in [
+                (signed_in("urn:pwd", 5), r#"acr_values="urn:mfa""#),
+                (signed_in("urn:mfa", 900), "max_age=300"),
+                (signed_in("urn:pwd", 900), r#"acr_values="urn:mfa", max_age=300"#),
+            ] {
+                let refused = check(addr, Some(&token)).await.unwrap_err();
+                assert_eq!((refused.code(), refused.message()), (Code::Unauthenticated, description), "{case}");
+                let challenge = refused.metadata().get("www-authenticate").unwrap().to_str().unwrap();
+                assert_eq!(
+                    challenge,
+                    format!(
+                        r#"Bearer error="insufficient_user_authentication", error_description="{description}", {wants}"#
+                    ),
+                    "{case}"
+                );
+            }
+            let missing = check(addr, None).await.unwrap_err();
+            assert_eq!(missing.code(), Code::Unauthenticated, "{case}");
+        }
+    }
 }

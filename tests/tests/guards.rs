@@ -26,6 +26,16 @@ guard! {
     struct Admin = Policy::role("admin");
 }
 
+#[jwtgate::require(acr = "urn:mfa", max_auth_age = 300)]
+async fn macro_sensitive() -> &'static str {
+    "sensitive"
+}
+
+guard! {
+    /// A recent sign-in with a second factor.
+    struct SteppedUp = Policy::all([Policy::acr(["urn:mfa"]), Policy::max_auth_age(std::time::Duration::from_secs(300))]);
+}
+
 guard! {
     struct OrdersWriter = Policy::any([
         Policy::role("admin"),
@@ -60,16 +70,25 @@ impl App {
         let layered = Router::new()
             .route("/layer/admin", get(|| async { "admin" }).route_layer(RequireLayer::new(Admin::policy().clone())))
             .route(
+                "/layer/sensitive",
+                get(|| async { "sensitive" }).route_layer(RequireLayer::new(SteppedUp::policy().clone())),
+            )
+            .route(
                 "/layer/orders",
                 post(|Json(body): Json<Value>| async move { Json(body) })
                     .route_layer(RequireLayer::new(OrdersWriter::policy().clone())),
             );
-        let extracted = Router::new().route("/extractor/admin", get(|_: Require<Admin>| async { "admin" })).route(
-            "/extractor/orders",
-            post(|_: Require<OrdersWriter>, Json(body): Json<Value>| async move { Json(body) }),
-        );
-        let attributed =
-            Router::new().route("/macro/admin", get(macro_admin)).route("/macro/orders", post(macro_orders));
+        let extracted = Router::new()
+            .route("/extractor/admin", get(|_: Require<Admin>| async { "admin" }))
+            .route("/extractor/sensitive", get(|_: Require<SteppedUp>| async { "sensitive" }))
+            .route(
+                "/extractor/orders",
+                post(|_: Require<OrdersWriter>, Json(body): Json<Value>| async move { Json(body) }),
+            );
+        let attributed = Router::new()
+            .route("/macro/admin", get(macro_admin))
+            .route("/macro/sensitive", get(macro_sensitive))
+            .route("/macro/orders", post(macro_orders));
         let app = layered.merge(extracted).merge(attributed).layer(auth);
         let addr = jwtgate_tests::serve(app).await;
         Self { base: format!("http://{addr}"), key, http: reqwest::Client::new() }
@@ -169,6 +188,45 @@ async fn a_malformed_body_never_hides_the_403() {
         // With the right authorities, the same body reaches the body extractor, which refuses it.
         let admin = with(json!({ "roles": ["admin"] }));
         assert_eq!(app.post(&format!("/{style}/orders"), &admin, "{not json").await.0, 400, "{style}");
+    }
+}
+
+const STEP_UP: &str = "the resource needs a stronger or more recent authentication of the user";
+
+/// A token signed in `seconds_ago` with `acr`.
+fn signed_in(acr: &str, seconds_ago: i64) -> Value {
+    with(json!({ "acr": acr, "auth_time": jwtgate::__private::unix_now() - seconds_ago }))
+}
+
+#[track_caller]
+fn assert_step_up(answer: &Answer, wants: &str) {
+    assert_eq!(answer.status, 401, "{}", answer.body);
+    let challenge =
+        format!(r#"Bearer error="insufficient_user_authentication", error_description="{STEP_UP}", {wants}"#);
+    assert_eq!(answer.header("www-authenticate"), Some(challenge.as_str()));
+    assert_eq!(answer.header("cache-control"), Some("no-store"));
+    assert_eq!(answer.body, json!({ "error": "insufficient_user_authentication", "error_description": STEP_UP }));
+}
+
+#[tokio::test]
+async fn step_up_is_a_401_naming_what_the_sign_in_lacks_in_every_style() {
+    for optional in [false, true] {
+        let app = App::new(AuthorityMapping::default(), optional).await;
+        for style in STYLES {
+            let path = format!("/{style}/sensitive");
+            let answer = app.get(&path, Some(&signed_in("urn:mfa", 10))).await;
+            assert_eq!(answer.status, 200, "{style}");
+            // The default leeway (30 s) counts for auth_time too.
+            assert_eq!(app.get(&path, Some(&signed_in("urn:mfa", 320))).await.status, 200, "{style}");
+            assert_step_up(&app.get(&path, Some(&signed_in("urn:pwd", 10))).await, r#"acr_values="urn:mfa""#);
+            assert_step_up(&app.get(&path, Some(&signed_in("urn:mfa", 400))).await, "max_age=300");
+            assert_step_up(
+                &app.get(&path, Some(&signed_in("urn:pwd", 400))).await,
+                r#"acr_values="urn:mfa", max_age=300"#,
+            );
+            assert_step_up(&app.get(&path, Some(&claims())).await, r#"acr_values="urn:mfa", max_age=300"#);
+            app.get(&path, None).await.assert_no_credentials();
+        }
     }
 }
 

@@ -81,6 +81,11 @@ pub enum ErrorKind {
     /// request did not prove it comes from your own pages (HTTP 403, no challenge): a cross-site request
     /// forgery is refused before the token is even read.
     CsrfRejected,
+    /// The token is valid, but the route's policy asks for a stronger or a more recent authentication of the
+    /// user than the token records: an `acr` it does not carry, or an `auth_time` that is too old (HTTP 401,
+    /// `insufficient_user_authentication`, RFC 9470). The client sends the user back to the authorization
+    /// server with `acr_values` and `max_age`.
+    InsufficientUserAuthentication,
 }
 
 /// The RFC 6750 §3 challenge that answers an [`Error`].
@@ -100,6 +105,9 @@ pub enum Challenge {
     /// 403 without a `WWW-Authenticate` challenge: the request's origin is not allowed to use the session
     /// cookie (body `error`: `csrf_rejected`).
     CsrfRejected,
+    /// 401 with `error="insufficient_user_authentication"` (RFC 9470 §3), and the `acr_values` and `max_age`
+    /// that the route's policy asks for.
+    InsufficientUserAuthentication,
 }
 
 impl Challenge {
@@ -112,6 +120,7 @@ impl Challenge {
             Self::InsufficientScope => Some("insufficient_scope"),
             Self::Unavailable => Some("temporarily_unavailable"),
             Self::CsrfRejected => Some("csrf_rejected"),
+            Self::InsufficientUserAuthentication => Some("insufficient_user_authentication"),
         }
     }
 }
@@ -137,6 +146,7 @@ impl Error {
             }
             ErrorKind::Forbidden => Challenge::InsufficientScope,
             ErrorKind::CsrfRejected => Challenge::CsrfRejected,
+            ErrorKind::InsufficientUserAuthentication => Challenge::InsufficientUserAuthentication,
             _ => Challenge::InvalidToken,
         }
     }
@@ -171,6 +181,9 @@ impl Error {
             ErrorKind::Refused => "the token was refused",
             ErrorKind::Unavailable => "the request could not be checked; try again later",
             ErrorKind::CsrfRejected => "the request's origin may not use the session cookie",
+            ErrorKind::InsufficientUserAuthentication => {
+                "the resource needs a stronger or more recent authentication of the user"
+            }
         }
     }
 }
@@ -246,6 +259,7 @@ kind_names! {
     Refused => "refused",
     Unavailable => "unavailable",
     CsrfRejected => "csrf_rejected",
+    InsufficientUserAuthentication => "insufficient_user_authentication",
 }
 
 /// jwtgate could not be set up: a key, a validator, a remote key set, a published key set, or an issuer of
@@ -334,6 +348,9 @@ mod tests {
         assert_eq!(Error::new(ErrorKind::InvalidRequest).challenge(), Challenge::InvalidRequest);
         assert_eq!(Error::new(ErrorKind::DenylistUnavailable).challenge(), Challenge::Unavailable);
         assert_eq!(Error::new(ErrorKind::KeysUnavailable).challenge(), Challenge::Unavailable);
+        let step_up = Error::new(ErrorKind::InsufficientUserAuthentication).challenge();
+        assert_eq!(step_up, Challenge::InsufficientUserAuthentication);
+        assert_eq!(step_up.error_code(), Some("insufficient_user_authentication"));
     }
 
     #[test]
@@ -365,6 +382,7 @@ mod tests {
             ErrorKind::Refused,
             ErrorKind::Unavailable,
             ErrorKind::CsrfRejected,
+            ErrorKind::InsufficientUserAuthentication,
         ];
         let names: std::collections::HashSet<_> = kinds.iter().map(|kind| kind.name()).collect();
         assert_eq!(names.len(), kinds.len());

@@ -70,7 +70,7 @@ pub use jwk::{AlgorithmMapping, SkippedKey};
 pub use key::{Key, KeySet, MIN_HMAC_SECRET_BYTES};
 pub use mapping::{AuthorityMapping, ClaimSet};
 pub use memory::{DEFAULT_CAPACITY as DEFAULT_DENYLIST_CAPACITY, MemoryDenylist};
-pub use policy::Policy;
+pub use policy::{Policy, StepUp, Verdict};
 pub use principal::{Authority, Principal};
 pub use publish::PublicJwk;
 pub use secret::Secret;

@@ -250,7 +250,7 @@ mod tests {
     use crate::Principal;
 
     fn map(mapping: &AuthorityMapping, json: &str) -> Principal {
-        Principal::from_claims(crate::RegisteredClaims::parse(json.to_owned()).unwrap(), Arc::new(mapping.clone()))
+        Principal::from_claims(crate::RegisteredClaims::parse(json.to_owned()).unwrap(), Arc::new(mapping.clone()), 0)
     }
 
     #[test]

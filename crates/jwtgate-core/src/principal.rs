@@ -36,6 +36,8 @@ pub struct Principal {
     claims: RegisteredClaims,
     mapping: Option<Arc<AuthorityMapping>>,
     authorities: OnceLock<Authorities>,
+    /// The validator's clock leeway, in seconds, which step-up policies grant `auth_time` too.
+    leeway: i64,
 }
 
 #[derive(Clone, Default)]
@@ -66,8 +68,13 @@ impl Principal {
 
     /// The principal of a validated token: its authorities are read from the claims set by `mapping` when
     /// first asked for.
-    pub(crate) fn from_claims(claims: RegisteredClaims, mapping: Arc<AuthorityMapping>) -> Self {
-        Self { subject: None, claims, mapping: Some(mapping), authorities: OnceLock::new() }
+    pub(crate) fn from_claims(claims: RegisteredClaims, mapping: Arc<AuthorityMapping>, leeway: i64) -> Self {
+        Self { subject: None, claims, mapping: Some(mapping), authorities: OnceLock::new(), leeway }
+    }
+
+    /// The clock leeway of the validator that made this principal, in seconds; 0 for one made by hand.
+    pub(crate) fn leeway(&self) -> i64 {
+        self.leeway
     }
 
     /// The registered claims of the token this principal was made from.

@@ -256,7 +256,7 @@ impl Rules {
         let (claims, registered) = parse_claims::<C>(payload)?;
         rules.check_claims(&registered, now)?;
         let valid_until = rules.valid_until(&registered);
-        let principal = Principal::from_claims(registered, rules.mapping.clone());
+        let principal = Principal::from_claims(registered, rules.mapping.clone(), rules.leeway);
         Ok(Validated { claims, alg, kid, origin, valid_until, principal: Arc::new(principal) })
     }
 

@@ -25,8 +25,20 @@
 //! returning `Status::permission_denied` or `Status::unauthenticated`.
 //!
 //! The policy language: `role = "..."`, `scope = "..."`, `permission = "..."`, `claim(name = value)`,
-//! `claim(name)` (present), `any(...)`, `all(...)`, `not(...)`. Several policies separated by commas must
-//! all hold. Claim names that are not identifiers are written as strings: `claim("cognito:groups")`.
+//! `claim(name)` (present), `any(...)`, `all(...)`, `not(...)`, and step-up (RFC 9470): `acr = "..."` or
+//! `acr = ["...", "..."]` (one of them), and `max_auth_age = 300` (seconds since `auth_time`). Several
+//! policies separated by commas must all hold. Claim names that are not identifiers are written as strings:
+//! `claim("cognito:groups")`.
+//!
+//! ```
+//! use jwtgate::require;
+//!
+//! // A token without `acr` = `urn:example:mfa`, or signed in more than 5 minutes ago, gets 401
+//! // `insufficient_user_authentication` with `acr_values` and `max_age`, not 403.
+//! #[require(scope = "payments:write", acr = "urn:example:mfa", max_auth_age = 300)]
+//! async fn pay() -> &'static str { "paid" }
+//! # let _: axum::Router = axum::Router::new().route("/pay", axum::routing::post(pay));
+//! ```
 
 use proc_macro::TokenStream;
 use proc_macro2::{Span, TokenStream as TokenStream2};
@@ -51,12 +63,14 @@ enum PolicyExpr {
     Authority { kind: Ident, value: LitStr },
     ClaimEquals { name: LitStr, value: Lit },
     ClaimPresent { name: LitStr },
+    Acr(Vec<LitStr>),
+    MaxAuthAge(u64),
     Any(Vec<PolicyExpr>),
     All(Vec<PolicyExpr>),
     Not(Box<PolicyExpr>),
 }
 
-const KEYS: [&str; 7] = ["role", "scope", "permission", "claim", "any", "all", "not"];
+const KEYS: [&str; 9] = ["role", "scope", "permission", "claim", "acr", "max_auth_age", "any", "all", "not"];
 
 impl Parse for PolicyExpr {
     fn parse(input: ParseStream<'_>) -> syn::Result<Self> {
@@ -68,6 +82,30 @@ impl Parse for PolicyExpr {
                     syn::Error::new(err.span(), format!("`{key}` takes a string, as in `{key} = \"...\"`"))
                 })?;
                 Ok(Self::Authority { kind: key, value })
+            }
+            "acr" => {
+                input.parse::<Token![=]>()?;
+                const VALUE: &str = "`acr` takes a string or a list of strings, as in `acr = \"urn:example:mfa\"`";
+                let values = if input.peek(syn::token::Bracket) {
+                    let content;
+                    syn::bracketed!(content in input);
+                    Punctuated::<LitStr, Token![,]>::parse_terminated(&content)
+                        .map_err(|err| syn::Error::new(err.span(), VALUE))?
+                        .into_iter()
+                        .collect()
+                } else {
+                    vec![input.parse::<LitStr>().map_err(|err| syn::Error::new(err.span(), VALUE))?]
+                };
+                if values.is_empty() {
+                    return Err(syn::Error::new(key.span(), "`acr` needs at least one value"));
+                }
+                Ok(Self::Acr(values))
+            }
+            "max_auth_age" => {
+                input.parse::<Token![=]>()?;
+                const VALUE: &str = "`max_auth_age` takes whole seconds, as in `max_auth_age = 300`";
+                let seconds: syn::LitInt = input.parse().map_err(|err| syn::Error::new(err.span(), VALUE))?;
+                Ok(Self::MaxAuthAge(seconds.base10_parse().map_err(|err| syn::Error::new(err.span(), VALUE))?))
             }
             "claim" => {
                 let content;
@@ -117,9 +155,7 @@ impl Parse for PolicyExpr {
                     .unwrap_or_default();
                 Err(syn::Error::new(
                     key.span(),
-                    format!(
-                        "unknown policy `{other}`{hint}; expected one of role, scope, permission, claim, any, all, not"
-                    ),
+                    format!("unknown policy `{other}`{hint}; expected one of {}", KEYS.join(", ")),
                 ))
             }
         }
@@ -150,6 +186,8 @@ impl ToTokens for PolicyExpr {
             Self::Authority { kind, value } => quote!(#policy::#kind(#value)),
             Self::ClaimEquals { name, value } => quote!(#policy::claim_eq(#name, #value)),
             Self::ClaimPresent { name } => quote!(#policy::claim_present(#name)),
+            Self::Acr(values) => quote!(#policy::acr([#(#values),*])),
+            Self::MaxAuthAge(seconds) => quote!(#policy::max_auth_age(::std::time::Duration::from_secs(#seconds))),
             Self::Any(items) => quote!(#policy::any([#(#items),*])),
             Self::All(items) => quote!(#policy::all([#(#items),*])),
             Self::Not(inner) => quote!(#policy::not(#inner)),

@@ -19,22 +19,27 @@
 use std::sync::Arc;
 
 use jwtgate_core::{Challenge, Error, Policy, Principal, Validated};
-use jwtgate_tower::{Access, Authenticated, Rejection, RequestHead};
+use jwtgate_tower::{Access, Authenticated, RequestHead};
 use tonic::{Code, Status};
 
 /// Checks the principal that `JwtAuthLayer` put in `extensions` against `policy`.
 ///
-/// Refuses as the `JwtAuthLayer` before it answers (its [responder](jwtgate_tower::JwtAuthLayer::responder),
-/// by default `Status::permission_denied` when the principal does not satisfy the policy, and
-/// `Status::unauthenticated` for an anonymous request in optional mode), and with `Status::internal` when no
-/// `JwtAuthLayer` ran (a server misconfiguration, logged at error level).
+/// Refuses as the `JwtAuthLayer` before it answers (its [responder](jwtgate_tower::JwtAuthLayer::responder)),
+/// by default:
+/// - `Status::permission_denied` when the principal does not satisfy the policy;
+/// - `Status::unauthenticated` when it would after a stronger or more recent sign-in (step-up, RFC 9470),
+///   with the `www-authenticate` challenge, `error="insufficient_user_authentication"` and its
+///   `acr_values` and `max_age`, in the status's metadata;
+/// - `Status::unauthenticated` for an anonymous request in optional mode;
+/// - `Status::internal` when no `JwtAuthLayer` ran (a server misconfiguration, logged at error level).
 pub fn authorize(extensions: &http::Extensions, policy: &Policy) -> Result<Arc<Principal>, Status> {
-    let error = match Access::decide(policy, extensions) {
-        Access::Granted(principal) => return Ok(principal),
-        refused => refused.error().ok_or_else(|| Status::internal(Access::NO_LAYER))?,
+    let access = Access::decide(policy, extensions);
+    let Some((error, response)) = access.refusal(policy, &RequestHead::grpc(extensions)) else {
+        return match access {
+            Access::Granted(principal) => Ok(principal),
+            _ => Err(Status::internal(Access::NO_LAYER)),
+        };
     };
-    let scopes = policy.required_scopes();
-    let response = jwtgate_tower::respond(&Rejection::new(&error, RequestHead::grpc(extensions)).with_scopes(&scopes));
     // A responder that answers gRPC calls with a plain HTTP response still refuses, with the error's code.
     Err(Status::from_header_map(response.headers()).unwrap_or_else(|| status(&error)))
 }

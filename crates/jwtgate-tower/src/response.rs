@@ -9,7 +9,7 @@ use bytes::Bytes;
 use http::header::{CACHE_CONTROL, CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE};
 use http::{HeaderMap, HeaderValue, Response, StatusCode};
 use http_body::{Body, Frame, SizeHint};
-use jwtgate_core::{Challenge, Error, ErrorKind};
+use jwtgate_core::{Challenge, Error, ErrorKind, StepUp};
 use pin_project_lite::pin_project;
 
 use crate::{RequestHead, ResourceUri};
@@ -20,12 +20,13 @@ pub struct Rejection<'a> {
     error: &'a Error,
     head: RequestHead<'a>,
     scopes: &'a [&'a str],
+    step_up: Option<&'a StepUp>,
 }
 
 impl<'a> Rejection<'a> {
     /// A rejection of the request `head` for `error`.
     pub fn new(error: &'a Error, head: RequestHead<'a>) -> Self {
-        Self { error, head, scopes: &[] }
+        Self { error, head, scopes: &[], step_up: None }
     }
 
     /// Adds the scopes the refused policy asks for, for the `scope` attribute of a 403.
@@ -38,6 +39,19 @@ impl<'a> Rejection<'a> {
     /// The scopes the refused policy asks for; empty when it names none.
     pub fn scopes(&self) -> &'a [&'a str] {
         self.scopes
+    }
+
+    /// Adds what a step-up refusal asks for, for the `acr_values` and `max_age` attributes of an
+    /// `insufficient_user_authentication` challenge (RFC 9470 §3).
+    #[must_use]
+    pub fn with_step_up(mut self, step_up: &'a StepUp) -> Self {
+        self.step_up = Some(step_up);
+        self
+    }
+
+    /// What the refused policy asks of the user's authentication, on a step-up refusal.
+    pub fn step_up(&self) -> Option<&'a StepUp> {
+        self.step_up
     }
 
     /// Why the request is refused.
@@ -263,25 +277,42 @@ impl Rfc6750Responder {
         self
     }
 
-    fn challenge(&self, challenge: Challenge, description: &str, scopes: &[&str]) -> Option<HeaderValue> {
+    /// The `WWW-Authenticate` challenge for `rejection`.
+    fn challenge(&self, rejection: &Rejection<'_>) -> Option<HeaderValue> {
+        let error = rejection.error();
+        let challenge = error.challenge();
         let mut value = String::from("Bearer");
         let mut separator = " ";
-        if let Some(realm) = &self.realm {
-            value.push_str(&format!("{separator}realm=\"{}\"", quote(realm)));
+        let mut attribute = |value: &mut String, name: &str, content: &str| {
+            value.push_str(&format!(r#"{separator}{name}="{}""#, quote(content)));
             separator = ", ";
+        };
+        if let Some(realm) = &self.realm {
+            attribute(&mut value, "realm", realm);
         }
         if let Some(code) = challenge.error_code() {
-            value.push_str(&format!(r#"{separator}error="{code}", error_description="{}""#, quote(description)));
-            separator = ", ";
+            attribute(&mut value, "error", code);
+            attribute(&mut value, "error_description", error.description());
         }
-        let scope = match challenge {
-            Challenge::InsufficientScope if !scopes.is_empty() => Some(scopes.join(" ")),
-            Challenge::NoCredentials => self.required_scopes.clone(),
-            _ => None,
-        };
-        if let Some(scope) = scope {
-            value.push_str(&format!(r#"{separator}scope="{}""#, quote(&scope)));
-            separator = ", ";
+        let scopes = rejection.scopes();
+        match challenge {
+            Challenge::InsufficientScope if !scopes.is_empty() => attribute(&mut value, "scope", &scopes.join(" ")),
+            Challenge::NoCredentials => {
+                if let Some(scopes) = &self.required_scopes {
+                    attribute(&mut value, "scope", scopes);
+                }
+            }
+            _ => {}
+        }
+        if let Some(step_up) = rejection.step_up() {
+            if !step_up.acr_values().is_empty() {
+                attribute(&mut value, "acr_values", &step_up.acr_values().join(" "));
+            }
+            if let Some(max_age) = step_up.max_age() {
+                // RFC 9470 §3 writes max_age as a bare number.
+                value.push_str(&format!("{separator}max_age={max_age}"));
+                separator = ", ";
+            }
         }
         if let Some(url) = &self.resource_metadata {
             value.push_str(&format!(r#"{separator}resource_metadata="{}""#, quote(url)));
@@ -297,11 +328,8 @@ fn quote(value: &str) -> String {
 impl Responder for Rfc6750Responder {
     fn respond(&self, rejection: &Rejection<'_>) -> Response<Bytes> {
         let error = rejection.error();
-        let mut response = if rejection.request().is_grpc() {
-            self.respond_grpc(error)
-        } else {
-            self.respond_http_with_scopes(error, rejection.scopes())
-        };
+        let mut response =
+            if rejection.request().is_grpc() { self.respond_grpc(rejection) } else { self.respond_http(rejection) };
         if self.token_expired_header && error.kind() == ErrorKind::Expired {
             response.headers_mut().insert("token-expired", HeaderValue::from_static("true"));
         }
@@ -310,42 +338,40 @@ impl Responder for Rfc6750Responder {
 }
 
 impl Rfc6750Responder {
-    /// The plain-HTTP answer to `error`, whatever the request: status, challenge and JSON body.
-    pub fn respond_http(&self, error: &Error) -> Response<Bytes> {
-        self.respond_http_with_scopes(error, &[])
-    }
-
-    /// [`respond_http`](Self::respond_http), with `scope="..."` in the challenge of a 403 when `scopes`
-    /// is not empty (RFC 6750 §3).
-    pub fn respond_http_with_scopes(&self, error: &Error, scopes: &[&str]) -> Response<Bytes> {
+    /// The plain-HTTP answer to `rejection`, whatever the request: status, challenge and JSON body.
+    pub fn respond_http(&self, rejection: &Rejection<'_>) -> Response<Bytes> {
+        let error = rejection.error();
         let challenge = error.challenge();
-        let description = error.description();
         let body = serde_json::json!({
             "error": challenge.error_code().unwrap_or("unauthorized"),
-            "error_description": description,
+            "error_description": error.description(),
         });
         let mut response = Response::new(Bytes::from(body.to_string()));
         *response.status_mut() = match challenge {
-            Challenge::NoCredentials | Challenge::InvalidToken => StatusCode::UNAUTHORIZED,
+            Challenge::NoCredentials | Challenge::InvalidToken | Challenge::InsufficientUserAuthentication => {
+                StatusCode::UNAUTHORIZED
+            }
             Challenge::InvalidRequest => StatusCode::BAD_REQUEST,
             Challenge::InsufficientScope | Challenge::CsrfRejected => StatusCode::FORBIDDEN,
             _ => StatusCode::SERVICE_UNAVAILABLE,
         };
         response.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-        self.insert_challenge(response.headers_mut(), error, scopes);
+        self.insert_challenge(response.headers_mut(), rejection);
         no_store(&mut response);
         response
     }
 
-    /// The gRPC answer to `error`: HTTP 200 with `grpc-status` and `grpc-message`, and no body.
-    pub fn respond_grpc(&self, error: &Error) -> Response<Bytes> {
+    /// The gRPC answer to `rejection`: HTTP 200 with `grpc-status` and `grpc-message`, and no body. The
+    /// `WWW-Authenticate` challenge rides along as metadata, with the same attributes as over HTTP.
+    pub fn respond_grpc(&self, rejection: &Rejection<'_>) -> Response<Bytes> {
+        let error = rejection.error();
         let code: u16 = match error.challenge() {
             Challenge::InsufficientScope | Challenge::CsrfRejected => 7,
             Challenge::Unavailable => 14,
             _ => 16,
         };
         let mut response = Response::new(Bytes::new());
-        self.insert_challenge(response.headers_mut(), error, &[]);
+        self.insert_challenge(response.headers_mut(), rejection);
         let headers = response.headers_mut();
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/grpc"));
         headers.insert("grpc-status", HeaderValue::from(code));
@@ -358,14 +384,18 @@ impl Rfc6750Responder {
     }
 
     /// `Retry-After` for 503s; otherwise the `WWW-Authenticate` challenge.
-    fn insert_challenge(&self, headers: &mut HeaderMap, error: &Error, scopes: &[&str]) {
-        let challenge = error.challenge();
-        if challenge == Challenge::Unavailable {
-            headers.insert(RETRY_AFTER, HeaderValue::from(self.retry_after));
-        } else if challenge == Challenge::CsrfRejected {
+    fn insert_challenge(&self, headers: &mut HeaderMap, rejection: &Rejection<'_>) {
+        match rejection.error().challenge() {
+            Challenge::Unavailable => {
+                headers.insert(RETRY_AFTER, HeaderValue::from(self.retry_after));
+            }
             // Not an authentication problem: no challenge to answer.
-        } else if let Some(value) = self.challenge(challenge, error.description(), scopes) {
-            headers.insert(WWW_AUTHENTICATE, value);
+            Challenge::CsrfRejected => {}
+            _ => {
+                if let Some(value) = self.challenge(rejection) {
+                    headers.insert(WWW_AUTHENTICATE, value);
+                }
+            }
         }
     }
 }

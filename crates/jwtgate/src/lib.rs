@@ -70,7 +70,7 @@ pub mod guards {
     #[cfg(feature = "axum")]
     #[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
     pub use jwtgate_axum::{Guard, GuardRejection, Require};
-    pub use jwtgate_core::{Authority, AuthorityMapping, ClaimSet, Policy, Principal};
+    pub use jwtgate_core::{Authority, AuthorityMapping, ClaimSet, Policy, Principal, StepUp, Verdict};
     pub use jwtgate_tower::Access;
     pub use jwtgate_tower::require::{RequireLayer, RequireService, ResponseFuture};
 }

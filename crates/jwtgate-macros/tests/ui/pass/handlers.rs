@@ -23,6 +23,12 @@ async fn debugged() -> &'static str {
 #[require(claim("cognito:groups"), not(role = "banned"), permission = "read:x", claim(level = 3), claim(flag = true))]
 pub async fn many() {}
 
+#[require(acr = "urn:mfa", max_auth_age = 300)]
+async fn step_up() {}
+
+#[require(any(role = "admin", all(acr = ["urn:mfa", "urn:hwk"], max_auth_age = 0)))]
+async fn step_up_nested() {}
+
 mod nested {
     #[jwtgate::require(scope = "x")]
     pub async fn public() {}
@@ -34,5 +40,7 @@ fn main() {
         .route("/orders", post(orders))
         .route("/debugged", get(debugged))
         .route("/many", get(many))
-        .route("/nested", get(nested::public));
+        .route("/nested", get(nested::public))
+        .route("/step-up", get(step_up))
+        .route("/step-up-nested", get(step_up_nested));
 }

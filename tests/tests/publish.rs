@@ -234,5 +234,5 @@ fn rotation_mistakes_are_refused_and_change_nothing() {
     assert_eq!(kids, ["b", "a"]);
     publisher.retire("a").unwrap();
     assert_eq!(publisher.keys().len(), 1);
-    assert_eq!(format!("{publisher:?}"), r#"JwksPublisher { kids: ["b"], cache_control: "public, max-age=300" }"#);
+    assert_eq!(format!("{publisher:?}"), r#"JwksPublisher { kids: ["b"], max_age: 300s }"#);
 }

@@ -77,7 +77,7 @@ pub use secret::Secret;
 pub use signing::SigningKey;
 pub use source::{KeySource, KeysUnavailable, PendingRefresh, RefreshOutcome, TrustedKeys};
 pub use validated::{Attempt, Validated};
-pub use validator::{DEFAULT_LEEWAY, DEFAULT_MAX_TOKEN_BYTES, Validator, ValidatorBuilder};
+pub use validator::{DEFAULT_LEEWAY, DEFAULT_MAX_TOKEN_BYTES, ExpectedAudience, Validator, ValidatorBuilder};
 
 /// What jwtgate's own crates share and users do not need: not part of the public API, and free to change.
 #[doc(hidden)]

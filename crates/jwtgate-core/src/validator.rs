@@ -51,7 +51,7 @@ struct Issuers {
 struct Rules {
     keys: TrustedKeys,
     issuers: Vec<String>,
-    audiences: Vec<String>,
+    audiences: Vec<ExpectedAudience>,
     types: Vec<String>,
     leeway: i64,
     require_exp: bool,
@@ -125,6 +125,33 @@ impl Validator {
             ));
         }
         Ok(Self { inner: Arc::new(Inner::ByIssuer(Issuers { by_issuer, max_token_bytes })) })
+    }
+
+    /// The issuers whose tokens this validator accepts, in the order they were configured (sorted for a
+    /// validator [by issuer](Self::by_issuer)); empty when any issuer is accepted. For the
+    /// `authorization_servers` of a protected resource's metadata.
+    pub fn issuers(&self) -> Vec<&str> {
+        match &*self.inner {
+            Inner::One(rules) => rules.issuers.iter().map(String::as_str).collect(),
+            Inner::ByIssuer(issuers) => {
+                let mut all: Vec<&str> = issuers.by_issuer.keys().map(String::as_str).collect();
+                all.sort_unstable();
+                all
+            }
+        }
+    }
+
+    /// Whether a token whose `aud` is `audience` passes the audience check: of every issuer's rules, for a
+    /// validator [by issuer](Self::by_issuer).
+    pub fn accepts_audience(&self, audience: &str) -> bool {
+        let accepts = |rules: &Rules| rules.audiences.iter().any(|expected| expected.matches(audience));
+        match &*self.inner {
+            Inner::One(rules) => accepts(rules),
+            Inner::ByIssuer(issuers) => issuers.by_issuer.values().all(|validator| match &*validator.inner {
+                Inner::One(rules) => accepts(rules),
+                Inner::ByIssuer(_) => false,
+            }),
+        }
     }
 
     /// Validates `token` now, with the keys at hand: an unknown `kid` is refused at once, without asking a
@@ -318,10 +345,64 @@ impl Rules {
         }
         // RFC 7519 §4.1.3: a recipient that does not identify itself with a value of a present `aud` must
         // refuse the token, so a present `aud` with no audience configured is refused too.
-        if audience.len() != 0 && !audience.any(|aud| self.audiences.iter().any(|allowed| allowed == aud)) {
+        if audience.len() != 0 && !audience.any(|aud| self.audiences.iter().any(|allowed| allowed.matches(aud))) {
             return Err(ErrorKind::InvalidAudience);
         }
         Ok(())
+    }
+}
+
+/// An audience a [`Validator`] accepts (see [`ValidatorBuilder::audience`]): a value, and how a token's
+/// `aud` is compared with it. A string converts into one that compares exactly.
+#[derive(Clone)]
+pub struct ExpectedAudience {
+    value: String,
+    equals: fn(expected: &str, aud: &str) -> bool,
+}
+
+impl ExpectedAudience {
+    /// An audience that a token's `aud` value `aud` names when `equals(value, aud)` holds: for identifiers
+    /// with more than one spelling, such as URIs whose scheme and host compare without case.
+    pub fn with_comparison(value: impl Into<String>, equals: fn(expected: &str, aud: &str) -> bool) -> Self {
+        Self { value: value.into(), equals }
+    }
+
+    /// The configured value.
+    pub fn as_str(&self) -> &str {
+        &self.value
+    }
+
+    /// Whether a token's `aud` value names this audience.
+    pub fn matches(&self, aud: &str) -> bool {
+        aud == self.value || (self.equals)(&self.value, aud)
+    }
+}
+
+impl fmt::Debug for ExpectedAudience {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&self.value, f)
+    }
+}
+
+fn exactly(_: &str, _: &str) -> bool {
+    false
+}
+
+impl From<String> for ExpectedAudience {
+    fn from(value: String) -> Self {
+        Self { value, equals: exactly }
+    }
+}
+
+impl From<&str> for ExpectedAudience {
+    fn from(value: &str) -> Self {
+        value.to_owned().into()
+    }
+}
+
+impl From<&String> for ExpectedAudience {
+    fn from(value: &String) -> Self {
+        value.clone().into()
     }
 }
 
@@ -347,10 +428,12 @@ impl ValidatorBuilder {
         self
     }
 
-    /// Accepts tokens with `audience` among their `aud` values. Call it again to accept several. Once an
-    /// audience is configured, `aud` is required. A token that has an `aud` is refused when none of its
-    /// values is configured, even when no audience is configured at all (RFC 7519 §4.1.3).
-    pub fn audience(mut self, audience: impl Into<String>) -> Self {
+    /// Accepts tokens with `audience` among their `aud` values: a string, compared exactly, or any
+    /// [`ExpectedAudience`], such as a protected resource's identifier (`jwtgate_tower::ResourceUri`, whose
+    /// scheme and host compare without case). Call it again to accept several. Once an audience is
+    /// configured, `aud` is required. A token that has an `aud` is refused when none of its values is
+    /// configured, even when no audience is configured at all (RFC 7519 §4.1.3).
+    pub fn audience(mut self, audience: impl Into<ExpectedAudience>) -> Self {
         self.rules.audiences.push(audience.into());
         self
     }

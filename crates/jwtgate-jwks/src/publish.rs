@@ -8,14 +8,11 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
-use aws_lc_rs::digest;
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use bytes::Bytes;
-use http::header::{ALLOW, CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE, ETAG, IF_NONE_MATCH, X_CONTENT_TYPE_OPTIONS};
-use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
+use http::{Request, Response};
 use http_body_util::Full;
 use jwtgate_core::PublicJwk;
+use jwtgate_tower::__private::Document;
 use tower_service::Service;
 
 use jwtgate_core::{ConfigError, ConfigErrorKind};
@@ -51,8 +48,7 @@ pub struct JwksPublisher {
 
 struct Shared {
     published: ArcSwap<Published>,
-    /// `public, max-age=…`, made once.
-    cache_control: HeaderValue,
+    max_age: Duration,
     /// Serializes writers (rotate, retire) so that none loses another's change; requests never take it.
     writer: Mutex<()>,
 }
@@ -60,29 +56,20 @@ struct Shared {
 /// One version of the set, encoded once for every request that serves it.
 struct Published {
     keys: Vec<PublicJwk>,
-    body: Bytes,
-    etag: HeaderValue,
-    length: HeaderValue,
+    document: Document,
 }
 
 impl Published {
-    fn new(keys: Vec<PublicJwk>) -> Self {
+    fn new(keys: Vec<PublicJwk>, max_age: Duration) -> Self {
         let body = serde_json::to_vec(&serde_json::json!({ "keys": keys })).expect("a JWK Set serializes");
-        let hash = digest::digest(&digest::SHA256, &body);
-        let etag = format!("\"{}\"", URL_SAFE_NO_PAD.encode(&hash.as_ref()[..16]));
-        Self {
-            keys,
-            etag: HeaderValue::from_str(&etag).expect("base64url is a valid header value"),
-            length: HeaderValue::from(body.len()),
-            body: Bytes::from(body),
-        }
+        Self { keys, document: Document::new(body, "application/jwk-set+json", max_age) }
     }
 }
 
 impl JwksPublisher {
     /// Publishes `current`, the key you sign with.
     pub fn new(current: PublicJwk) -> Self {
-        Self::from_published(Published::new(vec![current]))
+        Self::from_parts(vec![current], DEFAULT_PUBLISHED_MAX_AGE)
     }
 
     /// Publishes `keys`: the first is the current key, the others are previous keys still needed to verify
@@ -97,20 +84,14 @@ impl JwksPublisher {
                 return Err(duplicate(key.kid()));
             }
         }
-        Ok(Self::from_published(Published::new(keys)))
+        Ok(Self::from_parts(keys, DEFAULT_PUBLISHED_MAX_AGE))
     }
 
-    fn from_published(published: Published) -> Self {
-        Self::from_parts(published, DEFAULT_PUBLISHED_MAX_AGE)
-    }
-
-    fn from_parts(published: Published, max_age: Duration) -> Self {
-        let cache_control = HeaderValue::from_str(&format!("public, max-age={}", max_age.as_secs()))
-            .expect("digits are a valid header value");
+    fn from_parts(keys: Vec<PublicJwk>, max_age: Duration) -> Self {
         Self {
             shared: Arc::new(Shared {
-                published: ArcSwap::from_pointee(published),
-                cache_control,
+                published: ArcSwap::from_pointee(Published::new(keys, max_age)),
+                max_age,
                 writer: Mutex::new(()),
             }),
         }
@@ -121,7 +102,7 @@ impl JwksPublisher {
     /// clones made before it keep the old setting.
     #[must_use]
     pub fn with_max_age(self, max_age: Duration) -> Self {
-        Self::from_parts(Published::new(self.keys()), max_age)
+        Self::from_parts(self.keys(), max_age)
     }
 
     /// Publishes `key` as the new current key, in front of the keys already published, which stay. Refuses
@@ -133,7 +114,7 @@ impl JwksPublisher {
             return Err(duplicate(key.kid()));
         }
         let keys = std::iter::once(key).chain(published.keys.iter().cloned()).collect();
-        self.shared.published.store(Arc::new(Published::new(keys)));
+        self.shared.published.store(Arc::new(Published::new(keys, self.shared.max_age)));
         Ok(())
     }
 
@@ -149,7 +130,7 @@ impl JwksPublisher {
             Some(index) => {
                 let mut keys = published.keys.clone();
                 keys.remove(index);
-                self.shared.published.store(Arc::new(Published::new(keys)));
+                self.shared.published.store(Arc::new(Published::new(keys, self.shared.max_age)));
                 Ok(())
             }
             None => Err(publish_error(format!("key {kid:?} is not published"))),
@@ -165,44 +146,6 @@ impl JwksPublisher {
     pub fn current(&self) -> PublicJwk {
         self.shared.published.load().keys[0].clone()
     }
-
-    fn respond(&self, method: &Method, headers: &HeaderMap) -> Response<Full<Bytes>> {
-        let published = self.shared.published.load();
-        let mut response = Response::new(Full::new(Bytes::new()));
-        if method != Method::GET && method != Method::HEAD {
-            *response.status_mut() = StatusCode::METHOD_NOT_ALLOWED;
-            response.headers_mut().insert(ALLOW, HeaderValue::from_static("GET, HEAD"));
-            return response;
-        }
-        let out = response.headers_mut();
-        out.insert(ETAG, published.etag.clone());
-        out.insert(CACHE_CONTROL, self.shared.cache_control.clone());
-        if matches_etag(headers, &published.etag) {
-            *response.status_mut() = StatusCode::NOT_MODIFIED;
-            return response;
-        }
-        out.insert(CONTENT_TYPE, HeaderValue::from_static("application/jwk-set+json"));
-        out.insert(X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
-        out.insert(CONTENT_LENGTH, published.length.clone());
-        if method == Method::GET {
-            *response.body_mut() = Full::new(published.body.clone());
-        }
-        response
-    }
-}
-
-/// Whether `If-None-Match` names `etag` (compared weakly, as RFC 9110 §13.1.2 says), or is `*`.
-fn matches_etag(headers: &HeaderMap, etag: &HeaderValue) -> bool {
-    let ours = etag.as_bytes();
-    headers
-        .get_all(IF_NONE_MATCH)
-        .iter()
-        .filter_map(|value| value.to_str().ok())
-        .flat_map(|value| value.split(','))
-        .any(|candidate| {
-            let candidate = candidate.trim();
-            candidate == "*" || candidate.strip_prefix("W/").unwrap_or(candidate).as_bytes() == ours
-        })
 }
 
 /// A [`ConfigErrorKind::Publish`] error.
@@ -224,7 +167,7 @@ impl<B> Service<Request<B>> for JwksPublisher {
     }
 
     fn call(&mut self, request: Request<B>) -> Self::Future {
-        ready(Ok(self.respond(request.method(), request.headers())))
+        ready(Ok(self.shared.published.load().document.respond(request.method(), request.headers())))
     }
 }
 
@@ -233,7 +176,7 @@ impl fmt::Debug for JwksPublisher {
         let published = self.shared.published.load();
         f.debug_struct("JwksPublisher")
             .field("kids", &published.keys.iter().map(PublicJwk::kid).collect::<Vec<_>>())
-            .field("cache_control", &self.shared.cache_control)
+            .field("max_age", &self.shared.max_age)
             .finish()
     }
 }

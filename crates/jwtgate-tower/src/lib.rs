@@ -9,8 +9,10 @@
 
 mod auth;
 mod csrf;
+mod document;
 mod extensions;
 mod head;
+mod metadata;
 pub mod metric_names;
 pub mod require;
 mod resource;
@@ -21,9 +23,16 @@ pub use auth::{JwtAuthLayer, JwtAuthService, ResponseFuture, SubjectInLogs, Toke
 pub use csrf::Csrf;
 pub use extensions::{Anonymous, Authenticated};
 pub use head::RequestHead;
+pub use metadata::{BearerMethod, DEFAULT_METADATA_MAX_AGE, MetadataService, ProtectedResourceMetadata};
 pub use require::{Access, RequireLayer, RequireService};
 pub use resource::{METADATA_WELL_KNOWN, ResourceUri};
 pub use response::{
     Inspect, MapResponse, Rejection, Responder, ResponderExt, ResponseBody, Rfc6750Responder, respond, server_error,
 };
 pub use source::{Extracted, TokenSource, TokenSources};
+
+/// Plumbing for jwtgate's own crates. Not a public API: it may change in any release.
+#[doc(hidden)]
+pub mod __private {
+    pub use crate::document::Document;
+}

@@ -5,7 +5,7 @@ use std::fmt;
 use std::str::FromStr;
 
 use http::Uri;
-use jwtgate_core::{ConfigError, ConfigErrorKind};
+use jwtgate_core::{ConfigError, ConfigErrorKind, ExpectedAudience};
 
 /// The path that RFC 9728 §3.1 inserts between a resource's host and its path to locate its metadata.
 pub const METADATA_WELL_KNOWN: &str = "/.well-known/oauth-protected-resource";
@@ -35,6 +35,9 @@ pub const METADATA_WELL_KNOWN: &str = "/.well-known/oauth-protected-resource";
 /// assert!(!resource.is_audience("https://mcp.example.com/other"));
 /// # Ok::<(), jwtgate_core::ConfigError>(())
 /// ```
+///
+/// A validator accepts tokens for the resource with `.audience(resource.clone())`: `aud` must then name it, as
+/// [`is_audience`](Self::is_audience) compares.
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub struct ResourceUri {
     /// The canonical form.
@@ -122,6 +125,20 @@ impl ResourceUri {
     /// query compare exactly: a sibling resource (`https://host/mcp2`) is another audience.
     pub fn is_audience(&self, aud: &str) -> bool {
         aud == self.canonical || Self::canonicalize(aud).is_ok_and(|other| other.canonical == self.canonical)
+    }
+}
+
+impl From<ResourceUri> for ExpectedAudience {
+    fn from(resource: ResourceUri) -> Self {
+        ExpectedAudience::with_comparison(resource.canonical, |canonical, aud| {
+            ResourceUri::canonicalize(aud).is_ok_and(|other| other.canonical == canonical)
+        })
+    }
+}
+
+impl From<&ResourceUri> for ExpectedAudience {
+    fn from(resource: &ResourceUri) -> Self {
+        resource.clone().into()
     }
 }
 
@@ -266,5 +283,9 @@ mod tests {
         }
         let root = ResourceUri::parse("https://api.example.com").unwrap();
         assert!(root.is_audience("https://api.example.com/"));
+        // The validator's audience compares as `is_audience` does.
+        let expected = ExpectedAudience::from(&resource);
+        assert_eq!(expected.as_str(), "https://mcp.example.com/mcp");
+        assert!(expected.matches("HTTPS://MCP.EXAMPLE.COM/mcp") && !expected.matches("https://mcp.example.com/mcp2"));
     }
 }

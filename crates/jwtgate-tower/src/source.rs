@@ -8,8 +8,8 @@ use http::header::AUTHORIZATION;
 use http::{HeaderMap, HeaderName};
 use jwtgate_core::{Error, ErrorKind};
 
-use crate::Csrf;
 use crate::head::{RequestHead, cookie, single};
+use crate::{BearerMethod, Csrf};
 
 /// What one source found in a request.
 #[derive(Debug)]
@@ -193,6 +193,24 @@ impl TokenSources {
     /// The sources, in order.
     pub fn sources(&self) -> &[TokenSource] {
         &self.sources
+    }
+
+    /// The RFC 6750 methods among the sources, for a protected resource's `bearer_methods_supported`:
+    /// `header` for [`TokenSource::bearer`], `query` for a [`TokenSource::query`] named `access_token`.
+    /// Cookies, other headers and functions are not RFC 6750 methods.
+    pub(crate) fn bearer_methods(&self) -> Vec<BearerMethod> {
+        let mut methods = Vec::new();
+        for source in self.sources.iter() {
+            let method = match &source.kind {
+                SourceKind::Bearer => BearerMethod::Header,
+                SourceKind::Query { name } if name == "access_token" => BearerMethod::Query,
+                _ => continue,
+            };
+            if !methods.contains(&method) {
+                methods.push(method);
+            }
+        }
+        methods
     }
 
     /// Runs the chain over `head`: the first source that is not [`Extracted::Absent`] decides.

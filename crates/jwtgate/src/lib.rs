@@ -59,8 +59,8 @@ pub mod keys {
 /// Validation: the [`Validator`], its settings, and what it answers.
 pub mod validation {
     pub use jwtgate_core::{
-        Attempt, ConfigError, ConfigErrorKind, DEFAULT_LEEWAY, DEFAULT_MAX_TOKEN_BYTES, RegisteredClaims, Validated,
-        Validator, ValidatorBuilder,
+        Attempt, ConfigError, ConfigErrorKind, DEFAULT_LEEWAY, DEFAULT_MAX_TOKEN_BYTES, ExpectedAudience,
+        RegisteredClaims, Validated, Validator, ValidatorBuilder,
     };
 }
 
@@ -82,9 +82,13 @@ pub mod extract {
     pub use jwtgate_axum::{Claims, ClaimsRejection, GuardRejection, Require};
 }
 
-/// The protected resource (RFC 8707, RFC 9728): its identifier in canonical form, and where its metadata is.
+/// The protected resource (RFC 8707, RFC 9728): its identifier in canonical form, and its metadata, the
+/// document that tells clients where to get a token for it.
 pub mod resource {
-    pub use jwtgate_tower::{METADATA_WELL_KNOWN, ResourceUri};
+    pub use jwtgate_tower::{
+        BearerMethod, DEFAULT_METADATA_MAX_AGE, METADATA_WELL_KNOWN, MetadataService, ProtectedResourceMetadata,
+        ResourceUri,
+    };
 }
 
 /// Revocation: the [`Denylist`](revocation::Denylist) the layer asks about every valid token, and the

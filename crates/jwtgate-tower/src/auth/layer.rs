@@ -3,13 +3,13 @@ use std::future::Future;
 use std::sync::Arc;
 
 use http::Extensions;
-use jwtgate_core::{Denylist, Error, ValidatedCache, Validator};
+use jwtgate_core::{ConfigError, ConfigErrorKind, Denylist, Error, ValidatedCache, Validator};
 use tower_layer::Layer;
 
 use super::events;
 use super::{Config, JwtAuthService, SubjectInLogs, TokenValidated};
 use crate::response::LayerResponder;
-use crate::{Responder, TokenSources};
+use crate::{ProtectedResourceMetadata, ResourceUri, Responder, Rfc6750Responder, TokenSources};
 
 /// A tower layer that authenticates requests with JWTs.
 ///
@@ -146,6 +146,74 @@ impl<C> JwtAuthLayer<C> {
     pub fn responder(mut self, responder: impl Responder) -> Self {
         self.config_mut().responder = Some(LayerResponder(Arc::new(responder)));
         self
+    }
+
+    /// Makes the layer protect `resource` (RFC 9728): with the default responder, every challenge, 401 and
+    /// 403, of this layer and of the guards after it, names the resource's metadata URL in
+    /// `resource_metadata`, and [`metadata`](Self::metadata) gives the document to serve there.
+    ///
+    /// The validator must accept tokens for the resource: build it with `.audience(resource.clone())`, so
+    /// that `aud` must name the resource (RFC 8707), with its scheme and host compared without case. A
+    /// [`responder`](Self::responder) of your own replaces the default one, before or after this call; give
+    /// it [`Rfc6750Responder::resource_metadata`] itself.
+    #[must_use]
+    pub fn resource(mut self, resource: ResourceUri) -> Self {
+        let config = self.config_mut();
+        if config.responder.is_none() {
+            let responder = Rfc6750Responder::new().resource_metadata(&resource);
+            config.responder = Some(LayerResponder(Arc::new(responder)));
+        }
+        config.resource = Some(resource);
+        self
+    }
+
+    /// The metadata of the protected [`resource`](Self::resource), built from this layer's configuration so
+    /// that the two cannot disagree: `resource`, `authorization_servers` (the validator's issuers), and
+    /// `bearer_methods_supported` (from the token sources). Add the scopes your guards ask for with
+    /// [`scopes_of`](ProtectedResourceMetadata::scopes_of), and serve it with
+    /// [`into_service`](ProtectedResourceMetadata::into_service).
+    ///
+    /// Refuses a layer without a resource, and one whose validator would refuse a token whose `aud` is the
+    /// resource.
+    ///
+    /// ```
+    /// use jwtgate_core::{Algorithm, Key, KeySet, Secret, Validator};
+    /// use jwtgate_tower::{JwtAuthLayer, ResourceUri};
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let key = Key::hmac(Algorithm::HS256, &Secret::new(vec![42; 32]))?;
+    /// let resource = ResourceUri::parse("https://api.example.com")?;
+    /// let validator = Validator::builder(KeySet::new([key])?)
+    ///     .issuer("https://auth.example.com")
+    ///     .audience(resource.clone())
+    ///     .build();
+    /// let layer = JwtAuthLayer::<serde_json::Value>::new(validator).resource(resource);
+    /// let document = layer.metadata()?.document()?;
+    /// assert_eq!(document["resource"], "https://api.example.com");
+    /// assert_eq!(document["authorization_servers"], serde_json::json!(["https://auth.example.com"]));
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn metadata(&self) -> Result<ProtectedResourceMetadata, ConfigError> {
+        let config = &self.config;
+        let Some(resource) = &config.resource else {
+            return Err(ConfigError::new(
+                ConfigErrorKind::Resource,
+                "the layer protects no resource: call JwtAuthLayer::resource first",
+            ));
+        };
+        if !config.validator.accepts_audience(resource.as_str()) {
+            return Err(ConfigError::new(
+                ConfigErrorKind::Resource,
+                format!("the validator refuses tokens for the resource {resource}: build it with .audience(resource)"),
+            ));
+        }
+        let mut metadata =
+            ProtectedResourceMetadata::new(resource.clone()).bearer_methods(config.sources.bearer_methods());
+        for issuer in config.validator.issuers() {
+            metadata = metadata.authorization_server(issuer);
+        }
+        Ok(metadata)
     }
 
     /// Runs `hook` for every token that passed validation, the denylist and the layer's own rules, before the

@@ -25,8 +25,8 @@ use std::sync::Arc;
 
 use jwtgate_core::{Denylist, ValidatedCache, Validator};
 
-use crate::TokenSources;
 use crate::response::LayerResponder;
+use crate::{ResourceUri, TokenSources};
 use events::ValidatedHook;
 
 /// Everything a [`JwtAuthLayer`] was built with, in one `Arc` that its services and their futures share.
@@ -43,6 +43,8 @@ struct Config<C> {
     /// Shared by the layer's clones, even by those whose other settings differ.
     cache: Option<ValidatedCache<C>>,
     on_validated: Option<ValidatedHook<C>>,
+    /// The protected resource, for its metadata.
+    resource: Option<ResourceUri>,
 }
 
 impl<C> Config<C> {
@@ -58,6 +60,7 @@ impl<C> Config<C> {
             subject_in_logs: SubjectInLogs::default(),
             cache: None,
             on_validated: None,
+            resource: None,
         }
     }
 }
@@ -75,6 +78,7 @@ impl<C> Clone for Config<C> {
             subject_in_logs: self.subject_in_logs.clone(),
             cache: self.cache.clone(),
             on_validated: self.on_validated.clone(),
+            resource: self.resource.clone(),
         }
     }
 }
@@ -91,6 +95,7 @@ impl<C> fmt::Debug for Config<C> {
             .field("subject_in_logs", &self.subject_in_logs)
             .field("cache", &self.cache)
             .field("on_token_validated", &self.on_validated.is_some())
+            .field("resource", &self.resource)
             .finish_non_exhaustive()
     }
 }

@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use jwtgate::resource::ResourceUri;
 use jwtgate::{KeySet, Secret, keys::AlgorithmMapping};
 
 /// Where the verification keys come from.
@@ -44,10 +45,6 @@ pub(crate) enum Revocations {
 /// Settings of the contract's later sections, whose features this build of the demo does not have yet. Each
 /// is refused at start, by name (never by value: some hold secrets), rather than silently ignored.
 const NOT_YET: &[(&str, &str)] = &[
-    ("JWTGATE_PUBLIC_URL", "protected resource metadata"),
-    ("JWTGATE_RESOURCE", "protected resource metadata"),
-    ("JWTGATE_STEP_UP_ACR", "step-up authentication"),
-    ("JWTGATE_STEP_UP_MAX_AGE_SECS", "step-up authentication"),
     ("JWTGATE_DPOP", "DPoP"),
     ("JWTGATE_DPOP_NONCE", "DPoP"),
     ("JWTGATE_DPOP_IAT_SECS", "DPoP"),
@@ -70,6 +67,20 @@ pub(crate) struct Config {
     pub(crate) cookie: String,
     pub(crate) max_token_bytes: usize,
     pub(crate) revocations: Revocations,
+    /// `JWTGATE_PUBLIC_URL`, when set: the demo's origin as clients reach it.
+    pub(crate) public_url: Option<ResourceUri>,
+    /// `JWTGATE_RESOURCE`, when set: the protected resource's identifier.
+    pub(crate) resource: Option<ResourceUri>,
+    /// What `GET /sensitive` asks of the user's authentication.
+    pub(crate) step_up: StepUp,
+}
+
+/// What `GET /sensitive` asks of the user's authentication (RFC 9470).
+pub(crate) struct StepUp {
+    /// `JWTGATE_STEP_UP_ACR`.
+    pub(crate) acr: String,
+    /// `JWTGATE_STEP_UP_MAX_AGE_SECS`.
+    pub(crate) max_age: Duration,
 }
 
 impl Config {
@@ -142,7 +153,57 @@ impl Config {
             return Err("JWTGATE_MAX_TOKEN_BYTES must be positive".into());
         }
         let revocations = revocations(&var)?;
-        Ok(Self { addr, keys, issuer, audiences, leeway, cookie, max_token_bytes, revocations })
+        let public_url = match var("JWTGATE_PUBLIC_URL") {
+            Some(url) => {
+                let url = ResourceUri::parse(&url).map_err(|err| format!("JWTGATE_PUBLIC_URL: {err}"))?;
+                if url.as_str() != url.origin() {
+                    return Err("JWTGATE_PUBLIC_URL must be an origin (scheme://host[:port]), with no path".into());
+                }
+                Some(url)
+            }
+            None => None,
+        };
+        let resource = match var("JWTGATE_RESOURCE") {
+            Some(resource) => {
+                let resource = ResourceUri::parse(&resource).map_err(|err| format!("JWTGATE_RESOURCE: {err}"))?;
+                let origin =
+                    public_url.as_ref().map_or_else(|| format!("http://{addr}"), |url| url.origin().to_owned());
+                if ResourceUri::parse(&origin).ok().as_ref().map(ResourceUri::origin) != Some(resource.origin()) {
+                    return Err("JWTGATE_RESOURCE must have the origin of JWTGATE_PUBLIC_URL".into());
+                }
+                Some(resource)
+            }
+            None => None,
+        };
+        let acr = var("JWTGATE_STEP_UP_ACR").unwrap_or_else(|| "urn:jwtgate:mfa".into());
+        if acr.is_empty() {
+            return Err("JWTGATE_STEP_UP_ACR is empty".into());
+        }
+        let max_age = Duration::from_secs(number(&var, "JWTGATE_STEP_UP_MAX_AGE_SECS", 300)?);
+        let step_up = StepUp { acr, max_age };
+        Ok(Self {
+            addr,
+            keys,
+            issuer,
+            audiences,
+            leeway,
+            cookie,
+            max_token_bytes,
+            revocations,
+            public_url,
+            resource,
+            step_up,
+        })
+    }
+
+    /// The protected resource: `JWTGATE_RESOURCE`, else `JWTGATE_PUBLIC_URL`, else `http://` and the address
+    /// the demo listens on (`bound`, the port it was given when `JWTGATE_ADDR` asks for any).
+    pub(crate) fn resource(&self, bound: SocketAddr) -> Result<ResourceUri, String> {
+        match (&self.resource, &self.public_url) {
+            (Some(resource), _) | (None, Some(resource)) => Ok(resource.clone()),
+            (None, None) => ResourceUri::parse(&format!("http://{bound}"))
+                .map_err(|err| format!("the listen address is no URL origin: {err}")),
+        }
     }
 }
 
@@ -207,6 +268,25 @@ mod tests {
             (30, "access_token", 8192)
         );
         assert!(matches!(config.keys, Keys::Ephemeral(_)));
+        assert_eq!(config.resource("127.0.0.1:3000".parse().unwrap()).unwrap().as_str(), "http://127.0.0.1:3000");
+        assert_eq!((config.step_up.acr.as_str(), config.step_up.max_age.as_secs()), ("urn:jwtgate:mfa", 300));
+    }
+
+    #[test]
+    fn the_resource_follows_the_contract() {
+        let bound = "127.0.0.1:4000".parse().unwrap();
+        let public = config(&[("JWTGATE_PUBLIC_URL", "https://API.example.com:443/")]).unwrap();
+        assert_eq!(public.resource(bound).unwrap().as_str(), "https://api.example.com");
+        let resource = config(&[
+            ("JWTGATE_PUBLIC_URL", "https://api.example.com"),
+            ("JWTGATE_RESOURCE", "https://api.example.com/v1"),
+        ])
+        .unwrap();
+        assert_eq!(resource.resource(bound).unwrap().as_str(), "https://api.example.com/v1");
+        let on_addr = config(&[("JWTGATE_ADDR", "127.0.0.1:4000"), ("JWTGATE_RESOURCE", "http://127.0.0.1:4000/r")]);
+        assert_eq!(on_addr.unwrap().resource(bound).unwrap().as_str(), "http://127.0.0.1:4000/r");
+        let step_up = config(&[("JWTGATE_STEP_UP_ACR", "urn:hwk"), ("JWTGATE_STEP_UP_MAX_AGE_SECS", "60")]).unwrap();
+        assert_eq!((step_up.step_up.acr.as_str(), step_up.step_up.max_age.as_secs()), ("urn:hwk", 60));
     }
 
     #[test]
@@ -284,6 +364,19 @@ mod tests {
             (vec![("JWTGATE_OIDC_ISSUER", "https://a"), ("JWTGATE_JWKS_URL", "https://b")], "cannot both be set"),
             (vec![("JWTGATE_OIDC_ISSUER", "https://a"), ("JWTGATE_ISSUER", "https://b")], "differs"),
             (vec![("JWTGATE_COOKIE", "a b")], "JWTGATE_COOKIE is not a valid cookie name"),
+            (vec![("JWTGATE_PUBLIC_URL", "api.example.com")], "JWTGATE_PUBLIC_URL: the resource identifier"),
+            (vec![("JWTGATE_PUBLIC_URL", "https://api.example.com/v1")], "JWTGATE_PUBLIC_URL must be an origin"),
+            (vec![("JWTGATE_RESOURCE", "https://a#b")], "JWTGATE_RESOURCE: the resource identifier"),
+            (
+                vec![("JWTGATE_PUBLIC_URL", "https://a.example"), ("JWTGATE_RESOURCE", "https://b.example/r")],
+                "JWTGATE_RESOURCE must have the origin of JWTGATE_PUBLIC_URL",
+            ),
+            (vec![("JWTGATE_RESOURCE", "https://b.example/r")], "JWTGATE_RESOURCE must have the origin"),
+            (vec![("JWTGATE_STEP_UP_ACR", "")], "JWTGATE_STEP_UP_ACR is empty"),
+            (
+                vec![("JWTGATE_STEP_UP_MAX_AGE_SECS", "5m")],
+                "JWTGATE_STEP_UP_MAX_AGE_SECS is not a non-negative integer",
+            ),
             (vec![("JWTGATE_REDIS_MODE", "replicated")], "JWTGATE_REDIS_MODE=replicated needs JWTGATE_REDIS_URL"),
             (vec![("JWTGATE_REDIS_MODE", "direct")], "JWTGATE_REDIS_MODE needs JWTGATE_REDIS_URL"),
             (

@@ -20,6 +20,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use config::{Config, Keys, Location, Remote, Revocations};
 use jwtgate::jwks::RemoteKeySet;
+use jwtgate::resource::{ProtectedResourceMetadata, ResourceUri};
 use jwtgate::{
     Algorithm, Claims, JwtAuthLayer, Key, KeySet, Policy, RequireLayer, Validator,
     guards::AuthorityMapping,
@@ -57,6 +58,23 @@ async fn me(claims: Claims<DemoClaims>) -> Json<Value> {
 /// handler runs.
 async fn admin(claims: Claims<DemoClaims>) -> Json<Value> {
     Json(json!({ "sub": claims.registered().subject(), "admin": true }))
+}
+
+/// `GET /scoped`: only for tokens whose `scope` holds `demo:read`.
+async fn scoped(claims: Claims<DemoClaims>) -> Json<Value> {
+    Json(json!({ "sub": claims.registered().subject(), "scope": "demo:read" }))
+}
+
+/// `GET /sensitive`: only after a recent sign-in of the configured strength (RFC 9470), checked by
+/// `RequireLayer` before the handler runs. `acr` and `auth_time` are read from the principal, not from the
+/// claims type, so that no other route depends on their form.
+async fn sensitive(claims: Claims<DemoClaims>) -> Json<Value> {
+    let principal = claims.validated().principal();
+    Json(json!({
+        "sub": claims.registered().subject(),
+        "acr": principal.claim::<Value>("acr"),
+        "auth_time": principal.claim::<Value>("auth_time"),
+    }))
 }
 
 /// What the handlers share: the revocation store, and the leeway a revocation must outlast.
@@ -122,9 +140,14 @@ fn remote_keys(remote: &Remote) -> Result<RemoteKeySet, String> {
     builder.cooldown(remote.cooldown).refresh_interval(remote.refresh).build().map_err(|err| format!("{name}: {err}"))
 }
 
-fn app(config: &Config, keys: TrustedKeys, denylist: Arc<dyn Denylist>) -> Router {
+fn app(
+    config: &Config,
+    keys: TrustedKeys,
+    denylist: Arc<dyn Denylist>,
+    resource: ResourceUri,
+) -> Result<Router, String> {
     let mut validator = Validator::builder(keys)
-        .authorities(AuthorityMapping::new().roles())
+        .authorities(AuthorityMapping::new().roles().scope())
         .issuer(config.issuer.clone())
         .leeway(config.leeway)
         .max_token_bytes(config.max_token_bytes);
@@ -132,16 +155,39 @@ fn app(config: &Config, keys: TrustedKeys, denylist: Arc<dyn Denylist>) -> Route
         validator = validator.audience(audience.clone());
     }
     let sources = TokenSources::new([TokenSource::bearer(), TokenSource::cookie(config.cookie.clone())]);
-    let auth = JwtAuthLayer::<DemoClaims>::new(validator.build()).sources(sources).denylist(denylist.clone());
+    // Every challenge, 401 and 403, names the resource's metadata.
+    let auth = JwtAuthLayer::<DemoClaims>::new(validator.build())
+        .sources(sources)
+        .denylist(denylist.clone())
+        .resource(resource.clone());
     let state = AppState { denylist, leeway: i64::try_from(config.leeway.as_secs()).unwrap_or(i64::MAX) };
-    let admin = Router::new().route("/admin", get(admin)).route_layer(RequireLayer::new(Policy::role("admin")));
+    let read = Policy::scope("demo:read");
+    let step_up =
+        Policy::all([Policy::acr([config.step_up.acr.clone()]), Policy::max_auth_age(config.step_up.max_age)]);
+    let guarded = Router::new()
+        .route("/admin", get(admin).route_layer(RequireLayer::new(Policy::role("admin"))))
+        .route("/scoped", get(scoped).route_layer(RequireLayer::new(read.clone())))
+        .route("/sensitive", get(sensitive).route_layer(RequireLayer::new(step_up)));
     let protected = Router::new()
         .route("/me", get(me))
         .route("/logout", post(logout))
-        .merge(admin)
+        .merge(guarded)
         .route_layer(auth)
         .with_state(state);
-    Router::new().route("/health", get(health)).merge(protected)
+    // The metadata is public: outside the layer. Its `aud` is `JWTGATE_AUDIENCE`'s, as the contract says, so
+    // the document is written here rather than by `JwtAuthLayer::metadata`, which insists that the validator
+    // accept the resource itself as `aud`.
+    let metadata = ProtectedResourceMetadata::new(resource)
+        .authorization_server(config.issuer.clone())
+        .scopes_of(&read)
+        .serve_at_root()
+        .into_service()
+        .map_err(|err| err.to_string())?;
+    let mut app = Router::new().route("/health", get(health)).merge(protected);
+    for path in metadata.paths() {
+        app = app.route_service(path, metadata.clone());
+    }
+    Ok(app)
 }
 
 /// A sample token for the ephemeral key: `sub` "demo", `roles` ["admin"], valid 15 minutes.
@@ -258,6 +304,13 @@ async fn main() -> ExitCode {
         tracing::info!("shutting down");
     };
     let addr = listener.local_addr().unwrap_or(config.addr);
+    let app = match config.resource(addr).and_then(|resource| app(&config, keys, denylist, resource)) {
+        Ok(app) => app,
+        Err(err) => {
+            eprintln!("jwtgate-demo: configuration error: {err}");
+            return ExitCode::from(2);
+        }
+    };
     if let Some(token) = sample {
         say("sample token (sub \"demo\", roles [\"admin\"], valid 15 minutes; development key):");
         say(&token);
@@ -265,7 +318,7 @@ async fn main() -> ExitCode {
     }
     say(&format!("listening on {addr}"));
 
-    match axum::serve(listener, app(&config, keys, denylist)).with_graceful_shutdown(shutdown).await {
+    match axum::serve(listener, app).with_graceful_shutdown(shutdown).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("jwtgate-demo: server error: {err}");

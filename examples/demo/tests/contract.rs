@@ -102,6 +102,17 @@ impl Demo {
         (code, log)
     }
 
+    /// The URL of the demo's metadata (RFC 9728), with the default resource: its own origin.
+    fn metadata_url(&self) -> String {
+        format!("{}/.well-known/oauth-protected-resource", self.base)
+    }
+
+    /// A `Bearer` challenge with `attributes` and the `resource_metadata` every challenge carries.
+    fn challenge(&self, attributes: &str) -> String {
+        let metadata = format!(r#"resource_metadata="{}""#, self.metadata_url());
+        if attributes.is_empty() { format!("Bearer {metadata}") } else { format!("Bearer {attributes}, {metadata}") }
+    }
+
     /// What the demo has logged so far.
     fn log(&self) -> String {
         self.stderr.lock().unwrap().clone()
@@ -173,7 +184,7 @@ async fn it_accepts_each_key_of_a_jwks_file_and_follows_the_error_contract() {
     assert_eq!((status, &body["sub"]), (200, &Value::Null));
 
     let (status, headers, body) = demo.get("/me", &[]).await;
-    assert_eq!((status, headers["www-authenticate"].to_str().unwrap()), (401, "Bearer"));
+    assert_eq!((status, headers["www-authenticate"].to_str().unwrap()), (401, demo.challenge("").as_str()));
     assert_eq!(body["error_description"], "no bearer token was sent");
     let mut expired = demo_claims();
     expired["exp"] = json!(now() - 60);
@@ -182,7 +193,7 @@ async fn it_accepts_each_key_of_a_jwks_file_and_follows_the_error_contract() {
     assert_eq!(status, 401);
     assert_eq!(
         headers["www-authenticate"].to_str().unwrap(),
-        r#"Bearer error="invalid_token", error_description="the token has expired""#
+        demo.challenge(r#"error="invalid_token", error_description="the token has expired""#)
     );
     assert_eq!(body, json!({ "error": "invalid_token", "error_description": "the token has expired" }));
 
@@ -211,7 +222,7 @@ async fn it_accepts_each_key_of_a_jwks_file_and_follows_the_error_contract() {
         assert_eq!(body["error"], "insufficient_scope");
     }
     let (status, headers, _) = demo.get("/admin", &[]).await;
-    assert_eq!((status, headers["www-authenticate"].to_str().unwrap()), (401, "Bearer"));
+    assert_eq!((status, headers["www-authenticate"].to_str().unwrap()), (401, demo.challenge("").as_str()));
 
     let unknown = TestKey::generate(Algorithm::HS256).with_kid("HS256-other");
     assert_eq!(demo.me(&unknown.sign(&demo_claims())).await.0, 401);
@@ -269,6 +280,10 @@ async fn misconfigurations_stop_it_with_status_2_and_one_line() {
         vec![("JWTGATE_JWKS_REFRESH_SECS", "0")],
         vec![("JWTGATE_REDIS_MODE", "replicated")],
         vec![("JWTGATE_LEEWAY_SECS", "soon")],
+        vec![("JWTGATE_PUBLIC_URL", "https://api.test/with/a/path")],
+        vec![("JWTGATE_PUBLIC_URL", "https://api.test"), ("JWTGATE_RESOURCE", "https://other.test/api")],
+        vec![("JWTGATE_RESOURCE", "https://api.test/r#secret")],
+        vec![("JWTGATE_STEP_UP_MAX_AGE_SECS", "five minutes")],
     ] {
         let (code, stderr) = misconfigured(&vars).await;
         assert_eq!(code, 2, "{vars:?}: {stderr}");
@@ -399,12 +414,12 @@ async fn until_accepted(demo: &Demo, token: &str) {
 }
 
 #[track_caller]
-fn assert_invalid_token(answer: (u16, reqwest::header::HeaderMap, Value), description: &str) {
+fn assert_invalid_token(demo: &Demo, answer: (u16, reqwest::header::HeaderMap, Value), description: &str) {
     let (status, headers, body) = answer;
     assert_eq!(status, 401, "{body}");
     assert_eq!(
         headers["www-authenticate"],
-        format!(r#"Bearer error="invalid_token", error_description="{description}""#).as_str()
+        demo.challenge(&format!(r#"error="invalid_token", error_description="{description}""#)).as_str()
     );
     assert_eq!(body, json!({ "error": "invalid_token", "error_description": description }));
 }
@@ -445,7 +460,11 @@ async fn with_a_remote_jwks_it_listens_at_once_answers_503_until_the_keys_arrive
 
     // An unknown kid is refused.
     let stranger = TestKey::generate(Algorithm::RS256).with_kid("r3");
-    assert_invalid_token(demo.bearer_me(&stranger.sign(&demo_claims())).await, "the token's signing key is unknown");
+    assert_invalid_token(
+        &demo,
+        demo.bearer_me(&stranger.sign(&demo_claims())).await,
+        "the token's signing key is unknown",
+    );
     assert_eq!(demo.stop().await, 0);
 }
 
@@ -460,7 +479,11 @@ async fn remote_oct_keys_and_keys_without_alg_are_never_trusted() {
     let demo = Demo::start(&[("JWTGATE_JWKS_URL", &server.jwks_url())]).await;
     until_accepted(&demo, &remote.sign(&demo_claims())).await;
     for skipped in [&secret, &no_alg] {
-        assert_invalid_token(demo.bearer_me(&skipped.sign(&demo_claims())).await, "the token's signing key is unknown");
+        assert_invalid_token(
+            &demo,
+            demo.bearer_me(&skipped.sign(&demo_claims())).await,
+            "the token's signing key is unknown",
+        );
     }
     assert_eq!(demo.stop().await, 0);
 }
@@ -490,7 +513,9 @@ async fn the_refresh_interval_and_the_cooldown_are_configurable() {
     let running = &demo;
     let unknown = |kid: &str| {
         let stranger = TestKey::generate(Algorithm::ES256).with_kid(kid).sign(&demo_claims());
-        async move { assert_invalid_token(running.bearer_me(&stranger).await, "the token's signing key is unknown") }
+        async move {
+            assert_invalid_token(&running, running.bearer_me(&stranger).await, "the token's signing key is unknown")
+        }
     };
     let fetches = server.fetches();
     unknown("x1").await;
@@ -514,7 +539,7 @@ async fn with_an_oidc_issuer_it_discovers_the_keys_and_requires_that_issuer() {
     claims["iss"] = json!(issuer);
     until_accepted(&demo, &key.sign(&claims)).await;
     assert_eq!(server.discoveries(), 1);
-    assert_invalid_token(demo.bearer_me(&key.sign(&demo_claims())).await, "the token's issuer is not accepted");
+    assert_invalid_token(&demo, demo.bearer_me(&key.sign(&demo_claims())).await, "the token's issuer is not accepted");
     assert_eq!(demo.stop().await, 0);
 }
 
@@ -685,11 +710,11 @@ async fn its_token_rules_follow_the_contract() {
     // A key accepts exactly its own `alg`: an ES256 token naming the RS256 key is refused.
     let es256 = TestKey::generate(Algorithm::ES256);
     let mismatch = es256.sign_raw(&json!({ "alg": "ES256", "kid": "k1" }).to_string(), &demo_claims().to_string());
-    assert_invalid_token(demo.bearer_me(&mismatch).await, "the token's algorithm does not match its key");
+    assert_invalid_token(&demo, demo.bearer_me(&mismatch).await, "the token's algorithm does not match its key");
     tokens.push(mismatch);
     // A token is checked against the key its `kid` names only: signed by k2 but naming k1, it is refused.
     let impostor = other.sign_raw(&json!({ "alg": "RS256", "kid": "k1" }).to_string(), &demo_claims().to_string());
-    assert_invalid_token(demo.bearer_me(&impostor).await, "the token's signature is invalid");
+    assert_invalid_token(&demo, demo.bearer_me(&impostor).await, "the token's signature is invalid");
     tokens.push(impostor);
 
     // Required claims, and registered claims of the wrong type (null included), are refused as invalid.
@@ -712,14 +737,14 @@ async fn its_token_rules_follow_the_contract() {
             None => drop(claims.as_object_mut().unwrap().remove(claim)),
         }
         let token = key.sign(&claims);
-        assert_invalid_token(demo.bearer_me(&token).await, description);
+        assert_invalid_token(&demo, demo.bearer_me(&token).await, description);
         tokens.push(token);
     }
 
     // No credentials, or another scheme: a bare challenge.
     for headers in [vec![], vec![("authorization", "Basic YWxpY2U6cHc=")]] {
         let (status, headers, body) = demo.get("/me", &headers).await;
-        assert_eq!((status, headers["www-authenticate"].to_str().unwrap()), (401, "Bearer"));
+        assert_eq!((status, headers["www-authenticate"].to_str().unwrap()), (401, demo.challenge("").as_str()));
         assert_eq!(body, json!({ "error": "unauthorized", "error_description": "no bearer token was sent" }));
     }
     // A valid token without the role: 403 with the JSON body.
@@ -856,5 +881,131 @@ async fn replicated_revocations_reach_every_instance_and_outages_never_admit_a_r
         assert_eq!(demo.stop().await, 0);
     }
     drop(redis);
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// A token of `key` for the demo with `extra` claims.
+fn demo_token(key: &TestKey, extra: Value) -> String {
+    let mut claims = demo_claims();
+    claims.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+    key.sign(&claims)
+}
+
+#[tokio::test]
+async fn it_publishes_its_metadata_and_every_challenge_names_it() {
+    let key = TestKey::generate(Algorithm::HS256).with_kid("k");
+    let (dir, file) = jwks_file("metadata", &[&key]);
+    let demo = Demo::start(&[("JWTGATE_JWKS_FILE", &file)]).await;
+    // The default resource is the demo's own origin: the metadata is at the root well-known URL.
+    let (status, headers, body) = demo.get("/.well-known/oauth-protected-resource", &[]).await;
+    assert_eq!(status, 200);
+    assert_eq!(headers["content-type"], "application/json");
+    assert_eq!(
+        body,
+        json!({
+            "resource": demo.base,
+            "authorization_servers": ["jwtgate-demo"],
+            "scopes_supported": ["demo:read"],
+            "bearer_methods_supported": ["header"],
+        })
+    );
+    let etag = headers["etag"].to_str().unwrap().to_owned();
+    assert_eq!(demo.get("/.well-known/oauth-protected-resource", &[("if-none-match", &etag)]).await.0, 304);
+
+    // 401 and 403 of the layer and of every guard name it.
+    let (status, headers, _) = demo.get("/scoped", &[]).await;
+    assert_eq!((status, headers["www-authenticate"].to_str().unwrap()), (401, demo.challenge("").as_str()));
+    let forbidden =
+        r#"error="insufficient_scope", error_description="the token does not grant access to this resource""#;
+    let bearer = |extra: Value| format!("Bearer {}", demo_token(&key, extra));
+    let (status, headers, body) = demo.get("/admin", &[("authorization", &bearer(json!({})))]).await;
+    assert_eq!((status, headers["www-authenticate"].to_str().unwrap()), (403, demo.challenge(forbidden).as_str()));
+    assert_eq!(body["error"], "insufficient_scope");
+
+    // `/scoped` needs `demo:read` in the space-separated `scope`.
+    let (status, headers, body) = demo.get("/scoped", &[("authorization", &bearer(json!({ "scope": "other" })))]).await;
+    assert_eq!(status, 403, "{body}");
+    assert_eq!(headers["www-authenticate"], demo.challenge(&format!(r#"{forbidden}, scope="demo:read""#)).as_str());
+    assert_eq!(
+        body,
+        json!({ "error": "insufficient_scope", "error_description": "the token does not grant access to this resource" })
+    );
+    let reader = bearer(json!({ "scope": "profile demo:read" }));
+    assert_eq!(demo.get("/scoped", &[("authorization", &reader)]).await.0, 200);
+    assert_eq!(demo.stop().await, 0);
+
+    // A resource with a path: the metadata at the path-inserted URL, and at the root for clients that probe it.
+    let demo = Demo::start(&[
+        ("JWTGATE_JWKS_FILE", &file),
+        ("JWTGATE_PUBLIC_URL", "https://API.example.test"),
+        ("JWTGATE_RESOURCE", "https://api.example.test/v1"),
+    ])
+    .await;
+    for path in ["/.well-known/oauth-protected-resource/v1", "/.well-known/oauth-protected-resource"] {
+        let (status, _, body) = demo.get(path, &[]).await;
+        assert_eq!((status, &body["resource"]), (200, &json!("https://api.example.test/v1")), "{path}");
+    }
+    let (status, headers, _) = demo.get("/me", &[]).await;
+    assert_eq!(
+        (status, headers["www-authenticate"].to_str().unwrap()),
+        (401, r#"Bearer resource_metadata="https://api.example.test/.well-known/oauth-protected-resource/v1""#)
+    );
+    assert_eq!(demo.stop().await, 0);
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[tokio::test]
+async fn sensitive_needs_a_recent_sign_in_of_the_configured_strength() {
+    let key = TestKey::generate(Algorithm::HS256).with_kid("k");
+    let (dir, file) = jwks_file("step-up", &[&key]);
+    let description = "the resource needs a stronger or more recent authentication of the user";
+    let step_up = |wants: &str| {
+        format!(r#"error="insufficient_user_authentication", error_description="{description}", {wants}"#)
+    };
+    let signed_in = |acr: &str, seconds_ago: i64| {
+        format!("Bearer {}", demo_token(&key, json!({ "acr": acr, "auth_time": now() - seconds_ago })))
+    };
+    let demo = Demo::start(&[("JWTGATE_JWKS_FILE", &file)]).await;
+    let token = signed_in("urn:jwtgate:mfa", 10);
+    let (status, _, body) = demo.get("/sensitive", &[("authorization", &token)]).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!((&body["sub"], &body["acr"]), (&json!("alice"), &json!("urn:jwtgate:mfa")));
+    assert!(body["auth_time"].as_i64().unwrap() >= now() - 20);
+    // `auth_time` may be as old as the maximum plus the leeway (30 s).
+    assert_eq!(demo.get("/sensitive", &[("authorization", &signed_in("urn:jwtgate:mfa", 320))]).await.0, 200);
+    for (token, wants) in [
+        (signed_in("urn:jwtgate:pwd", 10), r#"acr_values="urn:jwtgate:mfa""#.to_owned()),
+        (signed_in("urn:jwtgate:mfa", 400), "max_age=300".to_owned()),
+        (signed_in("urn:jwtgate:pwd", 400), r#"acr_values="urn:jwtgate:mfa", max_age=300"#.to_owned()),
+        (format!("Bearer {}", demo_token(&key, json!({}))), r#"acr_values="urn:jwtgate:mfa", max_age=300"#.to_owned()),
+    ] {
+        let (status, headers, body) = demo.get("/sensitive", &[("authorization", &token)]).await;
+        assert_eq!(status, 401, "{wants}: {body}");
+        assert_eq!(headers["www-authenticate"], demo.challenge(&step_up(&wants)).as_str());
+        assert_eq!(body, json!({ "error": "insufficient_user_authentication", "error_description": description }));
+    }
+    let (status, headers, _) = demo.get("/sensitive", &[]).await;
+    assert_eq!((status, headers["www-authenticate"].to_str().unwrap()), (401, demo.challenge("").as_str()));
+    assert_eq!(demo.stop().await, 0);
+
+    let demo = Demo::start(&[
+        ("JWTGATE_JWKS_FILE", &file),
+        ("JWTGATE_STEP_UP_ACR", "urn:example:hwk"),
+        ("JWTGATE_STEP_UP_MAX_AGE_SECS", "60"),
+        ("JWTGATE_LEEWAY_SECS", "0"),
+    ])
+    .await;
+    assert_eq!(demo.get("/sensitive", &[("authorization", &signed_in("urn:example:hwk", 30))]).await.0, 200);
+    let (status, headers, _) = demo.get("/sensitive", &[("authorization", &signed_in("urn:example:hwk", 90))]).await;
+    assert_eq!(
+        (status, headers["www-authenticate"].to_str().unwrap()),
+        (401, demo.challenge(&step_up("max_age=60")).as_str())
+    );
+    let (status, headers, _) = demo.get("/sensitive", &[("authorization", &signed_in("urn:jwtgate:mfa", 5))]).await;
+    assert_eq!(
+        (status, headers["www-authenticate"].to_str().unwrap()),
+        (401, demo.challenge(&step_up(r#"acr_values="urn:example:hwk""#)).as_str())
+    );
+    assert_eq!(demo.stop().await, 0);
     std::fs::remove_dir_all(dir).unwrap();
 }

@@ -354,6 +354,7 @@ mod docs {
     doc_file!(Migration, "../../docs/migration.md");
     doc_file!(Observability, "../../docs/observability.md");
     doc_file!(Recipes, "../../docs/recipes.md");
+    doc_file!(Resource, "../../docs/resource.md");
     doc_file!(Revocation, "../../docs/revocation.md");
     doc_file!(Security, "../../docs/security.md");
     doc_file!(Sessions, "../../docs/sessions.md");

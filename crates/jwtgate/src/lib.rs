@@ -163,6 +163,7 @@ pub mod guides {
                 "[sessions.md]: crate::guides::sessions\n",
                 "[observability.md]: crate::guides::observability\n",
                 "[recipes.md]: crate::guides::recipes\n",
+                "[resource.md]: crate::guides::resource\n",
                 "[migration.md]: crate::guides::migration\n",
                 "[security.md]: crate::guides::security\n",
                 "[benchmarks.md]: crate::guides::benchmarks\n",
@@ -187,6 +188,13 @@ pub mod guides {
     #[doc = guide_links!()]
     #[doc = include_str!("../docs/guards.md")]
     pub mod guards {}
+
+    /// The protected resource: its metadata (RFC 9728), its audience (RFC 8707), and the challenges that
+    /// name it.
+    #[doc = ""]
+    #[doc = guide_links!()]
+    #[doc = include_str!("../docs/resource.md")]
+    pub mod resource {}
 
     /// Every refusal: its status, challenge and body, and why signatures are checked with aws-lc-rs.
     #[doc = ""]

@@ -279,6 +279,13 @@ pub mod session {
     pub use jwtgate_session::*;
 }
 
+/// MCP servers: a policy per tool checked before the server runs, and sessions bound to their principal.
+#[cfg(feature = "mcp")]
+#[cfg_attr(docsrs, doc(cfg(feature = "mcp")))]
+pub mod mcp {
+    pub use jwtgate_mcp::*;
+}
+
 /// gRPC helpers: [`authorize`](tonic::authorize) a policy and read claims from a tonic request.
 #[cfg(feature = "tonic")]
 #[cfg_attr(docsrs, doc(cfg(feature = "tonic")))]

@@ -1,12 +1,11 @@
 //! Reading an MCP request's body, and what it calls.
 
 use bytes::Bytes;
-use http::{Response, StatusCode};
+use http::header::CONTENT_TYPE;
+use http::{HeaderValue, Response, StatusCode};
 use http_body::Body;
 use http_body_util::{BodyExt, Limited};
 use serde_json::Value;
-
-use crate::json_rpc_error;
 
 /// A body, read up to its limit.
 pub(crate) enum Read {
@@ -64,20 +63,27 @@ impl Calls {
     }
 }
 
-/// 413 for a body over the limit.
+/// 413 for a body over the limit, in the words of rmcp's streamable HTTP server.
 pub(crate) fn too_large(limit: usize) -> Response<Bytes> {
-    json_rpc_error(StatusCode::PAYLOAD_TOO_LARGE, -32600, &format!("the request body is larger than {limit} bytes"))
+    plain(StatusCode::PAYLOAD_TOO_LARGE, format!("Payload Too Large: request body exceeds {limit} bytes"))
 }
 
-/// 400 for a body that could not be read.
+/// 400 for a body that could not be read (the client went away, or broke its framing).
 pub(crate) fn unreadable() -> Response<Bytes> {
-    json_rpc_error(StatusCode::BAD_REQUEST, -32700, "the request body could not be read")
+    plain(StatusCode::BAD_REQUEST, "Bad Request: the request body could not be read".to_owned())
 }
 
-/// 404 for a session that this principal did not open, or that is unknown, as MCP servers answer an
-/// unknown session: the client starts a new one.
+/// 404 for a session that this principal did not open, or that is unknown, as rmcp answers an unknown
+/// session: the client starts a new one, and learns nothing of whose session it was.
 pub(crate) fn session_not_found() -> Response<Bytes> {
-    json_rpc_error(StatusCode::NOT_FOUND, -32001, "session not found")
+    plain(StatusCode::NOT_FOUND, "Not Found: Session not found".to_owned())
+}
+
+fn plain(status: StatusCode, text: String) -> Response<Bytes> {
+    let mut response = Response::new(Bytes::from(text));
+    *response.status_mut() = status;
+    response.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+    response
 }
 
 #[cfg(test)]

@@ -37,8 +37,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
-use http::header::HeaderValue;
-use http::{HeaderName, Method, Request, Response, StatusCode};
+use http::{HeaderName, Method, Request, Response};
 use http_body::Body;
 use http_body_util::Full;
 use jwtgate_core::{ErrorKind, Policy, Principal};
@@ -124,8 +123,8 @@ impl McpLayer {
         self
     }
 
-    /// The largest request body read, in bytes. A larger one gets 413 with a JSON-RPC error, and the
-    /// server never sees it. Default [`DEFAULT_MAX_BODY_BYTES`].
+    /// The largest request body read, in bytes. A larger one gets 413, as rmcp answers it, and the server
+    /// never sees it. Default [`DEFAULT_MAX_BODY_BYTES`], rmcp's own limit.
     #[must_use]
     pub fn max_body_bytes(mut self, limit: usize) -> Self {
         self.config_mut().max_body_bytes = limit;
@@ -297,15 +296,6 @@ fn decide(policy: &Policy, head: &RequestHead<'_>) -> Result<Arc<Principal>, Res
 
 fn own<B>(response: Response<Bytes>) -> Response<ResponseBody<B>> {
     response.map(ResponseBody::own)
-}
-
-/// A JSON-RPC error response with no id, as an MCP server answers a request it cannot take.
-fn json_rpc_error(status: StatusCode, code: i32, message: &str) -> Response<Bytes> {
-    let body = serde_json::json!({ "jsonrpc": "2.0", "id": null, "error": { "code": code, "message": message } });
-    let mut response = Response::new(Bytes::from(body.to_string()));
-    *response.status_mut() = status;
-    response.headers_mut().insert(http::header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    response
 }
 
 /// `Infallible` futures' errors never happen; a helper for tests.

@@ -15,7 +15,7 @@ use axum::routing::get;
 use http::Request;
 use jwtgate::jwks::{RemoteKeySet, RemoteKeySetBuilder};
 use jwtgate::{
-    Algorithm, JwtAuthLayer, KeySet, Validator,
+    Algorithm, ErrorKind, JwtAuthLayer, KeySet, Validator,
     keys::{KeySource, TrustedKeys},
 };
 use jwtgate_test::{Fault, JwksServer, body_json};
@@ -813,4 +813,71 @@ async fn the_background_task_stops_with_the_last_clone() {
     let after_drop = server.fetches();
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(server.fetches(), after_drop, "no fetch after the set was dropped");
+}
+
+#[tokio::test]
+async fn discover_any_reads_rfc8414_metadata_first_and_falls_back_to_the_openid_configuration() {
+    let (server, issuer) = discovered_keys_validate(RemoteKeySet::discover_any).await;
+    drop(server);
+    // A provider that publishes only its OpenID configuration: the RFC 8414 document is 404.
+    let key = rs256("k1");
+    let server = JwksServer::start(jwks(&[&key])).await;
+    server.set_oauth_metadata(false);
+    let issuer_only_openid = server.issuer();
+    let keys = RemoteKeySet::discover_any(&issuer_only_openid).build_eager().await.unwrap();
+    assert_eq!((server.discoveries(), server.fetches()), (1, 1));
+    assert!(keys.is_ready());
+    // Neither document names the issuer: both are named in the error, and no key is trusted.
+    server.set_oauth_metadata(true);
+    server.set_discovered_issuer("https://evil.example/tenant");
+    let err = RemoteKeySet::discover_any(&issuer_only_openid).build_eager().await.unwrap_err();
+    let message = err.to_string();
+    assert!(message.contains("/.well-known/oauth-authorization-server/tenant"), "{message}");
+    assert!(message.contains("/tenant/.well-known/openid-configuration"), "{message}");
+    assert!(!issuer.is_empty());
+}
+
+#[tokio::test]
+async fn on_demand_nothing_is_fetched_before_a_request_and_a_failure_does_not_hold_the_next_request_back() {
+    let key = rs256("k1");
+    // The issuer's address is chosen, and nothing listens there yet.
+    let addr = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let issuer = format!("http://{addr}/tenant");
+    let keys = RemoteKeySet::discover_any(&issuer).on_demand().build().unwrap();
+    let mut claims = claims();
+    claims["iss"] = json!(issuer);
+    let token = key.sign(&claims);
+    let validator = Validator::builder(keys.clone()).issuer(&issuer).audience(AUDIENCE).build();
+    // The first request starts a fetch, which fails at once: 503.
+    let error = validator.validate_async::<Value>(&token).await.unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::KeysUnavailable);
+
+    let server = JwksServer::start_at(addr, jwks(&[&key])).await;
+    // Right after the failure, with no background retry due for a second or more, the next request starts
+    // its own fetch and is served with its keys.
+    assert!(validator.validate_async::<Value>(&token).await.is_ok());
+    assert_eq!((server.discoveries(), server.fetches()), (1, 1));
+
+    // With the server up from the start, building fetches nothing: the first request does, once.
+    let keys = RemoteKeySet::discover_any(&issuer).on_demand().build().unwrap();
+    for _ in 0..20 {
+        tokio::task::yield_now().await;
+    }
+    assert!(!keys.is_ready());
+    assert_eq!((server.discoveries(), server.fetches(), server.in_flight()), (1, 1, 0));
+    let validator = Validator::builder(keys).issuer(&issuer).audience(AUDIENCE).build();
+    let results = futures_join(&validator, &token).await;
+    assert!(results.iter().all(Result::is_ok));
+    assert_eq!((server.discoveries(), server.fetches()), (2, 2), "one fetch for concurrent requests");
+}
+
+/// Four validations of `token` at once.
+async fn futures_join(validator: &Validator, token: &str) -> Vec<Result<jwtgate::Validated<Value>, jwtgate::Error>> {
+    let (a, b, c, d) = tokio::join!(
+        validator.validate_async::<Value>(token),
+        validator.validate_async::<Value>(token),
+        validator.validate_async::<Value>(token),
+        validator.validate_async::<Value>(token),
+    );
+    vec![a, b, c, d]
 }

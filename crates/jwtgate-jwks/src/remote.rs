@@ -128,12 +128,17 @@ struct Config {
     max_body_bytes: usize,
     max_staleness: Option<Duration>,
     mapping: AlgorithmMapping,
+    on_demand: bool,
 }
 
 #[derive(Clone, Debug)]
 enum Location {
     Jwks(Url),
-    Discovery { issuer: String, document: Url },
+    /// The documents to try in order: the first that names the issuer's JWK Set wins.
+    Discovery {
+        issuer: String,
+        documents: Vec<Url>,
+    },
 }
 
 /// Configures a [`RemoteKeySet`]. Start from [`RemoteKeySet::jwks`], [`RemoteKeySet::discover`] or
@@ -149,6 +154,7 @@ pub struct RemoteKeySetBuilder {
     max_body_bytes: usize,
     max_staleness: Option<Duration>,
     mapping: AlgorithmMapping,
+    on_demand: bool,
 }
 
 impl RemoteKeySet {
@@ -163,7 +169,7 @@ impl RemoteKeySet {
     /// to the validator, or read it back from [`RemoteKeySet::issuer`].
     pub fn discover(issuer: &str) -> RemoteKeySetBuilder {
         let location = fetch::discovery_url(issuer)
-            .map(|document| Location::Discovery { issuer: issuer.to_owned(), document })
+            .map(|document| Location::Discovery { issuer: issuer.to_owned(), documents: vec![document] })
             .map_err(setup_error);
         RemoteKeySetBuilder::new(location)
     }
@@ -176,7 +182,20 @@ impl RemoteKeySet {
     /// the issuer must have no query or fragment.
     pub fn discover_oauth(issuer: &str) -> RemoteKeySetBuilder {
         let location = fetch::oauth_discovery_url(issuer)
-            .map(|document| Location::Discovery { issuer: issuer.to_owned(), document })
+            .map(|document| Location::Discovery { issuer: issuer.to_owned(), documents: vec![document] })
+            .map_err(setup_error);
+        RemoteKeySetBuilder::new(location)
+    }
+
+    /// Trusts the JWK Set of `issuer`, found by its RFC 8414 authorization server metadata
+    /// ([`discover_oauth`](Self::discover_oauth)) or, when that document cannot be had or does not name the
+    /// issuer's keys, by its OpenID configuration ([`discover`](Self::discover)). Each document is trusted
+    /// only when its `issuer` equals `issuer` exactly. For servers that accept tokens from an authorization
+    /// server of either kind, as the MCP authorization specification asks clients to look for both.
+    pub fn discover_any(issuer: &str) -> RemoteKeySetBuilder {
+        let location = fetch::oauth_discovery_url(issuer)
+            .and_then(|oauth| Ok(vec![oauth, fetch::discovery_url(issuer)?]))
+            .map(|documents| Location::Discovery { issuer: issuer.to_owned(), documents })
             .map_err(setup_error);
         RemoteKeySetBuilder::new(location)
     }
@@ -213,6 +232,7 @@ impl RemoteKeySetBuilder {
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             max_staleness: None,
             mapping: AlgorithmMapping::new(),
+            on_demand: false,
         }
     }
 
@@ -274,6 +294,20 @@ impl RemoteKeySetBuilder {
         self
     }
 
+    /// Fetches nothing until a token needs the keys: no fetch at [`build`](Self::build), none in the
+    /// background while there are no keys, and a token that finds no keys starts a fetch (or joins the
+    /// one running) and waits for it, at most [`max_wait`](Self::max_wait). A failed attempt does not hold
+    /// the next one back: the first request after the provider becomes reachable gets the keys. Once they
+    /// are there, they are refreshed in the background as usual.
+    ///
+    /// For a server that must start before its authorization server, and that no one calls until both are
+    /// up. The price: while the provider is down, every request without keys starts a fetch (one at a time,
+    /// never more); by default, requests only ever join fetches the background task starts, with back-off.
+    pub fn on_demand(mut self) -> Self {
+        self.on_demand = true;
+        self
+    }
+
     /// Starts lazily: returns at once, and starts the first fetch in the background. Tokens that need the
     /// keys while it runs wait for it, at most [`max_wait`](Self::max_wait); if it fails, or outlasts that,
     /// they are answered 503 with `Retry-After`. Must be called within a Tokio runtime.
@@ -281,8 +315,10 @@ impl RemoteKeySetBuilder {
     /// Fails for a URL jwtgate will not fetch from, or outside a Tokio runtime.
     pub fn build(self) -> Result<RemoteKeySet, ConfigError> {
         let (shared, validators) = self.prepare()?;
-        // The first fetch is under way from now on: requests that come before the task runs join it.
-        shared.flight.send_modify(|flight| flight.busy = true);
+        if !shared.config.on_demand {
+            // The first fetch is under way from now on: requests that come before the task runs join it.
+            shared.flight.send_modify(|flight| flight.busy = true);
+        }
         Ok(spawn(shared, validators, Duration::ZERO, false))
     }
 
@@ -331,6 +367,7 @@ impl RemoteKeySetBuilder {
             max_body_bytes: self.max_body_bytes,
             max_staleness: self.max_staleness,
             mapping: self.mapping,
+            on_demand: self.on_demand,
         };
         let jwks_url = match &config.location {
             Location::Jwks(url) => Some(url.clone()),
@@ -357,7 +394,8 @@ impl RemoteKeySetBuilder {
 
 fn default_client(timeout: Duration, location: &Location) -> Result<Client, ConfigError> {
     let url = match location {
-        Location::Jwks(url) | Location::Discovery { document: url, .. } => url,
+        Location::Jwks(url) => url,
+        Location::Discovery { documents, .. } => documents.first().ok_or_else(|| setup_error("no document"))?,
     };
     Client::builder()
         .user_agent(concat!("jwtgate/", env!("CARGO_PKG_VERSION")))
@@ -398,10 +436,9 @@ impl Shared {
         Ok(snapshot.keys.clone())
     }
 
-    /// A wait for the running fetch, or, with `may_start`, for one started now if the unknown `kid`s'
-    /// cooldown allows it; `None` otherwise. The wait ends with the fetch, or after `max_wait`, whichever
-    /// comes first.
-    fn join_fetch(&self, may_start: bool, reason: &dyn fmt::Debug) -> Option<PendingRefresh> {
+    /// A wait for the running fetch, or for one started now as `start` allows; `None` otherwise. The wait
+    /// ends with the fetch, or after `max_wait`, whichever comes first.
+    fn join_fetch(&self, start_new: Start, reason: &dyn fmt::Debug) -> Option<PendingRefresh> {
         let mut wait_past = None;
         let mut start = false;
         self.flight.send_if_modified(|flight| {
@@ -409,7 +446,7 @@ impl Shared {
                 // Single flight: join the fetch that is running.
                 wait_past = Some(flight.finished);
                 false
-            } else if may_start && self.take_cooldown() {
+            } else if start_new == Start::Always || (start_new == Start::AfterCooldown && self.take_cooldown()) {
                 flight.busy = true;
                 start = true;
                 wait_past = Some(flight.finished);
@@ -455,14 +492,28 @@ impl KeySource for RemoteKeySet {
     }
 
     fn refresh_for(&self, kid: &str) -> Option<PendingRefresh> {
-        self.handle.shared.join_fetch(true, &format_args!("unknown kid {:?}", kid.chars().take(64).collect::<String>()))
+        let reason = format_args!("unknown kid {:?}", kid.chars().take(64).collect::<String>());
+        self.handle.shared.join_fetch(Start::AfterCooldown, &reason)
     }
 
     fn wait_for_keys(&self) -> Option<PendingRefresh> {
-        // Only a fetch under way is joined (the first one, or a retry): while the provider fails, its retries
-        // back off, and requests never add fetches of their own.
-        self.handle.shared.join_fetch(false, &"no keys yet")
+        let shared = &self.handle.shared;
+        // By default only a fetch under way is joined (the first one, or a retry): while the provider fails,
+        // its retries back off, and requests never add fetches of their own. On demand, the request is what
+        // starts the fetch.
+        let start = if shared.config.on_demand { Start::Always } else { Start::Never };
+        shared.join_fetch(start, &"no keys yet")
     }
+}
+
+/// Whether a request may start a fetch when none is running.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Start {
+    Never,
+    /// Once per cooldown: unknown `kid`s.
+    AfterCooldown,
+    /// Whenever none runs: requests that find no keys, on demand.
+    Always,
 }
 
 impl From<RemoteKeySet> for TrustedKeys {
@@ -482,6 +533,7 @@ impl fmt::Debug for RemoteKeySet {
             .field("cooldown", &shared.config.cooldown)
             .field("max_wait", &shared.config.max_wait)
             .field("max_staleness", &shared.config.max_staleness)
+            .field("on_demand", &shared.config.on_demand)
             .finish_non_exhaustive()
     }
 }

@@ -47,6 +47,8 @@ struct ServerState {
     content_type: Option<&'static str>,
     fault: Fault,
     issuer_in_discovery: Option<String>,
+    /// Whether the RFC 8414 document is served (otherwise 404).
+    without_oauth_metadata: bool,
     fetches: usize,
     in_flight: usize,
     not_modified: usize,
@@ -66,6 +68,18 @@ pub struct JwksServer {
 impl JwksServer {
     /// Serves `jwks` (a JWK Set) on a free loopback port, until the test's runtime ends.
     pub async fn start(jwks: Value) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind loopback");
+        Self::start_on(listener, jwks)
+    }
+
+    /// Serves `jwks` at `addr`, which a test chose beforehand: for an issuer that comes up after the
+    /// server that trusts it.
+    pub async fn start_at(addr: SocketAddr, jwks: Value) -> Self {
+        let listener = tokio::net::TcpListener::bind(addr).await.expect("bind the chosen address");
+        Self::start_on(listener, jwks)
+    }
+
+    fn start_on(listener: tokio::net::TcpListener, jwks: Value) -> Self {
         let state = Arc::new(Mutex::new(ServerState {
             jwks,
             content_type: Some("application/json"),
@@ -74,9 +88,10 @@ impl JwksServer {
         let app = Router::new()
             .route("/jwks", get(jwks_route))
             .route("/tenant/.well-known/openid-configuration", get(discovery_route))
-            .route("/.well-known/oauth-authorization-server/tenant", get(discovery_route))
+            .route("/.well-known/oauth-authorization-server/tenant", get(oauth_discovery_route))
             .with_state(state.clone());
-        let addr = serve(app).await;
+        let addr = listener.local_addr().expect("local addr");
+        tokio::spawn(async move { axum::serve(listener, app).await.expect("serve") });
         Self { addr, state }
     }
 
@@ -124,7 +139,13 @@ impl JwksServer {
         self.state().content_type = value;
     }
 
-    /// Makes the discovery document name this issuer instead of its own.
+    /// Whether the RFC 8414 authorization server metadata is served (by default) or answers 404, as for
+    /// a provider that publishes only its OpenID configuration.
+    pub fn set_oauth_metadata(&self, served: bool) {
+        self.state().without_oauth_metadata = !served;
+    }
+
+    /// Makes discovery documents name `issuer` instead of the server's own.
     pub fn set_discovered_issuer(&self, issuer: &str) {
         self.state().issuer_in_discovery = Some(issuer.to_owned());
     }
@@ -227,6 +248,13 @@ fn huge(len: usize) -> String {
     body
 }
 
+async fn oauth_discovery_route(State(state): State<Arc<Mutex<ServerState>>>, headers: HeaderMap) -> Response {
+    if state.lock().expect("server state").without_oauth_metadata {
+        return StatusCode::NOT_FOUND.into_response();
+    }
+    discovery_route(State(state), headers).await
+}
+
 async fn discovery_route(State(state): State<Arc<Mutex<ServerState>>>, headers: HeaderMap) -> Response {
     let mut locked = state.lock().expect("server state");
     locked.discoveries += 1;
@@ -250,12 +278,4 @@ impl http_body::Body for Unsized {
     ) -> Poll<Option<Result<http_body::Frame<Bytes>, Infallible>>> {
         Poll::Ready(self.0.take().map(|bytes| Ok(http_body::Frame::data(bytes))))
     }
-}
-
-/// Serves `app` on a free loopback port until the runtime ends, and returns its address.
-async fn serve(app: Router) -> SocketAddr {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind loopback");
-    let addr = listener.local_addr().expect("local addr");
-    tokio::spawn(async move { axum::serve(listener, app).await.expect("serve") });
-    addr
 }

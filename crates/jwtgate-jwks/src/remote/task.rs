@@ -42,7 +42,13 @@ async fn refresh_loop(shared: Arc<Shared>, mut state: TaskState, first_delay: Du
         // `refresh_for` sets `busy` for an unknown `kid`, and a lazy build for the first fetch; otherwise the
         // timer does. Either way one fetch follows, and requests that see `busy` wait for it rather than
         // start another.
-        let asked = tokio::time::timeout(delay, flight.wait_for(|flight| flight.busy)).await.is_ok();
+        let asked = if shared.config.on_demand && shared.keys.load().is_none() {
+            // On demand, no keys yet: only a request starts a fetch, whatever the schedule says.
+            let _ = flight.wait_for(|flight| flight.busy).await;
+            true
+        } else {
+            tokio::time::timeout(delay, flight.wait_for(|flight| flight.busy)).await.is_ok()
+        };
         if !asked {
             shared.flight.send_modify(|flight| flight.busy = true);
         }
@@ -108,14 +114,19 @@ impl TaskState {
         let config = &shared.config;
         let url = match (&self.jwks_url, &config.location) {
             (Some(url), _) => url.clone(),
-            (None, Location::Discovery { issuer, document }) => {
-                let Fetched::Body { body, .. } =
-                    fetch::get_json(&config.client, document, None, config.timeout, config.max_body_bytes).await?
-                else {
-                    return Err(FetchError(format!("{}: unexpected 304", Shown(document))));
-                };
-                let url = fetch::read_discovery(&body, issuer)
-                    .map_err(|err| FetchError(format!("{}: {err}", Shown(document))))?;
+            (None, Location::Discovery { issuer, documents }) => {
+                let mut errors = Vec::new();
+                let mut found = None;
+                for document in documents {
+                    match discover(config, document, issuer).await {
+                        Ok(url) => {
+                            found = Some(url);
+                            break;
+                        }
+                        Err(err) => errors.push(err.0),
+                    }
+                }
+                let url = found.ok_or_else(|| FetchError(errors.join("; ")))?;
                 self.jwks_url = Some(url.clone());
                 url
             }
@@ -168,6 +179,16 @@ impl TaskState {
         let interval = config.refresh_interval;
         Ok(max_age.map_or(interval, |max_age| max_age.clamp(config.cooldown.min(interval), interval)))
     }
+}
+
+/// The JWK Set URL that the discovery document at `document` names for `issuer`.
+async fn discover(config: &super::Config, document: &Url, issuer: &str) -> Result<Url, FetchError> {
+    let Fetched::Body { body, .. } =
+        fetch::get_json(&config.client, document, None, config.timeout, config.max_body_bytes).await?
+    else {
+        return Err(FetchError(format!("{}: unexpected 304", Shown(document))));
+    };
+    fetch::read_discovery(&body, issuer).map_err(|err| FetchError(format!("{}: {err}", Shown(document))))
 }
 
 #[cfg(test)]

@@ -158,7 +158,7 @@ async fn every_challenge_names_the_metadata_and_bearer_comes_first() {
 }
 
 #[tokio::test]
-async fn a_401_for_missing_credentials_can_ask_for_scopes() {
+async fn a_401_for_missing_or_invalid_credentials_can_ask_for_scopes() {
     let resource = Resource::start(|layer| {
         let resource = ResourceUri::parse(RESOURCE).unwrap();
         layer.responder(Rfc6750Responder::new().resource_metadata(&resource).required_scopes(["mcp:read", "mcp:write"]))
@@ -169,9 +169,20 @@ async fn a_401_for_missing_credentials_can_ask_for_scopes() {
         missing.header("www-authenticate"),
         Some(format!(r#"Bearer scope="mcp:read mcp:write", resource_metadata="{METADATA_URL}""#).as_str())
     );
-    // An invalid token's challenge names no scope: asking again for the same scopes would not help.
+    // So does an invalid token's: the client needs a new token, and learns what to ask for.
     let bad = resource.get_with("/mcp", "x.y.z").await;
-    assert!(!bad.header("www-authenticate").unwrap().contains("scope="), "{:?}", bad.header("www-authenticate"));
+    assert_eq!(
+        bad.header("www-authenticate"),
+        Some(
+            format!(
+                r#"Bearer error="invalid_token", error_description="the token is malformed", scope="mcp:read mcp:write", resource_metadata="{METADATA_URL}""#
+            )
+            .as_str()
+        )
+    );
+    // A 403 names the refused policy's scopes instead.
+    let forbidden = resource.get_with("/admin", &token(&resource.key, json!(RESOURCE))).await;
+    assert!(forbidden.header("www-authenticate").unwrap().contains(r#"scope="mcp:write", resource_metadata"#));
 }
 
 #[tokio::test]

@@ -107,6 +107,16 @@ impl ResourceUri {
         &self.canonical[..self.origin_end]
     }
 
+    /// The resource's path on its server, where it is mounted: `/mcp` for `https://host/mcp`, `/` for a
+    /// resource without a path. Without the query.
+    pub fn path(&self) -> &str {
+        let rest = &self.canonical[self.origin_end..];
+        match rest.split('?').next() {
+            Some("") | None => "/",
+            Some(path) => path,
+        }
+    }
+
     /// The path of the resource's metadata on its own server, for mounting the metadata service: the well-known
     /// path, then the resource's path and query (RFC 9728 §3.1). `/.well-known/oauth-protected-resource` for a
     /// resource without a path, `/.well-known/oauth-protected-resource/mcp` for `https://host/mcp`.
@@ -259,6 +269,10 @@ mod tests {
         let resource = ResourceUri::parse("https://api.example.com/mcp").unwrap();
         assert_eq!(resource.metadata_path(), "/.well-known/oauth-protected-resource/mcp");
         assert_eq!(resource.origin(), "https://api.example.com");
+        assert_eq!(resource.path(), "/mcp");
+        assert_eq!(ResourceUri::parse("https://api.example.com/").unwrap().path(), "/");
+        assert_eq!(ResourceUri::parse("https://api.example.com?t=1").unwrap().path(), "/");
+        assert_eq!(ResourceUri::parse("https://api.example.com/a/b?t=1").unwrap().path(), "/a/b");
     }
 
     #[test]

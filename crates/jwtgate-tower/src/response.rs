@@ -267,9 +267,9 @@ impl Rfc6750Responder {
         self
     }
 
-    /// Adds `scope="..."` with `scopes` to the challenge of a 401 for missing credentials (RFC 6750 §3), so that
-    /// a client asks for them the first time; MCP clients read it. A 403 names the scopes of the policy that
-    /// refused, whatever this says.
+    /// Adds `scope="..."` with `scopes` to the challenge of a 401 for missing credentials or an invalid token
+    /// (RFC 6750 §3), so that a client asks for them when it gets its next token; MCP clients read it. A 403
+    /// names the scopes of the policy that refused, whatever this says, and a step-up's 401 names none.
     #[must_use]
     pub fn required_scopes<S: AsRef<str>>(mut self, scopes: impl IntoIterator<Item = S>) -> Self {
         let scopes: Vec<String> = scopes.into_iter().map(|scope| scope.as_ref().to_owned()).collect();
@@ -297,7 +297,7 @@ impl Rfc6750Responder {
         let scopes = rejection.scopes();
         match challenge {
             Challenge::InsufficientScope if !scopes.is_empty() => attribute(&mut value, "scope", &scopes.join(" ")),
-            Challenge::NoCredentials => {
+            Challenge::NoCredentials | Challenge::InvalidToken => {
                 if let Some(scopes) = &self.required_scopes {
                     attribute(&mut value, "scope", scopes);
                 }

@@ -10,10 +10,29 @@
 //     access-token [<resource>]  -> access-token <jwt>   (client_credentials, scope read,
 //                                                          resource default https://api.example)
 //     id-token                   -> id-token <jwt>       (authorization code flow as "alice")
+//     client-token <client-id> <resource> [<scope>...]
+//                                -> client-token <jwt>   (client_credentials as that client, for
+//                                                          that resource, with those scopes)
 //     rotate                     -> rotated <new-kid>
 //     retire                     -> retired
 //     ping                       -> pong
 //     anything failing           -> error <message>
+//
+// As the authorization server of an MCP server (examples/mcp, tests/interop/mcp_client.mjs):
+//   - resource indicators (RFC 8707) may be https URLs, or http URLs on a loopback host
+//     (127.0.0.1, localhost, [::1]), e.g. http://127.0.0.1:<port>/mcp; any other http one is
+//     refused with invalid_target;
+//   - every resource accepts the scopes read, mcp:read and mcp:write (the token gets the requested
+//     ones, as a space-separated `scope` claim), in RS256 JWT access tokens (typ at+jwt) whose `aud`
+//     is the resource indicator;
+//   - two more confidential clients, client_credentials only, client_secret_basic, each limited by
+//     its `scope` metadata (asking for more is invalid_scope, asking for none gives a token with no
+//     scope):
+//       mcp-writer / mcp-writer-secret   may get mcp:read mcp:write
+//       mcp-reader / mcp-reader-secret   may get mcp:read
+//     For client_credentials, the access token's `sub` and `client_id` are both the client id.
+//   - discovery: oidc-provider serves the same metadata at /.well-known/oauth-authorization-server
+//     (RFC 8414) and /.well-known/openid-configuration.
 // Signing keys persist in <state-dir>/keys.json ({"keys": [<private RS256 JWKs>]}, the first
 // one signs). Exits on SIGTERM/SIGINT or when stdin closes.
 import { generateKeyPairSync, randomBytes, createHash } from 'node:crypto';
@@ -33,6 +52,14 @@ const { default: Provider, errors } = await import('oidc-provider');
 
 const CLIENT_ID = 'test-client';
 const CLIENT_SECRET = 'test-secret';
+// Client-credentials clients for an MCP server, each limited to its scopes.
+const MCP_CLIENTS = {
+  'mcp-writer': { secret: 'mcp-writer-secret', scope: 'mcp:read mcp:write' },
+  'mcp-reader': { secret: 'mcp-reader-secret', scope: 'mcp:read' },
+};
+// The scopes every resource server accepts.
+const RESOURCE_SCOPES = 'read mcp:read mcp:write';
+const LOOPBACK_HOSTS = new Set(['127.0.0.1', 'localhost', '[::1]']);
 const REDIRECT_URI = 'http://127.0.0.1/cb';
 const DEFAULT_RESOURCE = 'https://api.example';
 const JWKS_PATH = '/jwks';
@@ -93,11 +120,20 @@ function buildProvider() {
       response_types: ['code'],
       redirect_uris: [REDIRECT_URI],
       token_endpoint_auth_method: 'client_secret_basic',
-    }],
+    }, ...Object.entries(MCP_CLIENTS).map(([clientId, { secret, scope }]) => ({
+      client_id: clientId,
+      client_secret: secret,
+      grant_types: ['client_credentials'],
+      response_types: [],
+      redirect_uris: [],
+      token_endpoint_auth_method: 'client_secret_basic',
+      // Only these of the `scopes` below may be requested (else invalid_scope).
+      scope,
+    }))],
     jwks: { keys },
     cookies: { keys: [cookieKey] },
     routes: { jwks: JWKS_PATH },
-    scopes: ['openid', 'offline_access', 'read'],
+    scopes: ['openid', 'offline_access', 'read', 'mcp:read', 'mcp:write'],
     ttl: {
       AccessToken: 3600,
       AuthorizationCode: 60,
@@ -121,14 +157,16 @@ function buildProvider() {
           return undefined;
         },
         useGrantedResource: async () => true,
-        // Any https resource is a resource server taking RS256 JWT access tokens.
+        // Any https resource, and any http one on a loopback host (an MCP server under test), is a
+        // resource server taking RS256 JWT access tokens.
         getResourceServerInfo: async (ctx, resourceIndicator) => {
           const url = URL.parse(resourceIndicator);
-          if (url?.protocol !== 'https:') {
-            throw new errors.InvalidTarget('only https resource indicators are supported');
+          const loopbackHttp = url?.protocol === 'http:' && LOOPBACK_HOSTS.has(url.hostname);
+          if (url?.protocol !== 'https:' && !loopbackHttp) {
+            throw new errors.InvalidTarget('only https, or http on a loopback host, resource indicators are supported');
           }
           return {
-            scope: 'read',
+            scope: RESOURCE_SCOPES,
             audience: resourceIndicator,
             accessTokenTTL: 3600,
             accessTokenFormat: 'jwt',
@@ -189,12 +227,13 @@ class CookieJar {
   }
 }
 
-const basicAuth = `Basic ${Buffer.from(`${encodeURIComponent(CLIENT_ID)}:${encodeURIComponent(CLIENT_SECRET)}`).toString('base64')}`;
+const basic = (id, secret) => `Basic ${Buffer.from(`${encodeURIComponent(id)}:${encodeURIComponent(secret)}`).toString('base64')}`;
+const basicAuth = basic(CLIENT_ID, CLIENT_SECRET);
 
-async function tokenRequest(params) {
+async function tokenRequest(params, authorization = basicAuth) {
   const response = await fetch(`${issuer}/token`, {
     method: 'POST',
-    headers: { authorization: basicAuth, 'content-type': 'application/x-www-form-urlencoded' },
+    headers: { authorization, 'content-type': 'application/x-www-form-urlencoded' },
     body: new URLSearchParams(params),
   });
   const body = await response.json().catch(() => ({}));
@@ -206,6 +245,16 @@ async function tokenRequest(params) {
 
 async function accessToken(resource = DEFAULT_RESOURCE) {
   const body = await tokenRequest({ grant_type: 'client_credentials', resource, scope: 'read' });
+  if (!body.access_token) throw new Error('no access_token in token response');
+  return body.access_token;
+}
+
+async function clientToken(clientId, resource, scopes) {
+  const client = MCP_CLIENTS[clientId];
+  if (!client) throw new Error(`unknown client ${JSON.stringify(clientId)}`);
+  const params = { grant_type: 'client_credentials', resource };
+  if (scopes.length) params.scope = scopes.join(' ');
+  const body = await tokenRequest(params, basic(clientId, client.secret));
   if (!body.access_token) throw new Error('no access_token in token response');
   return body.access_token;
 }
@@ -294,6 +343,9 @@ async function runCommand(line) {
       return `access-token ${await accessToken(args[0])}`;
     case 'id-token':
       return `id-token ${await idToken()}`;
+    case 'client-token':
+      if (args.length < 2) throw new Error('usage: client-token <client-id> <resource> [<scope>...]');
+      return `client-token ${await clientToken(args[0], args[1], args.slice(2))}`;
     case 'rotate': {
       const key = newRsaKey();
       const next = [key, ...keys];

@@ -351,6 +351,7 @@ mod docs {
     doc_file!(Guards, "../../docs/guards.md");
     doc_file!(Guide, "../../docs/guide.md");
     doc_file!(Keys, "../../docs/keys.md");
+    doc_file!(Mcp, "../../docs/mcp.md");
     doc_file!(Migration, "../../docs/migration.md");
     doc_file!(Observability, "../../docs/observability.md");
     doc_file!(Recipes, "../../docs/recipes.md");

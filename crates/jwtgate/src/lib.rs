@@ -164,6 +164,7 @@ pub mod guides {
                 "[observability.md]: crate::guides::observability\n",
                 "[recipes.md]: crate::guides::recipes\n",
                 "[resource.md]: crate::guides::resource\n",
+                "[mcp.md]: crate::guides::mcp\n",
                 "[migration.md]: crate::guides::migration\n",
                 "[security.md]: crate::guides::security\n",
                 "[benchmarks.md]: crate::guides::benchmarks\n",
@@ -188,6 +189,13 @@ pub mod guides {
     #[doc = guide_links!()]
     #[doc = include_str!("../docs/guards.md")]
     pub mod guards {}
+
+    /// Securing an MCP server on rmcp: metadata, audience, a policy per tool, sessions bound to their
+    /// principal, and where each requirement of the MCP authorization specification is met.
+    #[doc = ""]
+    #[doc = guide_links!()]
+    #[doc = include_str!("../docs/mcp.md")]
+    pub mod mcp {}
 
     /// The protected resource: its metadata (RFC 9728), its audience (RFC 8707), and the challenges that
     /// name it.

@@ -79,7 +79,7 @@ pub(crate) fn session_not_found() -> Response<Bytes> {
     plain(StatusCode::NOT_FOUND, "Not Found: Session not found".to_owned())
 }
 
-fn plain(status: StatusCode, text: String) -> Response<Bytes> {
+pub(crate) fn plain(status: StatusCode, text: String) -> Response<Bytes> {
     let mut response = Response::new(Bytes::from(text));
     *response.status_mut() = status;
     response.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));

@@ -10,6 +10,9 @@
 //! - **Sessions bound to their principal.** A session that one principal opened (its `Mcp-Session-Id`) is
 //!   refused to any other, so that a leaked session id is no way into someone else's session (MCP security
 //!   best practices, session hijacking).
+//! - **The DNS-rebinding defence before anything else.** [`AllowedHosts`] refuses a foreign `Host` or
+//!   `Origin` with 403 before `JwtAuthLayer` runs, so that such a request is refused whether it carries a
+//!   token or not.
 //!
 //! Put it after `JwtAuthLayer`, in front of the MCP service, with the metadata routes outside both:
 //!
@@ -27,6 +30,7 @@
 //! See `docs/mcp.md` and `examples/mcp`.
 
 mod body;
+mod hosts;
 mod sessions;
 
 use std::collections::HashMap;
@@ -46,6 +50,7 @@ use tower_layer::Layer;
 use tower_service::Service;
 
 use body::{Calls, Read};
+pub use hosts::{AllowedHosts, AllowedHostsService, HostsFuture};
 use sessions::{Owner, Sessions};
 
 /// The header that carries an MCP session's id (MCP streamable HTTP transport).

@@ -26,7 +26,7 @@ use axum::Router;
 use config::{Config, Keys};
 use jwtgate::jwks::RemoteKeySet;
 use jwtgate::keys::{SigningKey, TrustedKeys};
-use jwtgate::mcp::McpLayer;
+use jwtgate::mcp::{AllowedHosts, McpLayer};
 use jwtgate::resource::{ProtectedResourceMetadata, ResourceUri};
 use jwtgate::responses::Rfc6750Responder;
 use jwtgate::{Algorithm, JwtAuthLayer, KeySet, Policy, Secret, Validator, guards::AuthorityMapping};
@@ -86,13 +86,14 @@ fn app(config: &Config, keys: TrustedKeys, resource: &ResourceUri) -> Result<Rou
         mcp = mcp.tool(tool.clone(), scopes(tool_scopes));
     }
 
-    let mut server = StreamableHttpServerConfig::default();
-    server = match config.allowed_hosts(resource) {
-        Some(hosts) => server.with_allowed_hosts(hosts),
-        None => server.disable_allowed_hosts(),
+    // DNS rebinding: `Host`, and `Origin` when a browser sends one, are checked first, so that a foreign host
+    // gets 403 with or without a token. rmcp checks `Host` again against the same list.
+    let (hosts, server) = match config.allowed_hosts(resource) {
+        Some(hosts) => (AllowedHosts::new(&hosts), StreamableHttpServerConfig::default().with_allowed_hosts(hosts)),
+        None => (AllowedHosts::any(), StreamableHttpServerConfig::default().disable_allowed_hosts()),
     };
     let rmcp = StreamableHttpService::new(|| Ok(Tools::new()), Arc::new(LocalSessionManager::default()), server);
-    let endpoint = ServiceBuilder::new().layer(auth).layer(mcp).service(rmcp);
+    let endpoint = ServiceBuilder::new().layer(hosts).layer(auth).layer(mcp).service(rmcp);
 
     let mut metadata = ProtectedResourceMetadata::new(resource.clone())
         .scopes_supported(config.scopes_supported.iter().cloned())

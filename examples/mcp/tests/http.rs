@@ -323,6 +323,16 @@ async fn a_host_outside_the_allowed_hosts_is_refused() {
     };
     assert_eq!(mcp.send(post(format!("evil.example:{port}"))).await.status, 403);
     assert_eq!(mcp.send(post(format!("localhost:{port}"))).await.status, 200);
+    // Refused before the token is even looked at.
+    let anonymous = mcp.http.post(&mcp.url).header("host", "evil.example").body(INITIALIZE);
+    let anonymous = mcp.send(anonymous).await;
+    assert_eq!((anonymous.status, anonymous.text.as_str()), (403, "Forbidden: Host header is not allowed"));
+    // A browser's `Origin` must name an allowed host too.
+    let origin = |origin: &str| post(format!("localhost:{port}")).header("origin", origin);
+    let evil = mcp.send(origin("http://evil.example")).await;
+    assert_eq!((evil.status, evil.text.as_str()), (403, "Forbidden: Origin header is not allowed"));
+    assert_eq!(mcp.send(origin("null")).await.status, 403);
+    assert_eq!(mcp.send(origin("http://localhost:5173")).await.status, 200);
     drop(mcp);
 
     let (mcp, file) = with_key_file("hosts-listed", &[("MCP_ALLOWED_HOSTS", "mcp.example.com:8443")]).await;

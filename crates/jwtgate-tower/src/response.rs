@@ -568,7 +568,7 @@ mod tests {
     }
 
     #[test]
-    fn a_401_for_missing_credentials_can_name_the_scopes_to_ask_for() {
+    fn a_401_for_missing_or_invalid_credentials_can_name_the_scopes_to_ask_for() {
         let resource = ResourceUri::parse("https://api.example.com").unwrap();
         let responder = Rfc6750Responder::new().required_scopes(["mcp:read", "mcp:write"]).resource_metadata(&resource);
         let url = "https://api.example.com/.well-known/oauth-protected-resource";
@@ -578,8 +578,17 @@ mod tests {
             header(&response, "www-authenticate"),
             Some(format!(r#"Bearer scope="mcp:read mcp:write", resource_metadata="{url}""#).as_str())
         );
-        // Not on a refused token, and a 403 names its own policy's scopes.
+        // On a refused token too: the client needs a new one. A 403 names its own policy's scopes, and a
+        // step-up none.
         let response = respond(&responder, ErrorKind::Expired, false);
+        assert_eq!(
+            header(&response, "www-authenticate"),
+            Some(
+                format!(r#"Bearer error="invalid_token", error_description="the token has expired", scope="mcp:read mcp:write", resource_metadata="{url}""#)
+                    .as_str()
+            )
+        );
+        let response = respond(&responder, ErrorKind::InsufficientUserAuthentication, false);
         assert!(!header(&response, "www-authenticate").unwrap().contains("scope=\""));
         let response = respond(&responder, ErrorKind::Forbidden, false);
         assert_eq!(response.status(), StatusCode::FORBIDDEN);

@@ -294,6 +294,14 @@ async fn every_member_is_written_and_signed_metadata_verifies_with_the_key() {
     without_jwt.as_object_mut().unwrap().remove("signed_metadata");
     assert_eq!(without_jwt, plain);
 
+    // `authorization_servers` replaces the list that `authorization_server` adds to.
+    let replaced = ProtectedResourceMetadata::new(resource.clone())
+        .authorization_server("https://auth.example.com")
+        .authorization_servers(["https://front.example.com", "https://front.example.com"]);
+    assert_eq!(replaced.document().unwrap()["authorization_servers"], json!(["https://front.example.com"]));
+    let none = ProtectedResourceMetadata::new(resource.clone()).authorization_servers(Vec::<String>::new());
+    assert!(none.document().unwrap().get("authorization_servers").is_none());
+
     let clash = ProtectedResourceMetadata::new(resource).field("resource", "https://evil.example");
     let error = clash.document().unwrap_err();
     assert_eq!(error.kind(), ConfigErrorKind::Resource);

@@ -1,8 +1,6 @@
 //! The DNS-rebinding defence: `Host` and `Origin` checked against an allow-list, before anything else.
 
 use std::fmt;
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
@@ -10,7 +8,7 @@ use bytes::Bytes;
 use http::header::{HOST, ORIGIN};
 use http::{Request, Response, StatusCode};
 use jwtgate_tower::ResponseBody;
-use pin_project_lite::pin_project;
+use jwtgate_tower::require::ResponseFuture;
 use tower_layer::Layer;
 use tower_service::Service;
 
@@ -163,7 +161,7 @@ where
 {
     type Response = Response<ResponseBody<ResBody>>;
     type Error = S::Error;
-    type Future = HostsFuture<S::Future>;
+    type Future = ResponseFuture<S::Future>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
@@ -173,49 +171,10 @@ where
         match self.hosts.refuse(&request) {
             Some(response) => {
                 tracing::debug!("jwtgate: a request from a host or origin that is not allowed");
-                HostsFuture { state: State::Refused { response: Some(response) } }
+                ResponseFuture::refused(response)
             }
-            None => HostsFuture { state: State::Inner { future: self.inner.call(request) } },
+            None => ResponseFuture::inner(self.inner.call(request)),
         }
-    }
-}
-
-pin_project! {
-    /// The response future of [`AllowedHostsService`].
-    pub struct HostsFuture<F> {
-        #[pin]
-        state: State<F>,
-    }
-}
-
-pin_project! {
-    #[project = StateProj]
-    enum State<F> {
-        Inner { #[pin] future: F },
-        Refused { response: Option<Response<Bytes>> },
-    }
-}
-
-impl<F, B, E> Future for HostsFuture<F>
-where
-    F: Future<Output = Result<Response<B>, E>>,
-{
-    type Output = Result<Response<ResponseBody<B>>, E>;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        match self.project().state.project() {
-            StateProj::Inner { future } => future.poll(cx).map_ok(|response| response.map(ResponseBody::inner)),
-            StateProj::Refused { response } => {
-                let response = response.take().expect("HostsFuture polled after completion");
-                Poll::Ready(Ok(response.map(ResponseBody::own)))
-            }
-        }
-    }
-}
-
-impl<F> fmt::Debug for HostsFuture<F> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("HostsFuture").finish_non_exhaustive()
     }
 }
 

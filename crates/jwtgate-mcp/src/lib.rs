@@ -50,7 +50,7 @@ use tower_layer::Layer;
 use tower_service::Service;
 
 use body::{Calls, Read};
-pub use hosts::{AllowedHosts, AllowedHostsService, HostsFuture};
+pub use hosts::{AllowedHosts, AllowedHostsService};
 use sessions::{Owner, Sessions};
 
 /// The header that carries an MCP session's id (MCP streamable HTTP transport).
@@ -64,7 +64,7 @@ pub const DEFAULT_SESSION_CAPACITY: usize = 10_000;
 
 /// A tower layer for an MCP server behind a `JwtAuthLayer`: a policy for the whole server, a policy per tool
 /// checked before the server runs, and sessions bound to the principal that opened them. See the
-/// [crate](crate) documentation.
+/// [crate] documentation.
 ///
 /// For each request, in order:
 /// 1. The principal that `JwtAuthLayer` put in the request must satisfy the server-wide policy

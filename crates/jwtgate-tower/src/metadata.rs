@@ -141,6 +141,16 @@ impl ProtectedResourceMetadata {
         self
     }
 
+    /// Replaces `authorization_servers` with `issuers`: for a resource whose clients should go to other
+    /// authorization servers than the ones its validator names (a front door that federates them, say).
+    pub fn authorization_servers<S: Into<String>>(mut self, issuers: impl IntoIterator<Item = S>) -> Self {
+        self.authorization_servers.clear();
+        for issuer in issuers {
+            push_new(&mut self.authorization_servers, issuer.into());
+        }
+        self
+    }
+
     /// Adds scopes to `scopes_supported`, in order, once each.
     pub fn scopes_supported<S: Into<String>>(mut self, scopes: impl IntoIterator<Item = S>) -> Self {
         for scope in scopes {

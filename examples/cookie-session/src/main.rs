@@ -341,11 +341,7 @@ fn hash_password(password: &str) -> Result<String, argon2::password_hash::Error>
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_ansi(false)
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
-        .init();
+    jwtgate_example_support::init_logs();
     if std::env::args().nth(1).as_deref() == Some("hash-password") {
         let mut password = String::new();
         if std::io::stdin().read_to_string(&mut password).is_err() {

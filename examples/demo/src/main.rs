@@ -8,7 +8,6 @@
 
 mod config;
 
-use std::io::Write;
 use std::process::ExitCode;
 
 use std::sync::Arc;
@@ -28,6 +27,7 @@ use jwtgate::{
     revocation::{Denylist, MemoryDenylist},
     sources::{TokenSource, TokenSources},
 };
+use jwtgate_example_support::say;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -217,22 +217,9 @@ fn sample_token(config: &Config, secret: &jwtgate::Secret) -> Result<String, Str
     Ok(format!("{input}.{}", B64.encode(signature)))
 }
 
-#[allow(clippy::print_stdout, reason = "the contract's interface is stdout: the sample token and `listening on`")]
-fn say(line: &str) {
-    let mut stdout = std::io::stdout().lock();
-    let _ = writeln!(stdout, "{line}");
-    let _ = stdout.flush();
-}
-
 #[tokio::main]
 async fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,jwtgate=info".into()),
-        )
-        .init();
+    jwtgate_example_support::init_logs();
 
     let config = match Config::from_lookup(|name| std::env::var(name).ok()) {
         Ok(config) => config,

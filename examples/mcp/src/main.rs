@@ -18,7 +18,6 @@
 mod config;
 mod tools;
 
-use std::io::Write;
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -27,9 +26,10 @@ use config::{Config, Keys};
 use jwtgate::jwks::RemoteKeySet;
 use jwtgate::keys::{SigningKey, TrustedKeys};
 use jwtgate::mcp::{AllowedHosts, McpLayer};
-use jwtgate::resource::{ProtectedResourceMetadata, ResourceUri};
+use jwtgate::resource::ResourceUri;
 use jwtgate::responses::Rfc6750Responder;
 use jwtgate::{Algorithm, JwtAuthLayer, KeySet, Policy, Secret, Validator, guards::AuthorityMapping};
+use jwtgate_example_support::say;
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 use serde_json::{Value, json};
@@ -73,7 +73,7 @@ fn app(config: &Config, keys: TrustedKeys, resource: &ResourceUri) -> Result<Rou
     if let Some(issuer) = &config.issuer {
         validator = validator.issuer(issuer.clone());
     }
-    // Every challenge names the metadata; a 401 without credentials also names the scopes to ask for.
+    // Every challenge names the metadata; the 401s also name the scopes to ask for.
     let responder = Rfc6750Responder::new().resource_metadata(resource).required_scopes(config.challenge_scopes());
     let auth = JwtAuthLayer::<Value>::new(validator.build()).resource(resource.clone()).responder(responder);
 
@@ -86,6 +86,16 @@ fn app(config: &Config, keys: TrustedKeys, resource: &ResourceUri) -> Result<Rou
         mcp = mcp.tool(tool.clone(), scopes(tool_scopes));
     }
 
+    // The metadata, from the layer itself (`resource`, the validator's issuer, `bearer_methods_supported`), so
+    // that the two cannot disagree; `MCP_AUTHORIZATION_SERVERS` and `MCP_SCOPES_SUPPORTED` say the rest.
+    let metadata = auth
+        .metadata()
+        .map_err(|err| err.to_string())?
+        .authorization_servers(config.authorization_servers.iter().cloned())
+        .scopes_supported(config.scopes_supported.iter().cloned())
+        .serve_at_root()
+        .into_service()
+        .map_err(|err| err.to_string())?;
     // DNS rebinding: `Host`, and `Origin` when a browser sends one, are checked first, so that a foreign host
     // gets 403 with or without a token. rmcp checks `Host` again against the same list.
     let (hosts, server) = match config.allowed_hosts(resource) {
@@ -94,14 +104,6 @@ fn app(config: &Config, keys: TrustedKeys, resource: &ResourceUri) -> Result<Rou
     };
     let rmcp = StreamableHttpService::new(|| Ok(Tools::new()), Arc::new(LocalSessionManager::default()), server);
     let endpoint = ServiceBuilder::new().layer(hosts).layer(auth).layer(mcp).service(rmcp);
-
-    let mut metadata = ProtectedResourceMetadata::new(resource.clone())
-        .scopes_supported(config.scopes_supported.iter().cloned())
-        .serve_at_root();
-    for server in &config.authorization_servers {
-        metadata = metadata.authorization_server(server.clone());
-    }
-    let metadata = metadata.into_service().map_err(|err| err.to_string())?;
 
     let mut app = Router::new().route_service(resource.path(), endpoint);
     for path in metadata.paths() {
@@ -125,22 +127,9 @@ fn sample_token(signer: &SigningKey, config: &Config, resource: &ResourceUri) ->
     signer.sign("at+jwt", &claims).map_err(|err| err.to_string())
 }
 
-#[allow(clippy::print_stdout, reason = "the contract's interface is stdout: the sample token and `listening on`")]
-fn say(line: &str) {
-    let mut stdout = std::io::stdout().lock();
-    let _ = writeln!(stdout, "{line}");
-    let _ = stdout.flush();
-}
-
 #[tokio::main]
 async fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,jwtgate=info".into()),
-        )
-        .init();
+    jwtgate_example_support::init_logs();
     match run().await {
         Ok(()) => ExitCode::SUCCESS,
         Err((code, message)) => {

@@ -29,7 +29,6 @@ use jwtgate::{
     require,
 };
 use serde_json::{Value, json};
-use tracing_subscriber::EnvFilter;
 
 /// The exit code for a missing or bad configuration, and for an eager start without keys.
 const EXIT_CONFIG: u8 = 2;
@@ -163,11 +162,7 @@ fn app(validator: Validator, keys: RemoteKeySet) -> Router {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_ansi(false)
-        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
-        .init();
+    jwtgate_example_support::init_logs();
     match run().await {
         Ok(()) => ExitCode::SUCCESS,
         Err((code, message)) => {

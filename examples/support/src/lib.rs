@@ -1,6 +1,26 @@
 //! What jwtgate's examples share. Copy it into your own server: it is small on purpose.
 
 use std::future::Future;
+use std::io::{IsTerminal, Write};
+
+/// Logs to stderr (in colour when it is a terminal), at the level `RUST_LOG` asks for, `info` by default.
+/// stdout stays for the lines a program's users read, such as `listening on`.
+pub fn init_logs() {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        .init();
+}
+
+/// Writes `line` to stdout at once, for a reader that waits for it (a test, a supervisor). A closed stdout
+/// is not an error worth stopping a server for.
+#[allow(clippy::print_stdout, reason = "stdout is where the examples' users read these lines")]
+pub fn say(line: &str) {
+    let mut stdout = std::io::stdout().lock();
+    let _ = writeln!(stdout, "{line}");
+    let _ = stdout.flush();
+}
 
 /// Listens for SIGINT and SIGTERM (Ctrl-C on Windows) **now**, and returns a future that ends at the first
 /// of them. Pass it to `axum::serve(..).with_graceful_shutdown` or tonic's `serve_with_incoming_shutdown`.

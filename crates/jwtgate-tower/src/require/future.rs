@@ -10,7 +10,8 @@ use pin_project_lite::pin_project;
 use crate::ResponseBody;
 
 pin_project! {
-    /// The response future of [`RequireService`](super::RequireService): the inner service's future, or
+    /// The response future of [`RequireService`](super::RequireService), and of any service that either
+    /// calls its inner service or refuses the request with its own answer: the inner service's future, or
     /// the refusal.
     pub struct ResponseFuture<F> {
         #[pin]
@@ -27,11 +28,13 @@ pin_project! {
 }
 
 impl<F> ResponseFuture<F> {
-    pub(super) fn inner(future: F) -> Self {
+    /// The inner service's answer, its body wrapped in [`ResponseBody::inner`].
+    pub fn inner(future: F) -> Self {
         Self { state: State::Inner { future } }
     }
 
-    pub(super) fn refused(response: Response<Bytes>) -> Self {
+    /// `response`, the request's refusal, with its bytes as [`ResponseBody::own`].
+    pub fn refused(response: Response<Bytes>) -> Self {
         Self { state: State::Refused { response: Some(response) } }
     }
 }

@@ -45,6 +45,7 @@ mod algorithm;
 mod cache;
 mod claims;
 mod denylist;
+mod dpop;
 mod error;
 mod jwk;
 mod jws;
@@ -65,6 +66,10 @@ pub use algorithm::{Algorithm, KeyType, UnsupportedAlgorithm};
 pub use cache::ValidatedCache;
 pub use claims::RegisteredClaims;
 pub use denylist::{Denylist, DenylistError, Lookup, NoDenylist, PendingLookup, PendingRevocation, TokenStatus};
+pub use dpop::{
+    CheckedProof, DEFAULT_PROOF_ALGORITHMS, MAX_PROOF_BYTES, ProofError, ProofRequirements, check_proof,
+    jwk_thumbprint, normalize_htu,
+};
 pub use error::{Challenge, ConfigError, ConfigErrorKind, Error, ErrorKind};
 pub use jwk::{AlgorithmMapping, SkippedKey};
 pub use key::{Key, KeySet, MIN_HMAC_SECRET_BYTES};

@@ -145,7 +145,7 @@ impl SigningKey {
         Ok(token)
     }
 
-    fn signature(&self, message: &[u8]) -> Result<Vec<u8>, ConfigError> {
+    pub(crate) fn signature(&self, message: &[u8]) -> Result<Vec<u8>, ConfigError> {
         let failed = || ConfigError::key(format!("signing with {} failed", self.inner.alg));
         let rng = SystemRandom::new();
         Ok(match &self.inner.signer {

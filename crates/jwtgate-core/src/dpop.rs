@@ -304,5 +304,14 @@ pub fn normalize_htu(url: &str) -> Option<String> {
     Some(normalized)
 }
 
+mod nonce;
+mod replay;
+
+pub use nonce::{DEFAULT_NONCE_PERIOD, DpopNonces};
+pub use replay::{
+    DEFAULT_REPLAY_CAPACITY, DEFAULT_REPLAY_QUOTA_PER_KEY, MemoryReplayStore, PendingReplayCheck, ProofUse,
+    ReplayCheck, ReplayError, ReplayErrorKind, ReplayStore,
+};
+
 #[cfg(test)]
 mod tests;

@@ -17,6 +17,8 @@
 //!   answers 503 until Redis is back, and recovers without a restart.
 //! - Redis Cluster works through the redis crate's cluster support: [`RedisDenylist::cluster`].
 //!
+//! `RedisReplayStore` remembers used DPoP proofs for a fleet: one `SET NX EX` per proof.
+//!
 //! With the `refresh` feature, `RedisRefreshStore` keeps `jwtgate-session`'s refresh tokens, hashed, and
 //! rotates them atomically. Without it, this crate does not depend on `jwtgate-session`.
 
@@ -25,6 +27,7 @@
 pub mod metric_names;
 #[cfg(feature = "refresh")]
 mod refresh;
+mod replay;
 mod replicated;
 
 use std::fmt;
@@ -42,6 +45,7 @@ use redis::{Pipeline, RedisError, Script};
 #[cfg(feature = "refresh")]
 #[cfg_attr(docsrs, doc(cfg(feature = "refresh")))]
 pub use refresh::{DEFAULT_REFRESH_PREFIX, RedisRefreshStore};
+pub use replay::{DEFAULT_REPLAY_PREFIX, RedisReplayStore};
 pub use replicated::{
     DEFAULT_REPLICA_CAPACITY, DEFAULT_STALENESS, Fallback, ReplicatedDenylist, ReplicatedDenylistBuilder,
 };

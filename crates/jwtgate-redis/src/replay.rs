@@ -1,0 +1,111 @@
+//! A DPoP replay store in Redis, shared by every server of a fleet.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use jwtgate_core::__private::unix_now;
+use jwtgate_core::{ProofUse, ReplayCheck, ReplayError, ReplayStore};
+use redis::RedisError;
+use redis::cluster::ClusterClient;
+
+use crate::{Conn, DEFAULT_TIMEOUT, lazy_connection, within};
+
+/// The default key prefix of [`RedisReplayStore`].
+pub const DEFAULT_REPLAY_PREFIX: &str = "jwtgate:dpop:";
+
+/// A DPoP [`ReplayStore`] in Redis: every instance of a fleet that shares the server refuses a proof that
+/// any of them has seen.
+///
+/// Each proof is one key, `<prefix><jkt>:<jti>`, written with `SET NX EX`: one round trip that records the
+/// proof and says whether it was there, so that two instances can never both take the same proof as new.
+/// The key expires when the proof's window ends. On a Redis Cluster, proofs spread over the shards by their
+/// keys; nothing needs two keys at once.
+///
+/// A Redis that fails or does not answer within the timeout (2 s by default) is an error: the request is
+/// refused with 503, never let through unchecked. Like [`RedisDenylist`](crate::RedisDenylist), it connects
+/// lazily and reconnects after a failure.
+#[derive(Clone)]
+pub struct RedisReplayStore {
+    conn: Conn,
+    prefix: Arc<str>,
+    timeout: Duration,
+}
+
+impl RedisReplayStore {
+    /// A store in the Redis server at `url`. It connects lazily: this fails only for a malformed URL. Call
+    /// it inside a Tokio runtime.
+    pub fn new(url: &str) -> Result<Self, RedisError> {
+        Ok(Self::with_conn(Conn::Single(lazy_connection(url)?)))
+    }
+
+    /// A store in the Redis Cluster reachable through `nodes`. It connects at once, and fails when no node
+    /// answers.
+    pub async fn cluster<I, S>(nodes: I) -> Result<Self, RedisError>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        let nodes: Vec<String> = nodes.into_iter().map(|node| node.as_ref().to_owned()).collect();
+        Ok(Self::with_conn(Conn::Cluster(ClusterClient::new(nodes)?.get_async_connection().await?)))
+    }
+
+    fn with_conn(conn: Conn) -> Self {
+        Self { conn, prefix: DEFAULT_REPLAY_PREFIX.into(), timeout: DEFAULT_TIMEOUT }
+    }
+
+    /// The prefix of every key this store writes. Default [`DEFAULT_REPLAY_PREFIX`].
+    #[must_use]
+    pub fn with_prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.prefix = prefix.into().into();
+        self
+    }
+
+    /// How long one check may take. Default 2 s.
+    #[must_use]
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// The key of a proof: a thumbprint is base64url, without `:`, so `jkt:jti` names one proof only.
+    fn key(&self, jkt: &str, jti: &str) -> String {
+        format!("{}{jkt}:{jti}", self.prefix)
+    }
+}
+
+impl ReplayStore for RedisReplayStore {
+    fn record(&self, jkt: &str, jti: &str, until: i64) -> ReplayCheck {
+        let ttl = until.saturating_sub(unix_now());
+        if ttl <= 0 {
+            // Past its window already: the proof's checks refuse it anyway, and there is nothing to remember.
+            return ReplayCheck::Ready(Ok(ProofUse::First));
+        }
+        let mut command = redis::cmd("SET");
+        command.arg(self.key(jkt, jti)).arg(1).arg("NX").arg("EX").arg(ttl);
+        let (conn, timeout) = (self.conn.clone(), self.timeout);
+        ReplayCheck::Pending(Box::pin(async move {
+            let query = async move {
+                match conn {
+                    Conn::Single(mut manager) => command.query_async::<Option<String>>(&mut manager).await,
+                    Conn::Cluster(mut cluster) => command.query_async::<Option<String>>(&mut cluster).await,
+                }
+            };
+            // `OK` when the key was set, nil when it was there already.
+            match within(timeout, query).await {
+                Ok(Some(_)) => Ok(ProofUse::First),
+                Ok(None) => Ok(ProofUse::Replayed),
+                Err(error) => Err(ReplayError::unavailable(error)),
+            }
+        }))
+    }
+}
+
+impl fmt::Debug for RedisReplayStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisReplayStore")
+            .field("prefix", &self.prefix)
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
+}

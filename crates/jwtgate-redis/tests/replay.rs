@@ -1,0 +1,68 @@
+//! `RedisReplayStore` against a real `redis-server`: a proof is new once for the whole fleet, it expires with
+//! its window, and a Redis that does not answer is an error, never a pass.
+
+#![allow(clippy::unwrap_used, reason = "test helpers fail the test on unexpected errors")]
+
+use std::time::Duration;
+
+use jwtgate::__private::unix_now;
+use jwtgate_core::{ProofUse, ReplayCheck, ReplayErrorKind, ReplayStore};
+use jwtgate_redis::RedisReplayStore;
+use jwtgate_tests::RedisServer;
+
+async fn record(store: &RedisReplayStore, jkt: &str, jti: &str, until: i64) -> Result<ProofUse, ReplayErrorKind> {
+    match store.record(jkt, jti, until) {
+        ReplayCheck::Ready(result) => result.map_err(|error| error.kind()),
+        ReplayCheck::Pending(pending) => pending.await.map_err(|error| error.kind()),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_proof_is_new_once_across_the_fleet_and_expires_with_its_window() {
+    let redis = RedisServer::start();
+    let (a, b) = (RedisReplayStore::new(&redis.url()).unwrap(), RedisReplayStore::new(&redis.url()).unwrap());
+    let until = unix_now() + 60;
+    assert_eq!(record(&a, "jkt-1", "p1", until).await, Ok(ProofUse::First));
+    assert_eq!(record(&b, "jkt-1", "p1", until).await, Ok(ProofUse::Replayed), "another instance");
+    assert_eq!(record(&a, "jkt-1", "p1", until).await, Ok(ProofUse::Replayed));
+    assert_eq!(record(&b, "jkt-2", "p1", until).await, Ok(ProofUse::First), "another key's proof");
+    // Remembered for the rest of the window, no longer.
+    let mut conn = redis.connection().unwrap();
+    let ttl: i64 = redis::cmd("TTL").arg("jwtgate:dpop:jkt-1:p1").query(&mut conn).unwrap();
+    assert!((55..=60).contains(&ttl), "{ttl}");
+    // A proof already past its window is not written.
+    assert_eq!(record(&a, "jkt-1", "old", unix_now() - 1).await, Ok(ProofUse::First));
+    let exists: bool = redis::cmd("EXISTS").arg("jwtgate:dpop:jkt-1:old").query(&mut conn).unwrap();
+    assert!(!exists);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn concurrent_uses_of_one_proof_on_two_instances_give_exactly_one_first() {
+    let redis = RedisServer::start();
+    let stores = [RedisReplayStore::new(&redis.url()).unwrap(), RedisReplayStore::new(&redis.url()).unwrap()];
+    let until = unix_now() + 60;
+    let tasks: Vec<_> = (0..40)
+        .map(|i| {
+            let store = stores[i % 2].clone();
+            tokio::spawn(async move { record(&store, "jkt", "raced", until).await })
+        })
+        .collect();
+    let mut firsts = 0;
+    for task in tasks {
+        match task.await.unwrap() {
+            Ok(ProofUse::First) => firsts += 1,
+            Ok(ProofUse::Replayed) => {}
+            Err(kind) => panic!("{kind:?}"),
+        }
+    }
+    assert_eq!(firsts, 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_redis_that_is_down_is_an_error_within_the_timeout() {
+    let mut redis = RedisServer::start();
+    let store = RedisReplayStore::new(&redis.url()).unwrap().with_timeout(Duration::from_millis(500));
+    assert_eq!(record(&store, "jkt", "before", unix_now() + 60).await, Ok(ProofUse::First));
+    redis.stop();
+    assert_eq!(record(&store, "jkt", "during", unix_now() + 60).await, Err(ReplayErrorKind::Unavailable));
+}

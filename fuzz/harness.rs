@@ -190,3 +190,28 @@ pub(crate) fn jwks(data: &[u8]) {
         }
     }
 }
+
+/// A DPoP proof's checks: the bytes as a proof, against a fixed request. Properties: a proof that passes names
+/// the thumbprint of the key in its header, and `htu` normalization is idempotent.
+pub(crate) fn dpop_proof(data: &[u8]) {
+    use jwtgate::dpop::{DEFAULT_PROOF_ALGORITHMS, ProofRequirements, check_proof, jwk_thumbprint, normalize_htu};
+    let text = String::from_utf8_lossy(data);
+    let requirements = ProofRequirements {
+        method: "POST",
+        url: "https://api.fuzz/orders",
+        access_token: "an.access.token",
+        now: 1_800_000_000,
+        iat_window: 60,
+        algorithms: DEFAULT_PROOF_ALGORITHMS,
+    };
+    if let Ok(checked) = check_proof(&text, &requirements) {
+        let header = text.split('.').next().and_then(|part| URL_SAFE_NO_PAD.decode(part).ok());
+        let header: Value = serde_json::from_slice(&header.expect("a checked proof has a header")).expect("JSON");
+        assert_eq!(jwk_thumbprint(&header["jwk"]).as_deref(), Some(checked.jkt.as_str()));
+    }
+    for line in text.lines() {
+        if let Some(normalized) = normalize_htu(line) {
+            assert_eq!(normalize_htu(&normalized).as_deref(), Some(normalized.as_str()), "{line:?}");
+        }
+    }
+}

@@ -292,7 +292,7 @@ pub fn normalize_htu(url: &str) -> Option<String> {
         Some(colon) if !authority[colon..].contains(']') => (&authority[..colon], Some(&authority[colon + 1..])),
         _ => (authority, None),
     };
-    if host.is_empty() || port.is_some_and(|port| !port.bytes().all(|b| b.is_ascii_digit())) {
+    if !valid_host(host) || port.is_some_and(|port| !port.bytes().all(|b| b.is_ascii_digit())) {
         return None;
     }
     let mut normalized = format!("{scheme}://{}", host.to_ascii_lowercase());
@@ -312,6 +312,16 @@ pub use replay::{
     DEFAULT_REPLAY_CAPACITY, DEFAULT_REPLAY_QUOTA_PER_KEY, MemoryReplayStore, PendingReplayCheck, ProofUse,
     ReplayCheck, ReplayError, ReplayErrorKind, ReplayStore,
 };
+
+/// Whether `host` is an IP literal in brackets, or a registered name or IPv4 address (RFC 3986 §3.2.2).
+fn valid_host(host: &str) -> bool {
+    match host.strip_prefix('[') {
+        Some(literal) => literal
+            .strip_suffix(']')
+            .is_some_and(|v6| !v6.is_empty() && v6.bytes().all(|b| b.is_ascii_hexdigit() || b == b':' || b == b'.')),
+        None => !host.is_empty() && host.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=%".contains(&b)),
+    }
+}
 
 #[cfg(test)]
 mod tests;

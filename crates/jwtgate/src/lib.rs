@@ -91,6 +91,17 @@ pub mod resource {
     };
 }
 
+/// DPoP (RFC 9449), the parts that stand on their own so far: checking a proof, JWK thumbprints, replay
+/// stores and nonces. `JwtAuthLayer` does not use them yet.
+pub mod dpop {
+    pub use jwtgate_core::{
+        CheckedProof, DEFAULT_NONCE_PERIOD, DEFAULT_PROOF_ALGORITHMS, DEFAULT_REPLAY_CAPACITY,
+        DEFAULT_REPLAY_QUOTA_PER_KEY, DpopNonces, MAX_PROOF_BYTES, MemoryReplayStore, PendingReplayCheck, ProofError,
+        ProofRequirements, ProofUse, ReplayCheck, ReplayError, ReplayErrorKind, ReplayStore, check_proof,
+        jwk_thumbprint, normalize_htu,
+    };
+}
+
 /// Revocation: the [`Denylist`](revocation::Denylist) the layer asks about every valid token, and the
 /// in-memory one. The Redis ones are in `redis`.
 pub mod revocation {

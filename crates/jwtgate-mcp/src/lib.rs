@@ -85,11 +85,13 @@ pub struct McpLayer {
     config: Arc<Config>,
 }
 
+#[derive(Clone)]
 struct Config {
     server: Policy,
     tools: HashMap<String, Policy>,
     max_body_bytes: usize,
-    sessions: Option<Sessions>,
+    /// Shared by the layer's clones, even by those whose other settings differ.
+    sessions: Option<Arc<Sessions>>,
 }
 
 impl McpLayer {
@@ -102,13 +104,14 @@ impl McpLayer {
                 server: Policy::all([]),
                 tools: HashMap::new(),
                 max_body_bytes: DEFAULT_MAX_BODY_BYTES,
-                sessions: Some(Sessions::new(DEFAULT_SESSION_CAPACITY)),
+                sessions: Some(Arc::new(Sessions::new(DEFAULT_SESSION_CAPACITY))),
             }),
         }
     }
 
+    /// The configuration, to change: shared with no clone of this layer nor with any service built before.
     fn config_mut(&mut self) -> &mut Config {
-        Arc::get_mut(&mut self.config).expect("McpLayer is configured before it is cloned")
+        Arc::make_mut(&mut self.config)
     }
 
     /// The policy every MCP request must satisfy, such as the scopes a client needs to use the server at
@@ -141,7 +144,7 @@ impl McpLayer {
     /// without its principal. Default [`DEFAULT_SESSION_CAPACITY`].
     #[must_use]
     pub fn session_capacity(mut self, capacity: usize) -> Self {
-        self.config_mut().sessions = Some(Sessions::new(capacity));
+        self.config_mut().sessions = Some(Arc::new(Sessions::new(capacity)));
         self
     }
 

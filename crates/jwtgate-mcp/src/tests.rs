@@ -170,3 +170,12 @@ async fn a_body_over_the_limit_is_413_and_never_reaches_the_server() {
     assert_eq!(sent.body, "Payload Too Large: request body exceeds 64 bytes");
     assert_eq!(server.0.load(Ordering::SeqCst), 0);
 }
+
+#[test]
+fn a_clone_configured_further_leaves_the_original_as_it_was() {
+    let original = McpLayer::new().tool("a", Policy::scope("s"));
+    let changed = original.clone().tool("b", Policy::scope("t")).max_body_bytes(10);
+    let (original, changed) = (format!("{original:?}"), format!("{changed:?}"));
+    assert!(original.contains(r#"tools: ["a"]"#) && original.contains("max_body_bytes: 4194304"), "{original}");
+    assert!(changed.contains(r#"tools: ["a", "b"]"#) && changed.contains("max_body_bytes: 10"), "{changed}");
+}

@@ -28,6 +28,45 @@ pub struct RegisteredClaims {
     pub(crate) nbf: Option<i64>,
     pub(crate) iat: Option<i64>,
     pub(crate) jti: Option<Text>,
+    /// `cnf`, read only for the members jwtgate checks; rare, so boxed.
+    pub(crate) cnf: Option<Box<Confirmation>>,
+}
+
+/// The `cnf` claim (RFC 7800): the key a sender-constrained token is bound to, as far as jwtgate checks it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Confirmation {
+    jkt: Option<String>,
+    x5t_s256: Option<String>,
+}
+
+impl Confirmation {
+    /// `jkt`: the RFC 7638 SHA-256 thumbprint of the DPoP key the token is bound to (RFC 9449 §6.1).
+    pub fn jwk_thumbprint(&self) -> Option<&str> {
+        self.jkt.as_deref()
+    }
+
+    /// `x5t#S256`: the SHA-256 hash of the DER client certificate the token is bound to, base64url (RFC 8705
+    /// §3.1).
+    pub fn certificate_thumbprint(&self) -> Option<&str> {
+        self.x5t_s256.as_deref()
+    }
+}
+
+/// The RFC 8705 §3.1 thumbprint of a client certificate: SHA-256 of its DER encoding, base64url without padding,
+/// as a certificate-bound token's `cnf` `x5t#S256` holds it.
+pub fn certificate_thumbprint(der: &[u8]) -> String {
+    use base64::Engine;
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, der);
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(digest)
+}
+
+/// `cnf` as JSON: an object whose `jkt` and `x5t#S256`, when present, are strings. Other members (`jwk`,
+/// `kid`...) are not read.
+#[derive(serde::Deserialize)]
+struct RawConfirmation {
+    jkt: Option<String>,
+    #[serde(rename = "x5t#S256")]
+    x5t_s256: Option<String>,
 }
 
 impl RegisteredClaims {
@@ -71,6 +110,12 @@ impl RegisteredClaims {
         self.text(self.jti.as_ref())
     }
 
+    /// `cnf`: the key the token is bound to, for a sender-constrained token (DPoP, or a TLS client
+    /// certificate). A token with `cnf` is refused as a bearer token.
+    pub fn confirmation(&self) -> Option<&Confirmation> {
+        self.cnf.as_deref()
+    }
+
     /// The claims set these were read from: empty for claims that were not read from a token.
     pub(crate) fn json(&self) -> &str {
         &self.json
@@ -91,6 +136,7 @@ impl fmt::Debug for RegisteredClaims {
             .field("nbf", &self.nbf)
             .field("iat", &self.iat)
             .field("jti", &self.token_id())
+            .field("cnf", &self.cnf)
             .finish()
     }
 }
@@ -103,6 +149,7 @@ impl PartialEq for RegisteredClaims {
             && self.audience().eq(other.audience())
             && (self.exp, self.nbf, self.iat) == (other.exp, other.nbf, other.iat)
             && self.token_id() == other.token_id()
+            && self.cnf == other.cnf
     }
 }
 
@@ -275,6 +322,7 @@ impl<'de> Reading<'de> {
             "nbf" => Some("nbf"),
             "iat" => Some("iat"),
             "jti" => Some("jti"),
+            "cnf" => Some("cnf"),
             _ => None,
         };
         if registered.is_none() {
@@ -317,6 +365,10 @@ impl<'de> Reading<'de> {
             }
             "exp" => claims.exp = Some(date()?.floor()),
             "nbf" => claims.nbf = Some(date()?.ceil()),
+            "cnf" => {
+                let cnf: RawConfirmation = serde_json::from_str(raw).map_err(|_| invalid)?;
+                claims.cnf = Some(Box::new(Confirmation { jkt: cnf.jkt, x5t_s256: cnf.x5t_s256 }));
+            }
             _ => claims.iat = Some(date()?.ceil()),
         }
         Ok(())

@@ -74,6 +74,12 @@ pub struct CheckedProof {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum ProofError {
+    /// The request has a token under the `DPoP` scheme and no `DPoP` header.
+    Missing,
+    /// The request has more than one `DPoP` header.
+    Multiple,
+    /// The proof was used before (RFC 9449 §11.1).
+    Replayed,
     /// Not a compact JWS with a JSON header and claims, or larger than [`MAX_PROOF_BYTES`].
     Malformed,
     /// `typ` is not `dpop+jwt`.
@@ -100,6 +106,9 @@ impl ProofError {
     /// A fixed sentence for `error_description`.
     pub const fn description(self) -> &'static str {
         match self {
+            Self::Missing => "the request has no DPoP proof",
+            Self::Multiple => "the request has more than one DPoP proof",
+            Self::Replayed => "the DPoP proof was used before",
             Self::Malformed => "the DPoP proof is malformed",
             Self::Type => "the DPoP proof's typ is not dpop+jwt",
             Self::Algorithm => "the DPoP proof's algorithm is not accepted",

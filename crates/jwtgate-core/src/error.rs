@@ -2,6 +2,8 @@
 
 use std::fmt;
 
+use crate::dpop::ProofError;
+
 /// Why a request was not authenticated.
 ///
 /// A program matches on [`Error::kind`]. The `Display` text is short, fixed and safe to show to the client:
@@ -86,6 +88,31 @@ pub enum ErrorKind {
     /// `insufficient_user_authentication`, RFC 9470). The client sends the user back to the authorization
     /// server with `acr_values` and `max_age`.
     InsufficientUserAuthentication,
+    /// The DPoP proof (RFC 9449) is missing, sent twice, or fails a check, which `reason` names; or it was
+    /// used before (HTTP 401, `DPoP error="invalid_dpop_proof"`).
+    InvalidProof {
+        /// What is wrong with the proof.
+        reason: ProofError,
+    },
+    /// The DPoP proof has no nonce, or one the server no longer accepts (HTTP 401, `DPoP
+    /// error="use_dpop_nonce"`, with a fresh nonce in `DPoP-Nonce`; RFC 9449 §8).
+    UseDpopNonce,
+    /// The replay store could not tell whether the DPoP proof is new: it is full, or it did not answer. The
+    /// request could not be checked (HTTP 503); a proof is never accepted unchecked.
+    ReplayUnavailable,
+    /// The token's `cnf.jkt` is missing, or is not the thumbprint of the DPoP proof's key (RFC 9449 §7.1;
+    /// HTTP 401, `invalid_token`).
+    UnboundToken,
+    /// A sender-constrained token (one with `cnf`) was presented as a bearer token, without the proof of
+    /// possession it is bound to (RFC 9449 §7.2; HTTP 401, `invalid_token`).
+    BoundTokenAsBearer,
+    /// The resource accepts DPoP-bound tokens only, and the request presented a bearer token (HTTP 401,
+    /// `DPoP error="invalid_token"`).
+    DpopRequired,
+    /// The token's `cnf` `x5t#S256` is not the hash of the request's TLS client certificate, or there is no
+    /// certificate; or the resource requires a certificate-bound token and the token is not one (RFC 8705 §3;
+    /// HTTP 401, `invalid_token`).
+    CertificateMismatch,
 }
 
 /// The RFC 6750 §3 challenge that answers an [`Error`].
@@ -108,6 +135,10 @@ pub enum Challenge {
     /// 401 with `error="insufficient_user_authentication"` (RFC 9470 §3), and the `acr_values` and `max_age`
     /// that the route's policy asks for.
     InsufficientUserAuthentication,
+    /// 401 with `DPoP error="invalid_dpop_proof"` (RFC 9449 §7.1).
+    InvalidDpopProof,
+    /// 401 with `DPoP error="use_dpop_nonce"` and a `DPoP-Nonce` header (RFC 9449 §8).
+    UseDpopNonce,
 }
 
 impl Challenge {
@@ -121,6 +152,8 @@ impl Challenge {
             Self::Unavailable => Some("temporarily_unavailable"),
             Self::CsrfRejected => Some("csrf_rejected"),
             Self::InsufficientUserAuthentication => Some("insufficient_user_authentication"),
+            Self::InvalidDpopProof => Some("invalid_dpop_proof"),
+            Self::UseDpopNonce => Some("use_dpop_nonce"),
         }
     }
 }
@@ -141,12 +174,15 @@ impl Error {
         match self.kind {
             ErrorKind::Missing => Challenge::NoCredentials,
             ErrorKind::InvalidRequest => Challenge::InvalidRequest,
-            ErrorKind::DenylistUnavailable | ErrorKind::KeysUnavailable | ErrorKind::Unavailable => {
-                Challenge::Unavailable
-            }
+            ErrorKind::DenylistUnavailable
+            | ErrorKind::KeysUnavailable
+            | ErrorKind::Unavailable
+            | ErrorKind::ReplayUnavailable => Challenge::Unavailable,
             ErrorKind::Forbidden => Challenge::InsufficientScope,
             ErrorKind::CsrfRejected => Challenge::CsrfRejected,
             ErrorKind::InsufficientUserAuthentication => Challenge::InsufficientUserAuthentication,
+            ErrorKind::InvalidProof { .. } => Challenge::InvalidDpopProof,
+            ErrorKind::UseDpopNonce => Challenge::UseDpopNonce,
             _ => Challenge::InvalidToken,
         }
     }
@@ -184,6 +220,13 @@ impl Error {
             ErrorKind::InsufficientUserAuthentication => {
                 "the resource needs a stronger or more recent authentication of the user"
             }
+            ErrorKind::InvalidProof { reason } => reason.description(),
+            ErrorKind::UseDpopNonce => "the DPoP proof must carry a nonce this server issued",
+            ErrorKind::ReplayUnavailable => "the DPoP proof could not be checked for replay; try again later",
+            ErrorKind::UnboundToken => "the token is not bound to the DPoP proof's key",
+            ErrorKind::BoundTokenAsBearer => "the token is sender-constrained and cannot be used as a bearer token",
+            ErrorKind::DpopRequired => "the resource accepts DPoP-bound tokens only",
+            ErrorKind::CertificateMismatch => "the token is not bound to the client certificate",
         }
     }
 }
@@ -208,6 +251,7 @@ const fn invalid_claim(claim: &'static str) -> &'static str {
         b"sub" => "the token's sub claim is not a string",
         b"jti" => "the token's jti claim is not a string",
         b"aud" => "the token's aud claim is not a string or an array of strings",
+        b"cnf" => "the token's cnf claim is not an object of strings",
         _ => "the token's claims do not have the expected form",
     }
 }
@@ -260,6 +304,13 @@ kind_names! {
     Unavailable => "unavailable",
     CsrfRejected => "csrf_rejected",
     InsufficientUserAuthentication => "insufficient_user_authentication",
+    InvalidProof => "invalid_dpop_proof",
+    UseDpopNonce => "use_dpop_nonce",
+    ReplayUnavailable => "replay_unavailable",
+    UnboundToken => "unbound_token",
+    BoundTokenAsBearer => "bound_token_as_bearer",
+    DpopRequired => "dpop_required",
+    CertificateMismatch => "certificate_mismatch",
 }
 
 /// jwtgate could not be set up: a key, a validator, a remote key set, a published key set, or an issuer of
@@ -291,6 +342,11 @@ pub enum ConfigErrorKind {
     /// A protected resource's identifier (RFC 8707, RFC 9728): not an absolute `http` or `https` URI, or one
     /// with credentials or a fragment.
     Resource,
+    /// Sender-constrained tokens (DPoP, RFC 9449; certificate-bound tokens, RFC 8705): an origin that is not
+    /// `scheme://host[:port]`, a proof algorithm that is not asymmetric, or a nonce secret that is too short.
+    SenderConstraint,
+    /// A trusted proxy that is not an IP address or network.
+    Proxy,
 }
 
 impl ConfigError {
@@ -383,6 +439,13 @@ mod tests {
             ErrorKind::Unavailable,
             ErrorKind::CsrfRejected,
             ErrorKind::InsufficientUserAuthentication,
+            ErrorKind::InvalidProof { reason: ProofError::Signature },
+            ErrorKind::UseDpopNonce,
+            ErrorKind::ReplayUnavailable,
+            ErrorKind::UnboundToken,
+            ErrorKind::BoundTokenAsBearer,
+            ErrorKind::DpopRequired,
+            ErrorKind::CertificateMismatch,
         ];
         let names: std::collections::HashSet<_> = kinds.iter().map(|kind| kind.name()).collect();
         assert_eq!(names.len(), kinds.len());

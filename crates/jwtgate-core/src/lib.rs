@@ -64,7 +64,7 @@ mod validator;
 
 pub use algorithm::{Algorithm, KeyType, UnsupportedAlgorithm};
 pub use cache::ValidatedCache;
-pub use claims::RegisteredClaims;
+pub use claims::{Confirmation, RegisteredClaims, certificate_thumbprint};
 pub use denylist::{Denylist, DenylistError, Lookup, NoDenylist, PendingLookup, PendingRevocation, TokenStatus};
 pub use dpop::{
     CheckedProof, DEFAULT_NONCE_PERIOD, DEFAULT_PROOF_ALGORITHMS, DEFAULT_REPLAY_CAPACITY,

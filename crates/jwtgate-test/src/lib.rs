@@ -36,6 +36,7 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod call;
+mod dpop;
 mod key;
 mod server;
 mod token;
@@ -44,6 +45,7 @@ mod token;
 #[cfg_attr(docsrs, doc(cfg(feature = "tonic")))]
 pub use call::tonic_request;
 pub use call::{body_json, send, with_bearer};
+pub use dpop::{DpopKey, ProofBuilder};
 pub use key::{PrivateForm, TestKey};
 pub use server::{Fault, JwksServer};
 pub use token::TokenBuilder;

@@ -10,10 +10,12 @@
 mod auth;
 mod csrf;
 mod document;
+mod dpop;
 mod extensions;
 mod head;
 mod metadata;
 pub mod metric_names;
+mod proxy;
 pub mod require;
 mod resource;
 mod response;
@@ -21,9 +23,11 @@ mod source;
 
 pub use auth::{JwtAuthLayer, JwtAuthService, ResponseFuture, SubjectInLogs, TokenValidated};
 pub use csrf::Csrf;
+pub use dpop::{DEFAULT_PROOF_WINDOW, DPOP_NONCE, Dpop, DpopMode};
 pub use extensions::{Anonymous, Authenticated};
 pub use head::RequestHead;
 pub use metadata::{BearerMethod, DEFAULT_METADATA_MAX_AGE, MetadataService, ProtectedResourceMetadata};
+pub use proxy::TrustedProxies;
 pub use require::{Access, RequireLayer, RequireService};
 pub use resource::{METADATA_WELL_KNOWN, ResourceUri};
 pub use response::{

@@ -12,6 +12,7 @@ use http_body::{Body, Frame, SizeHint};
 use jwtgate_core::{Challenge, Error, ErrorKind, StepUp};
 use pin_project_lite::pin_project;
 
+use crate::dpop::{self, Dpop};
 use crate::{RequestHead, ResourceUri};
 
 /// A request that jwtgate refuses, handed to a [`Responder`] to answer.
@@ -215,6 +216,22 @@ pub struct Rfc6750Responder {
     resource_metadata: Option<String>,
     /// The scopes named on a 401 for missing credentials, space-separated.
     required_scopes: Option<String>,
+    /// The layer's DPoP settings, for `DPoP` challenges.
+    dpop: Option<DpopChallenge>,
+}
+
+/// What a `DPoP` challenge says of the layer: its algorithms, and whether bearer tokens are refused.
+#[derive(Clone, Debug)]
+struct DpopChallenge {
+    algs: Arc<str>,
+    required: bool,
+}
+
+/// The scheme of a challenge.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Scheme {
+    Bearer,
+    Dpop,
 }
 
 impl Default for Rfc6750Responder {
@@ -225,6 +242,7 @@ impl Default for Rfc6750Responder {
             token_expired_header: false,
             resource_metadata: None,
             required_scopes: None,
+            dpop: None,
         }
     }
 }
@@ -277,11 +295,42 @@ impl Rfc6750Responder {
         self
     }
 
-    /// The `WWW-Authenticate` challenge for `rejection`.
-    fn challenge(&self, rejection: &Rejection<'_>) -> Option<HeaderValue> {
+    /// Answers as a layer with `dpop` must (RFC 9449 §7.1): a request under the `DPoP` scheme, and a refused
+    /// proof, get a `DPoP` challenge with `algs`; a request without credentials gets a `Bearer` challenge
+    /// (unless DPoP is required) and a `DPoP` one. [`JwtAuthLayer::dpop`](crate::JwtAuthLayer::dpop) sets this
+    /// on the default responder.
+    #[must_use]
+    pub fn dpop(mut self, dpop: &Dpop) -> Self {
+        self.dpop =
+            Some(DpopChallenge { algs: dpop.algs().into(), required: dpop.mode() == crate::DpopMode::Required });
+        self
+    }
+
+    /// The schemes of the challenges that answer `rejection`, in order.
+    fn schemes(&self, rejection: &Rejection<'_>) -> &'static [Scheme] {
+        let Some(dpop) = &self.dpop else {
+            return &[Scheme::Bearer];
+        };
+        let error = rejection.error();
+        match (error.kind(), error.challenge()) {
+            (ErrorKind::DpopRequired, _) | (_, Challenge::InvalidDpopProof | Challenge::UseDpopNonce) => {
+                &[Scheme::Dpop]
+            }
+            (_, Challenge::NoCredentials) if dpop.required => &[Scheme::Dpop],
+            (_, Challenge::NoCredentials) => &[Scheme::Bearer, Scheme::Dpop],
+            _ if dpop::is_dpop_scheme(rejection.request()) => &[Scheme::Dpop],
+            _ => &[Scheme::Bearer],
+        }
+    }
+
+    /// The `WWW-Authenticate` challenge of `scheme` for `rejection`.
+    fn challenge(&self, rejection: &Rejection<'_>, scheme: Scheme) -> Option<HeaderValue> {
         let error = rejection.error();
         let challenge = error.challenge();
-        let mut value = String::from("Bearer");
+        let mut value = String::from(match scheme {
+            Scheme::Bearer => "Bearer",
+            Scheme::Dpop => "DPoP",
+        });
         let mut separator = " ";
         let mut attribute = |value: &mut String, name: &str, content: &str| {
             value.push_str(&format!(r#"{separator}{name}="{}""#, quote(content)));
@@ -303,6 +352,9 @@ impl Rfc6750Responder {
                 }
             }
             _ => {}
+        }
+        if let (Scheme::Dpop, Some(dpop)) = (scheme, &self.dpop) {
+            attribute(&mut value, "algs", &dpop.algs);
         }
         if let Some(step_up) = rejection.step_up() {
             if !step_up.acr_values().is_empty() {
@@ -348,9 +400,11 @@ impl Rfc6750Responder {
         });
         let mut response = Response::new(Bytes::from(body.to_string()));
         *response.status_mut() = match challenge {
-            Challenge::NoCredentials | Challenge::InvalidToken | Challenge::InsufficientUserAuthentication => {
-                StatusCode::UNAUTHORIZED
-            }
+            Challenge::NoCredentials
+            | Challenge::InvalidToken
+            | Challenge::InsufficientUserAuthentication
+            | Challenge::InvalidDpopProof
+            | Challenge::UseDpopNonce => StatusCode::UNAUTHORIZED,
             Challenge::InvalidRequest => StatusCode::BAD_REQUEST,
             Challenge::InsufficientScope | Challenge::CsrfRejected => StatusCode::FORBIDDEN,
             _ => StatusCode::SERVICE_UNAVAILABLE,
@@ -392,8 +446,10 @@ impl Rfc6750Responder {
             // Not an authentication problem: no challenge to answer.
             Challenge::CsrfRejected => {}
             _ => {
-                if let Some(value) = self.challenge(rejection) {
-                    headers.insert(WWW_AUTHENTICATE, value);
+                for scheme in self.schemes(rejection) {
+                    if let Some(value) = self.challenge(rejection, *scheme) {
+                        headers.append(WWW_AUTHENTICATE, value);
+                    }
                 }
             }
         }

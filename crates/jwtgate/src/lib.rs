@@ -59,8 +59,8 @@ pub mod keys {
 /// Validation: the [`Validator`], its settings, and what it answers.
 pub mod validation {
     pub use jwtgate_core::{
-        Attempt, ConfigError, ConfigErrorKind, DEFAULT_LEEWAY, DEFAULT_MAX_TOKEN_BYTES, ExpectedAudience,
-        RegisteredClaims, Validated, Validator, ValidatorBuilder,
+        Attempt, ConfigError, ConfigErrorKind, Confirmation, DEFAULT_LEEWAY, DEFAULT_MAX_TOKEN_BYTES, ExpectedAudience,
+        RegisteredClaims, Validated, Validator, ValidatorBuilder, certificate_thumbprint,
     };
 }
 
@@ -91,8 +91,9 @@ pub mod resource {
     };
 }
 
-/// DPoP (RFC 9449), the parts that stand on their own so far: checking a proof, JWK thumbprints, replay
-/// stores and nonces. `JwtAuthLayer` does not use them yet.
+/// DPoP (RFC 9449): sender-constrained tokens that the layer accepts under the `DPoP` scheme
+/// ([`JwtAuthLayer::dpop`](crate::JwtAuthLayer::dpop) with a [`Dpop`](dpop::Dpop)), their proofs, JWK
+/// thumbprints, replay stores and nonces. The Redis replay store is in `redis`.
 pub mod dpop {
     pub use jwtgate_core::{
         CheckedProof, DEFAULT_NONCE_PERIOD, DEFAULT_PROOF_ALGORITHMS, DEFAULT_REPLAY_CAPACITY,
@@ -100,6 +101,13 @@ pub mod dpop {
         ProofRequirements, ProofUse, ReplayCheck, ReplayError, ReplayErrorKind, ReplayStore, check_proof,
         jwk_thumbprint, normalize_htu,
     };
+    pub use jwtgate_tower::{DEFAULT_PROOF_WINDOW, DPOP_NONCE, Dpop, DpopMode};
+}
+
+/// The proxies in front of the service whose `Forwarded`, `X-Forwarded-*` and client-certificate headers are
+/// believed.
+pub mod proxy {
+    pub use jwtgate_tower::TrustedProxies;
 }
 
 /// Revocation: the [`Denylist`](revocation::Denylist) the layer asks about every valid token, and the

@@ -1,16 +1,20 @@
 //! The way of one request through the layer: every stage, and every transition between them.
 //!
 //! ```text
-//! extract ─► [Keys] ─► validated ─► [Revocation] ─► admitted ─► [Hook] ─► call ─► [Inner]
-//!    │                                                                     ▲
-//!    └──────────── no token, optional layer: anonymous ────────────────────┘
+//! extract ─► [Keys] ─► validated ─► [Replay] ─► checked ─► [Revocation] ─► admitted ─► [Hook] ─► call ─► [Inner]
+//!    │                                                                                          ▲
+//!    └──────────────────────── no token, optional layer: anonymous ─────────────────────────────┘
 //!
 //! Any stage may refuse instead: ─► [Refused]
 //! ```
 //!
 //! A request waits in a bracketed state only when it must: `Keys` when its token names a `kid` the remote
-//! keys lack, `Revocation` when the denylist answers asynchronously, `Hook` when there is an
-//! `on_token_validated` hook.
+//! keys lack, `Replay` when a DPoP proof's replay store answers asynchronously, `Revocation` when the denylist
+//! does, `Hook` when there is an `on_token_validated` hook.
+//!
+//! A DPoP proof is checked in `extract`, before any work on the token; its key binding with the token's
+//! `cnf.jkt` once the token is valid (cached or not); and its replay last, so that only the holder of a valid
+//! bound token can fill the replay store.
 //!
 //! Synchronous work happens in [`advance`], which goes from [`Step`] to [`Step`] until the request needs to
 //! wait (a [`Stage`] with a future of its own) or is decided. Adding an asynchronous stage is one `Stage`, one
@@ -26,12 +30,14 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 
+use std::borrow::Cow;
+
 use bytes::Bytes;
-use http::{Extensions, Request, Response};
+use http::{Extensions, HeaderValue, Request, Response};
 use jwtgate_core::__private::unix_now;
 use jwtgate_core::{
-    Attempt, DenylistError, Error, ErrorKind, Lookup, PendingLookup, PendingRefresh, Principal, RefreshOutcome,
-    TokenStatus, Validated,
+    Attempt, Confirmation, DenylistError, Error, ErrorKind, Lookup, PendingLookup, PendingRefresh, PendingReplayCheck,
+    Principal, ProofError, ProofUse, RefreshOutcome, ReplayCheck, ReplayError, TokenStatus, Validated,
 };
 use pin_project_lite::pin_project;
 use serde::de::DeserializeOwned;
@@ -41,9 +47,12 @@ use tracing::Span;
 use super::events::HookFuture;
 use super::observe::{self, Outcome};
 use super::{Config, TokenValidated};
+use crate::dpop::{self, Proof};
 use crate::response::{LayerResponder, respond_with};
 use crate::source::Extracted;
-use crate::{Anonymous, Authenticated, Rejection, RequestHead, ResponseBody, Rfc6750Responder};
+use crate::{
+    Anonymous, Authenticated, DPOP_NONCE, Dpop, DpopMode, Rejection, RequestHead, ResponseBody, Rfc6750Responder,
+};
 
 pin_project! {
     /// The response future of [`JwtAuthService`](super::JwtAuthService).
@@ -75,10 +84,11 @@ pin_project! {
             stage: Stage<C>,
             in_flight: InFlight<S, ReqBody, C>,
         },
-        /// For the inner service.
+        /// For the inner service; `nonce` goes in the answer's `DPoP-Nonce`.
         Inner {
             #[pin]
             future: S::Future,
+            nonce: Option<Box<HeaderValue>>,
         },
         /// For nothing: jwtgate's answer to a refused request.
         Refused {
@@ -90,7 +100,9 @@ pin_project! {
 /// An asynchronous stage. Each holds only what is its own.
 enum Stage<C> {
     /// A key fetch; then `token` is checked again.
-    Keys { refresh: PendingRefresh, token: String },
+    Keys { refresh: PendingRefresh, token: String, proof: Option<Box<Proof>> },
+    /// The replay store's answer about a DPoP proof.
+    Replay { check: PendingReplayCheck, validated: Arc<Validated<C>> },
     /// The denylist's answer about a valid token.
     Revocation { lookup: PendingLookup, validated: Arc<Validated<C>> },
     /// The `on_token_validated` hook; `outcome` is what the request counts as once admitted.
@@ -105,14 +117,18 @@ struct InFlight<S, ReqBody, C> {
     config: Arc<Config<C>>,
     /// The `authenticate` span, entered around jwtgate's own work only.
     span: Span,
+    /// The DPoP proof's nonce is about to expire: the answer carries a fresh one.
+    renew_nonce: bool,
 }
 
 /// Where a request goes next, once a stage is over.
 enum Step<C> {
     /// Await a key fetch, then check the token again.
-    AwaitKeys(PendingRefresh, String),
-    /// A valid token; next, the denylist.
-    Validated(Arc<Validated<C>>),
+    AwaitKeys(PendingRefresh, String, Option<Box<Proof>>),
+    /// A valid token, bound to its DPoP proof's key if it came with one; next, the proof's replay check.
+    Validated(Arc<Validated<C>>, Option<Box<Proof>>),
+    /// A valid token whose proof, if any, is used for the first time; next, the denylist.
+    Checked(Arc<Validated<C>>),
     /// Admitted by the layer's checks; next, the `on_token_validated` hook. `Outcome` is what the request
     /// counts as (`authenticated`, or `fail_open`).
     Admitted(Arc<Validated<C>>, Outcome),
@@ -144,7 +160,8 @@ where
             return Self::refused(config.refuse(&error, &request));
         }
         let ready = std::mem::replace(service, service.clone());
-        let state = advance(InFlight { request, service: ready, config: config.clone(), span }, step);
+        let in_flight = InFlight { request, service: ready, config: config.clone(), span, renew_nonce: false };
+        let state = advance(in_flight, step);
         Self { state }
     }
 
@@ -161,23 +178,35 @@ where
     C: Send + Sync + 'static,
 {
     loop {
-        let InFlight { request, config, span, .. } = &mut in_flight;
+        let InFlight { request, config, span, renew_nonce, .. } = &mut in_flight;
         step = match step {
-            Step::AwaitKeys(refresh, token) => {
-                return State::Waiting { stage: Stage::Keys { refresh, token }, in_flight };
+            Step::AwaitKeys(refresh, token, proof) => {
+                return State::Waiting { stage: Stage::Keys { refresh, token, proof }, in_flight };
             }
-            Step::Validated(validated) => {
+            Step::Validated(validated, proof) => {
                 observe::validated(span, &validated, &config.subject_in_logs);
-                match &config.denylist {
-                    None => Step::Admitted(validated, Outcome::Authenticated),
-                    Some(denylist) => match observe::within(span, || denylist.check(validated.registered())) {
-                        Lookup::Ready(answer) => config.revocation(validated, answer, span),
-                        Lookup::Pending(lookup) => {
-                            return State::Waiting { stage: Stage::Revocation { lookup, validated }, in_flight };
+                match (proof, &config.dpop) {
+                    (Some(proof), Some(dpop)) => {
+                        *renew_nonce = proof.renew_nonce;
+                        match observe::within(span, || dpop.record(&proof.checked)) {
+                            ReplayCheck::Ready(answer) => config.replay(validated, answer, span),
+                            ReplayCheck::Pending(check) => {
+                                return State::Waiting { stage: Stage::Replay { check, validated }, in_flight };
+                            }
                         }
-                    },
+                    }
+                    _ => Step::Checked(validated),
                 }
             }
+            Step::Checked(validated) => match &config.denylist {
+                None => Step::Admitted(validated, Outcome::Authenticated),
+                Some(denylist) => match observe::within(span, || denylist.check(validated.registered())) {
+                    Lookup::Ready(answer) => config.revocation(validated, answer, span),
+                    Lookup::Pending(lookup) => {
+                        return State::Waiting { stage: Stage::Revocation { lookup, validated }, in_flight };
+                    }
+                },
+            },
             Step::Admitted(validated, outcome) => match &config.on_validated {
                 None => Step::Call(validated, None, outcome),
                 Some(hook) => {
@@ -186,16 +215,20 @@ where
                 }
             },
             Step::Call(validated, from_hook, outcome) => {
-                observe::outcome(&in_flight.span, outcome);
-                return State::Inner { future: in_flight.call(validated, from_hook) };
+                let nonce = match (&config.dpop, *renew_nonce) {
+                    (Some(dpop), true) => dpop.fresh_nonce().map(Box::new),
+                    _ => None,
+                };
+                observe::outcome(span, outcome);
+                return State::Inner { future: in_flight.call(validated, from_hook), nonce };
             }
             Step::Anonymous => {
-                let InFlight { mut request, mut service, config, span } = in_flight;
+                let InFlight { mut request, mut service, config, span, .. } = in_flight;
                 observe::outcome(&span, Outcome::Anonymous);
                 let extensions = request.extensions_mut();
                 extensions.insert(Anonymous);
                 config.hand_on_responder(extensions);
-                return State::Inner { future: service.call(request) };
+                return State::Inner { future: service.call(request), nonce: None };
             }
             Step::Refuse(error) => {
                 observe::refused(span, &error);
@@ -210,9 +243,13 @@ impl<C: DeserializeOwned + Send + Sync + 'static> Stage<C> {
     fn poll<S, ReqBody>(&mut self, cx: &mut Context<'_>, in_flight: &InFlight<S, ReqBody, C>) -> Poll<Step<C>> {
         let InFlight { config, span, .. } = in_flight;
         Poll::Ready(match self {
-            Self::Keys { refresh, token } => {
+            Self::Keys { refresh, token, proof } => {
                 let outcome = ready!(refresh.as_mut().poll(cx));
-                observe::within(span, || config.recheck(token, outcome))
+                observe::within(span, || config.recheck(token, outcome, proof.take()))
+            }
+            Self::Replay { check, validated } => {
+                let answer = ready!(check.as_mut().poll(cx));
+                config.replay(validated.clone(), answer, span)
             }
             Self::Revocation { lookup, validated } => {
                 let answer = ready!(lookup.as_mut().poll(cx));
@@ -230,9 +267,27 @@ impl<C: DeserializeOwned + Send + Sync + 'static> Stage<C> {
 }
 
 impl<C: DeserializeOwned> Config<C> {
-    /// Finds the request's token, and validates it unless the cache holds it.
+    /// Finds the request's token, and its DPoP proof, which is checked at once; then validates the token unless
+    /// the cache holds it.
     fn extract(&self, head: &RequestHead<'_>) -> Step<C> {
+        if let Some(dpop) = &self.dpop
+            && let Some(presented) = dpop::presented(head)
+        {
+            let checked = presented.and_then(|(token, proof)| Ok((dpop.check(head, &token, proof)?, token)));
+            return match checked {
+                Ok((proof, token)) => self.authenticate(token, Some(Box::new(proof))),
+                Err(error) => {
+                    observe::not_authenticated(&error, None);
+                    Step::Refuse(error)
+                }
+            };
+        }
         let token = match self.sources.extract(head) {
+            Extracted::Token(_) if self.dpop.as_ref().is_some_and(|dpop| dpop.mode() == DpopMode::Required) => {
+                let error = ErrorKind::DpopRequired.into();
+                observe::not_authenticated(&error, None);
+                return Step::Refuse(error);
+            }
             Extracted::Token(token) => token,
             Extracted::Absent if self.optional => return Step::Anonymous,
             Extracted::Absent => return Step::Refuse(ErrorKind::Missing.into()),
@@ -243,39 +298,45 @@ impl<C: DeserializeOwned> Config<C> {
                 return Step::Refuse(error);
             }
         };
+        self.authenticate(token, None)
+    }
+
+    /// Validates `token` unless the cache holds it, and checks it against `proof`, its DPoP proof if it came
+    /// with one.
+    fn authenticate(&self, token: Cow<'_, str>, proof: Option<Box<Proof>>) -> Step<C> {
         if let Some(cache) = &self.cache {
             let hit = cache.get(&token, unix_now());
             observe::cache_lookup(hit.is_some());
             if let Some(hit) = hit {
                 // Clones of a layer share its cache, and a clone may have other rules: they apply to a hit as
                 // to a fresh validation.
-                return self.layer_rules(hit, &token);
+                return self.layer_rules(hit, &token, proof);
             }
         }
         match observe::timed(|| self.validator.validate_or_wait::<C>(&token), |v| matches!(v, Attempt::Done(_))) {
-            Attempt::Done(result) => self.checked(result, &token),
+            Attempt::Done(result) => self.checked(result, &token, proof),
             // Rare: the token names a `kid` the remote keys lack, or there are no remote keys yet (a cold
             // start), and they are being fetched. Only then is the token copied, to be checked again once the
             // fetch is over.
-            Attempt::WaitForKeys(refresh) => Step::AwaitKeys(refresh, token.into_owned()),
+            Attempt::WaitForKeys(refresh) => Step::AwaitKeys(refresh, token.into_owned(), proof),
         }
     }
 
     /// Checks a token again once the key fetch it waited for is over; a token waits once at most.
-    fn recheck(&self, token: &str, outcome: RefreshOutcome) -> Step<C> {
-        self.checked(observe::timed(|| self.validator.after_refresh::<C>(token, outcome), |_| true), token)
+    fn recheck(&self, token: &str, outcome: RefreshOutcome, proof: Option<Box<Proof>>) -> Step<C> {
+        self.checked(observe::timed(|| self.validator.after_refresh::<C>(token, outcome), |_| true), token, proof)
     }
 
     /// Applies the layer's own rules to a validation's result, and caches a token that passes.
-    fn checked(&self, result: Result<Validated<C>, Error>, token: &str) -> Step<C> {
+    fn checked(&self, result: Result<Validated<C>, Error>, token: &str, proof: Option<Box<Proof>>) -> Step<C> {
         let step = match result {
-            Ok(validated) => self.layer_rules(Arc::new(validated), token),
+            Ok(validated) => self.layer_rules(Arc::new(validated), token, proof),
             Err(error) => {
                 observe::not_authenticated(&error, Some(token));
                 Step::Refuse(error)
             }
         };
-        if let (Step::Validated(validated), Some(cache)) = (&step, &self.cache) {
+        if let (Step::Validated(validated, _), Some(cache)) = (&step, &self.cache) {
             cache.insert(token, validated, unix_now());
         }
         step
@@ -283,14 +344,45 @@ impl<C: DeserializeOwned> Config<C> {
 }
 
 impl<C> Config<C> {
-    /// The layer's own rules, beyond the validator's, for a token the validator accepted.
-    fn layer_rules(&self, validated: Arc<Validated<C>>, token: &str) -> Step<C> {
-        if self.require_jti && validated.registered().token_id().is_none() {
-            let error = ErrorKind::MissingClaim { claim: "jti" }.into();
+    /// The layer's own rules, beyond the validator's, for a token the validator accepted: `jti` if required,
+    /// and the key the token is bound to, if any (RFC 9449 §7, RFC 8705 §3).
+    fn layer_rules(&self, validated: Arc<Validated<C>>, token: &str, proof: Option<Box<Proof>>) -> Step<C> {
+        let registered = validated.registered();
+        let jkt = registered.confirmation().and_then(Confirmation::jwk_thumbprint);
+        let refusal = if self.require_jti && registered.token_id().is_none() {
+            Some(ErrorKind::MissingClaim { claim: "jti" })
+        } else {
+            match (&proof, jkt) {
+                (Some(proof), Some(jkt)) if jkt == proof.checked.jkt => None,
+                (Some(_), _) => Some(ErrorKind::UnboundToken),
+                // A token bound to a key, without the proof of possession it is bound to (RFC 9449 §7.2).
+                (None, Some(_)) => Some(ErrorKind::BoundTokenAsBearer),
+                (None, None) => None,
+            }
+        };
+        if let Some(kind) = refusal {
+            let error = kind.into();
             observe::not_authenticated(&error, Some(token));
             return Step::Refuse(error);
         }
-        Step::Validated(validated)
+        Step::Validated(validated, proof)
+    }
+
+    /// What the replay store's answer about a valid token's DPoP proof means for the request. A store that
+    /// cannot answer refuses the request: a proof is never accepted unchecked.
+    fn replay(&self, validated: Arc<Validated<C>>, answer: Result<ProofUse, ReplayError>, span: &Span) -> Step<C> {
+        match answer {
+            Ok(ProofUse::First) => Step::Checked(validated),
+            Ok(ProofUse::Replayed) => {
+                let error = dpop::invalid(ProofError::Replayed);
+                observe::not_authenticated(&error, None);
+                Step::Refuse(error)
+            }
+            Err(error) => {
+                observe::replay_failed(span, &error);
+                Step::Refuse(ErrorKind::ReplayUnavailable.into())
+            }
+        }
     }
 
     /// What the denylist's answer about a valid token means for the request.
@@ -320,10 +412,16 @@ impl<C> Config<C> {
     /// The layer's own answer to a refusal, from its responder.
     fn refuse<B>(&self, error: &Error, request: &Request<B>) -> Response<Bytes> {
         let rejection = Rejection::new(error, RequestHead::new(request));
-        match &self.responder {
+        let mut response = match &self.responder {
             Some(LayerResponder(responder)) => respond_with(&**responder, &rejection),
             None => respond_with(&Rfc6750Responder::default(), &rejection),
+        };
+        if error.kind() == ErrorKind::UseDpopNonce
+            && let Some(nonce) = self.dpop.as_ref().and_then(Dpop::fresh_nonce)
+        {
+            response.headers_mut().insert(DPOP_NONCE, nonce);
         }
+        response
     }
 
     /// Puts the layer's responder in the request, for the guards and extractors after it (see
@@ -374,8 +472,12 @@ where
         let mut this = self.project();
         loop {
             let step = match this.state.as_mut().project() {
-                StateProj::Inner { future } => {
-                    return future.poll(cx).map_ok(|response| response.map(ResponseBody::inner));
+                StateProj::Inner { future, nonce } => {
+                    let mut response = ready!(future.poll(cx))?.map(ResponseBody::inner);
+                    if let Some(nonce) = nonce.take() {
+                        response.headers_mut().insert(DPOP_NONCE, *nonce);
+                    }
+                    return Poll::Ready(Ok(response));
                 }
                 StateProj::Refused { response } => {
                     let response = response.take().expect("ResponseFuture polled after completion");
@@ -401,6 +503,7 @@ where
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let state = match &self.state {
             State::Waiting { stage: Stage::Keys { .. }, .. } => "Keys",
+            State::Waiting { stage: Stage::Replay { .. }, .. } => "Replay",
             State::Waiting { stage: Stage::Revocation { .. }, .. } => "Revocation",
             State::Waiting { stage: Stage::Hook { .. }, .. } => "Hook",
             State::Inner { .. } => "Inner",

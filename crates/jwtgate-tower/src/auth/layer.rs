@@ -9,7 +9,7 @@ use tower_layer::Layer;
 use super::events;
 use super::{Config, JwtAuthService, SubjectInLogs, TokenValidated};
 use crate::response::LayerResponder;
-use crate::{ProtectedResourceMetadata, ResourceUri, Responder, Rfc6750Responder, TokenSources};
+use crate::{Dpop, DpopMode, ProtectedResourceMetadata, ResourceUri, Responder, TokenSources};
 
 /// A tower layer that authenticates requests with JWTs.
 ///
@@ -144,7 +144,9 @@ impl<C> JwtAuthLayer<C> {
     /// `Token-Expired` header, see [`Rfc6750Responder::token_expired_header`](crate::Rfc6750Responder::token_expired_header).
     #[must_use]
     pub fn responder(mut self, responder: impl Responder) -> Self {
-        self.config_mut().responder = Some(LayerResponder(Arc::new(responder)));
+        let config = self.config_mut();
+        config.responder = Some(LayerResponder(Arc::new(responder)));
+        config.custom_responder = true;
         self
     }
 
@@ -155,15 +157,41 @@ impl<C> JwtAuthLayer<C> {
     /// The validator must accept tokens for the resource: build it with `.audience(resource.clone())`, so
     /// that `aud` must name the resource (RFC 8707), with its scheme and host compared without case. A
     /// [`responder`](Self::responder) of your own replaces the default one, before or after this call; give
-    /// it [`Rfc6750Responder::resource_metadata`] itself.
+    /// it [`Rfc6750Responder::resource_metadata`](crate::Rfc6750Responder::resource_metadata) itself.
     #[must_use]
     pub fn resource(mut self, resource: ResourceUri) -> Self {
         let config = self.config_mut();
-        if config.responder.is_none() {
-            let responder = Rfc6750Responder::new().resource_metadata(&resource);
-            config.responder = Some(LayerResponder(Arc::new(responder)));
-        }
+        config.edit_defaults(|responder| responder.resource_metadata(&resource));
         config.resource = Some(resource);
+        self
+    }
+
+    /// Accepts DPoP-bound tokens (RFC 9449) under the `DPoP` scheme, beside bearer tokens from the
+    /// [sources](Self::sources) or instead of them: see [`Dpop`]. Without this call, `Authorization: DPoP` is
+    /// a scheme like any other that the layer does not take; a token with `cnf.jkt` is refused as a bearer
+    /// token either way.
+    ///
+    /// The default responder answers in kind
+    /// ([`Rfc6750Responder::dpop`](crate::Rfc6750Responder::dpop)); a [`responder`](Self::responder) of your
+    /// own gets that setting from you. The resource's [`metadata`](Self::metadata) advertises the proof
+    /// algorithms, and whether DPoP is required.
+    ///
+    /// ```
+    /// use jwtgate_core::{Algorithm, Key, KeySet, Secret, Validator};
+    /// use jwtgate_tower::{Dpop, JwtAuthLayer};
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let key = Key::hmac(Algorithm::HS256, &Secret::new(vec![42; 32]))?;
+    /// let validator = Validator::builder(KeySet::new([key])?).issuer("https://auth.example.com").build();
+    /// let layer = JwtAuthLayer::<serde_json::Value>::new(validator).dpop(Dpop::allowed("https://api.example.com")?);
+    /// # Ok(())
+    /// # }
+    /// ```
+    #[must_use]
+    pub fn dpop(mut self, dpop: Dpop) -> Self {
+        let config = self.config_mut();
+        config.edit_defaults(|responder| responder.dpop(&dpop));
+        config.dpop = Some(dpop);
         self
     }
 
@@ -210,6 +238,9 @@ impl<C> JwtAuthLayer<C> {
         }
         let mut metadata =
             ProtectedResourceMetadata::new(resource.clone()).bearer_methods(config.sources.bearer_methods());
+        if let Some(dpop) = &config.dpop {
+            metadata = metadata.dpop(dpop.accepted_algorithms().iter().copied(), dpop.mode() == DpopMode::Required);
+        }
         for issuer in config.validator.issuers() {
             metadata = metadata.authorization_server(issuer);
         }

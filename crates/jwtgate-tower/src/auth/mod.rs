@@ -26,7 +26,7 @@ use std::sync::Arc;
 use jwtgate_core::{Denylist, ValidatedCache, Validator};
 
 use crate::response::LayerResponder;
-use crate::{ResourceUri, TokenSources};
+use crate::{Dpop, ResourceUri, Rfc6750Responder, TokenSources};
 use events::ValidatedHook;
 
 /// Everything a [`JwtAuthLayer`] was built with, in one `Arc` that its services and their futures share.
@@ -37,14 +37,20 @@ struct Config<C> {
     denylist: Option<Arc<dyn Denylist>>,
     require_jti: bool,
     fail_open: bool,
-    /// `None` for the default, [`Rfc6750Responder`](crate::Rfc6750Responder).
+    /// `None` for [`Rfc6750Responder::default`]; otherwise `custom`, or `defaults` once a setting changed
+    /// them.
     responder: Option<LayerResponder>,
+    /// Whether `responder` is the user's own.
+    custom_responder: bool,
+    /// The default responder, with what the layer's settings add to it.
+    defaults: Rfc6750Responder,
     subject_in_logs: SubjectInLogs,
     /// Shared by the layer's clones, even by those whose other settings differ.
     cache: Option<ValidatedCache<C>>,
     on_validated: Option<ValidatedHook<C>>,
     /// The protected resource, for its metadata.
     resource: Option<ResourceUri>,
+    dpop: Option<Dpop>,
 }
 
 impl<C> Config<C> {
@@ -57,10 +63,21 @@ impl<C> Config<C> {
             require_jti: false,
             fail_open: false,
             responder: None,
+            custom_responder: false,
+            defaults: Rfc6750Responder::default(),
             subject_in_logs: SubjectInLogs::default(),
             cache: None,
             on_validated: None,
             resource: None,
+            dpop: None,
+        }
+    }
+
+    /// Changes the default responder's settings; they take effect unless the user chose a responder.
+    fn edit_defaults(&mut self, edit: impl FnOnce(Rfc6750Responder) -> Rfc6750Responder) {
+        self.defaults = edit(std::mem::take(&mut self.defaults));
+        if !self.custom_responder {
+            self.responder = Some(LayerResponder(Arc::new(self.defaults.clone())));
         }
     }
 }
@@ -75,10 +92,13 @@ impl<C> Clone for Config<C> {
             require_jti: self.require_jti,
             fail_open: self.fail_open,
             responder: self.responder.clone(),
+            custom_responder: self.custom_responder,
+            defaults: self.defaults.clone(),
             subject_in_logs: self.subject_in_logs.clone(),
             cache: self.cache.clone(),
             on_validated: self.on_validated.clone(),
             resource: self.resource.clone(),
+            dpop: self.dpop.clone(),
         }
     }
 }
@@ -91,11 +111,12 @@ impl<C> fmt::Debug for Config<C> {
             .field("optional", &self.optional)
             .field("denylist", &self.denylist.is_some())
             .field("fail_open", &self.fail_open)
-            .field("responder", &if self.responder.is_some() { "custom" } else { "Rfc6750Responder" })
+            .field("responder", &if self.custom_responder { "custom" } else { "Rfc6750Responder" })
             .field("subject_in_logs", &self.subject_in_logs)
             .field("cache", &self.cache)
             .field("on_token_validated", &self.on_validated.is_some())
             .field("resource", &self.resource)
+            .field("dpop", &self.dpop)
             .finish_non_exhaustive()
     }
 }

@@ -203,6 +203,11 @@ pub(super) fn denylist_failed_closed(span: &Span, error: &DenylistError) {
     within(span, || tracing::warn!(%error, "jwtgate: denylist unavailable; refusing the request with 503"));
 }
 
+/// Logs a DPoP replay store that could not answer: the request is refused with 503.
+pub(super) fn replay_failed(span: &Span, error: &jwtgate_core::ReplayError) {
+    within(span, || tracing::warn!(%error, "jwtgate: DPoP replay store unavailable; refusing the request with 503"));
+}
+
 /// Logs the `on_token_validated` hook's refusal, at debug level.
 pub(super) fn hook_refused(span: &Span, error: &Error) {
     let kind = error.kind();

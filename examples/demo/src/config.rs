@@ -45,9 +45,6 @@ pub(crate) enum Revocations {
 /// Settings of the contract's later sections, whose features this build of the demo does not have yet. Each
 /// is refused at start, by name (never by value: some hold secrets), rather than silently ignored.
 const NOT_YET: &[(&str, &str)] = &[
-    ("JWTGATE_DPOP", "DPoP"),
-    ("JWTGATE_DPOP_NONCE", "DPoP"),
-    ("JWTGATE_DPOP_IAT_SECS", "DPoP"),
     ("JWTGATE_INTROSPECTION_URL", "token introspection"),
     ("JWTGATE_INTROSPECTION_CLIENT_ID", "token introspection"),
     ("JWTGATE_INTROSPECTION_CLIENT_SECRET", "token introspection"),
@@ -73,6 +70,18 @@ pub(crate) struct Config {
     pub(crate) resource: Option<ResourceUri>,
     /// What `GET /sensitive` asks of the user's authentication.
     pub(crate) step_up: StepUp,
+    /// DPoP (RFC 9449).
+    pub(crate) dpop: DpopSettings,
+}
+
+/// `JWTGATE_DPOP`, `JWTGATE_DPOP_NONCE` and `JWTGATE_DPOP_IAT_SECS`.
+pub(crate) struct DpopSettings {
+    /// `None` for `off`; otherwise whether DPoP is `required`.
+    pub(crate) required: Option<bool>,
+    /// Whether proofs must carry a nonce the demo issued.
+    pub(crate) nonce: bool,
+    /// How far a proof's `iat` may be from the clock.
+    pub(crate) iat_window: Duration,
 }
 
 /// What `GET /sensitive` asks of the user's authentication (RFC 9470).
@@ -181,6 +190,7 @@ impl Config {
         }
         let max_age = Duration::from_secs(number(&var, "JWTGATE_STEP_UP_MAX_AGE_SECS", 300)?);
         let step_up = StepUp { acr, max_age };
+        let dpop = dpop(&var)?;
         Ok(Self {
             addr,
             keys,
@@ -193,7 +203,22 @@ impl Config {
             public_url,
             resource,
             step_up,
+            dpop,
         })
+    }
+
+    /// The demo's origin as clients reach it: `JWTGATE_PUBLIC_URL`, else `http://` and the address it listens
+    /// on. The base of DPoP's `htu`.
+    pub(crate) fn origin(&self, bound: SocketAddr) -> String {
+        self.public_url.as_ref().map_or_else(|| format!("http://{bound}"), |url| url.origin().to_owned())
+    }
+
+    /// The Redis URL, when revocations are stored there: the DPoP replay store shares it.
+    pub(crate) fn redis_url(&self) -> Option<&str> {
+        match &self.revocations {
+            Revocations::Memory => None,
+            Revocations::Redis(url) | Revocations::Replicated { url, .. } => Some(url),
+        }
     }
 
     /// The protected resource: `JWTGATE_RESOURCE`, else `JWTGATE_PUBLIC_URL`, else `http://` and the address
@@ -229,6 +254,25 @@ fn revocations(var: &impl Fn(&str) -> Option<String>) -> Result<Revocations, Str
         (_, Some(url)) => Ok(Revocations::Redis(url)),
         (None, None) => Ok(Revocations::Memory),
     }
+}
+
+fn dpop(var: &impl Fn(&str) -> Option<String>) -> Result<DpopSettings, String> {
+    let required = match var("JWTGATE_DPOP").as_deref().map(str::trim) {
+        None | Some("allowed") => Some(false),
+        Some("required") => Some(true),
+        Some("off") => None,
+        Some(other) => return Err(format!("JWTGATE_DPOP must be off, allowed or required, not {other:?}")),
+    };
+    let nonce = match var("JWTGATE_DPOP_NONCE").as_deref().map(str::trim) {
+        None | Some("off") => false,
+        Some("on") => true,
+        Some(other) => return Err(format!("JWTGATE_DPOP_NONCE must be on or off, not {other:?}")),
+    };
+    let iat_window = Duration::from_secs(number(var, "JWTGATE_DPOP_IAT_SECS", 60)?);
+    if iat_window.is_zero() {
+        return Err("JWTGATE_DPOP_IAT_SECS must be positive".into());
+    }
+    Ok(DpopSettings { required, nonce, iat_window })
 }
 
 fn number<T: std::str::FromStr>(var: &impl Fn(&str) -> Option<String>, name: &str, default: T) -> Result<T, String> {
@@ -341,6 +385,26 @@ mod tests {
             let err = config(&[(name, "s3cr3t-value")]).err().unwrap_or_else(|| panic!("{name} was accepted"));
             assert!(err.starts_with(&format!("{name} is not supported by this build of the demo")), "{err}");
             assert!(!err.contains("s3cr3t"), "{err}");
+        }
+    }
+
+    #[test]
+    fn dpop_settings_follow_the_contract() {
+        let defaults = config(&[]).unwrap().dpop;
+        assert_eq!((defaults.required, defaults.nonce, defaults.iat_window.as_secs()), (Some(false), false, 60));
+        let set = config(&[("JWTGATE_DPOP", "required"), ("JWTGATE_DPOP_NONCE", "on"), ("JWTGATE_DPOP_IAT_SECS", "5")])
+            .unwrap()
+            .dpop;
+        assert_eq!((set.required, set.nonce, set.iat_window.as_secs()), (Some(true), true, 5));
+        assert_eq!(config(&[("JWTGATE_DPOP", "off")]).unwrap().dpop.required, None);
+        for (vars, error) in [
+            (("JWTGATE_DPOP", "yes"), "JWTGATE_DPOP must be off, allowed or required"),
+            (("JWTGATE_DPOP_NONCE", "1"), "JWTGATE_DPOP_NONCE must be on or off"),
+            (("JWTGATE_DPOP_IAT_SECS", "0"), "JWTGATE_DPOP_IAT_SECS must be positive"),
+            (("JWTGATE_DPOP_IAT_SECS", "-1"), "JWTGATE_DPOP_IAT_SECS is not a non-negative integer"),
+        ] {
+            let err = config(&[vars]).err().unwrap_or_else(|| panic!("{vars:?} was accepted"));
+            assert!(err.starts_with(error), "{err}");
         }
     }
 

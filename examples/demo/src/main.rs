@@ -18,6 +18,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use config::{Config, Keys, Location, Remote, Revocations};
+use jwtgate::dpop::{Dpop, DpopMode, DpopNonces};
 use jwtgate::jwks::RemoteKeySet;
 use jwtgate::resource::{ProtectedResourceMetadata, ResourceUri};
 use jwtgate::{
@@ -140,11 +141,35 @@ fn remote_keys(remote: &Remote) -> Result<RemoteKeySet, String> {
     builder.cooldown(remote.cooldown).refresh_interval(remote.refresh).build().map_err(|err| format!("{name}: {err}"))
 }
 
+/// DPoP as `JWTGATE_DPOP*` ask, with `htu` based on `origin`; `None` when it is `off`. Proofs are remembered in
+/// Redis when revocations are (so that a proof used on one instance is refused by every other), else in this
+/// process. Nonces come from a secret of this process.
+fn dpop(config: &Config, origin: &str) -> Result<Option<Dpop>, String> {
+    let settings = &config.dpop;
+    let Some(required) = settings.required else {
+        return Ok(None);
+    };
+    let dpop = if required { Dpop::required(origin) } else { Dpop::allowed(origin) };
+    let mut dpop = dpop.map_err(|err| err.to_string())?.iat_window(settings.iat_window);
+    if let Some(url) = config.redis_url() {
+        let store = jwtgate::redis::RedisReplayStore::new(url)
+            .map_err(|err| format!("JWTGATE_REDIS_URL is not a usable Redis URL ({:?})", err.kind()))?;
+        dpop = dpop.replay_store(store);
+    }
+    if settings.nonce {
+        let mut secret = vec![0; 32];
+        aws_lc_rs::rand::fill(&mut secret).map_err(|_| "cannot generate a DPoP nonce secret")?;
+        dpop = dpop.nonces(DpopNonces::new(&jwtgate::Secret::new(secret)).map_err(|err| err.to_string())?);
+    }
+    Ok(Some(dpop))
+}
+
 fn app(
     config: &Config,
     keys: TrustedKeys,
     denylist: Arc<dyn Denylist>,
     resource: ResourceUri,
+    origin: &str,
 ) -> Result<Router, String> {
     let mut validator = Validator::builder(keys)
         .authorities(AuthorityMapping::new().roles().scope())
@@ -156,10 +181,14 @@ fn app(
     }
     let sources = TokenSources::new([TokenSource::bearer(), TokenSource::cookie(config.cookie.clone())]);
     // Every challenge, 401 and 403, names the resource's metadata.
-    let auth = JwtAuthLayer::<DemoClaims>::new(validator.build())
+    let mut auth = JwtAuthLayer::<DemoClaims>::new(validator.build())
         .sources(sources)
         .denylist(denylist.clone())
         .resource(resource.clone());
+    let dpop = dpop(config, origin)?;
+    if let Some(dpop) = &dpop {
+        auth = auth.dpop(dpop.clone());
+    }
     let state = AppState { denylist, leeway: i64::try_from(config.leeway.as_secs()).unwrap_or(i64::MAX) };
     let read = Policy::scope("demo:read");
     let step_up =
@@ -177,12 +206,12 @@ fn app(
     // The metadata is public: outside the layer. Its `aud` is `JWTGATE_AUDIENCE`'s, as the contract says, so
     // the document is written here rather than by `JwtAuthLayer::metadata`, which insists that the validator
     // accept the resource itself as `aud`.
-    let metadata = ProtectedResourceMetadata::new(resource)
-        .authorization_server(config.issuer.clone())
-        .scopes_of(&read)
-        .serve_at_root()
-        .into_service()
-        .map_err(|err| err.to_string())?;
+    let mut metadata =
+        ProtectedResourceMetadata::new(resource).authorization_server(config.issuer.clone()).scopes_of(&read);
+    if let Some(dpop) = &dpop {
+        metadata = metadata.dpop(dpop.accepted_algorithms().iter().copied(), dpop.mode() == DpopMode::Required);
+    }
+    let metadata = metadata.serve_at_root().into_service().map_err(|err| err.to_string())?;
     let mut app = Router::new().route("/health", get(health)).merge(protected);
     for path in metadata.paths() {
         app = app.route_service(path, metadata.clone());
@@ -291,7 +320,8 @@ async fn main() -> ExitCode {
         tracing::info!("shutting down");
     };
     let addr = listener.local_addr().unwrap_or(config.addr);
-    let app = match config.resource(addr).and_then(|resource| app(&config, keys, denylist, resource)) {
+    let origin = config.origin(addr);
+    let app = match config.resource(addr).and_then(|resource| app(&config, keys, denylist, resource, &origin)) {
         Ok(app) => app,
         Err(err) => {
             eprintln!("jwtgate-demo: configuration error: {err}");

@@ -909,6 +909,8 @@ async fn it_publishes_its_metadata_and_every_challenge_names_it() {
             "authorization_servers": ["jwtgate-demo"],
             "scopes_supported": ["demo:read"],
             "bearer_methods_supported": ["header"],
+            "dpop_signing_alg_values_supported": ALGS.split(' ').collect::<Vec<_>>(),
+            "dpop_bound_access_tokens_required": false,
         })
     );
     let etag = headers["etag"].to_str().unwrap().to_owned();
@@ -1009,5 +1011,194 @@ async fn sensitive_needs_a_recent_sign_in_of_the_configured_strength() {
         (401, demo.challenge(&step_up(r#"acr_values="urn:example:hwk""#)).as_str())
     );
     assert_eq!(demo.stop().await, 0);
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// Every `WWW-Authenticate` value of an answer, in order.
+fn challenges(headers: &reqwest::header::HeaderMap) -> Vec<String> {
+    headers.get_all("www-authenticate").iter().map(|value| value.to_str().unwrap().to_owned()).collect()
+}
+
+const ALGS: &str = "RS256 RS384 RS512 PS256 PS384 PS512 ES256 ES384 EdDSA";
+
+impl Demo {
+    /// `GET path` with `token` under the `DPoP` scheme and `proof`.
+    async fn dpop(&self, path: &str, token: &str, proof: &str) -> (u16, reqwest::header::HeaderMap, Value) {
+        self.get(path, &[("authorization", &format!("DPoP {token}")), ("dpop", proof)]).await
+    }
+
+    /// A `DPoP` challenge with `attributes`, `algs` and `resource_metadata`.
+    fn dpop_challenge(&self, attributes: &str) -> String {
+        format!(
+            r#"DPoP {attributes}{}algs="{ALGS}", resource_metadata="{}""#,
+            if attributes.is_empty() { "" } else { ", " },
+            self.metadata_url()
+        )
+    }
+}
+
+#[track_caller]
+fn assert_dpop_refusal(demo: &Demo, answer: (u16, reqwest::header::HeaderMap, Value), error: &str, description: &str) {
+    let (status, headers, body) = answer;
+    assert_eq!(status, 401, "{description}: {body}");
+    let attributes = format!(r#"error="{error}", error_description="{description}""#);
+    assert_eq!(challenges(&headers), [demo.dpop_challenge(&attributes)]);
+    assert_eq!(body, json!({ "error": error, "error_description": description }));
+}
+
+#[tokio::test]
+async fn dpop_is_allowed_by_default_and_follows_the_contract() {
+    let key = TestKey::generate(Algorithm::ES256).with_kid("k");
+    let (dir, file) = jwks_file("dpop", &[&key]);
+    let demo = Demo::start(&[("JWTGATE_JWKS_FILE", &file)]).await;
+    let client = jwtgate_test::DpopKey::generate(Algorithm::ES256);
+    let bound = demo_token(&key, json!({ "cnf": { "jkt": client.thumbprint() }, "scope": "other" }));
+    let url = |path: &str| format!("{}{path}", demo.base);
+
+    // A bound token with a fresh proof for the request's method and URL.
+    let proof = client.proof("GET", &url("/me")).access_token(&bound).build();
+    let (status, _, body) = demo.dpop("/me", &bound, &proof).await;
+    assert_eq!((status, &body["sub"]), (200, &json!("alice")), "{body}");
+    // The same proof again, on any route.
+    let replayed = demo.dpop("/me", &bound, &proof).await;
+    assert_dpop_refusal(&demo, replayed, "invalid_dpop_proof", "the DPoP proof was used before");
+    // A proof for another route, and no proof at all.
+    let proof = client.proof("GET", &url("/admin")).access_token(&bound).build();
+    let answer = demo.dpop("/me", &bound, &proof).await;
+    assert_dpop_refusal(&demo, answer, "invalid_dpop_proof", "the DPoP proof's htu does not match the request");
+    let answer = demo.get("/me", &[("authorization", &format!("DPoP {bound}"))]).await;
+    assert_dpop_refusal(&demo, answer, "invalid_dpop_proof", "the request has no DPoP proof");
+    // Another key's proof, and a token without cnf.jkt, under the DPoP scheme.
+    let thief = jwtgate_test::DpopKey::generate(Algorithm::ES256);
+    let proof = thief.proof("GET", &url("/me")).access_token(&bound).build();
+    let unbound_error = "the token is not bound to the DPoP proof's key";
+    assert_dpop_refusal(&demo, demo.dpop("/me", &bound, &proof).await, "invalid_token", unbound_error);
+    let unbound = demo_token(&key, json!({}));
+    let proof = client.proof("GET", &url("/me")).access_token(&unbound).build();
+    assert_dpop_refusal(&demo, demo.dpop("/me", &unbound, &proof).await, "invalid_token", unbound_error);
+    // The bound token as a bearer token, in the header or the cookie.
+    let downgrade = "the token is sender-constrained and cannot be used as a bearer token";
+    assert_invalid_token(&demo, demo.bearer_me(&bound).await, downgrade);
+    assert_invalid_token(&demo, demo.get("/me", &[("cookie", &format!("access_token={bound}"))]).await, downgrade);
+    // An unbound token is still fine as a bearer token.
+    assert_eq!(demo.me(&unbound).await.0, 200);
+    // A missing scope, and a step-up refusal, under the DPoP scheme.
+    let proof = client.proof("GET", &url("/scoped")).access_token(&bound).build();
+    let (status, headers, body) = demo.dpop("/scoped", &bound, &proof).await;
+    assert_eq!((status, &body["error"]), (403, &json!("insufficient_scope")));
+    let forbidden = r#"error="insufficient_scope", error_description="the token does not grant access to this resource", scope="demo:read""#;
+    assert_eq!(challenges(&headers), [demo.dpop_challenge(forbidden)]);
+    let proof = client.proof("GET", &url("/sensitive")).access_token(&bound).build();
+    let (status, headers, _) = demo.dpop("/sensitive", &bound, &proof).await;
+    assert_eq!(status, 401);
+    assert!(challenges(&headers)[0].starts_with(r#"DPoP error="insufficient_user_authentication""#), "{headers:?}");
+    // No credentials: both schemes.
+    let (status, headers, body) = demo.get("/me", &[]).await;
+    assert_eq!(status, 401);
+    assert_eq!(challenges(&headers), [demo.challenge(""), demo.dpop_challenge("")]);
+    assert_eq!(body["error"], "unauthorized");
+    // The metadata advertises DPoP, not required.
+    let (_, _, metadata) = demo.get("/.well-known/oauth-protected-resource", &[]).await;
+    assert_eq!(metadata["dpop_signing_alg_values_supported"], json!(ALGS.split(' ').collect::<Vec<_>>()));
+    assert_eq!(metadata["dpop_bound_access_tokens_required"], json!(false));
+    assert_eq!(demo.stop().await, 0);
+
+    // Required: bearer requests and unbound tokens get a DPoP challenge; no credentials, only DPoP.
+    let demo = Demo::start(&[("JWTGATE_JWKS_FILE", &file), ("JWTGATE_DPOP", "required")]).await;
+    let answer = demo.bearer_me(&unbound).await;
+    assert_dpop_refusal(&demo, answer, "invalid_token", "the resource accepts DPoP-bound tokens only");
+    let proof = client.proof("GET", &format!("{}/me", demo.base)).access_token(&unbound).build();
+    assert_dpop_refusal(&demo, demo.dpop("/me", &unbound, &proof).await, "invalid_token", unbound_error);
+    let proof = client.proof("GET", &format!("{}/me", demo.base)).access_token(&bound).build();
+    assert_eq!(demo.dpop("/me", &bound, &proof).await.0, 200);
+    let (_, headers, _) = demo.get("/me", &[]).await;
+    assert_eq!(challenges(&headers), [demo.dpop_challenge("")]);
+    let (_, _, metadata) = demo.get("/.well-known/oauth-protected-resource", &[]).await;
+    assert_eq!(metadata["dpop_bound_access_tokens_required"], json!(true));
+    assert_eq!(demo.stop().await, 0);
+
+    // Off: the DPoP scheme is an unknown scheme, the metadata says nothing of DPoP, and a bound token is still
+    // no bearer token.
+    let demo = Demo::start(&[("JWTGATE_JWKS_FILE", &file), ("JWTGATE_DPOP", "off")]).await;
+    let proof = client.proof("GET", &format!("{}/me", demo.base)).access_token(&bound).build();
+    let (status, headers, _) = demo.dpop("/me", &bound, &proof).await;
+    assert_eq!((status, challenges(&headers)), (401, vec![demo.challenge("")]));
+    assert_invalid_token(&demo, demo.bearer_me(&bound).await, downgrade);
+    let (_, _, metadata) = demo.get("/.well-known/oauth-protected-resource", &[]).await;
+    assert!(metadata.get("dpop_signing_alg_values_supported").is_none(), "{metadata}");
+    assert_eq!(demo.stop().await, 0);
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[tokio::test]
+async fn dpop_nonces_the_iat_window_and_the_public_url_are_configurable() {
+    let key = TestKey::generate(Algorithm::ES256).with_kid("k");
+    let (dir, file) = jwks_file("dpop-settings", &[&key]);
+    let client = jwtgate_test::DpopKey::generate(Algorithm::EdDSA);
+    let bound = demo_token(&key, json!({ "cnf": { "jkt": client.thumbprint() } }));
+    let demo = Demo::start(&[
+        ("JWTGATE_JWKS_FILE", &file),
+        ("JWTGATE_DPOP_NONCE", "on"),
+        ("JWTGATE_DPOP_IAT_SECS", "5"),
+        ("JWTGATE_PUBLIC_URL", "https://API.example.test"),
+    ])
+    .await;
+    let url = "https://api.example.test/me";
+    // No nonce: 401 use_dpop_nonce with a nonce to retry with.
+    let proof = client.proof("GET", url).access_token(&bound).build();
+    let (status, headers, body) = demo.dpop("/me", &bound, &proof).await;
+    assert_eq!(status, 401);
+    let description = "the DPoP proof must carry a nonce this server issued";
+    let attributes = format!(r#"error="use_dpop_nonce", error_description="{description}""#);
+    let metadata = "https://api.example.test/.well-known/oauth-protected-resource";
+    assert_eq!(challenges(&headers), [format!(r#"DPoP {attributes}, algs="{ALGS}", resource_metadata="{metadata}""#)]);
+    assert_eq!(body, json!({ "error": "use_dpop_nonce", "error_description": description }));
+    let nonce = headers["dpop-nonce"].to_str().unwrap().to_owned();
+    let proof = client.proof("GET", url).access_token(&bound).nonce(&nonce).build();
+    assert_eq!(demo.dpop("/me", &bound, &proof).await.0, 200);
+    // A made-up nonce is refused the same way.
+    let proof = client.proof("GET", url).access_token(&bound).nonce("made-up").build();
+    let (status, headers, _) = demo.dpop("/me", &bound, &proof).await;
+    assert_eq!(status, 401);
+    assert!(challenges(&headers)[0].starts_with(r#"DPoP error="use_dpop_nonce""#));
+    assert!(headers.contains_key("dpop-nonce"));
+    // iat within 5 s only.
+    let proof = client.proof("GET", url).access_token(&bound).nonce(&nonce).issued_at(now() - 30).build();
+    let (status, headers, _) = demo.dpop("/me", &bound, &proof).await;
+    assert_eq!(status, 401);
+    assert!(challenges(&headers)[0].contains("the DPoP proof's iat is outside the accepted window"));
+    // htu is the public URL, not the address the demo listens on.
+    let proof = client.proof("GET", &format!("{}/me", demo.base)).access_token(&bound).nonce(&nonce).build();
+    let (status, headers, _) = demo.dpop("/me", &bound, &proof).await;
+    assert_eq!(status, 401);
+    assert!(challenges(&headers)[0].contains("the DPoP proof's htu does not match the request"));
+    assert_eq!(demo.stop().await, 0);
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[tokio::test]
+async fn a_dpop_proof_is_accepted_once_across_demos_sharing_redis_and_an_outage_fails_closed() {
+    let key = TestKey::generate(Algorithm::ES256).with_kid("k");
+    let (dir, file) = jwks_file("dpop-redis", &[&key]);
+    let mut redis = RedisServer::start();
+    let url = redis.url();
+    let public = "http://api.example.test";
+    let vars = [("JWTGATE_JWKS_FILE", file.as_str()), ("JWTGATE_REDIS_URL", &url), ("JWTGATE_PUBLIC_URL", public)];
+    let (a, b) = (Demo::start(&vars).await, Demo::start(&vars).await);
+    let client = jwtgate_test::DpopKey::generate(Algorithm::ES256);
+    let bound = demo_token(&key, json!({ "cnf": { "jkt": client.thumbprint() } }));
+    let proof = client.proof("GET", &format!("{public}/me")).access_token(&bound).build();
+    assert_eq!(a.dpop("/me", &bound, &proof).await.0, 200);
+    let (status, headers, _) = b.dpop("/me", &bound, &proof).await;
+    assert_eq!(status, 401, "replayed on another instance");
+    assert!(challenges(&headers)[0].contains("the DPoP proof was used before"));
+    redis.stop();
+    let proof = client.proof("GET", &format!("{public}/me")).access_token(&bound).build();
+    let (status, headers, body) = b.dpop("/me", &bound, &proof).await;
+    assert_eq!(status, 503, "never an unchecked 200: {body}");
+    assert!(headers.contains_key("retry-after"));
+    for demo in [a, b] {
+        assert_eq!(demo.stop().await, 0);
+    }
     std::fs::remove_dir_all(dir).unwrap();
 }

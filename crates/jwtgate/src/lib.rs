@@ -184,6 +184,7 @@ pub mod guides {
                 "[recipes.md]: crate::guides::recipes\n",
                 "[resource.md]: crate::guides::resource\n",
                 "[mcp.md]: crate::guides::mcp\n",
+                "[dpop.md]: crate::guides::dpop\n",
                 "[migration.md]: crate::guides::migration\n",
                 "[security.md]: crate::guides::security\n",
                 "[benchmarks.md]: crate::guides::benchmarks\n",
@@ -215,6 +216,13 @@ pub mod guides {
     #[doc = guide_links!()]
     #[doc = include_str!("../docs/mcp.md")]
     pub mod mcp {}
+
+    /// Sender-constrained tokens with DPoP (RFC 9449): the layer's modes, proofs, replay, nonces, proxies,
+    /// and providers.
+    #[doc = ""]
+    #[doc = guide_links!()]
+    #[doc = include_str!("../docs/dpop.md")]
+    pub mod dpop {}
 
     /// The protected resource: its metadata (RFC 9728), its audience (RFC 8707), and the challenges that
     /// name it.

@@ -29,6 +29,8 @@ pub(crate) struct Config {
     pub(crate) scopes_supported: Vec<String>,
     pub(crate) required_scopes: Vec<String>,
     pub(crate) tool_scopes: Vec<(String, Vec<String>)>,
+    /// `MCP_DPOP`: `None` for `off`, else whether DPoP is `required`.
+    pub(crate) dpop: Option<bool>,
     /// `MCP_ALLOWED_HOSTS`: `None` for any `Host`; an empty list for the default (see [`Config::allowed_hosts`]).
     hosts: Option<Vec<String>>,
 }
@@ -63,13 +65,12 @@ impl Config {
         let scopes_supported = list(&var("MCP_SCOPES_SUPPORTED").unwrap_or_else(|| "mcp:read mcp:write".into()), ' ');
         let required_scopes = list(&var("MCP_REQUIRED_SCOPES").unwrap_or_default(), ' ');
         let tool_scopes = tool_scopes(&var("MCP_TOOL_SCOPES").unwrap_or_else(|| "admin-action=mcp:write".into()))?;
-        match var("MCP_DPOP").as_deref() {
-            None | Some("off") => {}
-            Some("allowed" | "required") => {
-                return Err("MCP_DPOP: DPoP is not built yet; this build accepts only off".into());
-            }
+        let dpop = match var("MCP_DPOP").as_deref().map(str::trim) {
+            None | Some("allowed") => Some(false),
+            Some("required") => Some(true),
+            Some("off") => None,
             Some(other) => return Err(format!("MCP_DPOP must be off, allowed or required, not {other:?}")),
-        }
+        };
         let hosts = match var("MCP_ALLOWED_HOSTS") {
             Some(hosts) if hosts.trim() == "*" => None,
             Some(hosts) => {
@@ -90,6 +91,7 @@ impl Config {
             scopes_supported,
             required_scopes,
             tool_scopes,
+            dpop,
             hosts,
         })
     }
@@ -191,6 +193,9 @@ mod tests {
         assert_eq!(config.authorization_servers, ["https://auth.example.com"]);
         assert_eq!(config.challenge_scopes(), ["a"]);
         assert_eq!(config.tool_scopes[1], ("y".to_owned(), vec!["a".to_owned()]));
+        assert_eq!(config.dpop, None);
+        assert_eq!(self::config(&[]).unwrap().dpop, Some(false), "allowed by default");
+        assert_eq!(self::config(&[("MCP_DPOP", "required")]).unwrap().dpop, Some(true));
         let resource = config.resource(config.addr).unwrap();
         assert_eq!(config.allowed_hosts(&resource).unwrap(), ["localhost", "127.0.0.1", "mcp.example.com"]);
         let any = self::config(&[("MCP_ALLOWED_HOSTS", "*")]).unwrap();
@@ -209,7 +214,6 @@ mod tests {
             (vec![("MCP_TOOL_SCOPES", "admin-action")], "MCP_TOOL_SCOPES"),
             (vec![("MCP_TOOL_SCOPES", "x=")], "MCP_TOOL_SCOPES"),
             (vec![("MCP_DPOP", "sometimes")], "MCP_DPOP must be off, allowed or required"),
-            (vec![("MCP_DPOP", "required")], "MCP_DPOP: DPoP is not built yet"),
             (vec![("MCP_ALLOWED_HOSTS", " , ")], "MCP_ALLOWED_HOSTS names no host"),
         ] {
             let err = config(&vars).err().unwrap_or_else(|| panic!("{vars:?} was accepted"));

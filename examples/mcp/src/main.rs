@@ -23,6 +23,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use config::{Config, Keys};
+use jwtgate::dpop::Dpop;
 use jwtgate::jwks::RemoteKeySet;
 use jwtgate::keys::{SigningKey, TrustedKeys};
 use jwtgate::mcp::{AllowedHosts, McpLayer};
@@ -74,8 +75,16 @@ fn app(config: &Config, keys: TrustedKeys, resource: &ResourceUri) -> Result<Rou
         validator = validator.issuer(issuer.clone());
     }
     // Every challenge names the metadata; the 401s also name the scopes to ask for.
-    let responder = Rfc6750Responder::new().resource_metadata(resource).required_scopes(config.challenge_scopes());
-    let auth = JwtAuthLayer::<Value>::new(validator.build()).resource(resource.clone()).responder(responder);
+    let mut responder = Rfc6750Responder::new().resource_metadata(resource).required_scopes(config.challenge_scopes());
+    let mut auth = JwtAuthLayer::<Value>::new(validator.build()).resource(resource.clone());
+    if let Some(required) = config.dpop {
+        // A proof's `htu` is the resource: its origin, and the path the request is sent to.
+        let dpop = if required { Dpop::required(resource.origin()) } else { Dpop::allowed(resource.origin()) };
+        let dpop = dpop.map_err(|err| err.to_string())?;
+        responder = responder.dpop(&dpop);
+        auth = auth.dpop(dpop);
+    }
+    let auth = auth.responder(responder);
 
     let scopes = |scopes: &[String]| Policy::all(scopes.iter().map(Policy::scope));
     let mut mcp = McpLayer::new();

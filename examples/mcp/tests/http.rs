@@ -7,12 +7,13 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use jwtgate::Algorithm;
-use jwtgate_test::JwksServer;
+use jwtgate_test::{DpopKey, JwksServer};
 use jwtgate_tests::{TestKey, now, start_listening, start_listening_with_log};
 use serde_json::{Value, json};
 use tokio::process::{Child, Command};
 
 const ISSUER: &str = "https://issuer.test";
+const ALGS: &str = "RS256 RS384 RS512 PS256 PS384 PS512 ES256 ES384 EdDSA";
 const INITIALIZE: &str = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"test","version":"1"}}}"#;
 const INITIALIZED: &str = r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#;
 
@@ -104,6 +105,23 @@ impl Mcp {
         session
     }
 
+    /// `POST /mcp` with `body`, `token` under the `DPoP` scheme, and a fresh proof of `client`.
+    async fn post_dpop(&self, client: &DpopKey, token: &str, session: Option<&str>, body: &str) -> Answer {
+        let proof = client.proof("POST", &self.url).access_token(token).build();
+        let mut request = self
+            .http
+            .post(&self.url)
+            .header("content-type", "application/json")
+            .header("accept", "application/json, text/event-stream")
+            .header("authorization", format!("DPoP {token}"))
+            .header("dpop", proof)
+            .body(body.to_owned());
+        if let Some(session) = session {
+            request = request.header("mcp-session-id", session);
+        }
+        self.send(request).await
+    }
+
     async fn call(&self, token: &str, session: Option<&str>, tool: &str) -> Answer {
         let body =
             json!({ "jsonrpc": "2.0", "id": 7, "method": "tools/call", "params": { "name": tool, "arguments": {} } });
@@ -161,6 +179,8 @@ async fn the_metadata_is_public_at_both_urls() {
         "authorization_servers": [ISSUER],
         "scopes_supported": ["mcp:read", "mcp:write"],
         "bearer_methods_supported": ["header"],
+        "dpop_signing_alg_values_supported": ALGS.split(' ').collect::<Vec<_>>(),
+        "dpop_bound_access_tokens_required": false,
     });
     for url in [mcp.metadata_url(), format!("{}/.well-known/oauth-protected-resource", mcp.origin)] {
         let answer = mcp.send(mcp.http.get(&url)).await;
@@ -433,4 +453,74 @@ async fn a_bad_configuration_exits_with_status_2_and_one_line() {
 #[tokio::test]
 async fn a_signal_sent_the_moment_it_listens_stops_it_with_status_0() {
     jwtgate_tests::assert_stops_cleanly_on_signals(|| command(&[])).await;
+}
+
+fn challenges(answer: &Answer) -> Vec<&str> {
+    answer.headers.get_all("www-authenticate").iter().map(|value| value.to_str().unwrap()).collect()
+}
+
+#[tokio::test]
+async fn dpop_is_allowed_by_default_with_htu_the_resource() {
+    let (mcp, file) = with_key_file("dpop", &[]).await;
+    let metadata = format!(r#"resource_metadata="{}""#, mcp.metadata_url());
+    // No credentials: Bearer first, then DPoP, each with the scopes and the metadata.
+    let missing = mcp.post(None, None, INITIALIZE).await;
+    assert_eq!(missing.status, 401);
+    assert_eq!(
+        challenges(&missing),
+        [
+            format!(r#"Bearer scope="mcp:read mcp:write", {metadata}"#),
+            format!(r#"DPoP scope="mcp:read mcp:write", algs="{ALGS}", {metadata}"#),
+        ]
+    );
+    let client = DpopKey::generate(Algorithm::ES256);
+    let bound = token(&file.key, &mcp.url, "mcp:read", json!({ "cnf": { "jkt": client.thumbprint() } }));
+    let opened = mcp.post_dpop(&client, &bound, None, INITIALIZE).await;
+    assert_eq!(opened.status, 200, "{}", opened.text);
+    let session = opened.session();
+    assert_eq!(mcp.post_dpop(&client, &bound, Some(&session), INITIALIZED).await.status, 202);
+    let body =
+        json!({ "jsonrpc": "2.0", "id": 7, "method": "tools/call", "params": { "name": "whoami", "arguments": {} } });
+    let whoami = mcp.post_dpop(&client, &bound, Some(&session), &body.to_string()).await;
+    assert!(whoami.message()["result"]["content"][0]["text"].as_str().unwrap().contains("alice"));
+    // A tool without its scopes under DPoP: a DPoP insufficient_scope, from McpLayer.
+    let body = json!({ "jsonrpc": "2.0", "id": 8, "method": "tools/call", "params": { "name": "admin-action", "arguments": {} } });
+    let forbidden = mcp.post_dpop(&client, &bound, Some(&session), &body.to_string()).await;
+    assert_eq!(forbidden.status, 403);
+    assert_eq!(
+        challenges(&forbidden),
+        [format!(
+            r#"DPoP error="insufficient_scope", error_description="the token does not grant access to this resource", scope="mcp:write", algs="{ALGS}", {metadata}"#
+        )]
+    );
+    // The bound token as a bearer token.
+    let downgrade = mcp.post(Some(&bound), None, INITIALIZE).await;
+    assert_eq!(downgrade.status, 401);
+    assert_eq!(
+        downgrade.json()["error_description"],
+        "the token is sender-constrained and cannot be used as a bearer token"
+    );
+}
+
+#[tokio::test]
+async fn dpop_required_and_off() {
+    let (mcp, file) = with_key_file("dpop-required", &[("MCP_DPOP", "required")]).await;
+    let metadata = format!(r#"resource_metadata="{}""#, mcp.metadata_url());
+    let missing = mcp.post(None, None, INITIALIZE).await;
+    assert_eq!(challenges(&missing), [format!(r#"DPoP scope="mcp:read mcp:write", algs="{ALGS}", {metadata}"#)]);
+    let unbound = token(&file.key, &mcp.url, "mcp:read", json!({}));
+    let bearer = mcp.post(Some(&unbound), None, INITIALIZE).await;
+    assert_eq!(bearer.status, 401);
+    assert!(challenges(&bearer)[0].starts_with(r#"DPoP error="invalid_token""#), "{:?}", challenges(&bearer));
+    let answer = mcp.send(mcp.http.get(mcp.metadata_url())).await;
+    assert_eq!(answer.json()["dpop_bound_access_tokens_required"], true);
+
+    let (mcp, _file) = with_key_file("dpop-off", &[("MCP_DPOP", "off")]).await;
+    let missing = mcp.post(None, None, INITIALIZE).await;
+    assert_eq!(
+        challenges(&missing),
+        [format!(r#"Bearer scope="mcp:read mcp:write", resource_metadata="{}""#, mcp.metadata_url())]
+    );
+    let answer = mcp.send(mcp.http.get(mcp.metadata_url())).await;
+    assert!(answer.json().get("dpop_signing_alg_values_supported").is_none());
 }

@@ -102,9 +102,14 @@ async fn the_official_typescript_sdk_finds_its_way_to_a_token_and_calls_the_tool
         (first["method"].as_str(), first["url"].as_str(), first["status"].as_u64()),
         (Some("POST"), Some(url.as_str()), Some(401))
     );
+    // Two challenges (DPoP is allowed by default), which fetch joins into one value: the SDK found its way
+    // through them.
+    let algs = "RS256 RS384 RS512 PS256 PS384 PS512 ES256 ES384 EdDSA";
     assert_eq!(
         first["www_authenticate"],
-        format!(r#"Bearer scope="mcp:read mcp:write", resource_metadata="{metadata_url}""#)
+        format!(
+            r#"Bearer scope="mcp:read mcp:write", resource_metadata="{metadata_url}", DPoP scope="mcp:read mcp:write", algs="{algs}", resource_metadata="{metadata_url}""#
+        )
     );
     let position = |predicate: &dyn Fn(&Value) -> bool| http.iter().position(predicate);
     let metadata = position(&|x| x["url"] == metadata_url.as_str() && x["status"] == 200).expect("the metadata");

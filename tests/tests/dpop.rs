@@ -511,3 +511,53 @@ fn dpop_settings_refuse_what_cannot_work() {
     assert!(Dpop::allowed(ORIGIN).unwrap().algorithms([Algorithm::HS256]).is_err());
     assert!(DpopNonces::new(&Secret::new(vec![1; 16])).is_err());
 }
+
+/// A tonic health service behind a DPoP layer, and a client that calls it with a token and a proof.
+mod grpc {
+    use tonic::metadata::MetadataValue;
+    use tonic::transport::server::TcpIncoming;
+    use tonic::transport::{Channel, Server};
+    use tonic_health::pb::HealthCheckRequest;
+    use tonic_health::pb::health_client::HealthClient;
+
+    use super::*;
+
+    const METHOD_URL: &str = "https://api.example.com/grpc.health.v1.Health/Check";
+
+    async fn check(addr: SocketAddr, token: &str, proof: &str) -> Result<(), tonic::Status> {
+        let channel = Channel::from_shared(format!("http://{addr}")).unwrap().connect().await.unwrap();
+        let mut request = tonic::Request::new(HealthCheckRequest { service: String::new() });
+        let metadata = request.metadata_mut();
+        metadata.insert("authorization", MetadataValue::try_from(format!("DPoP {token}")).unwrap());
+        metadata.insert("dpop", MetadataValue::try_from(proof).unwrap());
+        HealthClient::new(channel).check(request).await.map(|_| ())
+    }
+
+    #[tokio::test]
+    async fn a_grpc_call_is_proved_with_htu_the_methods_url() {
+        let issuer = TestKey::generate(Algorithm::ES256);
+        let resource = ResourceUri::parse(ORIGIN).unwrap();
+        let validator = Validator::builder(KeySet::new([issuer.verification_key()]).unwrap())
+            .issuer(ISSUER)
+            .audience(resource)
+            .build();
+        let layer = JwtAuthLayer::<Value>::new(validator).dpop(Dpop::required(ORIGIN).unwrap());
+        let (_reporter, health) = tonic_health::server::health_reporter();
+        let incoming = TcpIncoming::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let addr = incoming.local_addr().unwrap();
+        tokio::spawn(Server::builder().layer(layer).add_service(health).serve_with_incoming(incoming));
+
+        let client = DpopKey::generate(Algorithm::ES256);
+        let token = token(&issuer, Some(&client), "");
+        let proof = client.proof("POST", METHOD_URL).access_token(&token).build();
+        check(addr, &token, &proof).await.unwrap();
+        let status = check(addr, &token, &proof).await.unwrap_err();
+        assert_eq!((status.code(), status.message()), (tonic::Code::Unauthenticated, "the DPoP proof was used before"));
+        let www_authenticate = status.metadata().get("www-authenticate").unwrap().to_str().unwrap();
+        assert!(www_authenticate.starts_with(r#"DPoP error="invalid_dpop_proof""#), "{www_authenticate}");
+        let proof =
+            client.proof("POST", "https://api.example.com/grpc.health.v1.Health/Watch").access_token(&token).build();
+        let status = check(addr, &token, &proof).await.unwrap_err();
+        assert_eq!(status.message(), "the DPoP proof's htu does not match the request");
+    }
+}

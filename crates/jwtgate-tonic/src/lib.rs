@@ -16,11 +16,30 @@
 //! }
 //! ```
 
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
 use std::sync::Arc;
 
 use jwtgate_core::{Challenge, Error, Policy, Principal, Validated};
 use jwtgate_tower::{Access, Authenticated, RequestHead};
 use tonic::{Code, Status};
+
+/// The DER leaf certificate the client presented on a tonic server's TLS connection, from the connection info
+/// tonic puts in every request: the certificate source of a `CertificateBinding` for certificate-bound tokens
+/// (RFC 8705).
+///
+/// ```no_run
+/// use jwtgate_tower::CertificateBinding;
+///
+/// let binding = CertificateBinding::when_present().from_fn(jwtgate_tonic::peer_certificate);
+/// ```
+#[cfg(feature = "tls")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tls")))]
+pub fn peer_certificate(head: &RequestHead<'_>) -> Option<Vec<u8>> {
+    use tonic::transport::server::{TcpConnectInfo, TlsConnectInfo};
+    let info = head.extensions().get::<TlsConnectInfo<TcpConnectInfo>>()?;
+    info.peer_certs()?.first().map(|certificate| certificate.to_vec())
+}
 
 /// Checks the principal that `JwtAuthLayer` put in `extensions` against `policy`.
 ///

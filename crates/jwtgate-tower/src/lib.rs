@@ -8,6 +8,7 @@
 //! See [`JwtAuthLayer`] for an example.
 
 mod auth;
+mod binding;
 mod csrf;
 mod document;
 mod dpop;
@@ -22,6 +23,7 @@ mod response;
 mod source;
 
 pub use auth::{JwtAuthLayer, JwtAuthService, ResponseFuture, SubjectInLogs, TokenValidated};
+pub use binding::{CertificateBinding, CertificateMode, ClientCertificate};
 pub use csrf::Csrf;
 pub use dpop::{DEFAULT_PROOF_WINDOW, DPOP_NONCE, Dpop, DpopMode};
 pub use extensions::{Anonymous, Authenticated};

@@ -104,6 +104,13 @@ pub mod dpop {
     pub use jwtgate_tower::{DEFAULT_PROOF_WINDOW, DPOP_NONCE, Dpop, DpopMode};
 }
 
+/// Certificate-bound access tokens (RFC 8705 §3): [`JwtAuthLayer::certificate_binding`](crate::JwtAuthLayer::certificate_binding)
+/// with a [`CertificateBinding`](mtls::CertificateBinding), and the [`ClientCertificate`](mtls::ClientCertificate)
+/// a TLS server puts in each request.
+pub mod mtls {
+    pub use jwtgate_tower::{CertificateBinding, CertificateMode, ClientCertificate};
+}
+
 /// The proxies in front of the service whose `Forwarded`, `X-Forwarded-*` and client-certificate headers are
 /// believed.
 pub mod proxy {

@@ -47,7 +47,8 @@ use tracing::Span;
 use super::events::HookFuture;
 use super::observe::{self, Outcome};
 use super::{Config, TokenValidated};
-use crate::dpop::{self, Proof};
+use crate::binding::Possession;
+use crate::dpop;
 use crate::response::{LayerResponder, respond_with};
 use crate::source::Extracted;
 use crate::{
@@ -100,7 +101,7 @@ pin_project! {
 /// An asynchronous stage. Each holds only what is its own.
 enum Stage<C> {
     /// A key fetch; then `token` is checked again.
-    Keys { refresh: PendingRefresh, token: String, proof: Option<Box<Proof>> },
+    Keys { refresh: PendingRefresh, token: String, possession: Option<Box<Possession>> },
     /// The replay store's answer about a DPoP proof.
     Replay { check: PendingReplayCheck, validated: Arc<Validated<C>> },
     /// The denylist's answer about a valid token.
@@ -124,9 +125,9 @@ struct InFlight<S, ReqBody, C> {
 /// Where a request goes next, once a stage is over.
 enum Step<C> {
     /// Await a key fetch, then check the token again.
-    AwaitKeys(PendingRefresh, String, Option<Box<Proof>>),
+    AwaitKeys(PendingRefresh, String, Option<Box<Possession>>),
     /// A valid token, bound to its DPoP proof's key if it came with one; next, the proof's replay check.
-    Validated(Arc<Validated<C>>, Option<Box<Proof>>),
+    Validated(Arc<Validated<C>>, Option<Box<Possession>>),
     /// A valid token whose proof, if any, is used for the first time; next, the denylist.
     Checked(Arc<Validated<C>>),
     /// Admitted by the layer's checks; next, the `on_token_validated` hook. `Outcome` is what the request
@@ -180,12 +181,12 @@ where
     loop {
         let InFlight { request, config, span, renew_nonce, .. } = &mut in_flight;
         step = match step {
-            Step::AwaitKeys(refresh, token, proof) => {
-                return State::Waiting { stage: Stage::Keys { refresh, token, proof }, in_flight };
+            Step::AwaitKeys(refresh, token, possession) => {
+                return State::Waiting { stage: Stage::Keys { refresh, token, possession }, in_flight };
             }
-            Step::Validated(validated, proof) => {
+            Step::Validated(validated, possession) => {
                 observe::validated(span, &validated, &config.subject_in_logs);
-                match (proof, &config.dpop) {
+                match (possession.and_then(|possession| possession.proof), &config.dpop) {
                     (Some(proof), Some(dpop)) => {
                         *renew_nonce = proof.renew_nonce;
                         match observe::within(span, || dpop.record(&proof.checked)) {
@@ -243,9 +244,9 @@ impl<C: DeserializeOwned + Send + Sync + 'static> Stage<C> {
     fn poll<S, ReqBody>(&mut self, cx: &mut Context<'_>, in_flight: &InFlight<S, ReqBody, C>) -> Poll<Step<C>> {
         let InFlight { config, span, .. } = in_flight;
         Poll::Ready(match self {
-            Self::Keys { refresh, token, proof } => {
+            Self::Keys { refresh, token, possession } => {
                 let outcome = ready!(refresh.as_mut().poll(cx));
-                observe::within(span, || config.recheck(token, outcome, proof.take()))
+                observe::within(span, || config.recheck(token, outcome, possession.take()))
             }
             Self::Replay { check, validated } => {
                 let answer = ready!(check.as_mut().poll(cx));
@@ -270,12 +271,15 @@ impl<C: DeserializeOwned> Config<C> {
     /// Finds the request's token, and its DPoP proof, which is checked at once; then validates the token unless
     /// the cache holds it.
     fn extract(&self, head: &RequestHead<'_>) -> Step<C> {
+        let certificate = self.certificates.as_ref().and_then(|binding| binding.thumbprint(head));
         if let Some(dpop) = &self.dpop
             && let Some(presented) = dpop::presented(head)
         {
             let checked = presented.and_then(|(token, proof)| Ok((dpop.check(head, &token, proof)?, token)));
             return match checked {
-                Ok((proof, token)) => self.authenticate(token, Some(Box::new(proof))),
+                Ok((proof, token)) => {
+                    self.authenticate(token, Some(Box::new(Possession { proof: Some(proof), certificate })))
+                }
                 Err(error) => {
                     observe::not_authenticated(&error, None);
                     Step::Refuse(error)
@@ -298,39 +302,47 @@ impl<C: DeserializeOwned> Config<C> {
                 return Step::Refuse(error);
             }
         };
-        self.authenticate(token, None)
+        let possession =
+            certificate.map(|certificate| Box::new(Possession { proof: None, certificate: Some(certificate) }));
+        self.authenticate(token, possession)
     }
 
-    /// Validates `token` unless the cache holds it, and checks it against `proof`, its DPoP proof if it came
-    /// with one.
-    fn authenticate(&self, token: Cow<'_, str>, proof: Option<Box<Proof>>) -> Step<C> {
+    /// Validates `token` unless the cache holds it, and checks it against what the request holds beside it: its
+    /// DPoP proof, its client certificate.
+    fn authenticate(&self, token: Cow<'_, str>, possession: Option<Box<Possession>>) -> Step<C> {
         if let Some(cache) = &self.cache {
             let hit = cache.get(&token, unix_now());
             observe::cache_lookup(hit.is_some());
             if let Some(hit) = hit {
                 // Clones of a layer share its cache, and a clone may have other rules: they apply to a hit as
                 // to a fresh validation.
-                return self.layer_rules(hit, &token, proof);
+                return self.layer_rules(hit, &token, possession);
             }
         }
         match observe::timed(|| self.validator.validate_or_wait::<C>(&token), |v| matches!(v, Attempt::Done(_))) {
-            Attempt::Done(result) => self.checked(result, &token, proof),
+            Attempt::Done(result) => self.checked(result, &token, possession),
             // Rare: the token names a `kid` the remote keys lack, or there are no remote keys yet (a cold
             // start), and they are being fetched. Only then is the token copied, to be checked again once the
             // fetch is over.
-            Attempt::WaitForKeys(refresh) => Step::AwaitKeys(refresh, token.into_owned(), proof),
+            Attempt::WaitForKeys(refresh) => Step::AwaitKeys(refresh, token.into_owned(), possession),
         }
     }
 
     /// Checks a token again once the key fetch it waited for is over; a token waits once at most.
-    fn recheck(&self, token: &str, outcome: RefreshOutcome, proof: Option<Box<Proof>>) -> Step<C> {
-        self.checked(observe::timed(|| self.validator.after_refresh::<C>(token, outcome), |_| true), token, proof)
+    fn recheck(&self, token: &str, outcome: RefreshOutcome, possession: Option<Box<Possession>>) -> Step<C> {
+        let result = observe::timed(|| self.validator.after_refresh::<C>(token, outcome), |_| true);
+        self.checked(result, token, possession)
     }
 
     /// Applies the layer's own rules to a validation's result, and caches a token that passes.
-    fn checked(&self, result: Result<Validated<C>, Error>, token: &str, proof: Option<Box<Proof>>) -> Step<C> {
+    fn checked(
+        &self,
+        result: Result<Validated<C>, Error>,
+        token: &str,
+        possession: Option<Box<Possession>>,
+    ) -> Step<C> {
         let step = match result {
-            Ok(validated) => self.layer_rules(Arc::new(validated), token, proof),
+            Ok(validated) => self.layer_rules(Arc::new(validated), token, possession),
             Err(error) => {
                 observe::not_authenticated(&error, Some(token));
                 Step::Refuse(error)
@@ -346,26 +358,47 @@ impl<C: DeserializeOwned> Config<C> {
 impl<C> Config<C> {
     /// The layer's own rules, beyond the validator's, for a token the validator accepted: `jti` if required,
     /// and the key the token is bound to, if any (RFC 9449 §7, RFC 8705 §3).
-    fn layer_rules(&self, validated: Arc<Validated<C>>, token: &str, proof: Option<Box<Proof>>) -> Step<C> {
+    fn layer_rules(&self, validated: Arc<Validated<C>>, token: &str, possession: Option<Box<Possession>>) -> Step<C> {
         let registered = validated.registered();
-        let jkt = registered.confirmation().and_then(Confirmation::jwk_thumbprint);
         let refusal = if self.require_jti && registered.token_id().is_none() {
             Some(ErrorKind::MissingClaim { claim: "jti" })
         } else {
-            match (&proof, jkt) {
-                (Some(proof), Some(jkt)) if jkt == proof.checked.jkt => None,
-                (Some(_), _) => Some(ErrorKind::UnboundToken),
-                // A token bound to a key, without the proof of possession it is bound to (RFC 9449 §7.2).
-                (None, Some(_)) => Some(ErrorKind::BoundTokenAsBearer),
-                (None, None) => None,
-            }
+            self.binding_refusal(registered.confirmation(), possession.as_deref())
         };
         if let Some(kind) = refusal {
             let error = kind.into();
             observe::not_authenticated(&error, Some(token));
             return Step::Refuse(error);
         }
-        Step::Validated(validated, proof)
+        Step::Validated(validated, possession)
+    }
+
+    /// Why the key the token is bound to (its `cnf`), if any, refuses the request: the DPoP proof's key
+    /// (RFC 9449 §7), and the client certificate (RFC 8705 §3). A bound token whose binding nothing checks is
+    /// no bearer token (RFC 9449 §7.2).
+    fn binding_refusal(&self, cnf: Option<&Confirmation>, possession: Option<&Possession>) -> Option<ErrorKind> {
+        let Some(cnf) = cnf else {
+            // Unbound: only a DPoP request, or a layer that requires certificate-bound tokens, refuses it.
+            return match (possession.and_then(|possession| possession.proof.as_ref()), &self.certificates) {
+                (Some(_), _) => Some(ErrorKind::UnboundToken),
+                (None, Some(binding)) if !binding.allows(None, None) => Some(ErrorKind::CertificateMismatch),
+                _ => None,
+            };
+        };
+        let proof = possession.and_then(|possession| possession.proof.as_ref());
+        let jkt = match (proof, cnf.jwk_thumbprint()) {
+            (Some(proof), Some(jkt)) if jkt == proof.checked.jkt => None,
+            (Some(_), _) => Some(ErrorKind::UnboundToken),
+            (None, Some(_)) => Some(ErrorKind::BoundTokenAsBearer),
+            (None, None) => None,
+        };
+        let certificate = possession.and_then(|possession| possession.certificate.as_deref());
+        let x5t = match (&self.certificates, cnf.certificate_thumbprint()) {
+            (None, Some(_)) => Some(ErrorKind::BoundTokenAsBearer),
+            (None, None) => None,
+            (Some(binding), x5t) => (!binding.allows(x5t, certificate)).then_some(ErrorKind::CertificateMismatch),
+        };
+        jkt.or(x5t)
     }
 
     /// What the replay store's answer about a valid token's DPoP proof means for the request. A store that

@@ -9,7 +9,10 @@ use tower_layer::Layer;
 use super::events;
 use super::{Config, JwtAuthService, SubjectInLogs, TokenValidated};
 use crate::response::LayerResponder;
-use crate::{Dpop, DpopMode, ProtectedResourceMetadata, ResourceUri, Responder, TokenSources};
+use crate::{
+    CertificateBinding, CertificateMode, Dpop, DpopMode, ProtectedResourceMetadata, ResourceUri, Responder,
+    TokenSources,
+};
 
 /// A tower layer that authenticates requests with JWTs.
 ///
@@ -195,6 +198,17 @@ impl<C> JwtAuthLayer<C> {
         self
     }
 
+    /// Checks certificate-bound tokens (RFC 8705 §3): a token whose `cnf` holds `x5t#S256` is accepted only with
+    /// the TLS client certificate that hashes to it; see [`CertificateBinding`] for the modes and where the
+    /// certificate comes from. Without this call, a token with `x5t#S256` is refused as a bearer token.
+    ///
+    /// The resource's [`metadata`](Self::metadata) then says `tls_client_certificate_bound_access_tokens`.
+    #[must_use]
+    pub fn certificate_binding(mut self, binding: CertificateBinding) -> Self {
+        self.config_mut().certificates = Some(binding);
+        self
+    }
+
     /// The metadata of the protected [`resource`](Self::resource), built from this layer's configuration so
     /// that the two cannot disagree: `resource`, `authorization_servers` (the validator's issuers), and
     /// `bearer_methods_supported` (from the token sources). Add the scopes your guards ask for with
@@ -240,6 +254,9 @@ impl<C> JwtAuthLayer<C> {
             ProtectedResourceMetadata::new(resource.clone()).bearer_methods(config.sources.bearer_methods());
         if let Some(dpop) = &config.dpop {
             metadata = metadata.dpop(dpop.accepted_algorithms().iter().copied(), dpop.mode() == DpopMode::Required);
+        }
+        if config.certificates.as_ref().is_some_and(|binding| binding.mode() != CertificateMode::Off) {
+            metadata = metadata.tls_client_certificate_bound_access_tokens();
         }
         for issuer in config.validator.issuers() {
             metadata = metadata.authorization_server(issuer);

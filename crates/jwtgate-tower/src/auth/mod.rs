@@ -26,7 +26,7 @@ use std::sync::Arc;
 use jwtgate_core::{Denylist, ValidatedCache, Validator};
 
 use crate::response::LayerResponder;
-use crate::{Dpop, ResourceUri, Rfc6750Responder, TokenSources};
+use crate::{CertificateBinding, Dpop, ResourceUri, Rfc6750Responder, TokenSources};
 use events::ValidatedHook;
 
 /// Everything a [`JwtAuthLayer`] was built with, in one `Arc` that its services and their futures share.
@@ -51,6 +51,7 @@ struct Config<C> {
     /// The protected resource, for its metadata.
     resource: Option<ResourceUri>,
     dpop: Option<Dpop>,
+    certificates: Option<CertificateBinding>,
 }
 
 impl<C> Config<C> {
@@ -70,6 +71,7 @@ impl<C> Config<C> {
             on_validated: None,
             resource: None,
             dpop: None,
+            certificates: None,
         }
     }
 
@@ -99,6 +101,7 @@ impl<C> Clone for Config<C> {
             on_validated: self.on_validated.clone(),
             resource: self.resource.clone(),
             dpop: self.dpop.clone(),
+            certificates: self.certificates.clone(),
         }
     }
 }
@@ -117,6 +120,7 @@ impl<C> fmt::Debug for Config<C> {
             .field("on_token_validated", &self.on_validated.is_some())
             .field("resource", &self.resource)
             .field("dpop", &self.dpop)
+            .field("certificates", &self.certificates)
             .finish_non_exhaustive()
     }
 }

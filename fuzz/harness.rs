@@ -199,7 +199,7 @@ pub(crate) fn dpop_proof(data: &[u8]) {
     let requirements = ProofRequirements {
         method: "POST",
         url: "https://api.fuzz/orders",
-        access_token: "an.access.token",
+        access_token: Some("an.access.token"),
         now: 1_800_000_000,
         iat_window: 60,
         algorithms: DEFAULT_PROOF_ALGORITHMS,

@@ -561,3 +561,154 @@ mod grpc {
         assert_eq!(status.message(), "the DPoP proof's htu does not match the request");
     }
 }
+
+/// jwtgate as its own authorization server: a token endpoint that binds tokens to the key of the proof that
+/// came with the request (RFC 9449 §5), and an API behind the same `Dpop`.
+mod issuer {
+    use axum::body::Body;
+    use axum::http::StatusCode;
+    use axum::response::{IntoResponse, Response};
+    use axum::routing::post;
+    use jwtgate::keys::SigningKey;
+    use jwtgate::session::{MemoryRefreshStore, Sessions, TokenIssuer};
+    use jwtgate::sources::RequestHead;
+    use std::sync::Arc;
+
+    use axum::http::Request;
+    use jwtgate::ErrorKind;
+
+    use super::*;
+
+    type Shared = Arc<(Dpop, Sessions<MemoryRefreshStore>)>;
+
+    fn refusal(kind: ErrorKind, description: &str) -> Response {
+        let error = match kind {
+            ErrorKind::UseDpopNonce => "use_dpop_nonce",
+            ErrorKind::ReplayUnavailable => return StatusCode::SERVICE_UNAVAILABLE.into_response(),
+            _ => "invalid_dpop_proof",
+        };
+        (StatusCode::BAD_REQUEST, axum::Json(json!({ "error": error, "error_description": description })))
+            .into_response()
+    }
+
+    /// `POST /token`: signs alice in, binding her tokens to the proof's key if a proof came.
+    async fn token(state: axum::extract::State<Shared>, request: Request<Body>) -> Response {
+        let (dpop, sessions) = &**state;
+        let jkt = match dpop.check_token_request(&RequestHead::new(&request)).await {
+            Ok(jkt) => jkt,
+            Err(error) => return refusal(error.kind(), error.description()),
+        };
+        let pair = match &jkt {
+            Some(jkt) => sessions.login_bound("alice", &json!({}), jkt).await,
+            None => sessions.login("alice", &json!({})).await,
+        }
+        .unwrap();
+        let token_type = if jkt.is_some() { "DPoP" } else { "Bearer" };
+        axum::Json(json!({
+            "access_token": pair.access.token(),
+            "refresh_token": pair.refresh.as_str(),
+            "token_type": token_type,
+        }))
+        .into_response()
+    }
+
+    /// `POST /refresh` with the refresh token as the body.
+    async fn refresh(state: axum::extract::State<Shared>, request: Request<Body>) -> Response {
+        let (dpop, sessions) = &**state;
+        let jkt = match dpop.check_token_request(&RequestHead::new(&request)).await {
+            Ok(jkt) => jkt,
+            Err(error) => return refusal(error.kind(), error.description()),
+        };
+        let body = axum::body::to_bytes(request.into_body(), 1024).await.unwrap();
+        let presented = String::from_utf8(body.to_vec()).unwrap();
+        match sessions.refresh_bound(&presented, jkt.as_deref(), |_| Some(json!({}))).await {
+            Ok(pair) => axum::Json(json!({
+                "access_token": pair.access.token(),
+                "refresh_token": pair.refresh.as_str(),
+            }))
+            .into_response(),
+            Err(error) => (
+                StatusCode::UNAUTHORIZED,
+                axum::Json(json!({ "error": "invalid_grant", "error_description": error.to_string() })),
+            )
+                .into_response(),
+        }
+    }
+
+    async fn start() -> String {
+        let issuer = TokenIssuer::builder(ISSUER, SigningKey::generate(Algorithm::ES256, "k").unwrap())
+            .audience(ORIGIN)
+            .build()
+            .unwrap();
+        let validator = Validator::builder(issuer.clone()).issuer(ISSUER).audience(ORIGIN).build();
+        let dpop = Dpop::allowed(ORIGIN).unwrap();
+        let layer = JwtAuthLayer::<Value>::new(validator).dpop(dpop.clone());
+        let shared: Shared = Arc::new((dpop, Sessions::new(issuer, MemoryRefreshStore::new())));
+        let app = Router::new()
+            .route("/orders", get(subject).layer(layer))
+            .route("/token", post(token))
+            .route("/refresh", post(refresh))
+            .with_state(shared);
+        format!("http://{}", jwtgate_tests::serve(app).await)
+    }
+
+    async fn post_with(base: &str, path: &str, proof: Option<&str>, body: &str) -> (u16, Value) {
+        let mut request = reqwest::Client::new().post(format!("{base}{path}")).body(body.to_owned());
+        if let Some(proof) = proof {
+            request = request.header("dpop", proof);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status().as_u16();
+        (status, serde_json::from_str(&response.text().await.unwrap()).unwrap())
+    }
+
+    async fn orders(base: &str, client: &DpopKey, token: &str) -> u16 {
+        let proof = client.proof("GET", URL).access_token(token).build();
+        let auth = format!("DPoP {token}");
+        jwtgate_tests::get(
+            &reqwest::Client::new(),
+            &format!("{base}/orders"),
+            &[("authorization", &auth), ("dpop", &proof)],
+        )
+        .await
+        .status
+    }
+
+    #[tokio::test]
+    async fn the_token_endpoint_binds_both_tokens_to_the_proofs_key() {
+        let base = start().await;
+        let client = DpopKey::generate(Algorithm::ES256);
+        let proof = client.proof("POST", "https://api.example.com/token").build();
+        let (status, pair) = post_with(&base, "/token", Some(&proof), "").await;
+        assert_eq!((status, &pair["token_type"]), (200, &json!("DPoP")), "{pair}");
+        let access = pair["access_token"].as_str().unwrap();
+        assert_eq!(orders(&base, &client, access).await, 200);
+        let thief = DpopKey::generate(Algorithm::ES256);
+        assert_eq!(orders(&base, &thief, access).await, 401);
+        // The proof of the token request is used up.
+        let (status, body) = post_with(&base, "/token", Some(&proof), "").await;
+        assert_eq!((status, &body["error"]), (400, &json!("invalid_dpop_proof")));
+        // A proof for another endpoint.
+        let wrong = client.proof("POST", "https://api.example.com/refresh").build();
+        assert_eq!(post_with(&base, "/token", Some(&wrong), "").await.0, 400);
+
+        // Refresh with a proof of the same key: a new pair, still bound.
+        let refresh_url = "https://api.example.com/refresh";
+        let refresh_token = pair["refresh_token"].as_str().unwrap();
+        let proof = client.proof("POST", refresh_url).build();
+        let (status, next) = post_with(&base, "/refresh", Some(&proof), refresh_token).await;
+        assert_eq!(status, 200, "{next}");
+        assert_eq!(orders(&base, &client, next["access_token"].as_str().unwrap()).await, 200);
+        // With the thief's key: refused, and the whole session ends.
+        let stolen = next["refresh_token"].as_str().unwrap();
+        let (status, body) =
+            post_with(&base, "/refresh", Some(&thief.proof("POST", refresh_url).build()), stolen).await;
+        assert_eq!(status, 401, "{body}");
+        let (status, _) = post_with(&base, "/refresh", Some(&client.proof("POST", refresh_url).build()), stolen).await;
+        assert_eq!(status, 401, "the family is revoked");
+
+        // Without a proof, the tokens are plain bearer tokens.
+        let (status, pair) = post_with(&base, "/token", None, "").await;
+        assert_eq!((status, &pair["token_type"]), (200, &json!("Bearer")));
+    }
+}

@@ -55,7 +55,7 @@ fn a_dpop_proof_made_by_jose_passes_the_checks() {
     let requirements = ProofRequirements {
         method: "POST",
         url: "https://api.fuzz/orders",
-        access_token: "an.access.token",
+        access_token: Some("an.access.token"),
         now: 1_800_000_000,
         iat_window: 60,
         algorithms: DEFAULT_PROOF_ALGORITHMS,

@@ -315,6 +315,7 @@ async fn rotate_at(store: &MemoryRefreshStore, presented: &str, now: i64) -> Rot
         used: false,
         revoked: false,
         hash: RefreshToken::hash(&format!("next-{now}-{presented}")),
+        jkt: None,
     };
     store.rotate(RefreshToken::hash(presented), next, now).await.unwrap()
 }
@@ -471,4 +472,35 @@ mod cookies {
         planted.insert("cookie", "__Secure-refresh_token=attacker; __Secure-refresh_token=r3fr3sh".parse().unwrap());
         assert_eq!(cookies.refresh_token(&planted), None);
     }
+}
+
+#[tokio::test]
+async fn a_dpop_bound_session_binds_both_tokens_and_refreshes_only_with_a_proof_of_its_key() {
+    let sessions = sessions();
+    let pair = sessions.login_bound("alice", &json!({}), "key-a").await.unwrap();
+    assert_eq!(parts(pair.access.token()).1["cnf"], json!({ "jkt": "key-a" }));
+    let record = sessions.store().find(RefreshToken::hash(pair.refresh.as_str())).await.unwrap().unwrap();
+    assert_eq!(record.jkt.as_deref(), Some("key-a"));
+
+    // The same key: a new pair, bound to it.
+    let next = sessions.refresh_bound(pair.refresh.as_str(), Some("key-a"), |_| Some(json!({}))).await.unwrap();
+    assert_eq!(parts(next.access.token()).1["cnf"], json!({ "jkt": "key-a" }));
+    // Another key, or none: the token is taken as stolen, and the whole family ends.
+    for jkt in [Some("key-b"), None] {
+        let pair = sessions.login_bound("bob", &json!({}), "key-a").await.unwrap();
+        let err = sessions.refresh_bound(pair.refresh.as_str(), jkt, |_| Some(json!({}))).await.unwrap_err();
+        assert!(matches!(err, SessionError::ProofKeyMismatch), "{jkt:?}: {err}");
+        let record = sessions.store().find(RefreshToken::hash(pair.refresh.as_str())).await.unwrap().unwrap();
+        assert!(record.revoked, "{jkt:?}");
+    }
+    let err = sessions.refresh(next.refresh.as_str(), |_| Some(json!({}))).await.unwrap_err();
+    assert!(matches!(err, SessionError::ProofKeyMismatch));
+
+    // An unbound session stays unbound without a proof, and is bound from the first refresh with one.
+    let plain = sessions.login("carol", &json!({})).await.unwrap();
+    assert!(parts(plain.access.token()).1.get("cnf").is_none());
+    let bound = sessions.refresh_bound(plain.refresh.as_str(), Some("key-c"), |_| Some(json!({}))).await.unwrap();
+    assert_eq!(parts(bound.access.token()).1["cnf"], json!({ "jkt": "key-c" }));
+    // `cnf` is the issuer's to set.
+    assert!(sessions.issuer().issue("dave", &json!({ "cnf": { "jkt": "forged" } })).is_err());
 }

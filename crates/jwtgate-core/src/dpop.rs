@@ -44,8 +44,9 @@ pub struct ProofRequirements<'a> {
     /// The request's URL, as the client reached it. Compared with `htu` once both are normalized by
     /// [`normalize_htu`]: without query and fragment, scheme and host without case, default port dropped.
     pub url: &'a str,
-    /// The access token the proof comes with: `ath` must be its SHA-256, base64url.
-    pub access_token: &'a str,
+    /// The access token the proof comes with: `ath` must be its SHA-256, base64url. `None` at a token
+    /// endpoint, where a proof comes with no access token (RFC 9449 §5): `ath` is then not read.
+    pub access_token: Option<&'a str>,
     /// Now, in seconds since the Unix epoch.
     pub now: i64,
     /// How far `iat` may be from `now`, in seconds, either way.
@@ -183,9 +184,11 @@ pub fn check_proof(proof: &str, requirements: &ProofRequirements<'_>) -> Result<
     if iat.abs_diff(requirements.now) > requirements.iat_window.unsigned_abs() {
         return Err(ProofError::IssuedAt);
     }
-    let expected = URL_SAFE_NO_PAD.encode(digest::digest(&digest::SHA256, requirements.access_token.as_bytes()));
-    if text("ath") != Some(expected.as_str()) {
-        return Err(ProofError::AccessTokenHash);
+    if let Some(token) = requirements.access_token {
+        let expected = URL_SAFE_NO_PAD.encode(digest::digest(&digest::SHA256, token.as_bytes()));
+        if text("ath") != Some(expected.as_str()) {
+            return Err(ProofError::AccessTokenHash);
+        }
     }
     let nonce = match claims.get("nonce") {
         None => None,

@@ -33,11 +33,12 @@ pub struct RedisRefreshStore {
 }
 
 /// Rotates a refresh token. KEYS: the presented token's record, the next token's record. ARGV: now, the
-/// prefix, the next record's id, its expiry. Records live until their session's end (`sexp`), so that a used
-/// token is still recognized after its own expiry. Answers `{0}` invalid, `{2, family}` reused (the family is
-/// now revoked until the session's end), `{1, user, family, expiry, id, session end}` rotated.
+/// prefix, the next record's id, its expiry, its DPoP key's thumbprint (empty for none). Records live until
+/// their session's end (`sexp`), so that a used token is still recognized after its own expiry. Answers `{0}`
+/// invalid, `{2, family}` reused (the family is now revoked until the session's end), `{1, user, family,
+/// expiry, id, session end, jkt}` rotated.
 const ROTATE_SCRIPT: &str = r"
-local rec = redis.call('HMGET', KEYS[1], 'user', 'family', 'exp', 'used', 'id', 'sexp')
+local rec = redis.call('HMGET', KEYS[1], 'user', 'family', 'exp', 'used', 'id', 'sexp', 'jkt')
 if not rec[1] then return {0} end
 local now = tonumber(ARGV[1])
 local sexp = tonumber(rec[6])
@@ -50,9 +51,9 @@ end
 if tonumber(rec[3]) <= now then return {0} end
 local exp = math.min(tonumber(ARGV[4]), sexp)
 redis.call('HSET', KEYS[1], 'used', '1')
-redis.call('HSET', KEYS[2], 'id', ARGV[3], 'user', rec[1], 'family', rec[2], 'exp', exp, 'used', '0', 'sexp', sexp)
+redis.call('HSET', KEYS[2], 'id', ARGV[3], 'user', rec[1], 'family', rec[2], 'exp', exp, 'used', '0', 'sexp', sexp, 'jkt', ARGV[5])
 redis.call('EXPIRE', KEYS[2], math.max(sexp - now, 1))
-return {1, rec[1], rec[2], rec[3], rec[5], rec[6]}
+return {1, rec[1], rec[2], rec[3], rec[5], rec[6], rec[7] or ''}
 ";
 
 /// Revokes a family until ARGV[1] seconds from now, never shortening a revocation already there.
@@ -142,6 +143,7 @@ impl RefreshStore for RedisRefreshStore {
                     ("exp", record.expires_at.to_string()),
                     ("used", "0".to_owned()),
                     ("sexp", record.session_expires_at.to_string()),
+                    ("jkt", record.jkt.unwrap_or_default()),
                 ],
             )
             .ignore()
@@ -160,7 +162,8 @@ impl RefreshStore for RedisRefreshStore {
             .arg(now)
             .arg(&*self.prefix)
             .arg(&next.id)
-            .arg(next.expires_at);
+            .arg(next.expires_at)
+            .arg(next.jkt.as_deref().unwrap_or_default());
         let mut conn = self.conn.clone();
         self.run(async move {
             let answer: Vec<Value> = invocation.invoke_async(&mut conn).await?;
@@ -176,6 +179,7 @@ impl RefreshStore for RedisRefreshStore {
                         used: true,
                         revoked: false,
                         hash: presented,
+                        jkt: Some(field(6)).filter(|jkt| !jkt.is_empty()),
                     },
                 },
                 "2" => Rotation::Reused { family: field(1) },
@@ -199,11 +203,11 @@ impl RefreshStore for RedisRefreshStore {
         self.run(async move {
             let fields: Vec<Option<String>> = redis::cmd("HMGET")
                 .arg(&key)
-                .arg(&["id", "user", "family", "exp", "used", "sexp"])
+                .arg(&["id", "user", "family", "exp", "used", "sexp", "jkt"])
                 .query_async(&mut conn)
                 .await?;
-            let [Some(id), Some(user), Some(family), Some(exp), Some(used), Some(sexp)] =
-                <[Option<String>; 6]>::try_from(fields).unwrap_or_default()
+            let [Some(id), Some(user), Some(family), Some(exp), Some(used), Some(sexp), jkt] =
+                <[Option<String>; 7]>::try_from(fields).unwrap_or_default()
             else {
                 return Ok(None);
             };
@@ -218,6 +222,7 @@ impl RefreshStore for RedisRefreshStore {
                 used: used == "1",
                 revoked,
                 hash,
+                jkt: jkt.filter(|jkt| !jkt.is_empty()),
             }))
         })
     }

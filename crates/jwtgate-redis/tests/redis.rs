@@ -286,6 +286,27 @@ mod refresh_store {
     }
 
     #[tokio::test(flavor = "multi_thread")]
+    async fn a_dpop_bound_refresh_token_keeps_its_key_through_rotation() {
+        let redis = RedisServer::start();
+        let sessions = sessions(&redis);
+        let pair = sessions.login_bound("alice", &json!({}), "key-a").await.unwrap();
+        let record = sessions.store().find(RefreshToken::hash(pair.refresh.as_str())).await.unwrap().unwrap();
+        assert_eq!(record.jkt.as_deref(), Some("key-a"));
+        let next = sessions.refresh_bound(pair.refresh.as_str(), Some("key-a"), |_| Some(json!({}))).await.unwrap();
+        let record = sessions.store().find(RefreshToken::hash(next.refresh.as_str())).await.unwrap().unwrap();
+        assert_eq!(record.jkt.as_deref(), Some("key-a"));
+        let err = sessions.refresh_bound(next.refresh.as_str(), Some("key-b"), |_| Some(json!({}))).await.unwrap_err();
+        assert!(matches!(err, SessionError::ProofKeyMismatch), "{err}");
+        let record = sessions.store().find(RefreshToken::hash(next.refresh.as_str())).await.unwrap().unwrap();
+        assert!(record.revoked);
+        // An unbound session has no key in Redis either.
+        let plain = sessions.login("bob", &json!({})).await.unwrap();
+        let record = sessions.store().find(RefreshToken::hash(plain.refresh.as_str())).await.unwrap().unwrap();
+        assert_eq!(record.jkt, None);
+        assert!(sessions.refresh(plain.refresh.as_str(), |_| Some(json!({}))).await.is_ok());
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
     async fn tokens_are_stored_hashed_and_rotated_in_one_family_and_reuse_revokes_it() {
         let redis = RedisServer::start();
         let sessions = sessions(&redis);

@@ -23,7 +23,7 @@ pub const MAX_DEFAULT_LIFETIME: Duration = Duration::from_secs(60 * 60);
 /// default clock leeway.
 const DEFAULT_RETIREMENT_LEEWAY: Duration = Duration::from_secs(30);
 
-const REGISTERED: [&str; 7] = ["iss", "aud", "sub", "iat", "nbf", "exp", "jti"];
+const REGISTERED: [&str; 8] = ["iss", "aud", "sub", "iat", "nbf", "exp", "jti", "cnf"];
 
 /// Signs short-lived access tokens for one issuer and its audiences.
 ///
@@ -159,8 +159,30 @@ impl TokenIssuer {
     }
 
     /// Signs an access token for `subject` with `claims` (any `Serialize` map; `()` for none). Refuses
-    /// custom claims that set a registered one (`iss`, `aud`, `sub`, `iat`, `nbf`, `exp`, `jti`).
+    /// custom claims that set a registered one (`iss`, `aud`, `sub`, `iat`, `nbf`, `exp`, `jti`), or `cnf`,
+    /// which only [`issue_bound`](Self::issue_bound) sets.
     pub fn issue<C: Serialize + ?Sized>(&self, subject: &str, claims: &C) -> Result<Issued, ConfigError> {
+        self.issue_with(subject, claims, None)
+    }
+
+    /// Signs a DPoP-bound access token (RFC 9449 §6): as [`issue`](Self::issue), with `cnf: {"jkt": jkt}`, the
+    /// thumbprint of the key whose proof came with the token request (from `Dpop::check_token_request` in
+    /// `jwtgate-tower`). A resource server then accepts it only with a fresh proof of that key.
+    pub fn issue_bound<C: Serialize + ?Sized>(
+        &self,
+        subject: &str,
+        claims: &C,
+        jkt: &str,
+    ) -> Result<Issued, ConfigError> {
+        self.issue_with(subject, claims, Some(jkt))
+    }
+
+    fn issue_with<C: Serialize + ?Sized>(
+        &self,
+        subject: &str,
+        claims: &C,
+        jkt: Option<&str>,
+    ) -> Result<Issued, ConfigError> {
         self.retire_due();
         let custom = match serde_json::to_value(claims) {
             Ok(serde_json::Value::Object(map)) => map,
@@ -182,6 +204,7 @@ impl TokenIssuer {
             iat: now,
             exp: expires_at,
             jti: &jti,
+            jkt,
             custom: &custom,
         };
         let keys = self.inner.keys.load();
@@ -349,12 +372,14 @@ struct FullClaims<'a> {
     iat: i64,
     exp: i64,
     jti: &'a str,
+    /// `cnf.jkt`, for a DPoP-bound token.
+    jkt: Option<&'a str>,
     custom: &'a serde_json::Map<String, serde_json::Value>,
 }
 
 impl Serialize for FullClaims<'_> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut map = serializer.serialize_map(Some(7 + self.custom.len()))?;
+        let mut map = serializer.serialize_map(Some(8 + self.custom.len()))?;
         map.serialize_entry("iss", self.iss)?;
         match self.aud {
             [one] => map.serialize_entry("aud", one)?,
@@ -365,6 +390,9 @@ impl Serialize for FullClaims<'_> {
         map.serialize_entry("nbf", &self.iat)?;
         map.serialize_entry("exp", &self.exp)?;
         map.serialize_entry("jti", self.jti)?;
+        if let Some(jkt) = self.jkt {
+            map.serialize_entry("cnf", &serde_json::json!({ "jkt": jkt }))?;
+        }
         for (name, value) in self.custom {
             map.serialize_entry(name, value)?;
         }

@@ -106,6 +106,9 @@ pub struct RefreshRecord {
     pub revoked: bool,
     /// The token's hash.
     pub hash: TokenHash,
+    /// The thumbprint of the DPoP key the token is bound to (RFC 9449 §5), if any: it is exchanged only with a
+    /// proof of that key.
+    pub jkt: Option<String>,
 }
 
 /// What a rotation found.
@@ -153,7 +156,8 @@ pub trait RefreshStore: Send + Sync + 'static {
     /// [`Rotation::Invalid`]. Used already (expired or not): revokes its family until the session's end,
     /// [`Rotation::Reused`]. Expired (at `now`): [`Rotation::Invalid`]. Otherwise marks it used, stores `next`
     /// in its family (the store sets `next.family`, `next.user` and `next.session_expires_at` from the
-    /// presented record, and caps `next.expires_at` at the session's end), and answers [`Rotation::Rotated`].
+    /// presented record, caps `next.expires_at` at the session's end, and keeps `next.jkt` as given), and
+    /// answers [`Rotation::Rotated`] with the presented record, its `jkt` included.
     fn rotate(&self, presented: TokenHash, next: RefreshRecord, now: i64) -> PendingStore<Rotation>;
 
     /// Revokes every token of `family` (logout) until `until` (seconds since the Unix epoch): at least the
@@ -331,6 +335,7 @@ pub(crate) fn new_record(
     family: &str,
     lifetime: Duration,
     session_expires_at: i64,
+    jkt: Option<&str>,
 ) -> Result<(RefreshToken, RefreshRecord), ConfigError> {
     let token = RefreshToken::generate()?;
     let record = RefreshRecord {
@@ -342,6 +347,7 @@ pub(crate) fn new_record(
         used: false,
         revoked: false,
         hash: RefreshToken::hash(token.as_str()),
+        jkt: jkt.map(str::to_owned),
     };
     Ok((token, record))
 }

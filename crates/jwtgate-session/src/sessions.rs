@@ -52,6 +52,9 @@ pub enum SessionError {
     InvalidRefreshToken,
     /// The refresh token had been used already: its family is now revoked. Answer 401, and consider alerting.
     RefreshTokenReused,
+    /// The refresh token is bound to a DPoP key (RFC 9449 §5), and the request came without a proof of that
+    /// key: it is treated as theft, and its family is now revoked. Answer 401 (or 400 `invalid_dpop_proof`).
+    ProofKeyMismatch,
     /// The store could not answer: nothing changed. Answer 503.
     Store(StoreError),
     /// The access token could not be issued. Answer 500.
@@ -63,6 +66,9 @@ impl fmt::Display for SessionError {
         match self {
             Self::InvalidRefreshToken => f.write_str("the refresh token is invalid or expired"),
             Self::RefreshTokenReused => f.write_str("the refresh token was used already; its session is revoked"),
+            Self::ProofKeyMismatch => {
+                f.write_str("the refresh token is bound to another DPoP key; its session is revoked")
+            }
             Self::Store(err) => write!(f, "the session store is unavailable: {err}"),
             Self::Issue(err) => write!(f, "the access token could not be issued: {err}"),
         }
@@ -130,9 +136,31 @@ impl<S: RefreshStore> Sessions<S> {
     /// Starts a session for `user` (after you checked their credentials): a new family, and a token pair
     /// whose access token carries `claims`.
     pub async fn login<C: Serialize + ?Sized>(&self, user: &str, claims: &C) -> Result<TokenPair, SessionError> {
+        self.login_with(user, claims, None).await
+    }
+
+    /// As [`login`](Self::login), for a client that sent a DPoP proof with its token request: the access token
+    /// is bound to the proof's key (`cnf.jkt`, the `jkt` that `Dpop::check_token_request` answered), and so is
+    /// the refresh token, which [`refresh_bound`](Self::refresh_bound) exchanges only with a proof of that key
+    /// (RFC 9449 §5).
+    pub async fn login_bound<C: Serialize + ?Sized>(
+        &self,
+        user: &str,
+        claims: &C,
+        jkt: &str,
+    ) -> Result<TokenPair, SessionError> {
+        self.login_with(user, claims, Some(jkt)).await
+    }
+
+    async fn login_with<C: Serialize + ?Sized>(
+        &self,
+        user: &str,
+        claims: &C,
+        jkt: Option<&str>,
+    ) -> Result<TokenPair, SessionError> {
         let family = random_id()?;
-        let access = self.issuer.issue(user, &WithSid { sid: &family, claims })?;
-        let (refresh, record) = new_record(user, &family, self.refresh_lifetime, after(self.session_lifetime))?;
+        let access = self.issue(user, &WithSid { sid: &family, claims }, jkt)?;
+        let (refresh, record) = new_record(user, &family, self.refresh_lifetime, after(self.session_lifetime), jkt)?;
         self.store.insert(record).await?;
         Ok(TokenPair { access, refresh, refresh_lifetime: self.refresh_lifetime.min(self.session_lifetime) })
     }
@@ -141,20 +169,48 @@ impl<S: RefreshStore> Sessions<S> {
     /// token's claims for the token's user (look their roles up again: they may have changed), or `None` when
     /// the user may no longer have a session (deleted, disabled): the family is then revoked, and the answer
     /// is [`SessionError::InvalidRefreshToken`].
+    ///
+    /// A refresh token bound to a DPoP key needs [`refresh_bound`](Self::refresh_bound) with a proof of that
+    /// key: here it ends its session ([`SessionError::ProofKeyMismatch`]).
     pub async fn refresh<C, F>(&self, presented: &str, claims: F) -> Result<TokenPair, SessionError>
     where
         C: Serialize,
         F: FnOnce(&str) -> Option<C>,
     {
+        self.refresh_bound(presented, None, claims).await
+    }
+
+    /// As [`refresh`](Self::refresh), for a request that came with a DPoP proof of the key `jkt` (from
+    /// `Dpop::check_token_request`), or none. A refresh token bound to a key is exchanged only with a proof of
+    /// that key (RFC 9449 §5); with another key or none, it is treated as stolen: its family is revoked and the
+    /// answer is [`SessionError::ProofKeyMismatch`]. The new pair is bound to `jkt` when there is one.
+    pub async fn refresh_bound<C, F>(
+        &self,
+        presented: &str,
+        jkt: Option<&str>,
+        claims: F,
+    ) -> Result<TokenPair, SessionError>
+    where
+        C: Serialize,
+        F: FnOnce(&str) -> Option<C>,
+    {
         // The family, user and session end are the store's to fill in: those of the presented token.
-        let (refresh, next) = new_record("", "", self.refresh_lifetime, i64::MAX)?;
+        let (refresh, next) = new_record("", "", self.refresh_lifetime, i64::MAX, jkt)?;
         match self.store.rotate(RefreshToken::hash(presented), next, unix_now()).await? {
             Rotation::Rotated { previous } => {
+                if previous.jkt.as_deref().is_some_and(|bound| Some(bound) != jkt) {
+                    self.store.revoke_family(&previous.family, previous.session_expires_at).await?;
+                    tracing::warn!(
+                        family = ?previous.family,
+                        "jwtgate: a DPoP-bound refresh token came without a proof of its key; its family is revoked"
+                    );
+                    return Err(SessionError::ProofKeyMismatch);
+                }
                 let Some(custom) = claims(&previous.user) else {
                     self.store.revoke_family(&previous.family, previous.session_expires_at).await?;
                     return Err(SessionError::InvalidRefreshToken);
                 };
-                let access = self.issuer.issue(&previous.user, &WithSid { sid: &previous.family, claims: &custom })?;
+                let access = self.issue(&previous.user, &WithSid { sid: &previous.family, claims: &custom }, jkt)?;
                 // The new token ends with the session at the latest: so does its cookie.
                 let left = u64::try_from(previous.session_expires_at.saturating_sub(unix_now())).unwrap_or(0);
                 let refresh_lifetime = self.refresh_lifetime.min(Duration::from_secs(left));
@@ -165,6 +221,13 @@ impl<S: RefreshStore> Sessions<S> {
                 tracing::warn!(family = ?family, "jwtgate: a used refresh token was presented again; its family is revoked");
                 Err(SessionError::RefreshTokenReused)
             }
+        }
+    }
+
+    fn issue<C: Serialize + ?Sized>(&self, user: &str, claims: &C, jkt: Option<&str>) -> Result<Issued, ConfigError> {
+        match jkt {
+            Some(jkt) => self.issuer.issue_bound(user, claims, jkt),
+            None => self.issuer.issue(user, claims),
         }
     }
 

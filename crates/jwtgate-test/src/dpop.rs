@@ -163,7 +163,7 @@ mod tests {
             let requirements = ProofRequirements {
                 method: "POST",
                 url: "https://api.example.com/a",
-                access_token: "t.o.k",
+                access_token: Some("t.o.k"),
                 now: now(),
                 iat_window: 60,
                 algorithms: DEFAULT_PROOF_ALGORITHMS,

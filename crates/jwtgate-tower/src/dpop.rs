@@ -11,7 +11,7 @@ use http::header::AUTHORIZATION;
 use jwtgate_core::__private::unix_now;
 use jwtgate_core::{
     Algorithm, CheckedProof, ConfigError, ConfigErrorKind, DEFAULT_PROOF_ALGORITHMS, DpopNonces, Error, ErrorKind,
-    KeyType, MemoryReplayStore, ProofError, ProofRequirements, ReplayCheck, ReplayStore, check_proof,
+    KeyType, MemoryReplayStore, ProofError, ProofRequirements, ProofUse, ReplayCheck, ReplayStore, check_proof,
 };
 
 use crate::{RequestHead, ResourceUri, TrustedProxies};
@@ -176,6 +176,43 @@ impl Dpop {
 
     /// Checks the proof of a DPoP request for `token`, and its nonce.
     pub(crate) fn check(&self, head: &RequestHead<'_>, token: &str, proof: &str) -> Result<Proof, Error> {
+        self.check_for(head, Some(token), proof)
+    }
+
+    /// Checks the DPoP proof of a request to your own token endpoint (RFC 9449 §5), such as a login or a
+    /// refresh that `jwtgate-session` answers: its checks (with no `ath`: there is no access token yet), its
+    /// nonce, and its replay. Answers the thumbprint of the proof's key, for the token's `cnf.jkt` (see
+    /// `Sessions::login_bound` and `Sessions::refresh_bound`), or `None` when the request has no `DPoP` header.
+    ///
+    /// `htu` is this layer's origin (or a trusted proxy's) and the endpoint's path. Answer an error as RFC 9449
+    /// §5 says: 400 with `{"error": "invalid_dpop_proof"}`, or, for [`ErrorKind::UseDpopNonce`], 400 with
+    /// `{"error": "use_dpop_nonce"}` and a [`fresh_nonce`](Self::fresh_nonce) in `DPoP-Nonce`; 503 for
+    /// [`ErrorKind::ReplayUnavailable`].
+    pub async fn check_token_request(&self, head: &RequestHead<'_>) -> Result<Option<String>, Error> {
+        let mut proofs = head.headers().get_all("dpop").iter();
+        let Some(proof) = proofs.next() else {
+            return Ok(None);
+        };
+        if proofs.next().is_some() {
+            return Err(invalid(ProofError::Multiple));
+        }
+        let proof = proof.to_str().map_err(|_| invalid(ProofError::Malformed))?;
+        let checked = self.check_for(head, None, proof)?.checked;
+        let answer = match self.record(&checked) {
+            ReplayCheck::Ready(answer) => answer,
+            ReplayCheck::Pending(pending) => pending.await,
+        };
+        match answer {
+            Ok(ProofUse::First) => Ok(Some(checked.jkt)),
+            Ok(ProofUse::Replayed) => Err(invalid(ProofError::Replayed)),
+            Err(error) => {
+                tracing::warn!(%error, "jwtgate: DPoP replay store unavailable at the token endpoint");
+                Err(ErrorKind::ReplayUnavailable.into())
+            }
+        }
+    }
+
+    fn check_for(&self, head: &RequestHead<'_>, token: Option<&str>, proof: &str) -> Result<Proof, Error> {
         let now = unix_now();
         let requirements = ProofRequirements {
             method: head.method().as_str(),
@@ -202,8 +239,9 @@ impl Dpop {
         self.replay.record(&proof.jkt, &proof.jti, until)
     }
 
-    /// A fresh nonce, for `DPoP-Nonce`; `None` without nonces.
-    pub(crate) fn fresh_nonce(&self) -> Option<HeaderValue> {
+    /// A fresh nonce, for a `DPoP-Nonce` header; `None` without [nonces](Self::nonces). The layer sends one
+    /// itself with every `use_dpop_nonce` refusal; a token endpoint of your own sends one with its own.
+    pub fn fresh_nonce(&self) -> Option<HeaderValue> {
         let nonce = self.nonces.as_ref()?.issue_at(unix_now());
         HeaderValue::try_from(nonce).ok()
     }

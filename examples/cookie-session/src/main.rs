@@ -179,7 +179,7 @@ async fn refresh(State(state): State<AppState>, request: Request<axum::body::Bod
 
 fn session_error(state: &AppState, err: &SessionError) -> Response {
     match err {
-        SessionError::InvalidRefreshToken | SessionError::RefreshTokenReused => {
+        SessionError::InvalidRefreshToken | SessionError::RefreshTokenReused | SessionError::ProofKeyMismatch => {
             cleared(state, error(StatusCode::UNAUTHORIZED, "invalid_grant", "the session has ended; sign in again"))
         }
         SessionError::Store(_) => {

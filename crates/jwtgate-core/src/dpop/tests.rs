@@ -11,7 +11,7 @@ fn requirements() -> ProofRequirements<'static> {
     ProofRequirements {
         method: "POST",
         url: URL,
-        access_token: TOKEN,
+        access_token: Some(TOKEN),
         now: NOW,
         iat_window: 60,
         algorithms: DEFAULT_PROOF_ALGORITHMS,
@@ -158,6 +158,9 @@ fn the_access_token_hash_must_match() {
         claims.remove("ath");
     });
     assert_eq!(check_proof(&without, &requirements()), Err(ProofError::AccessTokenHash));
+    // At a token endpoint there is no access token: `ath` is not read.
+    let token_endpoint = ProofRequirements { access_token: None, ..requirements() };
+    assert!(check_proof(&without, &token_endpoint).is_ok());
 }
 
 struct RequirementsFor {
@@ -166,7 +169,7 @@ struct RequirementsFor {
 
 impl RequirementsFor {
     fn requirements(&self) -> ProofRequirements<'static> {
-        ProofRequirements { access_token: self.access_token, ..requirements() }
+        ProofRequirements { access_token: Some(self.access_token), ..requirements() }
     }
 }
 

@@ -13,6 +13,13 @@
 //     client-token <client-id> <resource> [<scope>...]
 //                                -> client-token <jwt>   (client_credentials as that client, for
 //                                                          that resource, with those scopes)
+//     dpop-token [<resource>]    -> dpop-token <jwt>     (client_credentials with a DPoP proof made by the
+//                                                          npm `dpop` package with this process's ES256 key:
+//                                                          the token is DPoP-bound, `cnf.jkt`)
+//     dpop-proof <htm> <htu> <access-token>
+//                                -> dpop-proof <jws>     (a proof of that key, with `ath`, by `dpop`)
+//     dpop-proof-other <htm> <htu> <access-token>
+//                                -> dpop-proof <jws>     (the same, with a fresh key the token is not bound to)
 //     rotate                     -> rotated <new-kid>
 //     retire                     -> retired
 //     ping                       -> pong
@@ -49,6 +56,7 @@ for (const method of ['log', 'info', 'debug', 'warn', 'trace']) {
 const emit = (line) => process.stdout.write(`${line.replace(/[\r\n]+/g, ' ')}\n`);
 
 const { default: Provider, errors } = await import('oidc-provider');
+const DPoP = await import('dpop');
 
 const CLIENT_ID = 'test-client';
 const CLIENT_SECRET = 'test-secret';
@@ -147,6 +155,8 @@ function buildProvider() {
     features: {
       devInteractions: { enabled: true },
       clientCredentials: { enabled: true },
+      // DPoP (RFC 9449): a token request with a proof gets a DPoP-bound access token.
+      dPoP: { enabled: true },
       resourceIndicators: {
         enabled: true,
         // client_credentials without a resource parameter gets https://api.example;
@@ -249,6 +259,40 @@ async function accessToken(resource = DEFAULT_RESOURCE) {
   return body.access_token;
 }
 
+// The DPoP client's key pair, made by the `dpop` package at the first use.
+let dpopKey;
+const dpopKeyPair = async () => {
+  dpopKey ??= await DPoP.generateKeyPair('ES256');
+  return dpopKey;
+};
+
+async function dpopToken(resource = DEFAULT_RESOURCE) {
+  const keypair = await dpopKeyPair();
+  const params = { grant_type: 'client_credentials', resource, scope: 'read' };
+  let nonce;
+  for (let attempt = 0; attempt < 2; attempt += 1) {
+    const proof = await DPoP.generateProof(keypair, `${issuer}/token`, 'POST', nonce);
+    const response = await fetch(`${issuer}/token`, {
+      method: 'POST',
+      headers: { authorization: basicAuth, 'content-type': 'application/x-www-form-urlencoded', dpop: proof },
+      body: new URLSearchParams(params),
+    });
+    const body = await response.json().catch(() => ({}));
+    if (body.error === 'use_dpop_nonce' && response.headers.get('dpop-nonce') && nonce === undefined) {
+      nonce = response.headers.get('dpop-nonce');
+      continue;
+    }
+    if (!response.ok) throw new Error(`token endpoint ${response.status}: ${body.error ?? ''}`.trim());
+    if (body.token_type !== 'DPoP') throw new Error(`token_type ${body.token_type}, not DPoP`);
+    return body.access_token;
+  }
+  throw new Error('the token endpoint asked for a nonce twice');
+}
+
+async function dpopProof(keypair, htm, htu, accessToken) {
+  return DPoP.generateProof(keypair, htu, htm, undefined, accessToken);
+}
+
 async function clientToken(clientId, resource, scopes) {
   const client = MCP_CLIENTS[clientId];
   if (!client) throw new Error(`unknown client ${JSON.stringify(clientId)}`);
@@ -346,6 +390,15 @@ async function runCommand(line) {
     case 'client-token':
       if (args.length < 2) throw new Error('usage: client-token <client-id> <resource> [<scope>...]');
       return `client-token ${await clientToken(args[0], args[1], args.slice(2))}`;
+    case 'dpop-token':
+      if (args.length > 1) throw new Error('usage: dpop-token [<resource>]');
+      return `dpop-token ${await dpopToken(args[0])}`;
+    case 'dpop-proof':
+    case 'dpop-proof-other': {
+      if (args.length !== 3) throw new Error(`usage: ${command} <htm> <htu> <access-token>`);
+      const keypair = command === 'dpop-proof' ? await dpopKeyPair() : await DPoP.generateKeyPair('ES256');
+      return `dpop-proof ${await dpopProof(keypair, args[0], args[1], args[2])}`;
+    }
     case 'rotate': {
       const key = newRsaKey();
       const next = [key, ...keys];

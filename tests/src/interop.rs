@@ -240,6 +240,19 @@ impl OidcProvider {
         self.expect(&format!("access-token {resource}"), "access-token ").await
     }
 
+    /// A DPoP-bound access token for `resource` (`cnf.jkt` names the provider script's DPoP key), from the
+    /// client credentials grant with a proof made by the npm `dpop` package.
+    pub async fn dpop_token(&mut self, resource: &str) -> String {
+        self.expect(&format!("dpop-token {resource}"), "dpop-token ").await
+    }
+
+    /// A DPoP proof for `htm` `htu` with `access_token`, made by the npm `dpop` package with the key the
+    /// provider's DPoP tokens are bound to; with `another_key`, with a fresh key instead.
+    pub async fn dpop_proof(&mut self, htm: &str, htu: &str, access_token: &str, another_key: bool) -> String {
+        let command = if another_key { "dpop-proof-other" } else { "dpop-proof" };
+        self.expect(&format!("{command} {htm} {htu} {access_token}"), "dpop-proof ").await
+    }
+
     /// An ID token for the user `alice` (`aud` = `test-client`), from the authorization code flow.
     pub async fn id_token(&mut self) -> String {
         self.expect("id-token", "id-token ").await

@@ -325,3 +325,58 @@ async fn cached_keys_serve_through_an_outage_and_refresh_resumes_after_it() {
     assert_eq!(kid_of(&new), kid);
     assert_accepted(&app.bearer(&new).await, "test-client", "a key rotated in after the restart");
 }
+
+/// DPoP end to end with nobody's code but the layer's: a DPoP-bound token from `oidc-provider` (its `dPoP`
+/// feature), and proofs from panva's npm `dpop`; then every refusal the issue names.
+#[tokio::test]
+async fn dpop_bound_tokens_from_oidc_provider_with_proofs_from_the_dpop_package() {
+    use jwtgate::dpop::Dpop;
+
+    let state = StateDir::new("dpop");
+    let mut provider = OidcProvider::start(&state.0).await;
+    let keys = RemoteKeySet::discover(provider.issuer()).build_eager().await.unwrap();
+    let validator = Validator::builder(keys).issuer(provider.issuer()).audience(RESOURCE).build();
+    let layer = JwtAuthLayer::<Value>::new(validator).dpop(Dpop::allowed(RESOURCE).unwrap());
+    let subject = |claims: Claims<Value>| async move { claims.registered().subject().unwrap_or_default().to_owned() };
+    let router = Router::new().route("/me", get(subject)).route("/admin", get(subject)).layer(layer);
+    let base = format!("http://{}", serve(router).await);
+    let http = reqwest::Client::new();
+    let send = async |token: &str, proof: &str| {
+        let auth = format!("DPoP {token}");
+        jwtgate_tests::get(&http, &format!("{base}/me"), &[("authorization", &auth), ("dpop", proof)]).await
+    };
+
+    let token = provider.dpop_token(RESOURCE).await;
+    let url = format!("{RESOURCE}/me");
+    let proof = provider.dpop_proof("GET", &url, &token, false).await;
+    assert_accepted(&send(&token, &proof).await, "test-client", "a DPoP-bound token and a proof of its key");
+
+    let dpop_challenge = |answer: &Answer| answer.header("www-authenticate").unwrap_or_default().to_owned();
+    // The same proof again.
+    let replayed = send(&token, &proof).await;
+    assert_eq!((replayed.status, &replayed.body["error_description"]), (401, &json!("the DPoP proof was used before")));
+    assert!(dpop_challenge(&replayed).starts_with(r#"DPoP error="invalid_dpop_proof""#));
+    // A proof of another key.
+    let other = provider.dpop_proof("GET", &url, &token, true).await;
+    let answer = send(&token, &other).await;
+    assert_eq!(
+        (answer.status, &answer.body["error_description"]),
+        (401, &json!("the token is not bound to the DPoP proof's key"))
+    );
+    assert!(dpop_challenge(&answer).starts_with(r#"DPoP error="invalid_token""#));
+    // A proof for another route.
+    let admin = provider.dpop_proof("GET", &format!("{RESOURCE}/admin"), &token, false).await;
+    let answer = send(&token, &admin).await;
+    assert_eq!(
+        (answer.status, &answer.body["error_description"]),
+        (401, &json!("the DPoP proof's htu does not match the request"))
+    );
+    // The token as a bearer token.
+    let auth = format!("Bearer {token}");
+    let answer = jwtgate_tests::get(&http, &format!("{base}/me"), &[("authorization", &auth)]).await;
+    assert_invalid_token(
+        &answer,
+        "the token is sender-constrained and cannot be used as a bearer token",
+        "a DPoP-bound token as a bearer token",
+    );
+}

@@ -203,6 +203,7 @@ pub(crate) fn dpop_proof(data: &[u8]) {
         now: 1_800_000_000,
         iat_window: 60,
         algorithms: DEFAULT_PROOF_ALGORITHMS,
+        keys: None,
     };
     if let Ok(checked) = check_proof(&text, &requirements) {
         let header = text.split('.').next().and_then(|part| URL_SAFE_NO_PAD.decode(part).ok());

@@ -59,6 +59,7 @@ fn a_dpop_proof_made_by_jose_passes_the_checks() {
         now: 1_800_000_000,
         iat_window: 60,
         algorithms: DEFAULT_PROOF_ALGORITHMS,
+        keys: None,
     };
     for seed in ["valid", "valid-with-nonce", "other-url"] {
         let proof = std::fs::read_to_string(dir.join(seed)).unwrap();

@@ -41,8 +41,10 @@ const PRIVATE_MEMBERS: [&str; 8] = ["d", "p", "q", "dp", "dq", "qi", "oth", "k"]
 pub struct ProofRequirements<'a> {
     /// The request's method, compared exactly (`GET`, `POST`...).
     pub method: &'a str,
-    /// The request's URL, as the client reached it. Compared with `htu` once both are normalized by
-    /// [`normalize_htu`]: without query and fragment, scheme and host without case, default port dropped.
+    /// The request's URL, as the client reached it: an absolute `http` or `https` URL, the server's own, never
+    /// taken from the client. Compared with `htu` once both are normalized by [`normalize_htu`] (without query
+    /// and fragment, scheme and host without case, default port dropped); an `htu` equal to it byte for byte
+    /// matches at once, so pass it in normal form.
     pub url: &'a str,
     /// The access token the proof comes with: `ath` must be its SHA-256, base64url. `None` at a token
     /// endpoint, where a proof comes with no access token (RFC 9449 §5): `ath` is then not read.
@@ -53,6 +55,65 @@ pub struct ProofRequirements<'a> {
     pub iat_window: i64,
     /// The algorithms accepted; [`DEFAULT_PROOF_ALGORITHMS`] for all of them.
     pub algorithms: &'a [Algorithm],
+    /// The keys of proof headers already checked, to skip parsing a header seen before; `None` to parse every
+    /// header.
+    pub keys: Option<&'a ProofKeys>,
+}
+
+/// How many proof headers [`ProofKeys`] remembers by default.
+pub const DEFAULT_PROOF_KEYS: usize = 4_096;
+
+/// The keys of DPoP proof headers already checked, so that a client's next proof skips the header's decoding,
+/// its key's parsing and its thumbprint: a client puts the same header (`typ`, `alg`, `jwk`) on every proof.
+///
+/// An entry is keyed by the header exactly as the proof carries it (base64url), and made only from a header
+/// that passed every check and whose key verified a proof's signature. A hit is as strict as a miss: the
+/// algorithm must still be among the accepted ones, and the signature is always verified. Bounded: at most
+/// `capacity` entries (about 1 KiB each for RSA keys), the least useful evicted first.
+#[derive(Clone)]
+pub struct ProofKeys {
+    entries: std::sync::Arc<quick_cache::sync::Cache<Box<str>, std::sync::Arc<ProofKey>>>,
+}
+
+/// A checked header's algorithm, key and thumbprint.
+struct ProofKey {
+    alg: Algorithm,
+    key: Key,
+    jkt: String,
+}
+
+impl ProofKeys {
+    /// A cache of [`DEFAULT_PROOF_KEYS`] headers.
+    pub fn new() -> Self {
+        Self::with_capacity(DEFAULT_PROOF_KEYS)
+    }
+
+    /// A cache of at most `capacity` headers.
+    pub fn with_capacity(capacity: usize) -> Self {
+        Self { entries: std::sync::Arc::new(quick_cache::sync::Cache::new(capacity.max(1))) }
+    }
+
+    /// How many headers it holds.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Whether it holds none.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+}
+
+impl Default for ProofKeys {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl fmt::Debug for ProofKeys {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ProofKeys").field("len", &self.len()).finish_non_exhaustive()
+    }
 }
 
 /// A proof that passed every check of [`check_proof`]: what the caller still checks, against its replay
@@ -144,6 +205,95 @@ pub fn check_proof(proof: &str, requirements: &ProofRequirements<'_>) -> Result<
     else {
         return Err(ProofError::Malformed);
     };
+    let cached = requirements.keys.and_then(|keys| keys.entries.get(header));
+    let (key, fresh) = match cached {
+        Some(key) if requirements.algorithms.contains(&key.alg) => (key, false),
+        Some(_) => return Err(ProofError::Algorithm),
+        None => (std::sync::Arc::new(header_key(header, requirements.algorithms)?), true),
+    };
+    let signature = decode_part(signature).map_err(|_| ProofError::Signature)?;
+    let signing_input = &proof[..header_and_payload_len(proof)];
+    if signature.is_empty() || !key.key.verify(signing_input.as_bytes(), &signature) {
+        return Err(ProofError::Signature);
+    }
+    if fresh && let Some(keys) = requirements.keys {
+        keys.entries.insert(header.into(), key.clone());
+    }
+    let (jkt, alg) = (key.jkt.clone(), key.alg);
+
+    let payload = decode_part(payload).map_err(|_| ProofError::Malformed)?;
+    let claims: ProofClaims<'_> = serde_json::from_slice(&payload).map_err(|_| ProofError::Malformed)?;
+    let jti = claims.jti.and_then(text).filter(|jti| !jti.is_empty() && jti.len() <= MAX_JTI_BYTES);
+    let htm = claims.htm.and_then(text);
+    let htu = claims.htu.and_then(text);
+    let iat = claims.iat.and_then(|iat| serde_json::from_str(iat.get()).ok()).and_then(|iat| numeric_date(&iat));
+    let (Some(jti), Some(htm), Some(htu), Some(iat)) = (jti, htm, htu, iat) else {
+        return Err(ProofError::MissingClaim);
+    };
+    if htm != requirements.method {
+        return Err(ProofError::Method);
+    }
+    // A client that sends the URL in its normal form, as the server passes it, matches without normalizing.
+    if htu != requirements.url {
+        match (normalize_htu(&htu), normalize_htu(requirements.url)) {
+            (Some(htu), Some(url)) if htu == url => {}
+            _ => return Err(ProofError::Url),
+        }
+    }
+    if iat.abs_diff(requirements.now) > requirements.iat_window.unsigned_abs() {
+        return Err(ProofError::IssuedAt);
+    }
+    if let Some(token) = requirements.access_token {
+        // `ath` decoded and compared with the digest: no encoding, no allocation.
+        let expected = digest::digest(&digest::SHA256, token.as_bytes());
+        let mut decoded = [0u8; 33];
+        let length = claims
+            .ath
+            .and_then(text)
+            .filter(|ath| ath.len() == 43)
+            .and_then(|ath| URL_SAFE_NO_PAD.decode_slice(ath.as_bytes(), &mut decoded).ok());
+        if length != Some(32) || decoded[..32] != *expected.as_ref() {
+            return Err(ProofError::AccessTokenHash);
+        }
+    }
+    let nonce = match claims.nonce {
+        None => None,
+        Some(nonce) => Some(text(nonce).ok_or(ProofError::MissingClaim)?.into_owned()),
+    };
+    Ok(CheckedProof { jti: jti.into_owned(), jkt, iat, nonce, alg })
+}
+
+/// The claims a proof's checks read, each as raw JSON, borrowed: read only once the signature has verified.
+/// A member given twice is malformed.
+#[derive(serde::Deserialize)]
+struct ProofClaims<'a> {
+    #[serde(borrow)]
+    jti: Option<&'a serde_json::value::RawValue>,
+    #[serde(borrow)]
+    htm: Option<&'a serde_json::value::RawValue>,
+    #[serde(borrow)]
+    htu: Option<&'a serde_json::value::RawValue>,
+    #[serde(borrow)]
+    iat: Option<&'a serde_json::value::RawValue>,
+    #[serde(borrow)]
+    ath: Option<&'a serde_json::value::RawValue>,
+    #[serde(borrow)]
+    nonce: Option<&'a serde_json::value::RawValue>,
+}
+
+/// A JSON string's text: borrowed when it has no escapes; `None` for anything but a string.
+fn text(raw: &serde_json::value::RawValue) -> Option<std::borrow::Cow<'_, str>> {
+    let json = raw.get();
+    match json.strip_prefix('"').and_then(|inner| inner.strip_suffix('"')) {
+        Some(inner) if !inner.contains('\\') => Some(std::borrow::Cow::Borrowed(inner)),
+        Some(_) => serde_json::from_str::<String>(json).ok().map(std::borrow::Cow::Owned),
+        None => None,
+    }
+}
+
+/// Checks a proof's header (base64url): its type, its algorithm, no `crit`, and its `jwk`, a public key of the
+/// algorithm's type; answers the key and its thumbprint.
+fn header_key(header: &str, algorithms: &[Algorithm]) -> Result<ProofKey, ProofError> {
     let header: Map<String, Value> = decode_json(header)?;
     if !header.get("typ").and_then(Value::as_str).is_some_and(|typ| typ.eq_ignore_ascii_case("dpop+jwt")) {
         return Err(ProofError::Type);
@@ -152,7 +302,7 @@ pub fn check_proof(proof: &str, requirements: &ProofRequirements<'_>) -> Result<
         .get("alg")
         .and_then(Value::as_str)
         .and_then(|alg| alg.parse().ok())
-        .filter(|alg: &Algorithm| alg.key_type() != KeyType::Oct && requirements.algorithms.contains(alg))
+        .filter(|alg: &Algorithm| alg.key_type() != KeyType::Oct && algorithms.contains(alg))
         .ok_or(ProofError::Algorithm)?;
     if header.contains_key("crit") {
         // No extension is understood here (RFC 7515 §4.1.11).
@@ -160,42 +310,8 @@ pub fn check_proof(proof: &str, requirements: &ProofRequirements<'_>) -> Result<
     }
     let jwk = header.get("jwk").and_then(Value::as_object).ok_or(ProofError::Key)?;
     let key = public_key(jwk, alg)?;
-    let signature = decode_part(signature).map_err(|_| ProofError::Signature)?;
-    let signing_input = &proof[..header_and_payload_len(proof)];
-    if signature.is_empty() || !key.verify(signing_input.as_bytes(), &signature) {
-        return Err(ProofError::Signature);
-    }
     let jkt = thumbprint(jwk).ok_or(ProofError::Key)?;
-
-    let claims: Map<String, Value> = decode_json(payload)?;
-    let text = |name: &str| claims.get(name).and_then(Value::as_str);
-    let jti =
-        text("jti").filter(|jti| !jti.is_empty() && jti.len() <= MAX_JTI_BYTES).ok_or(ProofError::MissingClaim)?;
-    let htm = text("htm").ok_or(ProofError::MissingClaim)?;
-    let htu = text("htu").ok_or(ProofError::MissingClaim)?;
-    let iat = claims.get("iat").and_then(numeric_date).ok_or(ProofError::MissingClaim)?;
-    if htm != requirements.method {
-        return Err(ProofError::Method);
-    }
-    match (normalize_htu(htu), normalize_htu(requirements.url)) {
-        (Some(htu), Some(url)) if htu == url => {}
-        _ => return Err(ProofError::Url),
-    }
-    if iat.abs_diff(requirements.now) > requirements.iat_window.unsigned_abs() {
-        return Err(ProofError::IssuedAt);
-    }
-    if let Some(token) = requirements.access_token {
-        let expected = URL_SAFE_NO_PAD.encode(digest::digest(&digest::SHA256, token.as_bytes()));
-        if text("ath") != Some(expected.as_str()) {
-            return Err(ProofError::AccessTokenHash);
-        }
-    }
-    let nonce = match claims.get("nonce") {
-        None => None,
-        Some(Value::String(nonce)) => Some(nonce.clone()),
-        Some(_) => return Err(ProofError::MissingClaim),
-    };
-    Ok(CheckedProof { jti: jti.to_owned(), jkt, iat, nonce, alg })
+    Ok(ProofKey { alg, key, jkt })
 }
 
 /// The length of `header.payload` in a compact JWS.

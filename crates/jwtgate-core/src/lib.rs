@@ -67,10 +67,10 @@ pub use cache::ValidatedCache;
 pub use claims::{Confirmation, RegisteredClaims, certificate_thumbprint};
 pub use denylist::{Denylist, DenylistError, Lookup, NoDenylist, PendingLookup, PendingRevocation, TokenStatus};
 pub use dpop::{
-    CheckedProof, DEFAULT_NONCE_PERIOD, DEFAULT_PROOF_ALGORITHMS, DEFAULT_REPLAY_CAPACITY,
+    CheckedProof, DEFAULT_NONCE_PERIOD, DEFAULT_PROOF_ALGORITHMS, DEFAULT_PROOF_KEYS, DEFAULT_REPLAY_CAPACITY,
     DEFAULT_REPLAY_QUOTA_PER_KEY, DpopNonces, MAX_PROOF_BYTES, MemoryReplayStore, PendingReplayCheck, ProofError,
-    ProofRequirements, ProofUse, ReplayCheck, ReplayError, ReplayErrorKind, ReplayStore, check_proof, jwk_thumbprint,
-    normalize_htu,
+    ProofKeys, ProofRequirements, ProofUse, ReplayCheck, ReplayError, ReplayErrorKind, ReplayStore, check_proof,
+    jwk_thumbprint, normalize_htu,
 };
 pub use error::{Challenge, ConfigError, ConfigErrorKind, Error, ErrorKind};
 pub use jwk::{AlgorithmMapping, SkippedKey};

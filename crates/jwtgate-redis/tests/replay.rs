@@ -66,3 +66,26 @@ async fn a_redis_that_is_down_is_an_error_within_the_timeout() {
     redis.stop();
     assert_eq!(record(&store, "jkt", "during", unix_now() + 60).await, Err(ReplayErrorKind::Unavailable));
 }
+
+/// The server's count of commands processed, from `INFO stats`.
+fn commands_processed(conn: &mut redis::Connection) -> u64 {
+    let info: String = redis::cmd("INFO").arg("stats").query(conn).unwrap();
+    let line = info.lines().find(|line| line.starts_with("total_commands_processed:")).unwrap();
+    line.split(':').nth(1).unwrap().trim().parse().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn each_check_is_one_command_one_round_trip() {
+    let redis = RedisServer::start();
+    let store = RedisReplayStore::new(&redis.url()).unwrap();
+    // The first check also opens the connection (and asks for the eviction policy): not counted.
+    assert_eq!(record(&store, "jkt", "warm-up", unix_now() + 60).await, Ok(ProofUse::First));
+    let mut conn = redis.connection().unwrap();
+    let before = commands_processed(&mut conn);
+    for i in 0..10 {
+        assert_eq!(record(&store, "jkt", &format!("p{i}"), unix_now() + 60).await, Ok(ProofUse::First));
+    }
+    assert_eq!(record(&store, "jkt", "p0", unix_now() + 60).await, Ok(ProofUse::Replayed));
+    // Eleven checks, and the INFO that reads the count.
+    assert_eq!(commands_processed(&mut conn) - before, 11 + 1);
+}

@@ -167,6 +167,7 @@ mod tests {
                 now: now(),
                 iat_window: 60,
                 algorithms: DEFAULT_PROOF_ALGORITHMS,
+                keys: None,
             };
             let checked = check_proof(&proof, &requirements).unwrap();
             assert_eq!(checked.jkt, client.thumbprint());

@@ -11,7 +11,8 @@ use http::header::AUTHORIZATION;
 use jwtgate_core::__private::unix_now;
 use jwtgate_core::{
     Algorithm, CheckedProof, ConfigError, ConfigErrorKind, DEFAULT_PROOF_ALGORITHMS, DpopNonces, Error, ErrorKind,
-    KeyType, MemoryReplayStore, ProofError, ProofRequirements, ProofUse, ReplayCheck, ReplayStore, check_proof,
+    KeyType, MemoryReplayStore, ProofError, ProofKeys, ProofRequirements, ProofUse, ReplayCheck, ReplayStore,
+    check_proof,
 };
 
 use crate::{RequestHead, ResourceUri, TrustedProxies};
@@ -64,6 +65,8 @@ pub struct Dpop {
     iat_window: i64,
     replay: Arc<dyn ReplayStore>,
     nonces: Option<DpopNonces>,
+    /// The keys of proof headers already checked: a client's next proof skips its header's parsing.
+    keys: ProofKeys,
 }
 
 impl Dpop {
@@ -98,6 +101,7 @@ impl Dpop {
             iat_window: DEFAULT_PROOF_WINDOW.as_secs() as i64,
             replay: Arc::new(MemoryReplayStore::new()),
             nonces: None,
+            keys: ProofKeys::new(),
         })
     }
 
@@ -166,12 +170,16 @@ impl Dpop {
         &self.algs
     }
 
-    /// The request's URL as the client reached it, without query: the origin (this layer's, or a trusted
-    /// proxy's) and the path.
+    /// The request's URL as the client reached it, without query, in normal form: the origin (this layer's, or
+    /// a trusted proxy's, both canonical) and the path.
     fn url(&self, head: &RequestHead<'_>) -> String {
         let forwarded = self.proxies.as_ref().and_then(|proxies| proxies.forwarded_origin(head));
-        let origin = forwarded.as_ref().unwrap_or(&self.origin);
-        format!("{}{}", origin.origin(), head.uri().path())
+        let origin = forwarded.as_ref().unwrap_or(&self.origin).origin();
+        let path = head.uri().path();
+        let mut url = String::with_capacity(origin.len() + path.len());
+        url.push_str(origin);
+        url.push_str(path);
+        url
     }
 
     /// Checks the proof of a DPoP request for `token`, and its nonce.
@@ -221,6 +229,7 @@ impl Dpop {
             now,
             iat_window: self.iat_window,
             algorithms: &self.algorithms,
+            keys: Some(&self.keys),
         };
         let checked = check_proof(proof, &requirements).map_err(invalid)?;
         let mut renew_nonce = false;
@@ -290,7 +299,8 @@ pub(crate) fn presented<'a>(head: &RequestHead<'a>) -> Option<Result<(Cow<'a, st
     if proofs.next().is_some() {
         return Some(Err(invalid(ProofError::Multiple)));
     }
-    let Ok(proof) = proof.to_str() else {
+    // A proof is base64url and dots: text, checked as UTF-8 at once, and byte by byte when it is decoded.
+    let Ok(proof) = std::str::from_utf8(proof.as_bytes()) else {
         return Some(Err(invalid(ProofError::Malformed)));
     };
     Some(Ok((Cow::Borrowed(token), proof)))

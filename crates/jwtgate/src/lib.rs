@@ -96,9 +96,9 @@ pub mod resource {
 /// thumbprints, replay stores and nonces. The Redis replay store is in `redis`.
 pub mod dpop {
     pub use jwtgate_core::{
-        CheckedProof, DEFAULT_NONCE_PERIOD, DEFAULT_PROOF_ALGORITHMS, DEFAULT_REPLAY_CAPACITY,
+        CheckedProof, DEFAULT_NONCE_PERIOD, DEFAULT_PROOF_ALGORITHMS, DEFAULT_PROOF_KEYS, DEFAULT_REPLAY_CAPACITY,
         DEFAULT_REPLAY_QUOTA_PER_KEY, DpopNonces, MAX_PROOF_BYTES, MemoryReplayStore, PendingReplayCheck, ProofError,
-        ProofRequirements, ProofUse, ReplayCheck, ReplayError, ReplayErrorKind, ReplayStore, check_proof,
+        ProofKeys, ProofRequirements, ProofUse, ReplayCheck, ReplayError, ReplayErrorKind, ReplayStore, check_proof,
         jwk_thumbprint, normalize_htu,
     };
     pub use jwtgate_tower::{DEFAULT_PROOF_WINDOW, DPOP_NONCE, Dpop, DpopMode};
@@ -192,6 +192,7 @@ pub mod guides {
                 "[resource.md]: crate::guides::resource\n",
                 "[mcp.md]: crate::guides::mcp\n",
                 "[dpop.md]: crate::guides::dpop\n",
+                "[mtls.md]: crate::guides::mtls\n",
                 "[migration.md]: crate::guides::migration\n",
                 "[security.md]: crate::guides::security\n",
                 "[benchmarks.md]: crate::guides::benchmarks\n",
@@ -230,6 +231,13 @@ pub mod guides {
     #[doc = guide_links!()]
     #[doc = include_str!("../docs/dpop.md")]
     pub mod dpop {}
+
+    /// Certificate-bound tokens (RFC 8705): the modes, and the client certificate from rustls, tonic or a
+    /// trusted proxy.
+    #[doc = ""]
+    #[doc = guide_links!()]
+    #[doc = include_str!("../docs/mtls.md")]
+    pub mod mtls {}
 
     /// The protected resource: its metadata (RFC 9728), its audience (RFC 8707), and the challenges that
     /// name it.

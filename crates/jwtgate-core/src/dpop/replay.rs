@@ -3,10 +3,9 @@
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::future::Future;
+use std::hash::{BuildHasher, BuildHasherDefault, Hasher, RandomState};
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
-
-use aws_lc_rs::digest;
 
 /// Whether a proof is used for the first time.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -120,22 +119,56 @@ pub const DEFAULT_REPLAY_QUOTA_PER_KEY: usize = 1_000;
 /// quota is full, [`record`](ReplayStore::record) answers [`ReplayErrorKind::Full`]: the request is refused,
 /// never let through unchecked.
 ///
-/// Proofs are remembered by a SHA-256 of their key's thumbprint and `jti`: 32 bytes each, whatever their size.
+/// Proofs are remembered by a 128-bit keyed hash (SipHash, with keys drawn at random for each store) of their
+/// key's thumbprint and `jti`: 16 bytes each, whatever their size. Nobody who does not know the keys can make
+/// two proofs collide; and two that did would only refuse the second as a replay, never accept a replay.
 pub struct MemoryReplayStore {
     state: Mutex<State>,
     capacity: usize,
     quota_per_key: usize,
+    /// The two halves of a proof's hash; the first also hashes a key's thumbprint alone.
+    hashers: [RandomState; 2],
 }
+
+/// Hashes that are already uniformly random and secret are used as they are.
+type Prehashed = BuildHasherDefault<PrehashedHasher>;
 
 #[derive(Default)]
 struct State {
-    /// Proof digest → until when it is remembered.
-    seen: HashMap<[u8; 32], i64>,
-    /// Proofs of each key (by the SHA-256 of the thumbprint) still remembered.
-    per_key: HashMap<[u8; 32], usize>,
+    /// Proof hash → until when it is remembered.
+    seen: HashMap<u128, i64, Prehashed>,
+    /// Proofs of each key (by the hash of its thumbprint) still remembered.
+    per_key: HashMap<u64, usize, Prehashed>,
     /// The proofs in the order they came: (until, proof, key). Windows are nearly equal, so the oldest come
     /// first and expire first; one that came later but expires sooner waits behind, which only costs memory.
-    order: VecDeque<(i64, [u8; 32], [u8; 32])>,
+    order: VecDeque<(i64, u128, u64)>,
+}
+
+/// A `Hasher` for keys that are keyed hashes already: it keeps their low 64 bits.
+#[derive(Default)]
+struct PrehashedHasher(u64);
+
+impl Hasher for PrehashedHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        // Only `write_u64` and `write_u128` are used; any other input is folded in, never dropped.
+        for chunk in bytes.chunks(8) {
+            let mut word = [0; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            self.0 = self.0.rotate_left(5) ^ u64::from_le_bytes(word);
+        }
+    }
+
+    fn write_u64(&mut self, value: u64) {
+        self.0 = value;
+    }
+
+    fn write_u128(&mut self, value: u128) {
+        self.0 = value as u64;
+    }
 }
 
 impl MemoryReplayStore {
@@ -146,7 +179,12 @@ impl MemoryReplayStore {
 
     /// A store of at most `capacity` proofs, and `quota_per_key` of one key.
     pub fn with_limits(capacity: usize, quota_per_key: usize) -> Self {
-        Self { state: Mutex::new(State::default()), capacity, quota_per_key }
+        Self {
+            state: Mutex::new(State::default()),
+            capacity,
+            quota_per_key,
+            hashers: [RandomState::new(), RandomState::new()],
+        }
     }
 
     /// How many proofs it remembers now.
@@ -162,9 +200,10 @@ impl MemoryReplayStore {
     /// Records a proof as used at `now` (seconds since the Unix epoch); for tests, and for callers with a
     /// clock of their own.
     pub fn record_at(&self, jkt: &str, jti: &str, until: i64, now: i64) -> Result<ProofUse, ReplayError> {
-        let key = sha256(&[jkt.as_bytes()]);
-        // The separator keeps `("ab", "c")` and `("a", "bc")` apart.
-        let proof = sha256(&[jkt.as_bytes(), b"\n", jti.as_bytes()]);
+        let key = self.hashers[0].hash_one(jkt);
+        // A `str` hashes with a terminator, which keeps `("ab", "c")` and `("a", "bc")` apart.
+        let half = |hasher: &RandomState| u128::from(hasher.hash_one((jkt, jti)));
+        let proof = half(&self.hashers[0]) << 64 | half(&self.hashers[1]);
         let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
         state.forget_expired(now);
         if state.seen.get(&proof).is_some_and(|remembered| *remembered > now) {
@@ -203,16 +242,6 @@ impl State {
             }
         }
     }
-}
-
-fn sha256(parts: &[&[u8]]) -> [u8; 32] {
-    let mut context = digest::Context::new(&digest::SHA256);
-    for part in parts {
-        context.update(part);
-    }
-    let mut out = [0; 32];
-    out.copy_from_slice(context.finish().as_ref());
-    out
 }
 
 impl Default for MemoryReplayStore {

@@ -15,6 +15,7 @@ fn requirements() -> ProofRequirements<'static> {
         now: NOW,
         iat_window: 60,
         algorithms: DEFAULT_PROOF_ALGORITHMS,
+        keys: None,
     }
 }
 
@@ -270,6 +271,37 @@ fn the_key_must_be_a_public_key_of_the_algorithm_and_verify_the_signature() {
     assert_eq!(check_proof(&tampered, &requirements()), Err(ProofError::Signature));
     let unsigned = format!("{input}.");
     assert_eq!(check_proof(&unsigned, &requirements()), Err(ProofError::Signature));
+}
+
+#[test]
+fn a_cached_header_is_as_strict_as_a_fresh_one() {
+    let keys = ProofKeys::with_capacity(8);
+    let cached = ProofRequirements { keys: Some(&keys), ..requirements() };
+    let client = Client::new(Algorithm::ES256);
+    let stranger = Client::new(Algorithm::ES256);
+    // A header whose proof does not verify is not remembered.
+    let swapped = client.with_header(|header| {
+        header.insert("jwk".into(), stranger.jwk.clone());
+    });
+    assert_eq!(check_proof(&swapped, &cached), Err(ProofError::Signature));
+    assert!(keys.is_empty());
+    let first = check_proof(&client.proof(), &cached).unwrap();
+    assert_eq!(keys.len(), 1);
+    // A hit gives the same answer, and the signature is still checked on every proof.
+    assert_eq!(check_proof(&client.proof(), &cached).unwrap(), first);
+    let proof = client.proof();
+    let (input, _) = proof.rsplit_once('.').unwrap();
+    let (_, signature) = stranger.proof().rsplit_once('.').map(|(a, b)| (a.to_owned(), b.to_owned())).unwrap();
+    assert_eq!(check_proof(&format!("{input}.{signature}"), &cached), Err(ProofError::Signature));
+    assert_eq!(check_proof(&format!("{input}."), &cached), Err(ProofError::Signature));
+    // The algorithms accepted are asked again on a hit.
+    let es384_only = ProofRequirements { algorithms: &[Algorithm::ES384], ..cached };
+    assert_eq!(check_proof(&client.proof(), &es384_only), Err(ProofError::Algorithm));
+    // And the claims are all checked: a hit changes nothing but the header's parsing.
+    let late = client.with_claims(|claims| {
+        claims.insert("iat".into(), json!(NOW - 120));
+    });
+    assert_eq!(check_proof(&late, &cached), Err(ProofError::IssuedAt));
 }
 
 #[test]

@@ -260,6 +260,21 @@ async fn a_bound_token_is_never_accepted_as_a_bearer_token() {
     assert_eq!(answer.body, json!({ "error": "invalid_token", "error_description": description }));
     // An unbound token as a bearer token is fine in allowed mode.
     assert_eq!(app.bearer(&token(&issuer, None, "")).await.status, 200);
+    // Bound by a method nothing here checks (a `jwk`), or an empty `cnf`: no bearer token either, and no DPoP one.
+    for cnf in [json!({ "jwk": client.public_jwk() }), json!({})] {
+        let mut claims = claims();
+        claims["aud"] = json!(ORIGIN);
+        claims["cnf"] = cnf.clone();
+        let other = issuer.sign(&claims);
+        let answer = app.bearer(&other).await;
+        assert_eq!((answer.status, &answer.body["error_description"]), (401, &json!(description)), "{cnf}");
+        let proof = client.proof("GET", URL).access_token(&other).build();
+        assert_dpop_refusal(
+            &app.dpop(&other, &proof).await,
+            "invalid_token",
+            "the token is not bound to the DPoP proof's key",
+        );
+    }
 
     // With DPoP off, too.
     let resource = ResourceUri::parse(ORIGIN).unwrap();

@@ -501,6 +501,8 @@ async fn a_dpop_bound_session_binds_both_tokens_and_refreshes_only_with_a_proof_
     assert!(parts(plain.access.token()).1.get("cnf").is_none());
     let bound = sessions.refresh_bound(plain.refresh.as_str(), Some("key-c"), |_| Some(json!({}))).await.unwrap();
     assert_eq!(parts(bound.access.token()).1["cnf"], json!({ "jkt": "key-c" }));
-    // `cnf` is the issuer's to set.
-    assert!(sessions.issuer().issue("dave", &json!({ "cnf": { "jkt": "forged" } })).is_err());
+    // A DPoP-bound token's `cnf` is the issuer's to set; a certificate binding of your own is yours.
+    assert!(sessions.issuer().issue_bound("dave", &json!({ "cnf": { "jkt": "forged" } }), "key-d").is_err());
+    let certificate_bound = sessions.issuer().issue("erin", &json!({ "cnf": { "x5t#S256": "abc" } })).unwrap();
+    assert_eq!(parts(certificate_bound.token()).1["cnf"], json!({ "x5t#S256": "abc" }));
 }

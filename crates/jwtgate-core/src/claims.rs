@@ -60,13 +60,17 @@ pub fn certificate_thumbprint(der: &[u8]) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(digest)
 }
 
-/// `cnf` as JSON: an object whose `jkt` and `x5t#S256`, when present, are strings. Other members (`jwk`,
-/// `kid`...) are not read.
-#[derive(serde::Deserialize)]
-struct RawConfirmation {
-    jkt: Option<String>,
-    #[serde(rename = "x5t#S256")]
-    x5t_s256: Option<String>,
+/// `cnf` read from its JSON: an object whose `jkt` and `x5t#S256`, when present, are strings; anything else
+/// there, `null` included, is invalid. Other members (`jwk`, `kid`...) are not read: a token bound by them alone is bound
+/// to nothing jwtgate can check.
+fn confirmation(raw: &str) -> Option<Confirmation> {
+    let members: serde_json::Map<String, serde_json::Value> = serde_json::from_str(raw).ok()?;
+    let text = |name: &str| match members.get(name) {
+        None => Some(None),
+        Some(serde_json::Value::String(text)) => Some(Some(text.clone())),
+        Some(_) => None,
+    };
+    Some(Confirmation { jkt: text("jkt")?, x5t_s256: text("x5t#S256")? })
 }
 
 impl RegisteredClaims {
@@ -365,10 +369,7 @@ impl<'de> Reading<'de> {
             }
             "exp" => claims.exp = Some(date()?.floor()),
             "nbf" => claims.nbf = Some(date()?.ceil()),
-            "cnf" => {
-                let cnf: RawConfirmation = serde_json::from_str(raw).map_err(|_| invalid)?;
-                claims.cnf = Some(Box::new(Confirmation { jkt: cnf.jkt, x5t_s256: cnf.x5t_s256 }));
-            }
+            "cnf" => claims.cnf = Some(Box::new(confirmation(raw).ok_or(invalid)?)),
             _ => claims.iat = Some(date()?.ceil()),
         }
         Ok(())
@@ -704,6 +705,16 @@ mod tests {
     }
 
     #[test]
+    fn cnf_keeps_the_methods_jwtgate_checks() {
+        let claims = registered(r#"{"cnf":{"jkt":"abc","x5t#S256":"def","kid":"k"}}"#).unwrap();
+        let cnf = claims.confirmation().unwrap();
+        assert_eq!((cnf.jwk_thumbprint(), cnf.certificate_thumbprint()), (Some("abc"), Some("def")));
+        let other = registered(r#"{"cnf":{"jwk":{"kty":"EC"}}}"#).unwrap();
+        assert_eq!(other.confirmation(), Some(&Confirmation::default()), "bound, by nothing jwtgate checks");
+        assert_eq!(registered("{}").unwrap().confirmation(), None);
+    }
+
+    #[test]
     fn wrong_types_are_invalid_never_absent() {
         for (json, claim) in [
             (r#"{"exp":null}"#, "exp"),
@@ -717,6 +728,10 @@ mod tests {
             (r#"{"aud":1}"#, "aud"),
             (r#"{"aud":null}"#, "aud"),
             (r#"{"aud":["a",1]}"#, "aud"),
+            (r#"{"cnf":null}"#, "cnf"),
+            (r#"{"cnf":["x"]}"#, "cnf"),
+            (r#"{"cnf":{"jkt":null}}"#, "cnf"),
+            (r#"{"cnf":{"x5t#S256":1}}"#, "cnf"),
         ] {
             assert_eq!(registered(json), Err(ErrorKind::InvalidClaim { claim }), "{json}");
         }

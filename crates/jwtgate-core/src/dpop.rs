@@ -63,13 +63,18 @@ pub struct ProofRequirements<'a> {
 /// How many proof headers [`ProofKeys`] remembers by default.
 pub const DEFAULT_PROOF_KEYS: usize = 4_096;
 
+/// The longest proof header [`ProofKeys`] remembers, base64url: an RSA key of 4,096 bits fits.
+const MAX_CACHED_HEADER_BYTES: usize = 1_536;
+
 /// The keys of DPoP proof headers already checked, so that a client's next proof skips the header's decoding,
 /// its key's parsing and its thumbprint: a client puts the same header (`typ`, `alg`, `jwk`) on every proof.
 ///
 /// An entry is keyed by the header exactly as the proof carries it (base64url), and made only from a header
 /// that passed every check and whose key verified a proof's signature. A hit is as strict as a miss: the
 /// algorithm must still be among the accepted ones, and the signature is always verified. Bounded: at most
-/// `capacity` entries (about 1 KiB each for RSA keys), the least useful evicted first.
+/// `capacity` entries of at most 1.5 KiB of header each (longer headers are not kept), the least useful evicted
+/// first. Anyone can sign proofs with keys of their own, and so take entries: that evicts other clients' keys,
+/// which then cost a header parse again, and never lets a proof through.
 #[derive(Clone)]
 pub struct ProofKeys {
     entries: std::sync::Arc<quick_cache::sync::Cache<Box<str>, std::sync::Arc<ProofKey>>>,
@@ -216,12 +221,19 @@ pub fn check_proof(proof: &str, requirements: &ProofRequirements<'_>) -> Result<
     if signature.is_empty() || !key.key.verify(signing_input.as_bytes(), &signature) {
         return Err(ProofError::Signature);
     }
-    if fresh && let Some(keys) = requirements.keys {
+    if fresh
+        && header.len() <= MAX_CACHED_HEADER_BYTES
+        && let Some(keys) = requirements.keys
+    {
         keys.entries.insert(header.into(), key.clone());
     }
     let (jkt, alg) = (key.jkt.clone(), key.alg);
 
     let payload = decode_part(payload).map_err(|_| ProofError::Malformed)?;
+    // A JSON object, never an array that would fill the fields in order.
+    if payload.trim_ascii_start().first() != Some(&b'{') {
+        return Err(ProofError::Malformed);
+    }
     let claims: ProofClaims<'_> = serde_json::from_slice(&payload).map_err(|_| ProofError::Malformed)?;
     let jti = claims.jti.and_then(text).filter(|jti| !jti.is_empty() && jti.len() <= MAX_JTI_BYTES);
     let htm = claims.htm.and_then(text);

@@ -76,11 +76,8 @@ impl RedisReplayStore {
 
 impl ReplayStore for RedisReplayStore {
     fn record(&self, jkt: &str, jti: &str, until: i64) -> ReplayCheck {
-        let ttl = until.saturating_sub(unix_now());
-        if ttl <= 0 {
-            // Past its window already: the proof's checks refuse it anyway, and there is nothing to remember.
-            return ReplayCheck::Ready(Ok(ProofUse::First));
-        }
+        // Never first without being remembered, for a second at least.
+        let ttl = until.saturating_sub(unix_now()).max(1);
         let mut command = redis::cmd("SET");
         command.arg(self.key(jkt, jti)).arg(1).arg("NX").arg("EX").arg(ttl);
         let (conn, timeout) = (self.conn.clone(), self.timeout);

@@ -23,7 +23,7 @@ pub const MAX_DEFAULT_LIFETIME: Duration = Duration::from_secs(60 * 60);
 /// default clock leeway.
 const DEFAULT_RETIREMENT_LEEWAY: Duration = Duration::from_secs(30);
 
-const REGISTERED: [&str; 8] = ["iss", "aud", "sub", "iat", "nbf", "exp", "jti", "cnf"];
+const REGISTERED: [&str; 7] = ["iss", "aud", "sub", "iat", "nbf", "exp", "jti"];
 
 /// Signs short-lived access tokens for one issuer and its audiences.
 ///
@@ -159,15 +159,17 @@ impl TokenIssuer {
     }
 
     /// Signs an access token for `subject` with `claims` (any `Serialize` map; `()` for none). Refuses
-    /// custom claims that set a registered one (`iss`, `aud`, `sub`, `iat`, `nbf`, `exp`, `jti`), or `cnf`,
-    /// which only [`issue_bound`](Self::issue_bound) sets.
+    /// custom claims that set a registered one (`iss`, `aud`, `sub`, `iat`, `nbf`, `exp`, `jti`). A `cnf` among
+    /// them binds the token as you say (such as `{"x5t#S256": ...}` for a client certificate, RFC 8705); for a
+    /// DPoP key, use [`issue_bound`](Self::issue_bound).
     pub fn issue<C: Serialize + ?Sized>(&self, subject: &str, claims: &C) -> Result<Issued, ConfigError> {
         self.issue_with(subject, claims, None)
     }
 
     /// Signs a DPoP-bound access token (RFC 9449 §6): as [`issue`](Self::issue), with `cnf: {"jkt": jkt}`, the
     /// thumbprint of the key whose proof came with the token request (from `Dpop::check_token_request` in
-    /// `jwtgate-tower`). A resource server then accepts it only with a fresh proof of that key.
+    /// `jwtgate-tower`). A resource server then accepts it only with a fresh proof of that key. Refuses custom
+    /// claims with a `cnf` of their own.
     pub fn issue_bound<C: Serialize + ?Sized>(
         &self,
         subject: &str,
@@ -192,6 +194,9 @@ impl TokenIssuer {
         };
         if let Some(name) = REGISTERED.iter().find(|name| custom.contains_key(**name)) {
             return Err(crate::issuer_error(format!("custom claims must not set the registered claim {name:?}")));
+        }
+        if jkt.is_some() && custom.contains_key("cnf") {
+            return Err(crate::issuer_error("a DPoP-bound token's cnf is the issuer's to set".to_owned()));
         }
         let now = unix_now();
         let lifetime = self.inner.lifetime;

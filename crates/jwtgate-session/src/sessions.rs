@@ -66,9 +66,9 @@ impl fmt::Display for SessionError {
         match self {
             Self::InvalidRefreshToken => f.write_str("the refresh token is invalid or expired"),
             Self::RefreshTokenReused => f.write_str("the refresh token was used already; its session is revoked"),
-            Self::ProofKeyMismatch => {
-                f.write_str("the refresh token is bound to another DPoP key; its session is revoked")
-            }
+            Self::ProofKeyMismatch => f.write_str(
+                "the refresh token is bound to a DPoP key the request did not prove; its session is revoked",
+            ),
             Self::Store(err) => write!(f, "the session store is unavailable: {err}"),
             Self::Issue(err) => write!(f, "the access token could not be issued: {err}"),
         }

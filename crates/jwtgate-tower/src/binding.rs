@@ -160,11 +160,25 @@ impl CertificateBinding {
     }
 }
 
-/// The DER certificate in a proxy's header: URL-encoded PEM, PEM, or an XFCC element's `Cert`.
+/// The DER certificate in a proxy's header: PEM, URL-encoded or not; or else an XFCC value of one element,
+/// whose `Cert` is read. Whatever is neither is ignored: never a certificate found somewhere inside it.
 fn from_header_value(value: &str) -> Option<Vec<u8>> {
     let value = value.trim();
-    let pem = xfcc_cert(value).unwrap_or(value);
-    let pem = percent_encoding::percent_decode_str(pem.trim_matches('"')).decode_utf8().ok()?;
+    match one_pem_certificate(value) {
+        Some(der) => Some(der),
+        None => one_pem_certificate(xfcc_cert(value)?.trim_matches('"')),
+    }
+}
+
+/// The certificate of `text` (URL-encoded or not) when, decoded, it is one PEM certificate and nothing else.
+fn one_pem_certificate(text: &str) -> Option<Vec<u8>> {
+    const BEGIN: &str = "-----BEGIN CERTIFICATE-----";
+    const END: &str = "-----END CERTIFICATE-----";
+    let pem = percent_encoding::percent_decode_str(text).decode_utf8().ok()?;
+    let pem = pem.trim();
+    if !pem.starts_with(BEGIN) || !pem.ends_with(END) || pem.matches("-----BEGIN").count() != 1 {
+        return None;
+    }
     let der = CertificateDer::from_pem_slice(pem.as_bytes()).ok()?;
     Some(der.as_ref().to_vec())
 }
@@ -273,7 +287,15 @@ mod tests {
         assert_eq!(thumbprint("10.0.0.2:4000", &[&good]), None, "untrusted peer");
         assert_eq!(thumbprint("10.0.0.1:4000", &[&good, &good]), None, "appended");
         let two = format!(r#"Cert="{good}",Cert="{good}""#);
-        for value in ["", "garbage", "Cert=\"unterminated", &two] {
+        // A client's element before the proxy's (Envoy's APPEND_FORWARD), or a certificate hidden in a field.
+        let appended = format!(r#"Hash=00;Cert="x",By=proxy;Cert="{good}""#);
+        let hidden = format!(r#"Subject="%0A{good}""#);
+        let smuggled = format!(r#"Cert="%0A{good}",Hash=00"#);
+        let pem = pem().replace('\n', "%0A");
+        let two_blocks = format!("{pem}{pem}");
+        let trailing = format!("{pem}junk");
+        for value in ["", "garbage", "Cert=\"unterminated", &two, &appended, &hidden, &smuggled, &two_blocks, &trailing]
+        {
             assert_eq!(thumbprint("10.0.0.1:4000", &[value]), None, "{value}");
         }
     }

@@ -20,6 +20,10 @@ use crate::{RequestHead, ResourceUri, TrustedProxies};
 /// The default window of a proof's `iat`, either way from the server's clock: 60 s.
 pub const DEFAULT_PROOF_WINDOW: Duration = Duration::from_secs(60);
 
+/// Seconds a proof is remembered past the end of its `iat` window: instances of a fleet whose clocks are up to
+/// this far apart still refuse each other's used proofs.
+pub const REPLAY_MARGIN: i64 = 5;
+
 /// The `DPoP-Nonce` header (RFC 9449 §8).
 pub const DPOP_NONCE: &str = "dpop-nonce";
 
@@ -242,9 +246,10 @@ impl Dpop {
         Ok(Proof { checked, renew_nonce })
     }
 
-    /// Records `proof` in the replay store, for as long as its `iat` keeps it acceptable.
+    /// Records `proof` in the replay store, for as long as its `iat` keeps it acceptable: through the last
+    /// second of its window, and [`REPLAY_MARGIN`] more for instances of a fleet whose clocks differ a little.
     pub(crate) fn record(&self, proof: &CheckedProof) -> ReplayCheck {
-        let until = proof.iat.saturating_add(self.iat_window);
+        let until = proof.iat.saturating_add(self.iat_window).saturating_add(1 + REPLAY_MARGIN);
         self.replay.record(&proof.jkt, &proof.jti, until)
     }
 
@@ -284,7 +289,7 @@ pub(crate) fn presented<'a>(head: &RequestHead<'a>) -> Option<Result<(Cow<'a, st
         return None;
     }
     let value = value.to_str().ok()?;
-    let (scheme, token) = value.split_once(' ')?;
+    let (scheme, token) = value.split_once(' ').unwrap_or((value, ""));
     if !scheme.eq_ignore_ascii_case("dpop") {
         return None;
     }
@@ -359,6 +364,28 @@ mod tests {
         assert!(dpop.algorithms([]).is_err());
     }
 
+    /// A store that only remembers the last `until` it was given.
+    #[derive(Default)]
+    struct Until(std::sync::Mutex<i64>);
+
+    impl ReplayStore for Until {
+        fn record(&self, _jkt: &str, _jti: &str, until: i64) -> ReplayCheck {
+            *self.0.lock().unwrap() = until;
+            ReplayCheck::Ready(Ok(ProofUse::First))
+        }
+    }
+
+    #[test]
+    fn a_proof_is_remembered_past_the_last_second_it_is_accepted_in_and_a_margin() {
+        let store = Arc::new(Until::default());
+        let dpop = Dpop::allowed("https://api.example.com").unwrap().iat_window(Duration::from_secs(60));
+        let dpop = dpop.replay_store(store.clone());
+        let proof = CheckedProof { jti: "p".into(), jkt: "k".into(), iat: 1_000, nonce: None, alg: Algorithm::ES256 };
+        assert!(matches!(dpop.record(&proof), ReplayCheck::Ready(Ok(ProofUse::First))));
+        // Accepted while |now - iat| <= 60, through second 1,060; remembered until 1,061 and the margin.
+        assert_eq!(*store.0.lock().unwrap(), 1_061 + REPLAY_MARGIN);
+    }
+
     #[test]
     fn the_scheme_needs_one_authorization_and_one_proof() {
         let request = |headers: &[(&str, &str)]| {
@@ -382,5 +409,6 @@ mod tests {
         let multiple = ErrorKind::InvalidProof { reason: ProofError::Multiple };
         assert!(matches!(kind(&twice), Some(Err(k)) if k == multiple));
         assert!(matches!(kind(&request(&[("authorization", "DPoP  ")])), Some(Err(ErrorKind::Malformed))));
+        assert!(matches!(kind(&request(&[("authorization", "DPoP")])), Some(Err(ErrorKind::Malformed))));
     }
 }

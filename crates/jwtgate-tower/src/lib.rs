@@ -25,7 +25,7 @@ mod source;
 pub use auth::{JwtAuthLayer, JwtAuthService, ResponseFuture, SubjectInLogs, TokenValidated};
 pub use binding::{CertificateBinding, CertificateMode, ClientCertificate};
 pub use csrf::Csrf;
-pub use dpop::{DEFAULT_PROOF_WINDOW, DPOP_NONCE, Dpop, DpopMode};
+pub use dpop::{DEFAULT_PROOF_WINDOW, DPOP_NONCE, Dpop, DpopMode, REPLAY_MARGIN};
 pub use extensions::{Anonymous, Authenticated};
 pub use head::RequestHead;
 pub use metadata::{BearerMethod, DEFAULT_METADATA_MAX_AGE, MetadataService, ProtectedResourceMetadata};

@@ -101,7 +101,7 @@ pub mod dpop {
         ProofKeys, ProofRequirements, ProofUse, ReplayCheck, ReplayError, ReplayErrorKind, ReplayStore, check_proof,
         jwk_thumbprint, normalize_htu,
     };
-    pub use jwtgate_tower::{DEFAULT_PROOF_WINDOW, DPOP_NONCE, Dpop, DpopMode};
+    pub use jwtgate_tower::{DEFAULT_PROOF_WINDOW, DPOP_NONCE, Dpop, DpopMode, REPLAY_MARGIN};
 }
 
 /// Certificate-bound access tokens (RFC 8705 §3): [`JwtAuthLayer::certificate_binding`](crate::JwtAuthLayer::certificate_binding)

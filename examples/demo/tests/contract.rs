@@ -1202,3 +1202,36 @@ async fn a_dpop_proof_is_accepted_once_across_demos_sharing_redis_and_an_outage_
     }
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+#[tokio::test]
+async fn a_client_key_over_its_replay_quota_gets_503_never_an_unchecked_200() {
+    let key = TestKey::generate(Algorithm::ES256).with_kid("k");
+    let (dir, file) = jwks_file("dpop-quota", &[&key]);
+    let demo = Demo::start(&[("JWTGATE_JWKS_FILE", &file)]).await;
+    let client = jwtgate_test::DpopKey::generate(Algorithm::ES256);
+    let bound = demo_token(&key, json!({ "cnf": { "jkt": client.thumbprint() } }));
+    let url = format!("{}/me", demo.base);
+    // The memory replay store remembers 1,000 proofs per client key at a time (60 s each).
+    for i in 0..1_000 {
+        let proof = client.proof("GET", &url).access_token(&bound).build();
+        assert_eq!(demo.dpop("/me", &bound, &proof).await.0, 200, "proof {i}");
+    }
+    let proof = client.proof("GET", &url).access_token(&bound).build();
+    let (status, headers, body) = demo.dpop("/me", &bound, &proof).await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(headers["retry-after"], "5");
+    assert_eq!(
+        body,
+        json!({
+            "error": "temporarily_unavailable",
+            "error_description": "the DPoP proof could not be checked for replay; try again later",
+        })
+    );
+    // Another client's key has its own quota.
+    let other = jwtgate_test::DpopKey::generate(Algorithm::ES256);
+    let token = demo_token(&key, json!({ "cnf": { "jkt": other.thumbprint() } }));
+    let proof = other.proof("GET", &url).access_token(&token).build();
+    assert_eq!(demo.dpop("/me", &token, &proof).await.0, 200);
+    assert_eq!(demo.stop().await, 0);
+    std::fs::remove_dir_all(dir).unwrap();
+}

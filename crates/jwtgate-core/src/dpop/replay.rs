@@ -119,15 +119,15 @@ pub const DEFAULT_REPLAY_QUOTA_PER_KEY: usize = 1_000;
 /// quota is full, [`record`](ReplayStore::record) answers [`ReplayErrorKind::Full`]: the request is refused,
 /// never let through unchecked.
 ///
-/// Proofs are remembered by a 128-bit keyed hash (SipHash, with keys drawn at random for each store) of their
-/// key's thumbprint and `jti`: 16 bytes each, whatever their size. Nobody who does not know the keys can make
+/// Proofs are remembered by a 128-bit keyed hash (two SipHash values under a key drawn at random for each store,
+/// of differently tagged inputs) of their key's thumbprint and `jti`: 16 bytes each, whatever their size. Nobody who does not know the keys can make
 /// two proofs collide; and two that did would only refuse the second as a replay, never accept a replay.
 pub struct MemoryReplayStore {
     state: Mutex<State>,
     capacity: usize,
     quota_per_key: usize,
-    /// The two halves of a proof's hash; the first also hashes a key's thumbprint alone.
-    hashers: [RandomState; 2],
+    /// Keys the hashes: a proof's two halves and a key's thumbprint are hashed under it with distinct tags.
+    hasher: RandomState,
 }
 
 /// Hashes that are already uniformly random and secret are used as they are.
@@ -179,12 +179,7 @@ impl MemoryReplayStore {
 
     /// A store of at most `capacity` proofs, and `quota_per_key` of one key.
     pub fn with_limits(capacity: usize, quota_per_key: usize) -> Self {
-        Self {
-            state: Mutex::new(State::default()),
-            capacity,
-            quota_per_key,
-            hashers: [RandomState::new(), RandomState::new()],
-        }
+        Self { state: Mutex::new(State::default()), capacity, quota_per_key, hasher: RandomState::new() }
     }
 
     /// How many proofs it remembers now.
@@ -200,19 +195,17 @@ impl MemoryReplayStore {
     /// Records a proof as used at `now` (seconds since the Unix epoch); for tests, and for callers with a
     /// clock of their own.
     pub fn record_at(&self, jkt: &str, jti: &str, until: i64, now: i64) -> Result<ProofUse, ReplayError> {
-        let key = self.hashers[0].hash_one(jkt);
+        let key = self.hasher.hash_one((0u8, jkt));
         // A `str` hashes with a terminator, which keeps `("ab", "c")` and `("a", "bc")` apart.
-        let half = |hasher: &RandomState| u128::from(hasher.hash_one((jkt, jti)));
-        let proof = half(&self.hashers[0]) << 64 | half(&self.hashers[1]);
+        let half = |tag: u8| u128::from(self.hasher.hash_one((tag, jkt, jti)));
+        let proof = half(1) << 64 | half(2);
         let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
         state.forget_expired(now);
         if state.seen.get(&proof).is_some_and(|remembered| *remembered > now) {
             return Ok(ProofUse::Replayed);
         }
-        if until <= now {
-            // Past its window already: the proof's checks refuse it anyway, and there is nothing to remember.
-            return Ok(ProofUse::First);
-        }
+        // Never first without being remembered, for a second at least.
+        let until = until.max(now.saturating_add(1));
         if state.seen.len() >= self.capacity || state.per_key.get(&key).copied().unwrap_or(0) >= self.quota_per_key {
             return Err(ReplayError::full());
         }
@@ -303,9 +296,12 @@ mod tests {
     }
 
     #[test]
-    fn a_proof_already_past_its_window_is_not_remembered() {
-        let store = MemoryReplayStore::with_limits(1, 1);
+    fn a_proof_is_never_first_without_being_remembered() {
+        let store = MemoryReplayStore::with_limits(2, 2);
         assert_eq!(store.record_at("a", "old", 90, 100).unwrap(), ProofUse::First);
-        assert!(store.is_empty());
+        assert_eq!(store.record_at("a", "old", 90, 100).unwrap(), ProofUse::Replayed, "for a second at least");
+        assert_eq!(store.record_at("a", "edge", 100, 100).unwrap(), ProofUse::First);
+        assert_eq!(store.record_at("a", "edge", 100, 100).unwrap(), ProofUse::Replayed);
+        assert_eq!(store.record_at("a", "old", 90, 101).unwrap(), ProofUse::First, "forgotten after that second");
     }
 }

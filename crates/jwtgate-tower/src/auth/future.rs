@@ -386,6 +386,10 @@ impl<C> Config<C> {
             };
         };
         let proof = possession.and_then(|possession| possession.proof.as_ref());
+        if cnf.jwk_thumbprint().is_none() && cnf.certificate_thumbprint().is_none() {
+            // Bound by a method no one here checks (`jwk`, `kid`...), or `cnf` empty: no bearer token either.
+            return Some(if proof.is_some() { ErrorKind::UnboundToken } else { ErrorKind::BoundTokenAsBearer });
+        }
         let jkt = match (proof, cnf.jwk_thumbprint()) {
             (Some(proof), Some(jkt)) if jkt == proof.checked.jkt => None,
             (Some(_), _) => Some(ErrorKind::UnboundToken),

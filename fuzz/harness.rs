@@ -216,3 +216,17 @@ pub(crate) fn dpop_proof(data: &[u8]) {
         }
     }
 }
+
+/// An introspection endpoint's answer (RFC 7662): the bytes as the body of a 200. Properties: an answer read as
+/// active is a JSON object whose `active` is the boolean `true`, and its claims read without a panic.
+pub(crate) fn introspection_answer(data: &[u8]) {
+    use jwtgate::introspection::ActiveAnswer;
+    if let Ok(answer) = ActiveAnswer::read(data) {
+        let object: serde_json::Map<String, Value> = serde_json::from_str(answer.json()).expect("an object");
+        assert_eq!(object.get("active"), Some(&Value::Bool(true)));
+        if let Ok((claims, registered)) = answer.claims::<Value>() {
+            assert!(claims.is_object());
+            let _ = (registered.subject(), registered.expires_at(), registered.audience().count());
+        }
+    }
+}

@@ -43,6 +43,11 @@ fn jwks_inputs_pass() {
 }
 
 #[test]
+fn introspection_answer_inputs_pass() {
+    assert!(replay("introspection_answer", harness::introspection_answer) >= 5);
+}
+
+#[test]
 fn dpop_proof_inputs_pass() {
     assert!(replay("dpop_proof", harness::dpop_proof) >= 3);
 }

@@ -47,6 +47,7 @@ mod claims;
 mod denylist;
 mod dpop;
 mod error;
+mod introspection;
 mod jwk;
 mod jws;
 mod key;
@@ -73,6 +74,7 @@ pub use dpop::{
     jwk_thumbprint, normalize_htu,
 };
 pub use error::{Challenge, ConfigError, ConfigErrorKind, Error, ErrorKind};
+pub use introspection::{ActiveAnswer, AnswerError, MAX_ANSWER_BYTES};
 pub use jwk::{AlgorithmMapping, SkippedKey};
 pub use key::{Key, KeySet, MIN_HMAC_SECRET_BYTES};
 pub use mapping::{AuthorityMapping, ClaimSet};

@@ -104,6 +104,12 @@ pub mod dpop {
     pub use jwtgate_tower::{DEFAULT_PROOF_WINDOW, DPOP_NONCE, Dpop, DpopMode, REPLAY_MARGIN};
 }
 
+/// Opaque tokens (RFC 7662 introspection), so far the part that stands on its own: reading an introspection
+/// endpoint's answer strictly. `JwtAuthLayer` does not use it yet.
+pub mod introspection {
+    pub use jwtgate_core::{ActiveAnswer, AnswerError, MAX_ANSWER_BYTES};
+}
+
 /// Certificate-bound access tokens (RFC 8705 §3): [`JwtAuthLayer::certificate_binding`](crate::JwtAuthLayer::certificate_binding)
 /// with a [`CertificateBinding`](mtls::CertificateBinding), and the [`ClientCertificate`](mtls::ClientCertificate)
 /// a TLS server puts in each request.

@@ -191,20 +191,25 @@ pub(crate) fn jwks(data: &[u8]) {
     }
 }
 
-/// A DPoP proof's checks: the bytes as a proof, against a fixed request. Properties: a proof that passes names
-/// the thumbprint of the key in its header, and `htu` normalization is idempotent.
-pub(crate) fn dpop_proof(data: &[u8]) {
-    use jwtgate::dpop::{DEFAULT_PROOF_ALGORITHMS, ProofRequirements, check_proof, jwk_thumbprint, normalize_htu};
-    let text = String::from_utf8_lossy(data);
-    let requirements = ProofRequirements {
+/// The fixed request every fuzzed DPoP proof is checked against; the `jose`-made seeds are proofs for it.
+pub(crate) fn proof_requirements() -> jwtgate::dpop::ProofRequirements<'static> {
+    jwtgate::dpop::ProofRequirements {
         method: "POST",
         url: "https://api.fuzz/orders",
         access_token: Some("an.access.token"),
         now: 1_800_000_000,
         iat_window: 60,
-        algorithms: DEFAULT_PROOF_ALGORITHMS,
+        algorithms: jwtgate::dpop::DEFAULT_PROOF_ALGORITHMS,
         keys: None,
-    };
+    }
+}
+
+/// A DPoP proof's checks: the bytes as a proof, against a fixed request. Properties: a proof that passes names
+/// the thumbprint of the key in its header, and `htu` normalization is idempotent.
+pub(crate) fn dpop_proof(data: &[u8]) {
+    use jwtgate::dpop::{check_proof, jwk_thumbprint, normalize_htu};
+    let text = String::from_utf8_lossy(data);
+    let requirements = proof_requirements();
     if let Ok(checked) = check_proof(&text, &requirements) {
         let header = text.split('.').next().and_then(|part| URL_SAFE_NO_PAD.decode(part).ok());
         let header: Value = serde_json::from_slice(&header.expect("a checked proof has a header")).expect("JSON");

@@ -55,20 +55,12 @@ fn dpop_proof_inputs_pass() {
 /// The seed `valid` was made by `jose` (npm): a proof from a library no one here wrote passes every check.
 #[test]
 fn a_dpop_proof_made_by_jose_passes_the_checks() {
-    use jwtgate::dpop::{DEFAULT_PROOF_ALGORITHMS, ProofRequirements, check_proof};
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../fuzz/regressions/dpop_proof");
-    let requirements = ProofRequirements {
-        method: "POST",
-        url: "https://api.fuzz/orders",
-        access_token: Some("an.access.token"),
-        now: 1_800_000_000,
-        iat_window: 60,
-        algorithms: DEFAULT_PROOF_ALGORITHMS,
-        keys: None,
-    };
+    let requirements = harness::proof_requirements();
     for seed in ["valid", "valid-with-nonce", "other-url"] {
         let proof = std::fs::read_to_string(dir.join(seed)).unwrap();
-        let checked = check_proof(proof.trim(), &requirements).unwrap_or_else(|err| panic!("{seed}: {err}"));
+        let checked =
+            jwtgate::dpop::check_proof(proof.trim(), &requirements).unwrap_or_else(|err| panic!("{seed}: {err}"));
         assert_eq!(checked.jti, "seed-1");
     }
 }

@@ -12,6 +12,7 @@ use rustls_pki_types::CertificateDer;
 use rustls_pki_types::pem::PemObject;
 
 use crate::dpop::Proof;
+use crate::head::only;
 use crate::{RequestHead, TrustedProxies};
 
 /// The client certificate of the request's TLS connection: the leaf, DER-encoded.
@@ -137,11 +138,7 @@ impl CertificateBinding {
                 if !proxies.trusts(head) {
                     return None;
                 }
-                let mut values = head.headers().get_all(name).iter();
-                let (Some(value), None) = (values.next(), values.next()) else {
-                    return None;
-                };
-                Cow::Owned(from_header_value(value.to_str().ok()?)?)
+                Cow::Owned(from_header_value(only(head.headers(), name)?)?)
             }
         };
         Some(certificate_thumbprint(&der))

@@ -15,6 +15,7 @@ use jwtgate_core::{
     check_proof,
 };
 
+use crate::head::only;
 use crate::{RequestHead, ResourceUri, TrustedProxies};
 
 /// The default window of a proof's `iat`, either way from the server's clock: 60 s.
@@ -201,14 +202,9 @@ impl Dpop {
     /// `{"error": "use_dpop_nonce"}` and a [`fresh_nonce`](Self::fresh_nonce) in `DPoP-Nonce`; 503 for
     /// [`ErrorKind::ReplayUnavailable`].
     pub async fn check_token_request(&self, head: &RequestHead<'_>) -> Result<Option<String>, Error> {
-        let mut proofs = head.headers().get_all("dpop").iter();
-        let Some(proof) = proofs.next() else {
+        let Some(proof) = proof_header(head)? else {
             return Ok(None);
         };
-        if proofs.next().is_some() {
-            return Err(invalid(ProofError::Multiple));
-        }
-        let proof = proof.to_str().map_err(|_| invalid(ProofError::Malformed))?;
         let checked = self.check_for(head, None, proof)?.checked;
         let answer = match self.record(&checked) {
             ReplayCheck::Ready(answer) => answer,
@@ -282,47 +278,42 @@ fn algs(algorithms: &[Algorithm]) -> Arc<str> {
 /// scheme, or absent or repeated (the token sources decide those); otherwise the token and its one proof, or
 /// why there is no usable proof.
 pub(crate) fn presented<'a>(head: &RequestHead<'a>) -> Option<Result<(Cow<'a, str>, &'a str), Error>> {
-    let headers = head.headers();
-    let mut authorization = headers.get_all(AUTHORIZATION).iter();
-    let value = authorization.next()?;
-    if authorization.next().is_some() {
-        return None;
-    }
-    let value = value.to_str().ok()?;
-    let (scheme, token) = value.split_once(' ').unwrap_or((value, ""));
-    if !scheme.eq_ignore_ascii_case("dpop") {
-        return None;
-    }
-    let token = token.trim_start_matches(' ');
+    let token = dpop_credentials(head)?.trim_start_matches(' ');
     if token.is_empty() {
         return Some(Err(ErrorKind::Malformed.into()));
     }
-    let mut proofs = headers.get_all("dpop").iter();
+    Some(match proof_header(head) {
+        Ok(Some(proof)) => Ok((Cow::Borrowed(token), proof)),
+        Ok(None) => Err(invalid(ProofError::Missing)),
+        Err(error) => Err(error),
+    })
+}
+
+/// What follows the `DPoP` scheme in the request's one `Authorization` header; `None` for another scheme, or no
+/// such header, or two.
+fn dpop_credentials<'a>(head: &RequestHead<'a>) -> Option<&'a str> {
+    let value = only(head.headers(), AUTHORIZATION)?;
+    let (scheme, rest) = value.split_once(' ').unwrap_or((value, ""));
+    scheme.eq_ignore_ascii_case("dpop").then_some(rest)
+}
+
+/// The request's one `DPoP` header: `None` when there is none, an error when there are two or it is not text.
+fn proof_header<'a>(head: &RequestHead<'a>) -> Result<Option<&'a str>, Error> {
+    let mut proofs = head.headers().get_all("dpop").iter();
     let Some(proof) = proofs.next() else {
-        return Some(Err(invalid(ProofError::Missing)));
+        return Ok(None);
     };
     if proofs.next().is_some() {
-        return Some(Err(invalid(ProofError::Multiple)));
+        return Err(invalid(ProofError::Multiple));
     }
     // A proof is base64url and dots: text, checked as UTF-8 at once, and byte by byte when it is decoded.
-    let Ok(proof) = std::str::from_utf8(proof.as_bytes()) else {
-        return Some(Err(invalid(ProofError::Malformed)));
-    };
-    Some(Ok((Cow::Borrowed(token), proof)))
+    std::str::from_utf8(proof.as_bytes()).map(Some).map_err(|_| invalid(ProofError::Malformed))
 }
 
 /// Whether the request speaks the `DPoP` scheme: its one `Authorization` header is `DPoP ...`. For the
 /// responder, which answers such a request with a `DPoP` challenge.
 pub(crate) fn is_dpop_scheme(head: &RequestHead<'_>) -> bool {
-    let mut authorization = head.headers().get_all(AUTHORIZATION).iter();
-    match (authorization.next(), authorization.next()) {
-        (Some(value), None) => value
-            .as_bytes()
-            .split(|byte| *byte == b' ')
-            .next()
-            .is_some_and(|scheme| scheme.eq_ignore_ascii_case(b"dpop")),
-        _ => false,
-    }
+    dpop_credentials(head).is_some()
 }
 
 impl fmt::Debug for Dpop {

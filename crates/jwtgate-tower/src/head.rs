@@ -105,6 +105,17 @@ pub(crate) fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Result<Option<Co
     single(found)
 }
 
+/// The one value of the header `name`, as text; `None` when it is absent, repeated, or not text. For headers
+/// that a trusted party sets once, where anything else means "not said".
+pub(crate) fn only(headers: &HeaderMap, name: impl http::header::AsHeaderName) -> Option<&str> {
+    let mut values = headers.get_all(name).iter();
+    let value = values.next()?;
+    if values.next().is_some() {
+        return None;
+    }
+    value.to_str().ok()
+}
+
 /// The one non-empty value among `values`; `None` items stand for values that are there but not text
 /// (malformed). Two non-empty values are an invalid request.
 pub(crate) fn single<'a, I, S>(values: I) -> Result<Option<Cow<'a, str>>, ErrorKind>

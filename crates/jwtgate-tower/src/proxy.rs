@@ -6,10 +6,11 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use http::Extensions;
-use http::header::{FORWARDED, HeaderName};
+use http::header::FORWARDED;
 use ipnet::IpNet;
 use jwtgate_core::{ConfigError, ConfigErrorKind};
 
+use crate::head::only;
 use crate::{RequestHead, ResourceUri};
 
 type PeerFn = dyn Fn(&Extensions) -> Option<IpAddr> + Send + Sync;
@@ -84,11 +85,11 @@ impl TrustedProxies {
             return None;
         }
         let headers = head.headers();
-        let (proto, host) = match only(headers, &FORWARDED) {
+        let (proto, host) = match only(headers, FORWARDED) {
             Some(forwarded) => forwarded_pair(forwarded)?,
             None => (
-                only(headers, &HeaderName::from_static("x-forwarded-proto"))?.trim().to_owned(),
-                only(headers, &HeaderName::from_static("x-forwarded-host"))?.trim().to_owned(),
+                only(headers, "x-forwarded-proto")?.trim().to_owned(),
+                only(headers, "x-forwarded-host")?.trim().to_owned(),
             ),
         };
         if !proto.eq_ignore_ascii_case("https") && !proto.eq_ignore_ascii_case("http") {
@@ -100,16 +101,6 @@ impl TrustedProxies {
         let origin = ResourceUri::parse(&format!("{proto}://{host}")).ok()?;
         (origin.as_str() == origin.origin()).then_some(origin)
     }
-}
-
-/// The one value of `name`, as text; `None` when it is absent, repeated, or not text.
-fn only<'a>(headers: &'a http::HeaderMap, name: &HeaderName) -> Option<&'a str> {
-    let mut values = headers.get_all(name).iter();
-    let value = values.next()?;
-    if values.next().is_some() {
-        return None;
-    }
-    value.to_str().ok()
 }
 
 /// `proto` and `host` of a `Forwarded` value with exactly one element.

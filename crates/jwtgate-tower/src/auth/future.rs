@@ -24,13 +24,12 @@
 //! beside its stage. The future is then as large as its largest state, not the sum of them: axum moves it
 //! several times per request.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, ready};
-
-use std::borrow::Cow;
 
 use bytes::Bytes;
 use http::{Extensions, HeaderValue, Request, Response};
@@ -377,15 +376,15 @@ impl<C> Config<C> {
     /// (RFC 9449 §7), and the client certificate (RFC 8705 §3). A bound token whose binding nothing checks is
     /// no bearer token (RFC 9449 §7.2).
     fn binding_refusal(&self, cnf: Option<&Confirmation>, possession: Option<&Possession>) -> Option<ErrorKind> {
+        let proof = possession.and_then(|possession| possession.proof.as_ref());
         let Some(cnf) = cnf else {
             // Unbound: only a DPoP request, or a layer that requires certificate-bound tokens, refuses it.
-            return match (possession.and_then(|possession| possession.proof.as_ref()), &self.certificates) {
+            return match (proof, &self.certificates) {
                 (Some(_), _) => Some(ErrorKind::UnboundToken),
                 (None, Some(binding)) if !binding.allows(None, None) => Some(ErrorKind::CertificateMismatch),
                 _ => None,
             };
         };
-        let proof = possession.and_then(|possession| possession.proof.as_ref());
         if cnf.jwk_thumbprint().is_none() && cnf.certificate_thumbprint().is_none() {
             // Bound by a method no one here checks (`jwk`, `kid`...), or `cnf` empty: no bearer token either.
             return Some(if proof.is_some() { ErrorKind::UnboundToken } else { ErrorKind::BoundTokenAsBearer });

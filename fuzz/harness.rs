@@ -112,7 +112,7 @@ pub(crate) fn token(data: &[u8]) {
                 let alg = serde_json::from_str::<Alg>(header).expect("an accepted header has an alg").alg;
                 assert_eq!(alg, "HS256", "accepted a header that does not name HS256");
                 assert!(validated.claims().is_object(), "accepted a claims set that is not an object");
-                assert_eq!(validated.algorithm(), Algorithm::HS256);
+                assert_eq!(validated.algorithm(), Some(Algorithm::HS256));
                 if std::ptr::eq(validator, strict()) {
                     assert_eq!(validated.registered().issuer(), Some(ISSUER));
                     assert!(validated.registered().audience().any(|aud| aud == AUDIENCE));

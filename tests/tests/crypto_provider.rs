@@ -33,7 +33,7 @@ fn jwtgate_validates_every_algorithm_in_this_build() {
         let token = key.sign(&claims());
         for validator in [&from_jwks, &from_keys] {
             let valid = validator.validate::<Value>(&token).unwrap();
-            assert_eq!(valid.algorithm(), key.alg());
+            assert_eq!(valid.algorithm(), Some(key.alg()));
         }
     }
 }

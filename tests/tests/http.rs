@@ -28,7 +28,7 @@ async fn me(claims: Claims<AppClaims>) -> Json<Value> {
         "sub": claims.registered().subject(),
         "roles": claims.roles,
         "kid": claims.validated().kid(),
-        "alg": claims.validated().algorithm().as_str(),
+        "alg": claims.validated().algorithm().map(|alg| alg.as_str()),
     }))
 }
 

@@ -113,6 +113,13 @@ pub enum ErrorKind {
     /// certificate; or the resource requires a certificate-bound token and the token is not one (RFC 8705 §3;
     /// HTTP 401, `invalid_token`).
     CertificateMismatch,
+    /// The authorization server's introspection endpoint says the token is not active (RFC 7662 §2.2): it is
+    /// unknown, expired, revoked, or not meant for this resource (HTTP 401, `invalid_token`).
+    Inactive,
+    /// The introspection endpoint could not be asked, or gave no usable answer: it refused the connection,
+    /// timed out, answered with a status other than 200, or with a body that is not a JSON object. That says
+    /// nothing about the token, which is neither accepted nor refused (HTTP 503, try again).
+    IntrospectionUnavailable,
 }
 
 /// The RFC 6750 §3 challenge that answers an [`Error`].
@@ -177,7 +184,8 @@ impl Error {
             ErrorKind::DenylistUnavailable
             | ErrorKind::KeysUnavailable
             | ErrorKind::Unavailable
-            | ErrorKind::ReplayUnavailable => Challenge::Unavailable,
+            | ErrorKind::ReplayUnavailable
+            | ErrorKind::IntrospectionUnavailable => Challenge::Unavailable,
             ErrorKind::Forbidden => Challenge::InsufficientScope,
             ErrorKind::CsrfRejected => Challenge::CsrfRejected,
             ErrorKind::InsufficientUserAuthentication => Challenge::InsufficientUserAuthentication,
@@ -227,6 +235,8 @@ impl Error {
             ErrorKind::BoundTokenAsBearer => "the token is sender-constrained and cannot be used as a bearer token",
             ErrorKind::DpopRequired => "the resource accepts DPoP-bound tokens only",
             ErrorKind::CertificateMismatch => "the token is not bound to the client certificate",
+            ErrorKind::Inactive => "the token is not active",
+            ErrorKind::IntrospectionUnavailable => "the token could not be introspected; try again later",
         }
     }
 }
@@ -311,6 +321,8 @@ kind_names! {
     BoundTokenAsBearer => "bound_token_as_bearer",
     DpopRequired => "dpop_required",
     CertificateMismatch => "certificate_mismatch",
+    Inactive => "inactive",
+    IntrospectionUnavailable => "introspection_unavailable",
 }
 
 /// jwtgate could not be set up: a key, a validator, a remote key set, a published key set, or an issuer of
@@ -347,6 +359,9 @@ pub enum ConfigErrorKind {
     SenderConstraint,
     /// A trusted proxy that is not an IP address or network.
     Proxy,
+    /// Token introspection (RFC 7662): an endpoint URL jwtgate will not call, client credentials that cannot
+    /// be sent, no Tokio runtime.
+    Introspection,
 }
 
 impl ConfigError {
@@ -446,6 +461,8 @@ mod tests {
             ErrorKind::BoundTokenAsBearer,
             ErrorKind::DpopRequired,
             ErrorKind::CertificateMismatch,
+            ErrorKind::Inactive,
+            ErrorKind::IntrospectionUnavailable,
         ];
         let names: std::collections::HashSet<_> = kinds.iter().map(|kind| kind.name()).collect();
         assert_eq!(names.len(), kinds.len());

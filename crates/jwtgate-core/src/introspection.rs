@@ -1,10 +1,18 @@
-//! RFC 7662 token introspection, the framework-free part: reading an introspection endpoint's answer strictly.
-//! The HTTP call, the cache and the layer's use of it live in other crates.
+//! RFC 7662 token introspection, the framework-free part: reading an introspection endpoint's answer strictly,
+//! checking its claims as a JWT's are checked, and the hook through which a layer asks about an opaque token.
+//! The HTTP call and the cache live in `jwtgate-introspection`.
 
 use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
 
-use crate::ErrorKind;
+use serde::de::DeserializeOwned;
+
 use crate::claims::{RawClaims, RegisteredClaims, parse_claims};
+use crate::validator::ClaimRules;
+use crate::{AuthorityMapping, Error, ErrorKind, ExpectedAudience, Principal, Validated};
 
 /// The largest introspection answer read, in bytes: an answer is a claims set, and a few KiB at most.
 pub const MAX_ANSWER_BYTES: usize = 64 * 1024;
@@ -79,7 +87,7 @@ impl ActiveAnswer {
 
     /// The answer's registered claims and the claims type `C`, read as a JWT's claims set is, with the same
     /// strictness: a registered claim of the wrong type is invalid, never absent.
-    pub fn claims<C: serde::de::DeserializeOwned>(&self) -> Result<(C, RegisteredClaims), ErrorKind> {
+    pub fn claims<C: DeserializeOwned>(&self) -> Result<(C, RegisteredClaims), ErrorKind> {
         parse_claims::<C>(self.json.clone())
     }
 }
@@ -88,6 +96,178 @@ impl fmt::Debug for ActiveAnswer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // The answer may hold personal data: its size only.
         f.debug_struct("ActiveAnswer").field("bytes", &self.json.len()).finish()
+    }
+}
+
+/// An introspection that has not finished: the future of a call to the endpoint, or of one already under
+/// way for the same token.
+pub type PendingIntrospection<C> = Pin<Box<dyn Future<Output = Result<Arc<Validated<C>>, Error>> + Send + 'static>>;
+
+/// The answer of [`Introspect::introspect`]: at once (a cached answer, or a token refused before any call), or
+/// later.
+pub enum Introspection<C> {
+    /// The answer is known now.
+    Ready(Result<Arc<Validated<C>>, Error>),
+    /// The answer comes from this future.
+    Pending(PendingIntrospection<C>),
+}
+
+impl<C> fmt::Debug for Introspection<C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Ready(Ok(_)) => f.write_str("Ready(Ok(..))"),
+            Self::Ready(Err(error)) => f.debug_tuple("Ready").field(&Err::<(), _>(error)).finish(),
+            Self::Pending(_) => f.write_str("Pending(..)"),
+        }
+    }
+}
+
+/// Validation of opaque tokens by an authorization server (RFC 7662): the hook through which `JwtAuthLayer`
+/// asks about a token that is not a JWT. `jwtgate-introspection`'s `Introspector`, which calls the endpoint
+/// and caches its answers, is the implementation most users want.
+///
+/// The answer is a [`Validated`] token, as a JWT's validation gives, so that guards, extractors and the
+/// denylist treat both alike; or a refusal: [`ErrorKind::Inactive`] for a token the endpoint says is not
+/// active, a claim check's kind (such as [`ErrorKind::Expired`]), or
+/// [`ErrorKind::IntrospectionUnavailable`] when the endpoint gave no usable answer.
+pub trait Introspect<C>: Send + Sync + 'static {
+    /// Asks about `token`, which the layer took from the request as it is.
+    fn introspect(&self, token: &str) -> Introspection<C>;
+}
+
+impl<C, I: Introspect<C> + ?Sized> Introspect<C> for Arc<I> {
+    fn introspect(&self, token: &str) -> Introspection<C> {
+        (**self).introspect(token)
+    }
+}
+
+/// The checks of an active answer's claims, the same as a JWT's (see [`Validator`](crate::Validator)): `exp`,
+/// `nbf` and `iat` with the leeway, `iss` and `aud`; and how its claims map into the [`Principal`].
+///
+/// What differs, by default, is what an answer may leave out. RFC 7662 §2.2 makes every member but `active`
+/// optional, and the endpoint has already judged the token, so:
+/// - `exp` may be absent ([`require_exp`](Self::require_exp) to refuse such answers);
+/// - `iss` and `aud` are checked when present, and may be absent even when configured
+///   ([`require_issuer`](Self::require_issuer), [`require_audience`](Self::require_audience)). An answer
+///   whose `aud` names no configured audience is always refused, and so is one with an `aud` when no audience
+///   is configured (RFC 7519 §4.1.3).
+///
+/// ```
+/// use jwtgate_core::{ActiveAnswer, AnswerRules, ErrorKind};
+///
+/// let rules = AnswerRules::new().issuer("https://auth.example").audience("api");
+/// let answer = ActiveAnswer::read(br#"{"active":true,"sub":"alice","aud":"api","scope":"read write"}"#)?;
+/// let validated = rules.check::<serde_json::Value>(&answer, 1_700_000_000)?;
+/// assert!(validated.principal().has_scope("write"));
+/// assert!(validated.is_introspected());
+///
+/// let elsewhere = ActiveAnswer::read(br#"{"active":true,"aud":"billing"}"#)?;
+/// assert_eq!(rules.check::<serde_json::Value>(&elsewhere, 1_700_000_000).unwrap_err().kind(), ErrorKind::InvalidAudience);
+/// let silent = ActiveAnswer::read(br#"{"active":true}"#)?;
+/// assert!(rules.check::<serde_json::Value>(&silent, 1_700_000_000).is_ok());
+/// assert!(rules.require_audience().check::<serde_json::Value>(&silent, 1_700_000_000).is_err());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone)]
+#[must_use]
+pub struct AnswerRules {
+    claims: ClaimRules,
+}
+
+impl Default for AnswerRules {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl AnswerRules {
+    /// No issuer or audience configured, a 30 s leeway, `exp` not required, and the default
+    /// [`AuthorityMapping`] (`roles` and `scope`).
+    pub fn new() -> Self {
+        let claims = ClaimRules { require_exp: false, require_iss: false, require_aud: false, ..ClaimRules::new() };
+        Self { claims }
+    }
+
+    /// Accepts answers whose `iss`, when present, equals `issuer`. Call it again to accept several.
+    pub fn issuer(mut self, issuer: impl Into<String>) -> Self {
+        self.claims.issuers.push(issuer.into());
+        self
+    }
+
+    /// Accepts answers whose `aud`, when present, names `audience`. Call it again to accept several.
+    pub fn audience(mut self, audience: impl Into<ExpectedAudience>) -> Self {
+        self.claims.audiences.push(audience.into());
+        self
+    }
+
+    /// Refuses an answer without `iss` once an issuer is configured.
+    pub fn require_issuer(mut self) -> Self {
+        self.claims.require_iss = true;
+        self
+    }
+
+    /// Refuses an answer without `aud` once an audience is configured: for endpoints that always name the
+    /// audience, so that a token issued for another resource cannot pass for want of one.
+    pub fn require_audience(mut self) -> Self {
+        self.claims.require_aud = true;
+        self
+    }
+
+    /// Refuses an answer without `exp`.
+    pub fn require_exp(mut self) -> Self {
+        self.claims.require_exp = true;
+        self
+    }
+
+    /// The clock leeway for `exp`, `nbf` and `iat`, in whole seconds. Default 30 s.
+    pub fn leeway(mut self, leeway: Duration) -> Self {
+        self.claims.leeway = i64::try_from(leeway.as_secs()).unwrap_or(i64::MAX);
+        self
+    }
+
+    /// How roles, scopes and permissions are read from the answer into the [`Principal`]. Default:
+    /// [`AuthorityMapping::default`], the `roles` array and the `scope` string, which is how RFC 7662 §2.2
+    /// gives scopes.
+    pub fn authorities(mut self, mapping: AuthorityMapping) -> Self {
+        self.claims.mapping = Arc::new(mapping);
+        self
+    }
+
+    /// The configured audiences.
+    pub fn audiences(&self) -> &[ExpectedAudience] {
+        &self.claims.audiences
+    }
+
+    /// The configured issuers.
+    pub fn issuers(&self) -> &[String] {
+        &self.claims.issuers
+    }
+
+    /// Checks an active answer's claims as of `now` (seconds since the Unix epoch), and reads them into a
+    /// [`Validated`] token: the claims type `C`, the registered claims (`cnf` among them, so that a
+    /// sender-constrained token stays bound), and the principal. Its
+    /// [`valid_until`](Validated::valid_until) is the answer's `exp`, if any.
+    pub fn check<C: DeserializeOwned>(&self, answer: &ActiveAnswer, now: i64) -> Result<Validated<C>, Error> {
+        let (claims, registered) = answer.claims::<C>()?;
+        self.claims.check_claims(&registered, now)?;
+        let valid_until = self.claims.valid_until(&registered);
+        let principal = Principal::from_claims(registered, self.claims.mapping.clone(), self.claims.leeway);
+        Ok(Validated { claims, alg: None, kid: None, origin: None, valid_until, principal: Arc::new(principal) })
+    }
+}
+
+impl fmt::Debug for AnswerRules {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let claims = &self.claims;
+        f.debug_struct("AnswerRules")
+            .field("issuers", &claims.issuers)
+            .field("audiences", &claims.audiences)
+            .field("leeway", &claims.leeway)
+            .field("require_exp", &claims.require_exp)
+            .field("require_issuer", &claims.require_iss)
+            .field("require_audience", &claims.require_aud)
+            .field("authorities", &claims.mapping)
+            .finish()
     }
 }
 

@@ -74,7 +74,9 @@ pub use dpop::{
     jwk_thumbprint, normalize_htu,
 };
 pub use error::{Challenge, ConfigError, ConfigErrorKind, Error, ErrorKind};
-pub use introspection::{ActiveAnswer, AnswerError, MAX_ANSWER_BYTES};
+pub use introspection::{
+    ActiveAnswer, AnswerError, AnswerRules, Introspect, Introspection, MAX_ANSWER_BYTES, PendingIntrospection,
+};
 pub use jwk::{AlgorithmMapping, SkippedKey};
 pub use key::{Key, KeySet, MIN_HMAC_SECRET_BYTES};
 pub use mapping::{AuthorityMapping, ClaimSet};

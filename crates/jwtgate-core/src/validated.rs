@@ -25,11 +25,13 @@ impl<C: fmt::Debug> fmt::Debug for Attempt<C> {
     }
 }
 
-/// A validated token: its custom claims `C`, its registered claims, and the key that verified it.
+/// A validated token: its custom claims `C`, its registered claims, and the key that verified it; or, for an
+/// opaque token, what the authorization server's introspection endpoint said about it.
 #[derive(Clone, Debug)]
 pub struct Validated<C> {
     pub(crate) claims: C,
-    pub(crate) alg: Algorithm,
+    /// `None` for an introspected token.
+    pub(crate) alg: Option<Algorithm>,
     pub(crate) kid: Option<Arc<str>>,
     pub(crate) origin: Option<KeyOrigin>,
     pub(crate) valid_until: Option<i64>,
@@ -57,9 +59,16 @@ impl<C> Validated<C> {
         self.principal.registered()
     }
 
-    /// The algorithm the token was signed with.
-    pub fn algorithm(&self) -> Algorithm {
+    /// The algorithm the token was signed with; `None` for a token the authorization server vouched for by
+    /// introspection (RFC 7662), which jwtgate did not verify itself.
+    pub fn algorithm(&self) -> Option<Algorithm> {
         self.alg
+    }
+
+    /// Whether the token was introspected (RFC 7662) rather than validated as a JWT: its claims are the
+    /// introspection endpoint's answer.
+    pub fn is_introspected(&self) -> bool {
+        self.alg.is_none()
     }
 
     /// The id of the key that verified the token, if that key has one.

@@ -50,14 +50,26 @@ struct Issuers {
 
 struct Rules {
     keys: TrustedKeys,
-    issuers: Vec<String>,
-    audiences: Vec<ExpectedAudience>,
     types: Vec<String>,
-    leeway: i64,
-    require_exp: bool,
-    max_age: Option<i64>,
     max_token_bytes: usize,
-    mapping: Arc<AuthorityMapping>,
+    claims: ClaimRules,
+}
+
+/// The checks of a claims set, whether a JWT or an introspection answer holds it: its lifetime, its issuer
+/// and its audience; and how the claims map into a [`Principal`].
+#[derive(Clone)]
+pub(crate) struct ClaimRules {
+    pub(crate) issuers: Vec<String>,
+    pub(crate) audiences: Vec<ExpectedAudience>,
+    pub(crate) leeway: i64,
+    pub(crate) require_exp: bool,
+    /// Whether `iss` is required once an issuer is configured; when not, an absent `iss` passes, a wrong one
+    /// never does.
+    pub(crate) require_iss: bool,
+    /// Whether `aud` is required once an audience is configured, as `iss` above.
+    pub(crate) require_aud: bool,
+    pub(crate) max_age: Option<i64>,
+    pub(crate) mapping: Arc<AuthorityMapping>,
 }
 
 /// Configures a [`Validator`].
@@ -75,14 +87,9 @@ impl Validator {
         ValidatorBuilder {
             rules: Rules {
                 keys: keys.into(),
-                issuers: Vec::new(),
-                audiences: Vec::new(),
                 types: Vec::new(),
-                leeway: DEFAULT_LEEWAY.as_secs() as i64,
-                require_exp: true,
-                max_age: None,
                 max_token_bytes: DEFAULT_MAX_TOKEN_BYTES,
-                mapping: Arc::new(AuthorityMapping::default()),
+                claims: ClaimRules::new(),
             },
         }
     }
@@ -104,10 +111,13 @@ impl Validator {
                     "a validator by issuer cannot contain another one".to_owned(),
                 ));
             };
-            let [issuer] = rules.issuers.as_slice() else {
+            let [issuer] = rules.claims.issuers.as_slice() else {
                 return Err(ConfigError::new(
                     ConfigErrorKind::Validator,
-                    format!("each validator by issuer needs exactly one issuer; one has {}", rules.issuers.len()),
+                    format!(
+                        "each validator by issuer needs exactly one issuer; one has {}",
+                        rules.claims.issuers.len()
+                    ),
                 ));
             };
             max_token_bytes = max_token_bytes.max(rules.max_token_bytes);
@@ -132,7 +142,7 @@ impl Validator {
     /// `authorization_servers` of a protected resource's metadata.
     pub fn issuers(&self) -> Vec<&str> {
         match &*self.inner {
-            Inner::One(rules) => rules.issuers.iter().map(String::as_str).collect(),
+            Inner::One(rules) => rules.claims.issuers.iter().map(String::as_str).collect(),
             Inner::ByIssuer(issuers) => {
                 let mut all: Vec<&str> = issuers.by_issuer.keys().map(String::as_str).collect();
                 all.sort_unstable();
@@ -144,7 +154,7 @@ impl Validator {
     /// Whether a token whose `aud` is `audience` passes the audience check: of every issuer's rules, for a
     /// validator [by issuer](Self::by_issuer).
     pub fn accepts_audience(&self, audience: &str) -> bool {
-        let accepts = |rules: &Rules| rules.audiences.iter().any(|expected| expected.matches(audience));
+        let accepts = |rules: &Rules| rules.claims.audiences.iter().any(|expected| expected.matches(audience));
         match &*self.inner {
             Inner::One(rules) => accepts(rules),
             Inner::ByIssuer(issuers) => issuers.by_issuer.values().all(|validator| match &*validator.inner {
@@ -281,15 +291,36 @@ impl Rules {
         // principal.
         let payload = String::from_utf8(decode_part(payload)?).map_err(|_| ErrorKind::Malformed)?;
         let (claims, registered) = parse_claims::<C>(payload)?;
-        rules.check_claims(&registered, now)?;
-        let valid_until = rules.valid_until(&registered);
-        let principal = Principal::from_claims(registered, rules.mapping.clone(), rules.leeway);
-        Ok(Validated { claims, alg, kid, origin, valid_until, principal: Arc::new(principal) })
+        rules.claims.check_claims(&registered, now)?;
+        let valid_until = rules.claims.valid_until(&registered);
+        let principal = Principal::from_claims(registered, rules.claims.mapping.clone(), rules.claims.leeway);
+        Ok(Validated { claims, alg: Some(alg), kid, origin, valid_until, principal: Arc::new(principal) })
+    }
+
+    fn type_allowed(&self, typ: &str) -> bool {
+        let typ = strip_application(typ);
+        self.types.iter().any(|allowed| strip_application(allowed).eq_ignore_ascii_case(typ))
+    }
+}
+
+impl ClaimRules {
+    /// The rules of a JWT: `exp` required, and `iss` and `aud` required once configured.
+    pub(crate) fn new() -> Self {
+        Self {
+            issuers: Vec::new(),
+            audiences: Vec::new(),
+            leeway: DEFAULT_LEEWAY.as_secs() as i64,
+            require_exp: true,
+            require_iss: true,
+            require_aud: true,
+            max_age: None,
+            mapping: Arc::new(AuthorityMapping::default()),
+        }
     }
 
     /// Until when a token with these (already checked) claims stays valid without leeway: its `exp`, or
     /// sooner when a maximum age ends first. `None` for a token without `exp` and maximum age.
-    fn valid_until(&self, claims: &RegisteredClaims) -> Option<i64> {
+    pub(crate) fn valid_until(&self, claims: &RegisteredClaims) -> Option<i64> {
         let aged_out = self.max_age.zip(claims.iat).map(|(max_age, iat)| iat.saturating_add(max_age));
         match (claims.exp, aged_out) {
             (Some(exp), Some(aged_out)) => Some(exp.min(aged_out)),
@@ -297,12 +328,7 @@ impl Rules {
         }
     }
 
-    fn type_allowed(&self, typ: &str) -> bool {
-        let typ = strip_application(typ);
-        self.types.iter().any(|allowed| strip_application(allowed).eq_ignore_ascii_case(typ))
-    }
-
-    fn check_claims(&self, claims: &RegisteredClaims, now: i64) -> Result<(), ErrorKind> {
+    pub(crate) fn check_claims(&self, claims: &RegisteredClaims, now: i64) -> Result<(), ErrorKind> {
         let leeway = self.leeway;
         match claims.exp {
             Some(exp) if now >= exp.saturating_add(leeway) => return Err(ErrorKind::Expired),
@@ -334,13 +360,16 @@ impl Rules {
             return Err(ErrorKind::EmptyLifetime);
         }
         if !self.issuers.is_empty() {
-            let iss = claims.issuer().ok_or(ErrorKind::MissingClaim { claim: "iss" })?;
-            if !self.issuers.iter().any(|allowed| allowed == iss) {
-                return Err(ErrorKind::InvalidIssuer);
+            match claims.issuer() {
+                Some(iss) if !self.issuers.iter().any(|allowed| allowed == iss) => {
+                    return Err(ErrorKind::InvalidIssuer);
+                }
+                None if self.require_iss => return Err(ErrorKind::MissingClaim { claim: "iss" }),
+                _ => {}
             }
         }
         let mut audience = claims.audience();
-        if !self.audiences.is_empty() && audience.len() == 0 {
+        if self.require_aud && !self.audiences.is_empty() && audience.len() == 0 {
             return Err(ErrorKind::MissingClaim { claim: "aud" });
         }
         // RFC 7519 §4.1.3: a recipient that does not identify itself with a value of a present `aud` must
@@ -424,7 +453,7 @@ impl ValidatorBuilder {
     /// Accepts tokens whose `iss` equals `issuer`. Call it again to accept several issuers. Once an issuer
     /// is configured, `iss` is required.
     pub fn issuer(mut self, issuer: impl Into<String>) -> Self {
-        self.rules.issuers.push(issuer.into());
+        self.rules.claims.issuers.push(issuer.into());
         self
     }
 
@@ -434,7 +463,7 @@ impl ValidatorBuilder {
     /// configured, `aud` is required. A token that has an `aud` is refused when none of its values is
     /// configured, even when no audience is configured at all (RFC 7519 §4.1.3).
     pub fn audience(mut self, audience: impl Into<ExpectedAudience>) -> Self {
-        self.rules.audiences.push(audience.into());
+        self.rules.claims.audiences.push(audience.into());
         self
     }
 
@@ -451,20 +480,20 @@ impl ValidatorBuilder {
 
     /// The clock leeway for `exp`, `nbf` and `iat`, in whole seconds. Default 30 s.
     pub fn leeway(mut self, leeway: Duration) -> Self {
-        self.rules.leeway = i64::try_from(leeway.as_secs()).unwrap_or(i64::MAX);
+        self.rules.claims.leeway = i64::try_from(leeway.as_secs()).unwrap_or(i64::MAX);
         self
     }
 
     /// Whether `exp` is required. Default `true`; a token without `exp` never expires, so think twice.
     pub fn require_exp(mut self, required: bool) -> Self {
-        self.rules.require_exp = required;
+        self.rules.claims.require_exp = required;
         self
     }
 
     /// Refuses tokens whose `iat` is older than `max_age` (plus the leeway), and tokens without `iat`.
     /// Default: no maximum age.
     pub fn max_age(mut self, max_age: Duration) -> Self {
-        self.rules.max_age = Some(i64::try_from(max_age.as_secs()).unwrap_or(i64::MAX));
+        self.rules.claims.max_age = Some(i64::try_from(max_age.as_secs()).unwrap_or(i64::MAX));
         self
     }
 
@@ -477,7 +506,7 @@ impl ValidatorBuilder {
     /// How roles, scopes and permissions are read from the claims into the [`Principal`]. Default:
     /// [`AuthorityMapping::default`], the `roles` array and the `scope` string.
     pub fn authorities(mut self, mapping: AuthorityMapping) -> Self {
-        self.rules.mapping = Arc::new(mapping);
+        self.rules.claims.mapping = Arc::new(mapping);
         self
     }
 
@@ -491,14 +520,14 @@ impl fmt::Debug for Rules {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Validator")
             .field("keys", &self.keys)
-            .field("issuers", &self.issuers)
-            .field("audiences", &self.audiences)
+            .field("issuers", &self.claims.issuers)
+            .field("audiences", &self.claims.audiences)
             .field("types", &self.types)
-            .field("leeway", &self.leeway)
-            .field("require_exp", &self.require_exp)
-            .field("max_age", &self.max_age)
+            .field("leeway", &self.claims.leeway)
+            .field("require_exp", &self.claims.require_exp)
+            .field("max_age", &self.claims.max_age)
             .field("max_token_bytes", &self.max_token_bytes)
-            .field("authorities", &self.mapping)
+            .field("authorities", &self.claims.mapping)
             .finish()
     }
 }
@@ -533,11 +562,17 @@ mod tests {
             exp: Some(exp),
             ..RegisteredClaims::default()
         };
-        assert_eq!(rules.check_claims(&claims(Some(now + 10), None, now + 5), now), Err(ErrorKind::EmptyLifetime));
-        assert_eq!(rules.check_claims(&claims(None, Some(now + 10), now + 5), now), Err(ErrorKind::EmptyLifetime));
-        assert_eq!(rules.check_claims(&claims(Some(now - 5), Some(now - 5), now + 5), now), Ok(()));
         assert_eq!(
-            rules.check_claims(&claims(Some(now + 5), Some(now + 5), now + 5), now),
+            rules.claims.check_claims(&claims(Some(now + 10), None, now + 5), now),
+            Err(ErrorKind::EmptyLifetime)
+        );
+        assert_eq!(
+            rules.claims.check_claims(&claims(None, Some(now + 10), now + 5), now),
+            Err(ErrorKind::EmptyLifetime)
+        );
+        assert_eq!(rules.claims.check_claims(&claims(Some(now - 5), Some(now - 5), now + 5), now), Ok(()));
+        assert_eq!(
+            rules.claims.check_claims(&claims(Some(now + 5), Some(now + 5), now + 5), now),
             Ok(()),
             "a lifetime of one instant"
         );

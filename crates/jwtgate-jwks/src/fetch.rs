@@ -33,7 +33,9 @@ impl Validators {
 
 /// A URL as logs and errors show it: without user information, query or fragment, which may hold
 /// credentials.
-pub(crate) struct Shown<'a>(pub(crate) &'a Url);
+/// A URL as logs show it: scheme, host, port and path, never its query, fragment or credentials.
+#[derive(Debug)]
+pub struct Shown<'a>(pub &'a Url);
 
 impl fmt::Display for Shown<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -87,22 +89,11 @@ pub(crate) async fn get_json(
             status => return Err(FetchError(format!("{url}: HTTP {status}"))),
         }
         check_content_type(response.headers()).map_err(|err| FetchError(format!("{url}: {err}")))?;
-        if response.content_length().is_some_and(|len| len > max_bytes as u64) {
-            return Err(FetchError(format!("{url}: the response is larger than {max_bytes} bytes")));
-        }
         let validators = Validators {
             etag: response.headers().get(header::ETAG).cloned(),
             last_modified: response.headers().get(header::LAST_MODIFIED).cloned(),
         };
-        let mut body = Vec::new();
-        while let Some(chunk) =
-            response.chunk().await.map_err(|err| FetchError(format!("{url}: {}", describe(&err))))?
-        {
-            if body.len() + chunk.len() > max_bytes {
-                return Err(FetchError(format!("{url}: the response is larger than {max_bytes} bytes")));
-            }
-            body.extend_from_slice(&chunk);
-        }
+        let body = read_body(&mut response, max_bytes).await.map_err(|err| FetchError(format!("{url}: {err}")))?;
         let body = String::from_utf8(body).map_err(|_| FetchError(format!("{url}: the response is not UTF-8")))?;
         Ok(Fetched::Body { body, max_age, validators })
     };
@@ -112,7 +103,24 @@ pub(crate) async fn get_json(
 }
 
 /// The error's kind, without the URL reqwest repeats (the caller adds it once).
-fn describe(err: &reqwest::Error) -> String {
+/// Reads a response's body, refusing one larger than `max_bytes` as soon as it is: never more is held.
+pub async fn read_body(response: &mut reqwest::Response, max_bytes: usize) -> Result<Vec<u8>, String> {
+    if response.content_length().is_some_and(|len| len > max_bytes as u64) {
+        return Err(format!("the response is larger than {max_bytes} bytes"));
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(|err| describe(&err))? {
+        if body.len() + chunk.len() > max_bytes {
+            return Err(format!("the response is larger than {max_bytes} bytes"));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+/// What went wrong with a request, in words safe to log: the kind of failure, and its source (a connection
+/// or TLS error), never a URL's query or a body.
+pub fn describe(err: &reqwest::Error) -> String {
     let what = if err.is_timeout() {
         "timed out"
     } else if err.is_connect() {
@@ -132,7 +140,8 @@ fn describe(err: &reqwest::Error) -> String {
 
 /// Accepts `application/json`, `application/jwk-set+json` and any other `+json` type, or no type at all.
 /// Refuses others, such as the HTML of a login page or a proxy's error page.
-fn check_content_type(headers: &HeaderMap) -> Result<(), String> {
+/// Whether a response's content type, when it has one, is JSON (`application/json` or `application/*+json`).
+pub fn check_content_type(headers: &HeaderMap) -> Result<(), String> {
     let Some(value) = headers.get(header::CONTENT_TYPE) else { return Ok(()) };
     let value = value.to_str().map_err(|_| "the content type is not readable".to_owned())?;
     let essence = value.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
@@ -215,14 +224,18 @@ pub(crate) fn read_discovery(body: &str, issuer: &str) -> Result<Url, String> {
 /// fetched in clear text over a network could be anyone's. An error shows the URL as [`Shown`] does (no
 /// credentials, no query), and an unparsable one not at all: it may hold a secret.
 pub(crate) fn parse_url(url: &str) -> Result<Url, String> {
+    parse_endpoint(url, "keys are fetched")
+}
+
+/// Parses the URL of an endpoint jwtgate calls: https, or plain http to a loopback address only. `purpose`
+/// completes "... over https" in the error message, such as "keys are fetched".
+pub fn parse_endpoint(url: &str, purpose: &str) -> Result<Url, String> {
     let parsed = Url::parse(url).map_err(|err| format!("the URL is not valid: {err}"))?;
     match parsed.scheme() {
         "https" => Ok(parsed),
         "http" if is_loopback(&parsed) => Ok(parsed),
-        "http" => {
-            Err(format!("{} uses http; keys are fetched over https (plain http only to loopback)", Shown(&parsed)))
-        }
-        other => Err(format!("{} has the scheme {other:?}; keys are fetched over https", Shown(&parsed))),
+        "http" => Err(format!("{} uses http; {purpose} over https (plain http only to loopback)", Shown(&parsed))),
+        other => Err(format!("{} has the scheme {other:?}; {purpose} over https", Shown(&parsed))),
     }
 }
 

@@ -34,6 +34,14 @@ mod publish;
 mod remote;
 
 pub use jwtgate_core::{ConfigError, ConfigErrorKind};
+
+/// What jwtgate's own crates share and users do not need: the HTTP helpers `jwtgate-introspection` calls its
+/// endpoint with. Not part of the public API, and free to change.
+#[cfg(feature = "remote")]
+#[doc(hidden)]
+pub mod __private {
+    pub use crate::fetch::{Shown, check_content_type, describe, parse_endpoint, read_body};
+}
 pub use publish::{DEFAULT_PUBLISHED_MAX_AGE, JwksPublisher};
 #[cfg(feature = "remote")]
 #[cfg_attr(docsrs, doc(cfg(feature = "remote")))]

@@ -104,10 +104,20 @@ pub mod dpop {
     pub use jwtgate_tower::{DEFAULT_PROOF_WINDOW, DPOP_NONCE, Dpop, DpopMode, REPLAY_MARGIN};
 }
 
-/// Opaque tokens (RFC 7662 introspection), so far the part that stands on its own: reading an introspection
-/// endpoint's answer strictly. `JwtAuthLayer` does not use it yet.
+/// Opaque tokens (RFC 7662 introspection): [`JwtAuthLayer::introspected`](crate::JwtAuthLayer::introspected)
+/// or [`JwtAuthLayer::introspection`](crate::JwtAuthLayer::introspection) with an `Introspector` (feature
+/// `introspection`), which calls the authorization server's endpoint and caches its answers; or an
+/// [`Introspect`](introspection::Introspect) of your own.
 pub mod introspection {
-    pub use jwtgate_core::{ActiveAnswer, AnswerError, MAX_ANSWER_BYTES};
+    pub use jwtgate_core::{
+        ActiveAnswer, AnswerError, AnswerRules, Introspect, Introspection, MAX_ANSWER_BYTES, PendingIntrospection,
+    };
+    #[cfg(feature = "introspection")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "introspection")))]
+    pub use jwtgate_introspection::{
+        DEFAULT_CACHE_TTL, DEFAULT_CAPACITY, DEFAULT_MAX_CONCURRENT_CALLS, DEFAULT_NEGATIVE_CAPACITY,
+        DEFAULT_NEGATIVE_TTL, DEFAULT_TIMEOUT, Introspector, IntrospectorBuilder,
+    };
 }
 
 /// Certificate-bound access tokens (RFC 8705 §3): [`JwtAuthLayer::certificate_binding`](crate::JwtAuthLayer::certificate_binding)
@@ -160,6 +170,9 @@ pub mod service {
 /// The names of the metrics jwtgate records with the `metrics` feature: the layer's, and with `jwks` and
 /// `redis`, those of remote key sets and of the replicated denylist.
 pub mod metric_names {
+    #[cfg(feature = "introspection")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "introspection")))]
+    pub use jwtgate_introspection::metric_names::*;
     #[cfg(feature = "jwks")]
     #[cfg_attr(docsrs, doc(cfg(feature = "jwks")))]
     pub use jwtgate_jwks::metric_names::*;

@@ -9,7 +9,8 @@
 //! ```
 //!
 //! A request waits in a bracketed state only when it must: `Keys` when its token names a `kid` the remote
-//! keys lack, `Replay` when a DPoP proof's replay store answers asynchronously, `Revocation` when the denylist
+//! keys lack, `Introspect` when an opaque token is not in the introspection's cache (it takes the place of
+//! `Keys`), `Replay` when a DPoP proof's replay store answers asynchronously, `Revocation` when the denylist
 //! does, `Hook` when there is an `on_token_validated` hook.
 //!
 //! A DPoP proof is checked in `extract`, before any work on the token; its key binding with the token's
@@ -35,8 +36,9 @@ use bytes::Bytes;
 use http::{Extensions, HeaderValue, Request, Response};
 use jwtgate_core::__private::unix_now;
 use jwtgate_core::{
-    Attempt, Confirmation, DenylistError, Error, ErrorKind, Lookup, PendingLookup, PendingRefresh, PendingReplayCheck,
-    Principal, ProofError, ProofUse, RefreshOutcome, ReplayCheck, ReplayError, TokenStatus, Validated,
+    Attempt, Confirmation, DenylistError, Error, ErrorKind, Introspection, Lookup, PendingIntrospection, PendingLookup,
+    PendingRefresh, PendingReplayCheck, Principal, ProofError, ProofUse, RefreshOutcome, ReplayCheck, ReplayError,
+    TokenStatus, Validated,
 };
 use pin_project_lite::pin_project;
 use serde::de::DeserializeOwned;
@@ -101,6 +103,8 @@ pin_project! {
 enum Stage<C> {
     /// A key fetch; then `token` is checked again.
     Keys { refresh: PendingRefresh, token: String, possession: Option<Box<Possession>> },
+    /// The introspection endpoint's answer about an opaque token, or a call already under way for it.
+    Introspect { pending: PendingIntrospection<C>, possession: Option<Box<Possession>> },
     /// The replay store's answer about a DPoP proof.
     Replay { check: PendingReplayCheck, validated: Arc<Validated<C>> },
     /// The denylist's answer about a valid token.
@@ -125,6 +129,8 @@ struct InFlight<S, ReqBody, C> {
 enum Step<C> {
     /// Await a key fetch, then check the token again.
     AwaitKeys(PendingRefresh, String, Option<Box<Possession>>),
+    /// Await the introspection of an opaque token.
+    AwaitIntrospection(PendingIntrospection<C>, Option<Box<Possession>>),
     /// A valid token, bound to its DPoP proof's key if it came with one; next, the proof's replay check.
     Validated(Arc<Validated<C>>, Option<Box<Possession>>),
     /// A valid token whose proof, if any, is used for the first time; next, the denylist.
@@ -182,6 +188,9 @@ where
         step = match step {
             Step::AwaitKeys(refresh, token, possession) => {
                 return State::Waiting { stage: Stage::Keys { refresh, token, possession }, in_flight };
+            }
+            Step::AwaitIntrospection(pending, possession) => {
+                return State::Waiting { stage: Stage::Introspect { pending, possession }, in_flight };
             }
             Step::Validated(validated, possession) => {
                 observe::validated(span, &validated, &config.subject_in_logs);
@@ -247,6 +256,10 @@ impl<C: DeserializeOwned + Send + Sync + 'static> Stage<C> {
                 let outcome = ready!(refresh.as_mut().poll(cx));
                 observe::within(span, || config.recheck(token, outcome, possession.take()))
             }
+            Self::Introspect { pending, possession } => {
+                let answer = ready!(pending.as_mut().poll(cx));
+                observe::within(span, || config.introspected(answer, possession.take()))
+            }
             Self::Replay { check, validated } => {
                 let answer = ready!(check.as_mut().poll(cx));
                 config.replay(validated.clone(), answer, span)
@@ -266,7 +279,7 @@ impl<C: DeserializeOwned + Send + Sync + 'static> Stage<C> {
     }
 }
 
-impl<C: DeserializeOwned> Config<C> {
+impl<C: DeserializeOwned + 'static> Config<C> {
     /// Finds the request's token, and its DPoP proof, which is checked at once; then validates the token unless
     /// the cache holds it.
     fn extract(&self, head: &RequestHead<'_>) -> Step<C> {
@@ -309,16 +322,31 @@ impl<C: DeserializeOwned> Config<C> {
     /// Validates `token` unless the cache holds it, and checks it against what the request holds beside it: its
     /// DPoP proof, its client certificate.
     fn authenticate(&self, token: Cow<'_, str>, possession: Option<Box<Possession>>) -> Step<C> {
+        let validator = match (&self.validator, &self.introspection) {
+            (_, Some(introspection)) if self.introspect_jwts || !is_compact_jws(&token) => {
+                return match introspection.introspect(&token) {
+                    Introspection::Ready(answer) => self.introspected(answer, possession),
+                    Introspection::Pending(pending) => Step::AwaitIntrospection(pending, possession),
+                };
+            }
+            (Some(validator), _) => validator,
+            // A layer that only introspects, and a JWT it was not told to introspect: no key can verify it.
+            (None, _) => {
+                let error = ErrorKind::UnknownKey.into();
+                observe::not_authenticated(&error, Some(&token));
+                return Step::Refuse(error);
+            }
+        };
         if let Some(cache) = &self.cache {
             let hit = cache.get(&token, unix_now());
             observe::cache_lookup(hit.is_some());
             if let Some(hit) = hit {
                 // Clones of a layer share its cache, and a clone may have other rules: they apply to a hit as
                 // to a fresh validation.
-                return self.layer_rules(hit, &token, possession);
+                return self.layer_rules(hit, Some(&token), possession);
             }
         }
-        match observe::timed(|| self.validator.validate_or_wait::<C>(&token), |v| matches!(v, Attempt::Done(_))) {
+        match observe::timed(|| validator.validate_or_wait::<C>(&token), |v| matches!(v, Attempt::Done(_))) {
             Attempt::Done(result) => self.checked(result, &token, possession),
             // Rare: the token names a `kid` the remote keys lack, or there are no remote keys yet (a cold
             // start), and they are being fetched. Only then is the token copied, to be checked again once the
@@ -329,8 +357,23 @@ impl<C: DeserializeOwned> Config<C> {
 
     /// Checks a token again once the key fetch it waited for is over; a token waits once at most.
     fn recheck(&self, token: &str, outcome: RefreshOutcome, possession: Option<Box<Possession>>) -> Step<C> {
-        let result = observe::timed(|| self.validator.after_refresh::<C>(token, outcome), |_| true);
+        let Some(validator) = &self.validator else {
+            unreachable!("only a validator waits for keys");
+        };
+        let result = observe::timed(|| validator.after_refresh::<C>(token, outcome), |_| true);
         self.checked(result, token, possession)
+    }
+
+    /// What the introspection of an opaque token answered: the layer's own rules apply to an active token as to
+    /// a JWT. Its answer is cached, if at all, by the introspection itself, not in the layer's cache.
+    fn introspected(&self, answer: Result<Arc<Validated<C>>, Error>, possession: Option<Box<Possession>>) -> Step<C> {
+        match answer {
+            Ok(validated) => self.layer_rules(validated, None, possession),
+            Err(error) => {
+                observe::not_authenticated(&error, None);
+                Step::Refuse(error)
+            }
+        }
     }
 
     /// Applies the layer's own rules to a validation's result, and caches a token that passes.
@@ -341,7 +384,7 @@ impl<C: DeserializeOwned> Config<C> {
         possession: Option<Box<Possession>>,
     ) -> Step<C> {
         let step = match result {
-            Ok(validated) => self.layer_rules(Arc::new(validated), token, possession),
+            Ok(validated) => self.layer_rules(Arc::new(validated), Some(token), possession),
             Err(error) => {
                 observe::not_authenticated(&error, Some(token));
                 Step::Refuse(error)
@@ -357,7 +400,12 @@ impl<C: DeserializeOwned> Config<C> {
 impl<C> Config<C> {
     /// The layer's own rules, beyond the validator's, for a token the validator accepted: `jti` if required,
     /// and the key the token is bound to, if any (RFC 9449 §7, RFC 8705 §3).
-    fn layer_rules(&self, validated: Arc<Validated<C>>, token: &str, possession: Option<Box<Possession>>) -> Step<C> {
+    fn layer_rules(
+        &self,
+        validated: Arc<Validated<C>>,
+        token: Option<&str>,
+        possession: Option<Box<Possession>>,
+    ) -> Step<C> {
         let registered = validated.registered();
         let refusal = if self.require_jti && registered.token_id().is_none() {
             Some(ErrorKind::MissingClaim { claim: "jti" })
@@ -366,7 +414,7 @@ impl<C> Config<C> {
         };
         if let Some(kind) = refusal {
             let error = kind.into();
-            observe::not_authenticated(&error, Some(token));
+            observe::not_authenticated(&error, token);
             return Step::Refuse(error);
         }
         Step::Validated(validated, possession)
@@ -470,6 +518,13 @@ impl<C> Config<C> {
     }
 }
 
+/// Whether `token` is shaped as a compact JWS: exactly two dots. Only a token of that shape can pass a JWT's
+/// validation, so only such a token takes the JWT path; any other is introspected.
+fn is_compact_jws(token: &str) -> bool {
+    let mut dots = token.bytes().filter(|&byte| byte == b'.');
+    dots.next().is_some() && dots.next().is_some() && dots.next().is_none()
+}
+
 impl<S, ReqBody, C> InFlight<S, ReqBody, C>
 where
     S: Service<Request<ReqBody>>,
@@ -539,6 +594,7 @@ where
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let state = match &self.state {
             State::Waiting { stage: Stage::Keys { .. }, .. } => "Keys",
+            State::Waiting { stage: Stage::Introspect { .. }, .. } => "Introspect",
             State::Waiting { stage: Stage::Replay { .. }, .. } => "Replay",
             State::Waiting { stage: Stage::Revocation { .. }, .. } => "Revocation",
             State::Waiting { stage: Stage::Hook { .. }, .. } => "Hook",

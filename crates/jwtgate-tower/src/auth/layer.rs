@@ -3,7 +3,7 @@ use std::future::Future;
 use std::sync::Arc;
 
 use http::Extensions;
-use jwtgate_core::{ConfigError, ConfigErrorKind, Denylist, Error, ValidatedCache, Validator};
+use jwtgate_core::{ConfigError, ConfigErrorKind, Denylist, Error, Introspect, ValidatedCache, Validator};
 use tower_layer::Layer;
 
 use super::events;
@@ -53,7 +53,35 @@ impl<C> JwtAuthLayer<C> {
     /// A layer that requires a valid token on every request, from `Authorization: Bearer`, with no
     /// denylist and RFC 6750 responses.
     pub fn new(validator: Validator) -> Self {
-        Self { config: Arc::new(Config::new(validator)) }
+        Self { config: Arc::new(Config::new(Some(validator), None)) }
+    }
+
+    /// A layer for opaque tokens only (RFC 7662): every token that is not shaped as a JWT is sent to
+    /// `introspection`, usually `jwtgate-introspection`'s `Introspector`, and a JWT is refused as signed by an
+    /// unknown key ([`introspect_jwts`](Self::introspect_jwts) sends JWTs to it too). To accept JWTs and
+    /// opaque tokens side by side, start from [`new`](Self::new) and add [`introspection`](Self::introspection).
+    pub fn introspected(introspection: impl Introspect<C>) -> Self {
+        Self { config: Arc::new(Config::new(None, Some(Arc::new(introspection)))) }
+    }
+
+    /// Accepts opaque tokens beside JWTs (RFC 7662): a token shaped as a compact JWS (three base64url parts
+    /// separated by two dots) is validated locally by the layer's [`Validator`], and is never sent to
+    /// `introspection`; every other token is sent there, never to the validator. Either way the token then
+    /// goes through the same steps: the layer's rules (`jti`, the `cnf` binding), the denylist, the hook, the
+    /// guards.
+    #[must_use]
+    pub fn introspection(mut self, introspection: impl Introspect<C>) -> Self {
+        self.config_mut().introspection = Some(Arc::new(introspection));
+        self
+    }
+
+    /// Sends tokens shaped as JWTs to the [`introspection`](Self::introspection) too, instead of the
+    /// validator: for an authorization server whose JWTs should be judged by it, with revocation taking
+    /// effect at once, at the cost of a call per token not cached. Default: JWTs are validated locally.
+    #[must_use]
+    pub fn introspect_jwts(mut self) -> Self {
+        self.config_mut().introspect_jwts = true;
+        self
     }
 
     /// The configuration, to change: shared with no clone of this layer nor with any service built before.
@@ -244,7 +272,9 @@ impl<C> JwtAuthLayer<C> {
                 "the layer protects no resource: call JwtAuthLayer::resource first",
             ));
         };
-        if !config.validator.accepts_audience(resource.as_str()) {
+        if let Some(validator) = &config.validator
+            && !validator.accepts_audience(resource.as_str())
+        {
             return Err(ConfigError::new(
                 ConfigErrorKind::Resource,
                 format!("the validator refuses tokens for the resource {resource}: build it with .audience(resource)"),
@@ -258,7 +288,7 @@ impl<C> JwtAuthLayer<C> {
         if config.certificates.as_ref().is_some_and(|binding| binding.mode() != CertificateMode::Off) {
             metadata = metadata.tls_client_certificate_bound_access_tokens();
         }
-        for issuer in config.validator.issuers() {
+        for issuer in config.validator.iter().flat_map(Validator::issuers) {
             metadata = metadata.authorization_server(issuer);
         }
         Ok(metadata)

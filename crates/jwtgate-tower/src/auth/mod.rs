@@ -23,7 +23,7 @@ pub use service::JwtAuthService;
 use std::fmt;
 use std::sync::Arc;
 
-use jwtgate_core::{Denylist, ValidatedCache, Validator};
+use jwtgate_core::{Denylist, Introspect, ValidatedCache, Validator};
 
 use crate::response::LayerResponder;
 use crate::{CertificateBinding, Dpop, ResourceUri, Rfc6750Responder, TokenSources};
@@ -31,7 +31,12 @@ use events::ValidatedHook;
 
 /// Everything a [`JwtAuthLayer`] was built with, in one `Arc` that its services and their futures share.
 struct Config<C> {
-    validator: Validator,
+    /// Validates JWTs; `None` for a layer that only introspects.
+    validator: Option<Validator>,
+    /// Asks an authorization server about opaque tokens.
+    introspection: Option<Arc<dyn Introspect<C>>>,
+    /// Whether tokens shaped as a compact JWS are introspected too, rather than validated locally.
+    introspect_jwts: bool,
     sources: TokenSources,
     optional: bool,
     denylist: Option<Arc<dyn Denylist>>,
@@ -55,9 +60,11 @@ struct Config<C> {
 }
 
 impl<C> Config<C> {
-    fn new(validator: Validator) -> Self {
+    fn new(validator: Option<Validator>, introspection: Option<Arc<dyn Introspect<C>>>) -> Self {
         Self {
             validator,
+            introspection,
+            introspect_jwts: false,
             sources: TokenSources::default(),
             optional: false,
             denylist: None,
@@ -88,6 +95,8 @@ impl<C> Clone for Config<C> {
     fn clone(&self) -> Self {
         Self {
             validator: self.validator.clone(),
+            introspection: self.introspection.clone(),
+            introspect_jwts: self.introspect_jwts,
             sources: self.sources.clone(),
             optional: self.optional,
             denylist: self.denylist.clone(),
@@ -110,6 +119,8 @@ impl<C> fmt::Debug for Config<C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("JwtAuth")
             .field("validator", &self.validator)
+            .field("introspection", &self.introspection.is_some())
+            .field("introspect_jwts", &self.introspect_jwts)
             .field("sources", &self.sources)
             .field("optional", &self.optional)
             .field("denylist", &self.denylist.is_some())

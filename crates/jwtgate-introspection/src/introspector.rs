@@ -1,0 +1,523 @@
+//! The introspector: the endpoint, the answers' cache, the calls under way.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::future::Future;
+use std::marker::PhantomData;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use aws_lc_rs::hmac;
+use aws_lc_rs::rand::SystemRandom;
+use futures_util::FutureExt;
+use futures_util::future::Shared;
+use jwtgate_core::__private::unix_now;
+use jwtgate_core::{
+    ActiveAnswer, AnswerError, AnswerRules, ConfigError, ConfigErrorKind, DEFAULT_MAX_TOKEN_BYTES, Error, ErrorKind,
+    Introspect, Introspection, Secret, SigningKey, Validated,
+};
+use jwtgate_jwks::__private::{Shown, parse_endpoint};
+use quick_cache::sync::Cache;
+use reqwest::{Client, Url};
+use serde::de::DeserializeOwned;
+
+use crate::call::{self, Credentials, Failure};
+
+/// The default bound on a call: connecting, sending, and reading the whole answer.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long an active answer is reused by default, never past the token's `exp`.
+pub const DEFAULT_CACHE_TTL: Duration = Duration::from_secs(30);
+/// How many active answers are kept by default.
+pub const DEFAULT_CAPACITY: usize = 10_000;
+/// How long a refusal (an inactive token, or an answer whose claims fail a check) is reused by default.
+pub const DEFAULT_NEGATIVE_TTL: Duration = Duration::from_secs(5);
+/// How many refusals are kept by default, apart from the active answers so that a flood of garbage tokens
+/// cannot push good answers out.
+pub const DEFAULT_NEGATIVE_CAPACITY: usize = 1_000;
+/// How many calls to the endpoint may be under way at once by default; a token that would need one more is
+/// answered 503.
+pub const DEFAULT_MAX_CONCURRENT_CALLS: usize = 256;
+
+/// The answer about one token, as the layer takes it.
+type Answer<C> = Result<Arc<Validated<C>>, Error>;
+/// A call under way, which every request with the same token awaits.
+type SharedCall<C> = Shared<Pin<Box<dyn Future<Output = Answer<C>> + Send>>>;
+/// A token's place in the caches: HMAC-SHA-256 of the token under a key made for this process.
+type Digest = [u8; 32];
+
+/// Opaque tokens, validated by asking the authorization server's introspection endpoint (RFC 7662), with a
+/// cache of its answers. Give it to `JwtAuthLayer::introspection` (beside JWTs) or
+/// `JwtAuthLayer::introspected` (opaque tokens only).
+///
+/// For each token it:
+/// 1. refuses a token longer than the size limit (8 KiB by default) without a call;
+/// 2. reuses a cached answer: an active one for at most the cache TTL and never past the token's `exp`, a
+///    refusal for at most the negative TTL;
+/// 3. otherwise POSTs `token` and `token_type_hint=access_token` as a form, with the client's credentials, and
+///    waits at most the timeout (2 s) for the whole answer. Concurrent requests with the same token share
+///    that one call;
+/// 4. reads the answer strictly ([`ActiveAnswer::read`]): only `"active": true` is active, and a body that
+///    is not a JSON object is a failure, never an inactive token;
+/// 5. checks the active answer's claims with its [`AnswerRules`] (`exp`, `nbf`, `iat` with the leeway; `iss`;
+///    `aud`), and deserializes `C` from it. `scope` and `roles` become the principal's authorities, so guards
+///    work unchanged; `client_id`, `username` and `token_type` are read with `Principal::claim`.
+///
+/// A call that fails (no connection, a timeout, a status other than 200 (a redirect included), a body that is
+/// not a JSON object) refuses the request with 503 and `Retry-After`
+/// ([`ErrorKind::IntrospectionUnavailable`]), never 401 and never 200: fail-open is not offered. Tokens with an
+/// answer still cached go on being served, and JWTs are never slowed by a failing endpoint.
+///
+/// The cache is keyed by an HMAC of the token under a key made for this process: the token itself is not
+/// kept. A revocation at the authorization server takes effect once the answer's TTL is over; for at once,
+/// call [`purge`](Self::purge) from the server's back-channel, or set a denylist on the layer, which is asked
+/// about every token, cached or not.
+pub struct Introspector<C> {
+    inner: Arc<Inner<C>>,
+}
+
+struct Inner<C> {
+    endpoint: Url,
+    client: Client,
+    credentials: Credentials,
+    rules: AnswerRules,
+    timeout: Duration,
+    max_token_bytes: usize,
+    cache_ttl: i64,
+    cache_without_exp: bool,
+    negative_ttl: i64,
+    answers: Cache<Digest, Active<C>>,
+    refusals: Cache<Digest, Refusal>,
+    digest_key: hmac::Key,
+    in_flight: Mutex<HashMap<Digest, SharedCall<C>>>,
+    max_calls: usize,
+}
+
+struct Active<C> {
+    validated: Arc<Validated<C>>,
+    until: i64,
+}
+
+impl<C> Clone for Active<C> {
+    fn clone(&self) -> Self {
+        Self { validated: self.validated.clone(), until: self.until }
+    }
+}
+
+#[derive(Clone, Copy)]
+struct Refusal {
+    error: Error,
+    until: i64,
+}
+
+/// Configures an [`Introspector`].
+#[must_use]
+pub struct IntrospectorBuilder<C> {
+    endpoint: String,
+    credentials: Result<Credentials, ConfigError>,
+    rules: AnswerRules,
+    timeout: Duration,
+    max_token_bytes: usize,
+    cache_ttl: Duration,
+    capacity: usize,
+    cache_without_exp: bool,
+    negative_ttl: Duration,
+    negative_capacity: usize,
+    max_calls: usize,
+    claims: PhantomData<fn() -> C>,
+}
+
+impl<C> Introspector<C> {
+    /// Starts an introspector of the endpoint at `endpoint` (https, or plain http to a loopback address),
+    /// with no client authentication, [`AnswerRules::new`], and the defaults: 2 s per call, active answers
+    /// reused for 30 s (never past `exp`; not at all without `exp`), 10,000 of them, refusals for 5 s, 1,000
+    /// of them, 256 calls at once, tokens of at most 8 KiB.
+    pub fn builder(endpoint: impl Into<String>) -> IntrospectorBuilder<C> {
+        IntrospectorBuilder {
+            endpoint: endpoint.into(),
+            credentials: Ok(Credentials::None),
+            rules: AnswerRules::new(),
+            timeout: DEFAULT_TIMEOUT,
+            max_token_bytes: DEFAULT_MAX_TOKEN_BYTES,
+            cache_ttl: DEFAULT_CACHE_TTL,
+            capacity: DEFAULT_CAPACITY,
+            cache_without_exp: false,
+            negative_ttl: DEFAULT_NEGATIVE_TTL,
+            negative_capacity: DEFAULT_NEGATIVE_CAPACITY,
+            max_calls: DEFAULT_MAX_CONCURRENT_CALLS,
+            claims: PhantomData,
+        }
+    }
+
+    /// Forgets what is cached about `token`, active or not: its next use asks the endpoint. For an
+    /// authorization server's back-channel that says a token was revoked.
+    pub fn purge(&self, token: &str) {
+        let digest = self.inner.digest(token);
+        self.inner.answers.remove(&digest);
+        self.inner.refusals.remove(&digest);
+    }
+
+    /// Forgets every cached answer.
+    pub fn purge_all(&self) {
+        self.inner.answers.clear();
+        self.inner.refusals.clear();
+    }
+
+    /// How many active answers, and how many refusals, are cached.
+    pub fn cached(&self) -> (usize, usize) {
+        (self.inner.answers.len(), self.inner.refusals.len())
+    }
+
+    /// The endpoint.
+    pub fn endpoint(&self) -> &Url {
+        &self.inner.endpoint
+    }
+}
+
+impl<C: DeserializeOwned + Send + Sync + 'static> Introspect<C> for Introspector<C> {
+    fn introspect(&self, token: &str) -> Introspection<C> {
+        let inner = &self.inner;
+        if token.len() > inner.max_token_bytes {
+            return Introspection::Ready(Err(ErrorKind::TooLarge.into()));
+        }
+        let digest = inner.digest(token);
+        if let Some(answer) = inner.cached(&digest, unix_now()) {
+            return Introspection::Ready(answer);
+        }
+        let mut in_flight = inner.in_flight.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(call) = in_flight.get(&digest) {
+            observe::cache("shared");
+            return Introspection::Pending(Box::pin(call.clone()));
+        }
+        observe::cache("miss");
+        if in_flight.len() >= inner.max_calls {
+            tracing::warn!(
+                calls = in_flight.len(),
+                "jwtgate: too many introspection calls under way; refusing with 503"
+            );
+            return Introspection::Ready(Err(ErrorKind::IntrospectionUnavailable.into()));
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            tracing::error!("jwtgate: token introspection needs a Tokio runtime; refusing with 503");
+            return Introspection::Ready(Err(ErrorKind::IntrospectionUnavailable.into()));
+        };
+        // The call runs as a task of its own: it ends, is cached and leaves `in_flight` even when every request
+        // that awaits it goes away. It waits for this lock before it leaves, so it is in `in_flight` first.
+        let task = runtime.spawn(inner.clone().call(token.to_owned(), digest));
+        let call: Pin<Box<dyn Future<Output = Answer<C>> + Send>> =
+            Box::pin(async move { task.await.unwrap_or_else(|_| Err(ErrorKind::IntrospectionUnavailable.into())) });
+        let call = call.shared();
+        in_flight.insert(digest, call.clone());
+        Introspection::Pending(Box::pin(call))
+    }
+}
+
+impl<C> Inner<C> {
+    fn digest(&self, token: &str) -> Digest {
+        let tag = hmac::sign(&self.digest_key, token.as_bytes());
+        let mut digest = [0; 32];
+        digest.copy_from_slice(tag.as_ref());
+        digest
+    }
+
+    /// A cached answer about the token, if one is still good at `now`.
+    fn cached(&self, digest: &Digest, now: i64) -> Option<Answer<C>> {
+        if let Some(active) = self.answers.get(digest) {
+            if now < active.until {
+                observe::cache("hit");
+                return Some(Ok(active.validated));
+            }
+            self.answers.remove(digest);
+        }
+        if let Some(refusal) = self.refusals.get(digest) {
+            if now < refusal.until {
+                observe::cache("negative_hit");
+                return Some(Err(refusal.error));
+            }
+            self.refusals.remove(digest);
+        }
+        None
+    }
+}
+
+impl<C: DeserializeOwned + Send + Sync + 'static> Inner<C> {
+    /// Asks the endpoint about `token`, keeps the answer, and leaves the calls under way.
+    async fn call(self: Arc<Self>, token: String, digest: Digest) -> Answer<C> {
+        /// Leaves `in_flight` however the call ends, a panic included.
+        struct Leave<'a, C>(&'a Inner<C>, Digest);
+        impl<C> Drop for Leave<'_, C> {
+            fn drop(&mut self) {
+                self.0.in_flight.lock().unwrap_or_else(PoisonError::into_inner).remove(&self.1);
+            }
+        }
+        let _leave = Leave(&self, digest);
+        let started = Instant::now();
+        let answer = self.ask(&token).await;
+        drop(token);
+        let now = unix_now();
+        let outcome = match &answer {
+            Ok(validated) => {
+                let ttl_end = now.saturating_add(self.cache_ttl);
+                let until = match validated.valid_until() {
+                    Some(exp) => Some(exp.min(ttl_end)),
+                    None if self.cache_without_exp => Some(ttl_end),
+                    None => None,
+                };
+                if let Some(until) = until.filter(|&until| until > now) {
+                    self.answers.insert(digest, Active { validated: validated.clone(), until });
+                }
+                "active"
+            }
+            Err(error) if error.kind() == ErrorKind::IntrospectionUnavailable => "error",
+            Err(error) => {
+                if self.negative_ttl > 0 {
+                    self.refusals
+                        .insert(digest, Refusal { error: *error, until: now.saturating_add(self.negative_ttl) });
+                }
+                if error.kind() == ErrorKind::Inactive { "inactive" } else { "refused" }
+            }
+        };
+        observe::call(outcome, started.elapsed());
+        answer
+    }
+
+    async fn ask(&self, token: &str) -> Answer<C> {
+        let unavailable = |Failure(reason)| {
+            tracing::warn!(%reason, "jwtgate: token introspection failed; refusing with 503");
+            Error::from(ErrorKind::IntrospectionUnavailable)
+        };
+        let body = call::post(&self.client, &self.endpoint, &self.credentials, token, self.timeout)
+            .await
+            .map_err(unavailable)?;
+        match ActiveAnswer::read(&body) {
+            Ok(answer) => self.rules.check::<C>(&answer, unix_now()).map(Arc::new),
+            Err(AnswerError::Inactive) => Err(ErrorKind::Inactive.into()),
+            // Unreadable, or a kind added later: never taken for an inactive token.
+            Err(_) => Err(unavailable(Failure(format!("{}: the answer is not a JSON object", Shown(&self.endpoint))))),
+        }
+    }
+}
+
+impl<C> IntrospectorBuilder<C> {
+    /// Authenticates with HTTP Basic (`client_secret_basic`), the client id and secret each form-urlencoded
+    /// first (RFC 6749 §2.3.1).
+    pub fn client_secret_basic(mut self, client_id: &str, secret: &Secret) -> Self {
+        self.credentials = Credentials::basic(client_id, secret);
+        self
+    }
+
+    /// Authenticates with `client_id` and `client_secret` in the form (`client_secret_post`).
+    pub fn client_secret_post(mut self, client_id: impl Into<String>, secret: Secret) -> Self {
+        self.credentials = Ok(Credentials::Post { id: client_id.into(), secret });
+        self
+    }
+
+    /// Authenticates with a client assertion signed by `key` for every call (`private_key_jwt`, RFC 7523):
+    /// `iss` and `sub` the client id, `aud` the endpoint's URL unless
+    /// [`assertion_audience`](Self::assertion_audience) says otherwise, a fresh `jti`, one minute of validity.
+    pub fn private_key_jwt(mut self, client_id: impl Into<String>, key: SigningKey) -> Self {
+        self.credentials = Ok(Credentials::PrivateKeyJwt { id: client_id.into(), key, audience: None });
+        self
+    }
+
+    /// The `aud` of `private_key_jwt` assertions, such as the issuer, for servers that expect it rather than
+    /// the endpoint's URL.
+    pub fn assertion_audience(mut self, audience: impl Into<String>) -> Self {
+        if let Ok(Credentials::PrivateKeyJwt { audience: aud, .. }) = &mut self.credentials {
+            *aud = Some(audience.into());
+        }
+        self
+    }
+
+    /// Authenticates with `Authorization: Bearer` and a token of the resource server's own.
+    pub fn bearer(mut self, token: &Secret) -> Self {
+        self.credentials = Credentials::bearer(token);
+        self
+    }
+
+    /// The checks of an active answer's claims: issuer, audience, leeway, what is required, and the mapping of
+    /// authorities. Default: [`AnswerRules::new`].
+    pub fn rules(mut self, rules: AnswerRules) -> Self {
+        self.rules = rules;
+        self
+    }
+
+    /// The bound on one call: connecting, sending, and reading the whole answer. Default 2 s.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// Refuses tokens longer than `bytes` without a call. Default 8 KiB.
+    pub fn max_token_bytes(mut self, bytes: usize) -> Self {
+        self.max_token_bytes = bytes;
+        self
+    }
+
+    /// How long an active answer is reused, never past the token's `exp`: a revocation at the authorization
+    /// server takes effect after this at the latest. `Duration::ZERO` asks about every request. Default 30 s.
+    pub fn cache_ttl(mut self, ttl: Duration) -> Self {
+        self.cache_ttl = ttl;
+        self
+    }
+
+    /// How many active answers are kept at most (at least one). Default 10,000.
+    pub fn capacity(mut self, capacity: usize) -> Self {
+        self.capacity = capacity;
+        self
+    }
+
+    /// Reuses active answers without `exp` too, for the cache TTL. Default: such an answer is not reused,
+    /// since nothing bounds the token's life but the endpoint's next answer.
+    pub fn cache_without_exp(mut self) -> Self {
+        self.cache_without_exp = true;
+        self
+    }
+
+    /// How long a refusal is reused (an inactive token, an answer whose claims fail a check), and how many
+    /// are kept. Default 5 s and 1,000. `Duration::ZERO` asks again every time.
+    pub fn negative_cache(mut self, ttl: Duration, capacity: usize) -> Self {
+        self.negative_ttl = ttl;
+        self.negative_capacity = capacity;
+        self
+    }
+
+    /// How many calls may be under way at once; a token that would need one more is answered 503. Default
+    /// 256.
+    pub fn max_concurrent_calls(mut self, calls: usize) -> Self {
+        self.max_calls = calls;
+        self
+    }
+
+    /// Builds the introspector. Refuses an endpoint that is not https (plain http only to loopback), and
+    /// credentials that cannot be sent.
+    pub fn build(self) -> Result<Introspector<C>, ConfigError> {
+        let config = |message: String| ConfigError::new(ConfigErrorKind::Introspection, message);
+        let endpoint = parse_endpoint(&self.endpoint, "tokens are introspected").map_err(config)?;
+        let credentials = self.credentials?;
+        let client = Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(self.timeout)
+            .build()
+            .map_err(|_| config("the HTTP client could not be built".to_owned()))?;
+        let digest_key = hmac::Key::generate(hmac::HMAC_SHA256, &SystemRandom::new())
+            .map_err(|_| config("no randomness for the cache's key".to_owned()))?;
+        let seconds = |ttl: Duration| i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX);
+        Ok(Introspector {
+            inner: Arc::new(Inner {
+                endpoint,
+                client,
+                credentials,
+                rules: self.rules,
+                timeout: self.timeout,
+                max_token_bytes: self.max_token_bytes,
+                cache_ttl: seconds(self.cache_ttl),
+                cache_without_exp: self.cache_without_exp,
+                negative_ttl: seconds(self.negative_ttl),
+                answers: Cache::new(self.capacity.max(1)),
+                refusals: Cache::new(self.negative_capacity.max(1)),
+                digest_key,
+                in_flight: Mutex::new(HashMap::new()),
+                max_calls: self.max_calls.max(1),
+            }),
+        })
+    }
+}
+
+impl<C> Clone for Introspector<C> {
+    fn clone(&self) -> Self {
+        Self { inner: self.inner.clone() }
+    }
+}
+
+impl<C> fmt::Debug for Introspector<C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let inner = &self.inner;
+        f.debug_struct("Introspector")
+            .field("endpoint", &Shown(&inner.endpoint).to_string())
+            .field("authentication", &inner.credentials)
+            .field("rules", &inner.rules)
+            .field("timeout", &inner.timeout)
+            .field("cache_ttl", &inner.cache_ttl)
+            .field("negative_ttl", &inner.negative_ttl)
+            .field("cached", &(inner.answers.len(), inner.refusals.len()))
+            .finish_non_exhaustive()
+    }
+}
+
+impl<C> fmt::Debug for IntrospectorBuilder<C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("IntrospectorBuilder")
+            .field("authentication", &self.credentials.as_ref().map(Credentials::method))
+            .field("rules", &self.rules)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Logs and metrics. Never the token, never a secret.
+mod observe {
+    use std::time::Duration;
+
+    pub(super) fn cache(result: &'static str) {
+        #[cfg(feature = "metrics")]
+        metrics::counter!(crate::metric_names::INTROSPECTION_CACHE_TOTAL, "result" => result).increment(1);
+        #[cfg(not(feature = "metrics"))]
+        let _ = result;
+    }
+
+    pub(super) fn call(outcome: &'static str, elapsed: Duration) {
+        tracing::debug!(outcome, elapsed_ms = elapsed.as_millis() as u64, "jwtgate: token introspected");
+        #[cfg(feature = "metrics")]
+        {
+            metrics::counter!(crate::metric_names::INTROSPECTION_CALLS_TOTAL, "outcome" => outcome).increment(1);
+            metrics::histogram!(crate::metric_names::INTROSPECTION_CALL_SECONDS, "outcome" => outcome)
+                .record(elapsed.as_secs_f64());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use jwtgate_core::ActiveAnswer;
+    use serde_json::Value;
+
+    use super::*;
+
+    fn introspector() -> Introspector<Value> {
+        Introspector::builder("http://127.0.0.1:1/introspect").build().unwrap()
+    }
+
+    #[test]
+    fn an_active_answer_is_served_until_its_end_and_no_second_later() {
+        let introspector = introspector();
+        let inner = &introspector.inner;
+        let answer = ActiveAnswer::read(br#"{"active":true,"sub":"alice"}"#).unwrap();
+        let validated = Arc::new(AnswerRules::new().check::<Value>(&answer, 1_000).unwrap());
+        let digest = inner.digest("token");
+        inner.answers.insert(digest, Active { validated, until: 1_030 });
+        assert!(matches!(inner.cached(&digest, 1_029), Some(Ok(_))));
+        assert!(inner.cached(&digest, 1_030).is_none());
+        assert_eq!(introspector.cached(), (0, 0), "an entry found expired is dropped");
+    }
+
+    #[test]
+    fn a_refusal_is_served_for_the_negative_ttl_only() {
+        let introspector = introspector();
+        let inner = &introspector.inner;
+        assert_eq!(inner.negative_ttl, 5);
+        let digest = inner.digest("garbage");
+        inner.refusals.insert(digest, Refusal { error: ErrorKind::Inactive.into(), until: 1_000 + inner.negative_ttl });
+        assert!(matches!(inner.cached(&digest, 1_004), Some(Err(error)) if error.kind() == ErrorKind::Inactive));
+        assert!(inner.cached(&digest, 1_005).is_none());
+        assert_eq!(introspector.cached(), (0, 0));
+    }
+
+    #[test]
+    fn the_cache_key_is_a_keyed_hash_never_the_token() {
+        let (one, two) = (introspector(), introspector());
+        let digest = one.inner.digest("token");
+        assert_eq!(digest, one.inner.digest("token"));
+        assert_ne!(digest, two.inner.digest("token"), "each introspector has a key of its own");
+        assert_ne!(&digest[..], aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, b"token").as_ref());
+    }
+}

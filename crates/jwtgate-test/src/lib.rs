@@ -1,6 +1,7 @@
 //! Test utilities for applications that use jwtgate: keys generated at test time for every algorithm, a
-//! fluent token builder, an in-process JWK Set and OpenID Connect discovery server, and helpers that call a
-//! tower service (an axum `Router`, say) or build a tonic request with a token.
+//! fluent token builder, an in-process JWK Set and OpenID Connect discovery server, an in-process token
+//! introspection endpoint (RFC 7662), and helpers that call a tower service (an axum `Router`, say) or build a
+//! tonic request with a token.
 //!
 //! Add it as a dev-dependency. Nothing here is for production: the keys live in memory for one test run.
 //!
@@ -37,6 +38,7 @@
 
 mod call;
 mod dpop;
+mod introspection;
 mod key;
 mod server;
 mod token;
@@ -46,6 +48,7 @@ mod token;
 pub use call::tonic_request;
 pub use call::{body_json, send, with_bearer};
 pub use dpop::{DpopKey, ProofBuilder};
+pub use introspection::IntrospectionServer;
 pub use key::{PrivateForm, TestKey};
 pub use server::{Fault, JwksServer};
 pub use token::TokenBuilder;

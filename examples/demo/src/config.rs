@@ -15,6 +15,17 @@ pub(crate) enum Keys {
     Remote { file: Option<KeySet>, remote: Remote },
     /// No keys configured: an ephemeral HS256 secret, for development only.
     Ephemeral(Secret),
+    /// No keys configured, and an introspection endpoint: opaque tokens only, no ephemeral key.
+    None,
+}
+
+/// `JWTGATE_INTROSPECTION_*`: opaque tokens, asked about at the authorization server (RFC 7662).
+pub(crate) struct IntrospectionSettings {
+    pub(crate) url: String,
+    /// The demo's client id and secret, sent as HTTP Basic.
+    pub(crate) client: Option<(String, Secret)>,
+    /// How long an active answer is reused, never past the token's `exp`.
+    pub(crate) cache: Duration,
 }
 
 /// A remote JWK Set: where it is, and how often it is fetched.
@@ -45,10 +56,6 @@ pub(crate) enum Revocations {
 /// Settings of the contract's later sections, whose features this build of the demo does not have yet. Each
 /// is refused at start, by name (never by value: some hold secrets), rather than silently ignored.
 const NOT_YET: &[(&str, &str)] = &[
-    ("JWTGATE_INTROSPECTION_URL", "token introspection"),
-    ("JWTGATE_INTROSPECTION_CLIENT_ID", "token introspection"),
-    ("JWTGATE_INTROSPECTION_CLIENT_SECRET", "token introspection"),
-    ("JWTGATE_INTROSPECTION_CACHE_SECS", "token introspection"),
     ("JWTGATE_REDIS_CLUSTER_URLS", "Redis Cluster"),
     ("JWTGATE_REDIS_WAIT_REPLICAS", "replica acknowledgements"),
     ("JWTGATE_JWE_KEYS_FILE", "encrypted tokens"),
@@ -72,6 +79,8 @@ pub(crate) struct Config {
     pub(crate) step_up: StepUp,
     /// DPoP (RFC 9449).
     pub(crate) dpop: DpopSettings,
+    /// Opaque tokens (RFC 7662).
+    pub(crate) introspection: Option<IntrospectionSettings>,
 }
 
 /// `JWTGATE_DPOP`, `JWTGATE_DPOP_NONCE` and `JWTGATE_DPOP_IAT_SECS`.
@@ -135,9 +144,11 @@ impl Config {
             (None, None) => None,
         };
         let remote = location.map(|location| Remote { location, cooldown, refresh });
+        let introspection = introspection(&var)?;
         let keys = match (file, remote) {
             (file, Some(remote)) => Keys::Remote { file, remote },
             (Some(file), None) => Keys::File(file),
+            (None, None) if introspection.is_some() => Keys::None,
             (None, None) => Keys::Ephemeral(ephemeral_secret()?),
         };
         // Discovery sets the issuer.
@@ -204,6 +215,7 @@ impl Config {
             resource,
             step_up,
             dpop,
+            introspection,
         })
     }
 
@@ -254,6 +266,30 @@ fn revocations(var: &impl Fn(&str) -> Option<String>) -> Result<Revocations, Str
         (_, Some(url)) => Ok(Revocations::Redis(url)),
         (None, None) => Ok(Revocations::Memory),
     }
+}
+
+fn introspection(var: &impl Fn(&str) -> Option<String>) -> Result<Option<IntrospectionSettings>, String> {
+    let cache = Duration::from_secs(number(var, "JWTGATE_INTROSPECTION_CACHE_SECS", 30)?);
+    let client = match (var("JWTGATE_INTROSPECTION_CLIENT_ID"), var("JWTGATE_INTROSPECTION_CLIENT_SECRET")) {
+        (Some(id), Some(secret)) => Some((id, Secret::new(secret))),
+        (None, None) => None,
+        (Some(_), None) => {
+            return Err("JWTGATE_INTROSPECTION_CLIENT_ID needs JWTGATE_INTROSPECTION_CLIENT_SECRET".into());
+        }
+        (None, Some(_)) => {
+            return Err("JWTGATE_INTROSPECTION_CLIENT_SECRET needs JWTGATE_INTROSPECTION_CLIENT_ID".into());
+        }
+    };
+    let Some(url) = var("JWTGATE_INTROSPECTION_URL") else {
+        let set = ["JWTGATE_INTROSPECTION_CLIENT_ID", "JWTGATE_INTROSPECTION_CACHE_SECS"]
+            .into_iter()
+            .find(|name| var(name).is_some());
+        return match set {
+            Some(name) => Err(format!("{name} needs JWTGATE_INTROSPECTION_URL")),
+            None => Ok(None),
+        };
+    };
+    Ok(Some(IntrospectionSettings { url, client, cache }))
 }
 
 fn dpop(var: &impl Fn(&str) -> Option<String>) -> Result<DpopSettings, String> {

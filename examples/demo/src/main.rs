@@ -19,6 +19,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use config::{Config, Keys, Location, Remote, Revocations};
 use jwtgate::dpop::{Dpop, DpopMode, DpopNonces};
+use jwtgate::introspection::{AnswerRules, Introspector};
 use jwtgate::jwks::RemoteKeySet;
 use jwtgate::resource::{ProtectedResourceMetadata, ResourceUri};
 use jwtgate::{
@@ -164,13 +165,8 @@ fn dpop(config: &Config, origin: &str) -> Result<Option<Dpop>, String> {
     Ok(Some(dpop))
 }
 
-fn app(
-    config: &Config,
-    keys: TrustedKeys,
-    denylist: Arc<dyn Denylist>,
-    resource: ResourceUri,
-    origin: &str,
-) -> Result<Router, String> {
+/// The validator of JWTs, from `keys` and the configured issuer, audiences, leeway and size limit.
+fn validator(config: &Config, keys: TrustedKeys) -> Validator {
     let mut validator = Validator::builder(keys)
         .authorities(AuthorityMapping::new().roles().scope())
         .issuer(config.issuer.clone())
@@ -179,12 +175,47 @@ fn app(
     for audience in &config.audiences {
         validator = validator.audience(audience.clone());
     }
+    validator.build()
+}
+
+/// The introspector of opaque tokens, when `JWTGATE_INTROSPECTION_URL` is set: the answers' `iss` and `aud`,
+/// when present, checked as a JWT's are, with the same leeway.
+fn introspector(config: &Config) -> Result<Option<Introspector<DemoClaims>>, String> {
+    let Some(settings) = &config.introspection else { return Ok(None) };
+    let mut rules = AnswerRules::new()
+        .authorities(AuthorityMapping::new().roles().scope())
+        .issuer(config.issuer.clone())
+        .leeway(config.leeway);
+    for audience in &config.audiences {
+        rules = rules.audience(audience.clone());
+    }
+    let mut builder = Introspector::builder(settings.url.clone())
+        .rules(rules)
+        .cache_ttl(settings.cache)
+        .max_token_bytes(config.max_token_bytes);
+    if let Some((id, secret)) = &settings.client {
+        builder = builder.client_secret_basic(id, secret);
+    }
+    builder.build().map(Some).map_err(|err| format!("JWTGATE_INTROSPECTION_URL: {err}"))
+}
+
+fn app(
+    config: &Config,
+    keys: Option<TrustedKeys>,
+    denylist: Arc<dyn Denylist>,
+    resource: ResourceUri,
+    origin: &str,
+) -> Result<Router, String> {
     let sources = TokenSources::new([TokenSource::bearer(), TokenSource::cookie(config.cookie.clone())]);
+    // A token with two dots is a JWT, validated locally; any other is introspected, when an endpoint is set.
+    let auth = match (keys, introspector(config)?) {
+        (Some(keys), None) => JwtAuthLayer::<DemoClaims>::new(validator(config, keys)),
+        (Some(keys), Some(introspector)) => JwtAuthLayer::new(validator(config, keys)).introspection(introspector),
+        (None, Some(introspector)) => JwtAuthLayer::introspected(introspector),
+        (None, None) => return Err("no keys and no introspection endpoint".into()),
+    };
     // Every challenge, 401 and 403, names the resource's metadata.
-    let mut auth = JwtAuthLayer::<DemoClaims>::new(validator.build())
-        .sources(sources)
-        .denylist(denylist.clone())
-        .resource(resource.clone());
+    let mut auth = auth.sources(sources).denylist(denylist.clone()).resource(resource.clone());
     let dpop = dpop(config, origin)?;
     if let Some(dpop) = &dpop {
         auth = auth.dpop(dpop.clone());
@@ -265,8 +296,9 @@ async fn main() -> ExitCode {
         }
     };
 
-    let (keys, sample): (TrustedKeys, _) = match &config.keys {
-        Keys::File(set) => (set.clone().into(), None),
+    let (keys, sample): (Option<TrustedKeys>, _) = match &config.keys {
+        Keys::None => (None, None),
+        Keys::File(set) => (Some(set.clone().into()), None),
         Keys::Remote { file, remote } => {
             let remote = match remote_keys(remote) {
                 Ok(remote) => remote,
@@ -279,14 +311,14 @@ async fn main() -> ExitCode {
                 Some(file) => TrustedKeys::from(file.clone()).with_source(remote),
                 None => TrustedKeys::from_source(remote),
             };
-            (keys, None)
+            (Some(keys), None)
         }
         Keys::Ephemeral(secret) => {
             tracing::warn!("no keys configured: using an ephemeral HS256 key, for development only");
             let key = Key::hmac(Algorithm::HS256, secret).and_then(|key| KeySet::new([key]));
             let token = sample_token(&config, secret);
             match (key, token) {
-                (Ok(keys), Ok(token)) => (keys.into(), Some(token)),
+                (Ok(keys), Ok(token)) => (Some(keys.into()), Some(token)),
                 (Err(err), _) => {
                     eprintln!("jwtgate-demo: {err}");
                     return ExitCode::from(2);

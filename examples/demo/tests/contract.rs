@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use jwtgate::Algorithm;
-use jwtgate_test::{Fault, JwksServer};
+use jwtgate_test::{Fault, IntrospectionServer, JwksServer};
 use jwtgate_tests::{RedisServer, TestKey, now};
 use rustix::process::{Pid, Signal};
 use serde_json::{Value, json};
@@ -1234,4 +1234,243 @@ async fn a_client_key_over_its_replay_quota_gets_503_never_an_unchecked_200() {
     assert_eq!(demo.dpop("/me", &token, &proof).await.0, 200);
     assert_eq!(demo.stop().await, 0);
     std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// A loopback address with nothing listening, for an endpoint that comes up later.
+fn free_addr() -> std::net::SocketAddr {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap()
+}
+
+/// An active answer for the demo's issuer and audience, as an authorization server would give it.
+fn introspected(extra: Value) -> Value {
+    let mut answer = json!({
+        "iss": "jwtgate-demo",
+        "aud": "jwtgate-demo",
+        "sub": "alice",
+        "jti": "opaque-1",
+        "exp": now() + 300,
+        "roles": ["admin"],
+        "scope": "demo:read",
+    });
+    let Value::Object(extra) = extra else { panic!("claims are an object") };
+    for (name, value) in extra {
+        match value {
+            Value::Null => answer.as_object_mut().unwrap().remove(&name),
+            value => answer.as_object_mut().unwrap().insert(name, value),
+        };
+    }
+    answer
+}
+
+const NOT_INTROSPECTED: &str = "the token could not be introspected; try again later";
+
+#[track_caller]
+fn assert_unavailable(answer: (u16, reqwest::header::HeaderMap, Value), description: &str) {
+    let (status, headers, body) = answer;
+    assert_eq!((status, headers["retry-after"].to_str().unwrap()), (503, "5"), "{body}");
+    assert_eq!(body, json!({ "error": "temporarily_unavailable", "error_description": description }));
+}
+
+#[tokio::test]
+async fn opaque_tokens_are_introspected_as_the_contract_says() {
+    let addr = free_addr();
+    let secret = "p@ss:w+rd/secret";
+    let demo = Demo::start(&[
+        ("JWTGATE_INTROSPECTION_URL", &format!("http://{addr}/introspect")),
+        ("JWTGATE_INTROSPECTION_CLIENT_ID", "demo client"),
+        ("JWTGATE_INTROSPECTION_CLIENT_SECRET", secret),
+    ])
+    .await;
+    // No key configured: no ephemeral key, and no sample token.
+    assert!(demo.stdout.iter().all(|line| !line.contains("sample token")), "{:?}", demo.stdout);
+    assert!(!demo.log().contains("ephemeral"), "{}", demo.log());
+
+    // Started while the endpoint is down: refused connections are 503, never 401.
+    assert_unavailable(demo.bearer_me("opaque-1").await, NOT_INTROSPECTED);
+    let endpoint = IntrospectionServer::start_at(addr).await;
+    endpoint.activate("opaque-1", introspected(json!({})));
+    let back = until_status(&demo, "opaque-1", 200, &[503], Duration::from_secs(5)).await;
+    assert!(back < Duration::from_secs(5), "{back:?}");
+
+    let (status, body) = demo.me("opaque-1").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!((&body["sub"], &body["jti"], &body["roles"]), (&json!("alice"), &json!("opaque-1"), &json!(["admin"])));
+    assert!(body["exp"].as_i64().unwrap() > now());
+    let (status, _, _) = demo.get("/scoped", &[("authorization", "Bearer opaque-1")]).await;
+    assert_eq!(status, 200, "scope from the answer");
+    // RFC 7662 §2.1 and RFC 6749 §2.3.1: a form POST, and Basic over the form-encoded id and secret.
+    assert_eq!(endpoint.last_form("token").as_deref(), Some("opaque-1"));
+    assert_eq!(endpoint.last_form("token_type_hint").as_deref(), Some("access_token"));
+    let basic = endpoint.last_authorization().unwrap();
+    let basic =
+        base64::Engine::decode(&base64::engine::general_purpose::STANDARD, basic.strip_prefix("Basic ").unwrap())
+            .unwrap();
+    assert_eq!(String::from_utf8(basic).unwrap(), "demo+client:p%40ss%3Aw%2Brd%2Fsecret");
+
+    // An answer without jti, roles, exp, iss or aud is accepted; /me shows null and [].
+    endpoint.activate("bare", json!({ "sub": "bob" }));
+    let (status, body) = demo.me("bare").await;
+    assert_eq!((status, &body["sub"], &body["jti"], &body["roles"]), (200, &json!("bob"), &Value::Null, &json!([])));
+    let (status, _, _) = demo.get("/scoped", &[("authorization", "Bearer bare")]).await;
+    assert_eq!(status, 403, "no scope in the answer");
+
+    // What is not active, or fails a check, is 401 invalid_token.
+    let cases = [
+        ("unknown", None, "the token is not active"),
+        ("inactive", Some(json!({ "active": false, "sub": "alice" })), "the token is not active"),
+        ("missing", Some(json!({ "sub": "alice" })), "the token is not active"),
+        ("string", Some(json!({ "active": "true", "sub": "alice" })), "the token is not active"),
+        ("expired", Some(introspected(json!({ "active": true, "exp": now() - 31 }))), "the token has expired"),
+        ("issuer", Some(introspected(json!({ "active": true, "iss": "other" }))), "the token's issuer is not accepted"),
+        (
+            "audience",
+            Some(introspected(json!({ "active": true, "aud": ["other"] }))),
+            "the token's audience is not accepted",
+        ),
+    ];
+    for (token, answer, description) in cases {
+        if let Some(answer) = answer {
+            endpoint.answer(token, answer);
+        }
+        assert_invalid_token(&demo, demo.bearer_me(token).await, description);
+    }
+    // Within the leeway, and an audience among several: accepted.
+    endpoint.activate(
+        "leeway",
+        introspected(json!({ "exp": now() - 10, "iat": now() - 60, "aud": ["x", "jwtgate-demo"] })),
+    );
+    assert_eq!(demo.me("leeway").await.0, 200);
+
+    // A JWT is never introspected; with no key configured, it is refused.
+    let calls = endpoint.calls();
+    let key = TestKey::generate(Algorithm::HS256);
+    let (status, _, _) = demo.bearer_me(&key.sign(&demo_claims())).await;
+    assert_eq!(status, 401);
+    assert_eq!(endpoint.calls(), calls);
+
+    // Concurrent requests with one token share one call.
+    endpoint.activate("shared", introspected(json!({})));
+    endpoint.set_fault(Fault::Delay(Duration::from_millis(500)));
+    let calls = endpoint.calls();
+    let answers = futures_join((0..20).map(|_| demo.me("shared"))).await;
+    assert!(answers.iter().all(|(status, _)| *status == 200), "{answers:?}");
+    assert_eq!(endpoint.calls() - calls, 1);
+    endpoint.set_fault(Fault::None);
+
+    let (code, log) = demo.stop_and_log(Signal::TERM).await;
+    assert_eq!(code, 0);
+    for token in ["opaque-1", "bare", "shared"] {
+        assert!(!log.contains(token), "a token in the log: {log}");
+    }
+    assert!(!log.contains(secret) && !log.contains("p%40ss"), "the secret in the log: {log}");
+}
+
+async fn futures_join<F: Future>(futures: impl Iterator<Item = F>) -> Vec<F::Output> {
+    let handles: Vec<_> = futures.map(Box::pin).collect();
+    let mut outputs = Vec::new();
+    // Every future was created before the first is awaited; awaiting them in turn drives them all, since each
+    // request is sent by reqwest's own connection tasks.
+    for handle in handles {
+        outputs.push(handle.await);
+    }
+    outputs
+}
+
+#[tokio::test]
+async fn a_failing_endpoint_gets_503_for_new_tokens_and_cached_answers_are_still_served() {
+    let endpoint = IntrospectionServer::start().await;
+    let demo = Demo::start(&[("JWTGATE_INTROSPECTION_URL", &endpoint.url())]).await;
+    endpoint.activate("cached", introspected(json!({})));
+    assert_eq!(demo.me("cached").await.0, 200);
+    let calls = endpoint.calls();
+
+    // Every failure: a token with no answer to reuse gets 503; a cached one still gets 200.
+    for fault in [
+        Fault::Status(500),
+        Fault::Status(302),
+        Fault::Status(401),
+        Fault::Body("not json".into()),
+        Fault::Body("[true]".into()),
+        Fault::Html,
+        Fault::Delay(Duration::from_secs(3)),
+    ] {
+        endpoint.set_fault(fault.clone());
+        assert_unavailable(demo.bearer_me("fresh").await, NOT_INTROSPECTED);
+        assert_eq!(demo.me("cached").await.0, 200, "{fault:?}");
+    }
+    endpoint.set_fault(Fault::None);
+    assert_eq!(endpoint.calls() - calls, 7, "one call per fresh request, none for the cached token");
+    endpoint.activate("fresh", introspected(json!({})));
+    assert_eq!(demo.me("fresh").await.0, 200, "a failure is not reused");
+}
+
+#[tokio::test]
+async fn introspection_answers_are_reused_within_their_bounds_only() {
+    let endpoint = IntrospectionServer::start().await;
+    let demo = Demo::start(&[
+        ("JWTGATE_INTROSPECTION_URL", &endpoint.url()),
+        ("JWTGATE_INTROSPECTION_CACHE_SECS", "2"),
+        ("JWTGATE_LEEWAY_SECS", "0"),
+    ])
+    .await;
+    endpoint.activate("cached", introspected(json!({})));
+    assert_eq!(demo.me("cached").await.0, 200);
+
+    // A revocation at the provider takes effect once the cache's 2 s are over.
+    endpoint.revoke("cached");
+    assert_eq!(demo.me("cached").await.0, 200, "still cached");
+    until_status(&demo, "cached", 401, &[200], Duration::from_secs(4)).await;
+
+    // Never past exp: a token that expires in 1 s is refused once it has, whatever the cache's TTL.
+    endpoint.activate("short", introspected(json!({ "exp": now() + 1 })));
+    assert_eq!(demo.me("short").await.0, 200);
+    until_status(&demo, "short", 401, &[200], Duration::from_secs(3)).await;
+    assert_invalid_token(&demo, demo.bearer_me("short").await, "the token has expired");
+
+    // An inactive answer is reused for 5 s at most: the token, activated meanwhile, passes after that.
+    assert_eq!(demo.me("late").await.0, 401);
+    endpoint.activate("late", introspected(json!({})));
+    let calls = endpoint.calls();
+    assert_eq!(demo.me("late").await.0, 401, "the inactive answer, reused");
+    assert_eq!(endpoint.calls(), calls);
+    let took = until_status(&demo, "late", 200, &[401], Duration::from_secs(7)).await;
+    assert!(took <= Duration::from_secs(6), "{took:?}");
+}
+
+#[tokio::test]
+async fn jwts_and_opaque_tokens_side_by_side() {
+    let endpoint = IntrospectionServer::start().await;
+    let key = TestKey::generate(Algorithm::ES256).with_kid("k1");
+    let (dir, file) = jwks_file("hybrid", &[&key]);
+    let demo = Demo::start(&[("JWTGATE_INTROSPECTION_URL", &endpoint.url()), ("JWTGATE_JWKS_FILE", &file)]).await;
+    endpoint.activate("opaque", introspected(json!({ "sub": "opaque-user" })));
+    let (status, body) = demo.me("opaque").await;
+    assert_eq!((status, &body["sub"]), (200, &json!("opaque-user")), "{body}");
+    let (status, body) = demo.me(&demo_token(&key, json!({}))).await;
+    assert_eq!((status, &body["sub"]), (200, &json!("alice")), "{body}");
+    let forged = demo_token(&TestKey::generate(Algorithm::ES256).with_kid("k1"), json!({}));
+    assert_invalid_token(&demo, demo.bearer_me(&forged).await, "the token's signature is invalid");
+    assert_eq!(endpoint.calls(), 1, "no JWT reached the endpoint");
+
+    // Revocation through /logout works for introspected tokens too.
+    assert_eq!(demo.post("/logout", "opaque").await, 204);
+    assert_invalid_token(&demo, demo.bearer_me("opaque").await, "the token has been revoked");
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[tokio::test]
+async fn introspection_misconfigurations_stop_it_with_status_2() {
+    for vars in [
+        vec![("JWTGATE_INTROSPECTION_URL", "ftp://idp.test/introspect")],
+        vec![("JWTGATE_INTROSPECTION_URL", "http://idp.test/introspect")],
+        vec![("JWTGATE_INTROSPECTION_URL", "http://127.0.0.1:1/i"), ("JWTGATE_INTROSPECTION_CLIENT_ID", "id")],
+        vec![("JWTGATE_INTROSPECTION_URL", "http://127.0.0.1:1/i"), ("JWTGATE_INTROSPECTION_CLIENT_SECRET", "secret")],
+        vec![("JWTGATE_INTROSPECTION_URL", "http://127.0.0.1:1/i"), ("JWTGATE_INTROSPECTION_CACHE_SECS", "soon")],
+        vec![("JWTGATE_INTROSPECTION_CACHE_SECS", "30")],
+    ] {
+        let (code, stderr) = misconfigured(&vars).await;
+        assert_eq!(code, 2, "{vars:?}: {stderr}");
+        assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
+        assert!(!stderr.contains("secret"), "the secret leaked: {stderr}");
+    }
 }

@@ -20,6 +20,10 @@
 //                                -> dpop-proof <jws>     (a proof of that key, with `ath`, by `dpop`)
 //     dpop-proof-other <htm> <htu> <access-token>
 //                                -> dpop-proof <jws>     (the same, with a fresh key the token is not bound to)
+//     opaque-token [<resource>]  -> opaque-token <token> (client_credentials, scope read, an opaque access
+//                                                          token; resource default https://api.example/opaque)
+//     revoke <token>             -> revoked              (the token revoked at the revocation endpoint,
+//                                                          RFC 7009, by test-client)
 //     rotate                     -> rotated <new-kid>
 //     retire                     -> retired
 //     ping                       -> pong
@@ -40,6 +44,11 @@
 //     For client_credentials, the access token's `sub` and `client_id` are both the client id.
 //   - discovery: oidc-provider serves the same metadata at /.well-known/oauth-authorization-server
 //     (RFC 8414) and /.well-known/openid-configuration.
+// As the authorization server of opaque tokens (RFC 7662):
+//   - a resource indicator whose path starts with /opaque gets opaque access tokens, not JWTs;
+//   - the introspection endpoint is <issuer>/token/introspection; only the confidential client
+//     api-introspector / api-introspector-secret (client_secret_basic, the resource server) may introspect;
+//   - the revocation endpoint (RFC 7009) is <issuer>/token/revocation.
 // Signing keys persist in <state-dir>/keys.json ({"keys": [<private RS256 JWKs>]}, the first
 // one signs). Exits on SIGTERM/SIGINT or when stdin closes.
 import { generateKeyPairSync, randomBytes, createHash } from 'node:crypto';
@@ -67,6 +76,9 @@ const MCP_CLIENTS = {
 };
 // The scopes every resource server accepts.
 const RESOURCE_SCOPES = 'read mcp:read mcp:write';
+// The resource server's own client, which introspects opaque tokens.
+const INTROSPECTOR = { id: 'api-introspector', secret: 'api-introspector-secret' };
+const OPAQUE_RESOURCE = 'https://api.example/opaque';
 const LOOPBACK_HOSTS = new Set(['127.0.0.1', 'localhost', '[::1]']);
 const REDIRECT_URI = 'http://127.0.0.1/cb';
 const DEFAULT_RESOURCE = 'https://api.example';
@@ -137,7 +149,14 @@ function buildProvider() {
       token_endpoint_auth_method: 'client_secret_basic',
       // Only these of the `scopes` below may be requested (else invalid_scope).
       scope,
-    }))],
+    })), {
+      client_id: INTROSPECTOR.id,
+      client_secret: INTROSPECTOR.secret,
+      grant_types: [],
+      response_types: [],
+      redirect_uris: [],
+      token_endpoint_auth_method: 'client_secret_basic',
+    }],
     jwks: { keys },
     cookies: { keys: [cookieKey] },
     routes: { jwks: JWKS_PATH },
@@ -157,6 +176,16 @@ function buildProvider() {
       clientCredentials: { enabled: true },
       // DPoP (RFC 9449): a token request with a proof gets a DPoP-bound access token.
       dPoP: { enabled: true },
+      // RFC 7662: only the resource server's client may ask.
+      introspection: {
+        enabled: true,
+        allowedPolicy: async (ctx, client) => client.clientId === INTROSPECTOR.id,
+      },
+      // RFC 7009: a client revokes its own tokens.
+      revocation: {
+        enabled: true,
+        allowedPolicy: async (ctx, client, token) => token.clientId === client.clientId,
+      },
       resourceIndicators: {
         enabled: true,
         // client_credentials without a resource parameter gets https://api.example;
@@ -174,6 +203,9 @@ function buildProvider() {
           const loopbackHttp = url?.protocol === 'http:' && LOOPBACK_HOSTS.has(url.hostname);
           if (url?.protocol !== 'https:' && !loopbackHttp) {
             throw new errors.InvalidTarget('only https, or http on a loopback host, resource indicators are supported');
+          }
+          if (url.pathname.startsWith('/opaque')) {
+            return { scope: RESOURCE_SCOPES, audience: resourceIndicator, accessTokenTTL: 3600, accessTokenFormat: 'opaque' };
           }
           return {
             scope: RESOURCE_SCOPES,
@@ -257,6 +289,15 @@ async function accessToken(resource = DEFAULT_RESOURCE) {
   const body = await tokenRequest({ grant_type: 'client_credentials', resource, scope: 'read' });
   if (!body.access_token) throw new Error('no access_token in token response');
   return body.access_token;
+}
+
+async function revoke(token) {
+  const response = await fetch(`${issuer}/token/revocation`, {
+    method: 'POST',
+    headers: { authorization: basicAuth, 'content-type': 'application/x-www-form-urlencoded' },
+    body: new URLSearchParams({ token, token_type_hint: 'access_token' }),
+  });
+  if (!response.ok) throw new Error(`revocation endpoint ${response.status}`);
 }
 
 // The DPoP client's key pair, made by the `dpop` package at the first use.
@@ -387,6 +428,13 @@ async function runCommand(line) {
       return `access-token ${await accessToken(args[0])}`;
     case 'id-token':
       return `id-token ${await idToken()}`;
+    case 'opaque-token':
+      if (args.length > 1) throw new Error('usage: opaque-token [<resource>]');
+      return `opaque-token ${await accessToken(args[0] ?? OPAQUE_RESOURCE)}`;
+    case 'revoke':
+      if (args.length !== 1) throw new Error('usage: revoke <token>');
+      await revoke(args[0]);
+      return 'revoked';
     case 'client-token':
       if (args.length < 2) throw new Error('usage: client-token <client-id> <resource> [<scope>...]');
       return `client-token ${await clientToken(args[0], args[1], args.slice(2))}`;

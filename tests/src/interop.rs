@@ -253,6 +253,23 @@ impl OidcProvider {
         self.expect(&format!("{command} {htm} {htu} {access_token}"), "dpop-proof ").await
     }
 
+    /// An opaque access token for `resource`, which must have a path starting with `/opaque`, from the client
+    /// credentials grant, scope `read`.
+    pub async fn opaque_token(&mut self, resource: &str) -> String {
+        self.expect(&format!("opaque-token {resource}"), "opaque-token ").await
+    }
+
+    /// Revokes `token` at the provider's revocation endpoint (RFC 7009).
+    pub async fn revoke(&mut self, token: &str) {
+        self.expect(&format!("revoke {token}"), "revoked").await;
+    }
+
+    /// The provider's introspection endpoint (RFC 7662), which only the client `api-introspector` (secret
+    /// `api-introspector-secret`, HTTP Basic) may call.
+    pub fn introspection_url(&self) -> String {
+        format!("{}/token/introspection", self.issuer)
+    }
+
     /// An ID token for the user `alice` (`aud` = `test-client`), from the authorization code flow.
     pub async fn id_token(&mut self) -> String {
         self.expect("id-token", "id-token ").await

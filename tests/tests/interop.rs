@@ -380,3 +380,80 @@ async fn dpop_bound_tokens_from_oidc_provider_with_proofs_from_the_dpop_package(
         "a DPoP-bound token as a bearer token",
     );
 }
+
+/// The resource the provider issues opaque tokens for.
+const OPAQUE_RESOURCE: &str = "https://api.example/opaque";
+
+/// An app that introspects opaque tokens at `provider`, as its client `api-introspector`, reusing active answers
+/// for `cache`; `/me` answers the introspected `sub` (the client's id for client credentials).
+async fn introspecting(provider: &OidcProvider, cache: Duration) -> App {
+    use jwtgate::introspection::{AnswerRules, Introspector};
+
+    let introspector = Introspector::<Value>::builder(provider.introspection_url())
+        .client_secret_basic("api-introspector", &jwtgate::Secret::new("api-introspector-secret"))
+        .rules(
+            AnswerRules::new().issuer(provider.issuer()).audience(OPAQUE_RESOURCE).require_issuer().require_audience(),
+        )
+        .cache_ttl(cache)
+        .build()
+        .unwrap();
+    let router = Router::new()
+        .route(
+            "/me",
+            get(|claims: Claims<Value>| async move {
+                assert!(claims.validated().is_introspected());
+                assert_eq!(claims["scope"], "read");
+                claims["client_id"].as_str().unwrap_or_default().to_owned()
+            }),
+        )
+        .layer(JwtAuthLayer::<Value>::introspected(introspector));
+    App { base: format!("http://{}", serve(router).await), http: reqwest::Client::new() }
+}
+
+/// RFC 7662 against oidc-provider: its opaque tokens, its introspection endpoint with client_secret_basic, its
+/// revocation endpoint, and an outage.
+#[tokio::test]
+async fn opaque_tokens_from_oidc_provider_are_introspected_and_revocation_takes_effect_after_the_cache() {
+    let state = StateDir::new("opaque");
+    let mut provider = OidcProvider::start(&state.0).await;
+    let token = provider.opaque_token(OPAQUE_RESOURCE).await;
+    assert_eq!(token.matches('.').count(), 0, "an opaque token, not a JWT: {}", token.len());
+    let app = introspecting(&provider, Duration::from_secs(1)).await;
+    assert_accepted(&app.bearer(&token).await, "test-client", "an opaque token");
+
+    // Revoked at the provider: refused once the cached answer (1 s) is over.
+    provider.revoke(&token).await;
+    let started = std::time::Instant::now();
+    loop {
+        let answer = app.bearer(&token).await;
+        if answer.status == 401 {
+            assert_invalid_token(&answer, "the token is not active", "a revoked token");
+            break;
+        }
+        assert_accepted(&answer, "test-client", "the cached answer, before it ends");
+        assert!(started.elapsed() < Duration::from_secs(3), "still accepted after the cache's 1 s");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    // Tampered and unknown tokens.
+    let fresh = provider.opaque_token(OPAQUE_RESOURCE).await;
+    let mut tampered = fresh.clone().into_bytes();
+    let last = tampered.len() - 1;
+    tampered[last] = if tampered[last] == b'A' { b'B' } else { b'A' };
+    let tampered = String::from_utf8(tampered).unwrap();
+    assert_invalid_token(&app.bearer(&tampered).await, "the token is not active", "a tampered token");
+    assert_invalid_token(&app.bearer("never-issued-token").await, "the token is not active", "an unknown token");
+    // A token for another resource is active at the provider, but names another audience.
+    let elsewhere = provider.opaque_token("https://api.example/opaque-billing").await;
+    assert_invalid_token(&app.bearer(&elsewhere).await, "the token's audience is not accepted", "another resource");
+
+    // The provider stopped: a cached answer is served within its TTL, a new token gets 503.
+    let cached_app = introspecting(&provider, Duration::from_secs(600)).await;
+    let cached = provider.opaque_token(OPAQUE_RESOURCE).await;
+    let uncached = provider.opaque_token(OPAQUE_RESOURCE).await;
+    assert_accepted(&cached_app.bearer(&cached).await, "test-client", "before the outage");
+    provider.stop().await;
+    assert_accepted(&cached_app.bearer(&cached).await, "test-client", "cached, during the outage");
+    let answer = cached_app.bearer(&uncached).await;
+    answer.assert_unavailable("the token could not be introspected; try again later");
+}

@@ -350,6 +350,7 @@ mod docs {
     doc_file!(Events, "../../docs/events.md");
     doc_file!(Guards, "../../docs/guards.md");
     doc_file!(Guide, "../../docs/guide.md");
+    doc_file!(Introspection, "../../docs/introspection.md");
     doc_file!(Keys, "../../docs/keys.md");
     doc_file!(Mcp, "../../docs/mcp.md");
     doc_file!(Migration, "../../docs/migration.md");

@@ -212,6 +212,7 @@ pub mod guides {
                 "[mcp.md]: crate::guides::mcp\n",
                 "[dpop.md]: crate::guides::dpop\n",
                 "[mtls.md]: crate::guides::mtls\n",
+                "[introspection.md]: crate::guides::introspection\n",
                 "[migration.md]: crate::guides::migration\n",
                 "[security.md]: crate::guides::security\n",
                 "[benchmarks.md]: crate::guides::benchmarks\n",
@@ -257,6 +258,13 @@ pub mod guides {
     #[doc = guide_links!()]
     #[doc = include_str!("../docs/mtls.md")]
     pub mod mtls {}
+
+    /// Opaque tokens (RFC 7662): the introspector, its cache and revocation, JWTs beside them, providers,
+    /// and migrating from Spring and Duende.
+    #[doc = ""]
+    #[doc = guide_links!()]
+    #[doc = include_str!("../docs/introspection.md")]
+    pub mod introspection {}
 
     /// The protected resource: its metadata (RFC 9728), its audience (RFC 8707), and the challenges that
     /// name it.

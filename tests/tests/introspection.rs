@@ -568,3 +568,31 @@ fn endpoints_that_are_not_https_are_refused() {
     );
     assert!(debug.contains("client_secret_basic") && !debug.contains("s3cr3t") && !debug.contains("abc"), "{debug}");
 }
+
+#[tokio::test]
+async fn an_endpoint_that_hangs_holds_only_the_requests_that_need_it() {
+    let gate = Arc::new(Semaphore::new(1));
+    let (endpoint, url) = endpoint_with(Some(gate.clone())).await;
+    endpoint.set(Behaviour::Json(active()));
+    let key = TestKey::generate(Algorithm::ES256);
+    let validator =
+        Validator::builder(KeySet::new([key.verification_key()]).unwrap()).issuer(ISSUER).audience(AUDIENCE).build();
+    let introspector = introspector(&url);
+    let call = served(JwtAuthLayer::new(validator).introspection(introspector.clone())).await;
+    assert_eq!(call("/me", "cached".to_owned()).await.status, 200, "answered with the gate's one permit");
+
+    // The endpoint now hangs: a call for a new token is under way and gets no answer.
+    let Introspection::Pending(hanging) = introspector.introspect("hanging") else { panic!("a call") };
+    tokio::time::timeout(Duration::from_secs(5), async {
+        while endpoint.calls() < 2 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await
+    .expect("the call reached the endpoint, which holds it");
+    assert_eq!(call("/me", key.sign(&claims())).await.status, 200, "a JWT does not wait for it");
+    assert_eq!(call("/me", "cached".to_owned()).await.status, 200, "nor does a cached token");
+    gate.add_permits(1);
+    hanging.await.unwrap();
+    assert_eq!(endpoint.calls(), 2, "no other call was made");
+}

@@ -10,14 +10,14 @@ use axum::body::Body;
 use axum::routing::get;
 use jwtgate::metric_names;
 use jwtgate::{Algorithm, JwtAuthLayer, KeySet, Validator, revocation::MemoryDenylist};
-use jwtgate_test::{Fault, JwksServer};
+use jwtgate_test::{Fault, IntrospectionServer, JwksServer};
 use jwtgate_tests::{AUDIENCE, DownDenylist, ISSUER, TestKey, claims, now};
 use metrics_util::debugging::{DebugValue, DebuggingRecorder, Snapshotter};
 use serde_json::{Value, json};
 use tower::ServiceExt;
 
 /// Every name in `jwtgate::metric_names`: each metric recorded must have its name there.
-const NAMES: [&str; 9] = [
+const NAMES: [&str; 12] = [
     metric_names::REQUESTS_TOTAL,
     metric_names::VALIDATION_SECONDS,
     metric_names::CACHE_LOOKUPS_TOTAL,
@@ -27,6 +27,9 @@ const NAMES: [&str; 9] = [
     metric_names::REPLICA_IN_SYNC,
     metric_names::REPLICA_LOST_TOTAL,
     metric_names::REPLICA_FALLBACKS_TOTAL,
+    metric_names::INTROSPECTION_CALLS_TOTAL,
+    metric_names::INTROSPECTION_CALL_SECONDS,
+    metric_names::INTROSPECTION_CACHE_TOTAL,
 ];
 
 /// Each metric as `name{label=value,...}`, labels sorted, with its value: a count since the last read, a
@@ -201,4 +204,44 @@ async fn the_replicated_denylist_counts_losing_redis_its_snapshots_and_its_fallb
     assert_eq!(metrics.get("jwtgate_denylist_replica_snapshots_total{}"), Some(&1), "{metrics:#?}");
     assert_eq!(metrics.get("jwtgate_denylist_replica_lost_total{}"), Some(&0));
     assert_eq!(metrics.get("jwtgate_denylist_replica_in_sync{}"), Some(&1));
+}
+
+#[tokio::test]
+async fn introspection_calls_and_cache_lookups_are_counted_by_outcome() {
+    use jwtgate::introspection::{AnswerRules, Introspector};
+
+    let recorder = DebuggingRecorder::new();
+    let snapshotter = recorder.snapshotter();
+    let _guard = metrics::set_default_local_recorder(&recorder);
+
+    let endpoint = IntrospectionServer::start().await;
+    endpoint.activate("good", json!({ "sub": "alice", "exp": now() + 300 }));
+    endpoint.activate("expired", json!({ "sub": "alice", "exp": now() - 3600, "iat": now() - 7200 }));
+    let introspector = Introspector::<Value>::builder(endpoint.url())
+        .rules(AnswerRules::new().issuer(ISSUER).audience(AUDIENCE))
+        .build()
+        .unwrap();
+    let app = Router::new().route("/", get(|| async { "ok" })).layer(JwtAuthLayer::introspected(introspector));
+    for (token, status) in [("good", 200), ("good", 200), ("unknown", 401), ("unknown", 401), ("expired", 401)] {
+        assert_eq!(send(&app, Some(token)).await, status, "{token}");
+    }
+    endpoint.set_fault(Fault::Status(500));
+    assert_eq!(send(&app, Some("fresh")).await, 503);
+
+    let metrics = read(&snapshotter);
+    for (metric, count) in [
+        ("jwtgate_introspection_calls_total{outcome=active}", 1),
+        ("jwtgate_introspection_calls_total{outcome=inactive}", 1),
+        ("jwtgate_introspection_calls_total{outcome=refused}", 1),
+        ("jwtgate_introspection_calls_total{outcome=error}", 1),
+        ("jwtgate_introspection_call_seconds{outcome=active}", 1),
+        ("jwtgate_introspection_call_seconds{outcome=error}", 1),
+        ("jwtgate_introspection_cache_total{result=miss}", 4),
+        ("jwtgate_introspection_cache_total{result=hit}", 1),
+        ("jwtgate_introspection_cache_total{result=negative_hit}", 1),
+        ("jwtgate_requests_total{outcome=refused,reason=inactive}", 2),
+        ("jwtgate_requests_total{outcome=refused,reason=introspection_unavailable}", 1),
+    ] {
+        assert_eq!(metrics.get(metric), Some(&count), "{metric}: {metrics:#?}");
+    }
 }

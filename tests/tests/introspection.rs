@@ -254,6 +254,9 @@ async fn answers_that_are_not_active_or_fail_a_claim_check_are_refused_with_401(
         (with(json!({ "aud": ["billing", "other"] })), "the token's audience is not accepted"),
         (with(json!({ "aud": null })), "the token has no aud claim"),
         (with(json!({ "exp": "tomorrow" })), "the token's exp claim is not a number"),
+        // A refresh token, vouched for whatever the hint said, is no access token.
+        (with(json!({ "token_type": "refresh_token" })), "the token's type is not accepted"),
+        (with(json!({ "token_use": "refresh_token" })), "the token's type is not accepted"),
     ];
     for (body, description) in cases {
         endpoint.set(Behaviour::Json(body.clone()));

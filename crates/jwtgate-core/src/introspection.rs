@@ -172,6 +172,18 @@ impl<C, I: Introspect<C> + ?Sized> Introspect<C> for Arc<I> {
 #[must_use]
 pub struct AnswerRules {
     claims: ClaimRules,
+    /// When set, `token_type` must be one of these, compared without case.
+    token_types: Option<Vec<String>>,
+}
+
+/// The members of an answer that say what kind of token it is.
+#[derive(serde::Deserialize)]
+struct Kind<'a> {
+    #[serde(default, borrow)]
+    token_type: Option<std::borrow::Cow<'a, str>>,
+    /// Ory Hydra's `access_token` or `refresh_token`.
+    #[serde(default, borrow)]
+    token_use: Option<std::borrow::Cow<'a, str>>,
 }
 
 impl Default for AnswerRules {
@@ -185,7 +197,7 @@ impl AnswerRules {
     /// [`AuthorityMapping`] (`roles` and `scope`).
     pub fn new() -> Self {
         let claims = ClaimRules { require_exp: false, require_iss: false, require_aud: false, ..ClaimRules::new() };
-        Self { claims }
+        Self { claims, token_types: None }
     }
 
     /// Accepts answers whose `iss`, when present, equals `issuer`. Call it again to accept several.
@@ -219,6 +231,18 @@ impl AnswerRules {
         self
     }
 
+    /// Accepts only answers whose `token_type` is one of `types` (such as `["Bearer", "DPoP"]`), compared
+    /// without case; an answer without `token_type` is refused. By default `token_type` is not required, and
+    /// only an answer that says it is about a refresh token is refused: see [`check`](Self::check).
+    pub fn token_types<I, T>(mut self, types: I) -> Self
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<String>,
+    {
+        self.token_types = Some(types.into_iter().map(Into::into).collect());
+        self
+    }
+
     /// The clock leeway for `exp`, `nbf` and `iat`, in whole seconds. Default 30 s.
     pub fn leeway(mut self, leeway: Duration) -> Self {
         self.claims.leeway = i64::try_from(leeway.as_secs()).unwrap_or(i64::MAX);
@@ -247,12 +271,34 @@ impl AnswerRules {
     /// [`Validated`] token: the claims type `C`, the registered claims (`cnf` among them, so that a
     /// sender-constrained token stays bound), and the principal. Its
     /// [`valid_until`](Validated::valid_until) is the answer's `exp`, if any.
+    ///
+    /// A refresh token is no access token, and an endpoint may vouch for one whatever `token_type_hint` said
+    /// (RFC 7662 §2.1 makes the hint a hint). An answer whose `token_type` is `refresh_token`, or whose
+    /// `token_use` (Ory Hydra's) is present and not `access_token`, is refused as
+    /// [`ErrorKind::InvalidType`]; so is one whose `token_type` is not among [`token_types`](Self::token_types)
+    /// when they are set.
     pub fn check<C: DeserializeOwned>(&self, answer: &ActiveAnswer, now: i64) -> Result<Validated<C>, Error> {
         let (claims, registered) = answer.claims::<C>()?;
+        self.check_kind(answer.json())?;
         self.claims.check_claims(&registered, now)?;
         let valid_until = self.claims.valid_until(&registered);
         let principal = Principal::from_claims(registered, self.claims.mapping.clone(), self.claims.leeway);
         Ok(Validated { claims, alg: None, kid: None, origin: None, valid_until, principal: Arc::new(principal) })
+    }
+}
+
+impl AnswerRules {
+    fn check_kind(&self, json: &str) -> Result<(), ErrorKind> {
+        // The answer was read as an object of unique members already: only the types can fail here.
+        let kind: Kind<'_> = serde_json::from_str(json).map_err(|_| ErrorKind::InvalidType)?;
+        let refresh = kind.token_type.as_deref().is_some_and(|typ| typ.eq_ignore_ascii_case("refresh_token"))
+            || kind.token_use.as_deref().is_some_and(|used| used != "access_token");
+        let listed = match (&self.token_types, kind.token_type.as_deref()) {
+            (None, _) => true,
+            (Some(types), Some(typ)) => types.iter().any(|allowed| allowed.eq_ignore_ascii_case(typ)),
+            (Some(_), None) => false,
+        };
+        if refresh || !listed { Err(ErrorKind::InvalidType) } else { Ok(()) }
     }
 }
 
@@ -266,6 +312,7 @@ impl fmt::Debug for AnswerRules {
             .field("require_exp", &claims.require_exp)
             .field("require_issuer", &claims.require_iss)
             .field("require_audience", &claims.require_aud)
+            .field("token_types", &self.token_types)
             .field("authorities", &claims.mapping)
             .finish()
     }
@@ -314,6 +361,30 @@ mod tests {
         ] {
             assert_eq!(ActiveAnswer::read(body), Err(AnswerError::Unreadable), "{}", String::from_utf8_lossy(body));
         }
+    }
+
+    #[test]
+    fn refresh_tokens_are_no_access_tokens() {
+        let check = |rules: &AnswerRules, body: &str| {
+            rules.check::<Value>(&ActiveAnswer::read(body.as_bytes()).unwrap(), 0).map(|_| ()).map_err(|e| e.kind())
+        };
+        let any = AnswerRules::new();
+        for refused in [
+            r#"{"active":true,"token_type":"refresh_token"}"#,
+            r#"{"active":true,"token_type":"Refresh_Token"}"#,
+            r#"{"active":true,"token_use":"refresh_token"}"#,
+            r#"{"active":true,"token_use":"id_token"}"#,
+            r#"{"active":true,"token_type":7}"#,
+        ] {
+            assert_eq!(check(&any, refused), Err(ErrorKind::InvalidType), "{refused}");
+        }
+        for accepted in [r#"{"active":true}"#, r#"{"active":true,"token_type":"Bearer","token_use":"access_token"}"#] {
+            assert_eq!(check(&any, accepted), Ok(()), "{accepted}");
+        }
+        let typed = AnswerRules::new().token_types(["Bearer", "DPoP"]);
+        assert_eq!(check(&typed, r#"{"active":true,"token_type":"bearer"}"#), Ok(()));
+        assert_eq!(check(&typed, r#"{"active":true,"token_type":"N_A"}"#), Err(ErrorKind::InvalidType));
+        assert_eq!(check(&typed, r#"{"active":true}"#), Err(ErrorKind::InvalidType));
     }
 
     #[test]

@@ -223,9 +223,10 @@ pub(crate) fn dpop_proof(data: &[u8]) {
 }
 
 /// An introspection endpoint's answer (RFC 7662): the bytes as the body of a 200. Properties: an answer read as
-/// active is a JSON object whose `active` is the boolean `true`, and its claims read without a panic.
+/// active is a JSON object whose `active` is the boolean `true`, its claims read without a panic, and an answer
+/// the rules accept has a principal and an `exp` no earlier than the clock, leeway aside.
 pub(crate) fn introspection_answer(data: &[u8]) {
-    use jwtgate::introspection::ActiveAnswer;
+    use jwtgate::introspection::{ActiveAnswer, AnswerRules};
     if let Ok(answer) = ActiveAnswer::read(data) {
         // Raw members: a number too large for an `f64` is valid JSON, which `Value` refuses to hold.
         let members: std::collections::HashMap<String, Box<serde_json::value::RawValue>> =
@@ -234,6 +235,13 @@ pub(crate) fn introspection_answer(data: &[u8]) {
         if let Ok((claims, registered)) = answer.claims::<Value>() {
             assert!(claims.is_object());
             let _ = (registered.subject(), registered.expires_at(), registered.audience().count());
+        }
+        let now = 1_700_000_000;
+        let rules = AnswerRules::new().issuer("https://issuer.test").audience("api").token_types(["Bearer"]);
+        if let Ok(validated) = rules.check::<Value>(&answer, now) {
+            assert!(validated.is_introspected());
+            assert!(validated.registered().expires_at().is_none_or(|exp| exp.saturating_add(30) > now));
+            let _ = (validated.principal().scopes(), validated.principal().roles());
         }
     }
 }

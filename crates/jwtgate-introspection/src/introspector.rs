@@ -5,6 +5,7 @@ use std::fmt;
 use std::future::Future;
 use std::marker::PhantomData;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -90,9 +91,15 @@ struct Inner<C> {
     refusals: Cache<Digest, Refusal>,
     /// SHA-256 that has absorbed one block of 64 random bytes: the key of the caches' hash (see `digest`).
     keyed: digest::Context,
-    in_flight: Mutex<HashMap<Digest, SharedCall<C>>>,
+    /// The calls under way, by token, in shards chosen by the digest: requests with different tokens seldom
+    /// meet on a lock, and no lock is taken on a cache hit.
+    in_flight: [Mutex<HashMap<Digest, SharedCall<C>>>; IN_FLIGHT_SHARDS],
+    /// How many calls are under way, in all shards.
+    calls: AtomicUsize,
     max_calls: usize,
 }
+
+const IN_FLIGHT_SHARDS: usize = 16;
 
 struct Active<C> {
     validated: Arc<Validated<C>>,
@@ -185,35 +192,46 @@ impl<C: DeserializeOwned + Send + Sync + 'static> Introspect<C> for Introspector
         if let Some(answer) = inner.cached(&digest, unix_now()) {
             return Introspection::Ready(answer);
         }
-        let mut in_flight = inner.in_flight.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut in_flight = inner.shard(&digest).lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(call) = in_flight.get(&digest) {
             observe::cache("shared");
             return Introspection::Pending(Box::pin(call.clone()));
         }
         observe::cache("miss");
-        if in_flight.len() >= inner.max_calls {
-            tracing::warn!(
-                calls = in_flight.len(),
-                "jwtgate: too many introspection calls under way; refusing with 503"
-            );
-            return Introspection::Ready(Err(ErrorKind::IntrospectionUnavailable.into()));
-        }
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             tracing::error!("jwtgate: token introspection needs a Tokio runtime; refusing with 503");
             return Introspection::Ready(Err(ErrorKind::IntrospectionUnavailable.into()));
         };
-        // The call runs as a task of its own: it ends, is cached and leaves `in_flight` even when every request
-        // that awaits it goes away. It waits for this lock before it leaves, so it is in `in_flight` first.
-        let task = runtime.spawn(inner.clone().call(token.to_owned(), digest));
+        if inner.calls.fetch_add(1, Ordering::AcqRel) >= inner.max_calls {
+            inner.calls.fetch_sub(1, Ordering::AcqRel);
+            tracing::warn!(max = inner.max_calls, "jwtgate: too many introspection calls under way; refusing with 503");
+            return Introspection::Ready(Err(ErrorKind::IntrospectionUnavailable.into()));
+        }
+        // The call runs as a task of its own: it ends and is cached even when every request that awaits it goes
+        // away. It is in `in_flight` before it is spawned, and `Leave`, which the task owns, takes it out however
+        // the task ends: answered, panicked, or dropped unpolled by a runtime that shuts down.
+        let (sender, receiver) = tokio::sync::oneshot::channel();
         let call: Pin<Box<dyn Future<Output = Answer<C>> + Send>> =
-            Box::pin(async move { task.await.unwrap_or_else(|_| Err(ErrorKind::IntrospectionUnavailable.into())) });
+            Box::pin(async move { receiver.await.unwrap_or_else(|_| Err(ErrorKind::IntrospectionUnavailable.into())) });
         let call = call.shared();
         in_flight.insert(digest, call.clone());
+        drop(in_flight);
+        let leave = Leave { inner: inner.clone(), digest };
+        let token = token.to_owned();
+        runtime.spawn(async move {
+            let answer = leave.inner.call(token, digest).await;
+            // No one may be waiting any more; the answer is cached all the same.
+            let _ = sender.send(answer);
+        });
         Introspection::Pending(Box::pin(call))
     }
 }
 
 impl<C> Inner<C> {
+    fn shard(&self, digest: &Digest) -> &Mutex<HashMap<Digest, SharedCall<C>>> {
+        &self.in_flight[usize::from(digest[0]) % IN_FLIGHT_SHARDS]
+    }
+
     /// The token's key in the caches: SHA-256(k ‖ token), k a random block made for this process. Two tokens
     /// share an entry only if SHA-256 collides. Without k, nobody can tell from the cache (a memory dump, say)
     /// which tokens were seen, nor choose tokens that crowd one shard. The digest never leaves the process, so
@@ -248,17 +266,23 @@ impl<C> Inner<C> {
     }
 }
 
+/// A call under way, owned by its task: when the task ends, however it ends, the call leaves `in_flight`.
+struct Leave<C> {
+    inner: Arc<Inner<C>>,
+    digest: Digest,
+}
+
+impl<C> Drop for Leave<C> {
+    fn drop(&mut self) {
+        let Self { inner, digest } = self;
+        inner.shard(digest).lock().unwrap_or_else(PoisonError::into_inner).remove(digest);
+        inner.calls.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
 impl<C: DeserializeOwned + Send + Sync + 'static> Inner<C> {
-    /// Asks the endpoint about `token`, keeps the answer, and leaves the calls under way.
-    async fn call(self: Arc<Self>, token: String, digest: Digest) -> Answer<C> {
-        /// Leaves `in_flight` however the call ends, a panic included.
-        struct Leave<'a, C>(&'a Inner<C>, Digest);
-        impl<C> Drop for Leave<'_, C> {
-            fn drop(&mut self) {
-                self.0.in_flight.lock().unwrap_or_else(PoisonError::into_inner).remove(&self.1);
-            }
-        }
-        let _leave = Leave(&self, digest);
+    /// Asks the endpoint about `token`, and keeps the answer.
+    async fn call(&self, token: String, digest: Digest) -> Answer<C> {
         let started = Instant::now();
         let answer = self.ask(&token).await;
         drop(token);
@@ -427,7 +451,8 @@ impl<C> IntrospectorBuilder<C> {
                 answers: Cache::new(self.capacity.max(1)),
                 refusals: Cache::new(self.negative_capacity.max(1)),
                 keyed,
-                in_flight: Mutex::new(HashMap::new()),
+                in_flight: std::array::from_fn(|_| Mutex::new(HashMap::new())),
+                calls: AtomicUsize::new(0),
                 max_calls: self.max_calls.max(1),
             }),
         })
@@ -520,6 +545,29 @@ mod tests {
         assert!(matches!(inner.cached(&digest, 1_004), Some(Err(error)) if error.kind() == ErrorKind::Inactive));
         assert!(inner.cached(&digest, 1_005).is_none());
         assert_eq!(introspector.cached(), (0, 0));
+    }
+
+    #[test]
+    fn a_call_dropped_with_its_runtime_leaves_no_trace() {
+        // An endpoint that takes the connection and never answers.
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/introspect", listener.local_addr().unwrap());
+        let introspector = Introspector::<Value>::builder(url).max_concurrent_calls(1).build().unwrap();
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let Introspection::Pending(waiting) = runtime.block_on(async { introspector.introspect("token") }) else {
+            panic!("a call")
+        };
+        let inner = &introspector.inner;
+        assert_eq!(inner.calls.load(Ordering::Acquire), 1);
+        // The runtime shuts down before the call's task ever ran.
+        drop(runtime);
+        assert_eq!(inner.calls.load(Ordering::Acquire), 0);
+        assert!(inner.in_flight.iter().all(|shard| shard.lock().unwrap().is_empty()));
+        let answer = waiting.now_or_never().expect("the waiting request is answered");
+        assert_eq!(answer.unwrap_err().kind(), ErrorKind::IntrospectionUnavailable);
+        // The one call allowed is free again.
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        assert!(matches!(runtime.block_on(async { introspector.introspect("token") }), Introspection::Pending(_)));
     }
 
     #[test]

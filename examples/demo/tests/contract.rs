@@ -1415,6 +1415,7 @@ async fn introspection_answers_are_reused_within_their_bounds_only() {
     .await;
     endpoint.activate("cached", introspected(json!({})));
     assert_eq!(demo.me("cached").await.0, 200);
+    assert_eq!(endpoint.last_authorization(), None, "no credentials configured: no client authentication");
 
     // A revocation at the provider takes effect once the cache's 2 s are over.
     endpoint.revoke("cached");

@@ -470,6 +470,29 @@ async fn purge_forgets_a_token_so_that_a_revocation_takes_effect_at_once() {
 }
 
 #[tokio::test]
+async fn a_purge_during_a_call_keeps_that_calls_answer_out_of_the_cache() {
+    let gate = Arc::new(Semaphore::new(0));
+    let (endpoint, url) = endpoint_with(Some(gate.clone())).await;
+    endpoint.set(Behaviour::Json(active()));
+    let introspector = introspector(&url);
+    let Introspection::Pending(before) = introspector.introspect("revoked-meanwhile") else { panic!("a call") };
+    until_calls(&endpoint, 1).await;
+    // The authorization server revokes the token and says so while the call is under way (the endpoint's gate is
+    // fair: the first call gets the first permit).
+    introspector.purge("revoked-meanwhile");
+    let Introspection::Pending(after) = introspector.introspect("revoked-meanwhile") else { panic!("a new call") };
+    gate.add_permits(1);
+    before.await.unwrap();
+    assert_eq!(introspector.cached(), (0, 0), "the answer from before the purge is not kept");
+    endpoint.set(Behaviour::Json(json!({ "active": false })));
+    gate.add_permits(1);
+    assert_eq!(after.await.unwrap_err().kind(), ErrorKind::Inactive, "the call after the purge asked anew");
+    assert_eq!(endpoint.calls(), 2);
+    let Introspection::Ready(Err(error)) = introspector.introspect("revoked-meanwhile") else { panic!("cached") };
+    assert_eq!(error.kind(), ErrorKind::Inactive);
+}
+
+#[tokio::test]
 async fn limits_refuse_before_any_call() {
     let gate = Arc::new(Semaphore::new(0));
     let (endpoint, url) = endpoint_with(Some(gate.clone())).await;
@@ -586,16 +609,21 @@ async fn an_endpoint_that_hangs_holds_only_the_requests_that_need_it() {
 
     // The endpoint now hangs: a call for a new token is under way and gets no answer.
     let Introspection::Pending(hanging) = introspector.introspect("hanging") else { panic!("a call") };
-    tokio::time::timeout(Duration::from_secs(5), async {
-        while endpoint.calls() < 2 {
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-    })
-    .await
-    .expect("the call reached the endpoint, which holds it");
+    until_calls(&endpoint, 2).await;
     assert_eq!(call("/me", key.sign(&claims())).await.status, 200, "a JWT does not wait for it");
     assert_eq!(call("/me", "cached".to_owned()).await.status, 200, "nor does a cached token");
     gate.add_permits(1);
     hanging.await.unwrap();
     assert_eq!(endpoint.calls(), 2, "no other call was made");
+}
+
+/// Waits until the endpoint has taken `calls` calls (at most 5 s).
+async fn until_calls(endpoint: &Endpoint, calls: usize) {
+    tokio::time::timeout(Duration::from_secs(5), async {
+        while endpoint.calls() < calls {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await
+    .expect("the calls reached the endpoint");
 }

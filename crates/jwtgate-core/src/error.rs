@@ -360,7 +360,7 @@ pub enum ConfigErrorKind {
     /// A trusted proxy that is not an IP address or network.
     Proxy,
     /// Token introspection (RFC 7662): an endpoint URL jwtgate will not call, client credentials that cannot
-    /// be sent, no Tokio runtime.
+    /// be sent, no randomness for the cache's key.
     Introspection,
 }
 

@@ -184,7 +184,13 @@ struct Kind<'a> {
     /// Ory Hydra's `access_token` or `refresh_token`.
     #[serde(default, borrow)]
     token_use: Option<std::borrow::Cow<'a, str>>,
+    /// Keycloak's `Bearer`, or `Refresh`, `Offline`, `ID` for what is no access token.
+    #[serde(default, borrow)]
+    typ: Option<std::borrow::Cow<'a, str>>,
 }
+
+/// Keycloak's `typ` values of tokens that are not access tokens.
+const NOT_ACCESS_TYPS: [&str; 4] = ["Refresh", "Offline", "ID", "Logout"];
 
 impl Default for AnswerRules {
     fn default() -> Self {
@@ -273,10 +279,12 @@ impl AnswerRules {
     /// [`valid_until`](Validated::valid_until) is the answer's `exp`, if any.
     ///
     /// A refresh token is no access token, and an endpoint may vouch for one whatever `token_type_hint` said
-    /// (RFC 7662 §2.1 makes the hint a hint). An answer whose `token_type` is `refresh_token`, or whose
-    /// `token_use` (Ory Hydra's) is present and not `access_token`, is refused as
-    /// [`ErrorKind::InvalidType`]; so is one whose `token_type` is not among [`token_types`](Self::token_types)
-    /// when they are set.
+    /// (RFC 7662 §2.1 makes the hint a hint). An answer that says it is about another kind of token is refused
+    /// as [`ErrorKind::InvalidType`]: a `token_type` of `refresh_token`, a `token_use` (Ory Hydra's) other than
+    /// `access_token`, a `typ` (Keycloak's) of `Refresh`, `Offline`, `ID` or `Logout`. So is one whose
+    /// `token_type` is not among [`token_types`](Self::token_types) when they are set. An answer that says
+    /// nothing of its kind (Spring Authorization Server's about a refresh token) cannot be told apart here: set
+    /// `token_types`, or require an audience, for such a server.
     pub fn check<C: DeserializeOwned>(&self, answer: &ActiveAnswer, now: i64) -> Result<Validated<C>, Error> {
         let (claims, registered) = answer.claims::<C>()?;
         self.check_kind(answer.json())?;
@@ -292,7 +300,8 @@ impl AnswerRules {
         // The answer was read as an object of unique members already: only the types can fail here.
         let kind: Kind<'_> = serde_json::from_str(json).map_err(|_| ErrorKind::InvalidType)?;
         let refresh = kind.token_type.as_deref().is_some_and(|typ| typ.eq_ignore_ascii_case("refresh_token"))
-            || kind.token_use.as_deref().is_some_and(|used| used != "access_token");
+            || kind.token_use.as_deref().is_some_and(|used| used != "access_token")
+            || kind.typ.as_deref().is_some_and(|typ| NOT_ACCESS_TYPS.iter().any(|not| not.eq_ignore_ascii_case(typ)));
         let listed = match (&self.token_types, kind.token_type.as_deref()) {
             (None, _) => true,
             (Some(types), Some(typ)) => types.iter().any(|allowed| allowed.eq_ignore_ascii_case(typ)),
@@ -375,10 +384,14 @@ mod tests {
             r#"{"active":true,"token_use":"refresh_token"}"#,
             r#"{"active":true,"token_use":"id_token"}"#,
             r#"{"active":true,"token_type":7}"#,
+            r#"{"active":true,"typ":"Refresh"}"#,
+            r#"{"active":true,"typ":"offline"}"#,
         ] {
             assert_eq!(check(&any, refused), Err(ErrorKind::InvalidType), "{refused}");
         }
-        for accepted in [r#"{"active":true}"#, r#"{"active":true,"token_type":"Bearer","token_use":"access_token"}"#] {
+        for accepted in
+            [r#"{"active":true}"#, r#"{"active":true,"token_type":"Bearer","token_use":"access_token","typ":"Bearer"}"#]
+        {
             assert_eq!(check(&any, accepted), Ok(()), "{accepted}");
         }
         let typed = AnswerRules::new().token_types(["Bearer", "DPoP"]);

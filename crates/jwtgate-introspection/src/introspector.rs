@@ -5,7 +5,7 @@ use std::fmt;
 use std::future::Future;
 use std::marker::PhantomData;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -69,6 +69,9 @@ type Digest = [u8; 32];
 /// ([`ErrorKind::IntrospectionUnavailable`]), never 401 and never 200: fail-open is not offered. Tokens with an
 /// answer still cached go on being served, and JWTs are never slowed by a failing endpoint.
 ///
+/// The calls run as tasks on the Tokio runtime of the request, which must have its time and I/O drivers
+/// (`#[tokio::main]` and axum's defaults have both); without a runtime, a token that needs a call gets 503.
+///
 /// The cache is keyed by a SHA-256 of the token under a secret made for this process: the token itself is not
 /// kept. A revocation at the authorization server takes effect once the answer's TTL is over; for at once,
 /// call [`purge`](Self::purge) from the server's back-channel, or set a denylist on the layer, which is asked
@@ -93,10 +96,21 @@ struct Inner<C> {
     keyed: digest::Context,
     /// The calls under way, by token, in shards chosen by the digest: requests with different tokens seldom
     /// meet on a lock, and no lock is taken on a cache hit.
-    in_flight: [Mutex<HashMap<Digest, SharedCall<C>>>; IN_FLIGHT_SHARDS],
+    in_flight: [Mutex<HashMap<Digest, Call<C>>>; IN_FLIGHT_SHARDS],
     /// How many calls are under way, in all shards.
     calls: AtomicUsize,
     max_calls: usize,
+    /// The ids of calls, so that a call leaves `in_flight` only if it is still there, not a newer one.
+    next_call: AtomicU64,
+    /// Bumped by every purge: a call that started before it does not cache its answer, which may be older than
+    /// the revocation the purge is for. Read and bumped under the token's shard lock.
+    purges: AtomicU64,
+}
+
+/// A call under way: its id, and its answer, which every request with the same token awaits.
+struct Call<C> {
+    id: u64,
+    answer: SharedCall<C>,
 }
 
 const IN_FLIGHT_SHARDS: usize = 16;
@@ -132,6 +146,7 @@ pub struct IntrospectorBuilder<C> {
     negative_ttl: Duration,
     negative_capacity: usize,
     max_calls: usize,
+    assertion_audience: Option<String>,
     claims: PhantomData<fn() -> C>,
 }
 
@@ -153,22 +168,33 @@ impl<C> Introspector<C> {
             negative_ttl: DEFAULT_NEGATIVE_TTL,
             negative_capacity: DEFAULT_NEGATIVE_CAPACITY,
             max_calls: DEFAULT_MAX_CONCURRENT_CALLS,
+            assertion_audience: None,
             claims: PhantomData,
         }
     }
 
-    /// Forgets what is cached about `token`, active or not: its next use asks the endpoint. For an
-    /// authorization server's back-channel that says a token was revoked.
+    /// Forgets what is known about `token`, active or not: its next use asks the endpoint anew. A call about it
+    /// already under way still answers the requests that were waiting for it, but its answer is not cached, and
+    /// later requests do not join it. For an authorization server's back-channel that says a token was revoked.
     pub fn purge(&self, token: &str) {
-        let digest = self.inner.digest(token);
-        self.inner.answers.remove(&digest);
-        self.inner.refusals.remove(&digest);
+        let inner = &self.inner;
+        let digest = inner.digest(token);
+        let mut in_flight = inner.shard(&digest).lock().unwrap_or_else(PoisonError::into_inner);
+        inner.purges.fetch_add(1, Ordering::AcqRel);
+        inner.answers.remove(&digest);
+        inner.refusals.remove(&digest);
+        in_flight.remove(&digest);
     }
 
-    /// Forgets every cached answer.
+    /// Forgets every cached answer, and every call under way, as [`purge`](Self::purge) does for one token.
     pub fn purge_all(&self) {
-        self.inner.answers.clear();
-        self.inner.refusals.clear();
+        let inner = &self.inner;
+        let mut shards: Vec<_> =
+            inner.in_flight.iter().map(|shard| shard.lock().unwrap_or_else(PoisonError::into_inner)).collect();
+        inner.purges.fetch_add(1, Ordering::AcqRel);
+        inner.answers.clear();
+        inner.refusals.clear();
+        shards.iter_mut().for_each(|shard| shard.clear());
     }
 
     /// How many active answers, and how many refusals, are cached.
@@ -195,16 +221,22 @@ impl<C: DeserializeOwned + Send + Sync + 'static> Introspect<C> for Introspector
         let mut in_flight = inner.shard(&digest).lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(call) = in_flight.get(&digest) {
             observe::cache("shared");
-            return Introspection::Pending(Box::pin(call.clone()));
+            return Introspection::Pending(Box::pin(call.answer.clone()));
+        }
+        // A call may have ended, its answer cached, between the look above and this lock.
+        if let Some(answer) = inner.cached(&digest, unix_now()) {
+            return Introspection::Ready(answer);
         }
         observe::cache("miss");
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             tracing::error!("jwtgate: token introspection needs a Tokio runtime; refusing with 503");
+            observe::not_called();
             return Introspection::Ready(Err(ErrorKind::IntrospectionUnavailable.into()));
         };
         if inner.calls.fetch_add(1, Ordering::AcqRel) >= inner.max_calls {
             inner.calls.fetch_sub(1, Ordering::AcqRel);
             tracing::warn!(max = inner.max_calls, "jwtgate: too many introspection calls under way; refusing with 503");
+            observe::not_called();
             return Introspection::Ready(Err(ErrorKind::IntrospectionUnavailable.into()));
         }
         // The call runs as a task of its own: it ends and is cached even when every request that awaits it goes
@@ -214,12 +246,14 @@ impl<C: DeserializeOwned + Send + Sync + 'static> Introspect<C> for Introspector
         let call: Pin<Box<dyn Future<Output = Answer<C>> + Send>> =
             Box::pin(async move { receiver.await.unwrap_or_else(|_| Err(ErrorKind::IntrospectionUnavailable.into())) });
         let call = call.shared();
-        in_flight.insert(digest, call.clone());
+        let id = inner.next_call.fetch_add(1, Ordering::Relaxed);
+        let purges = inner.purges.load(Ordering::Acquire);
+        in_flight.insert(digest, Call { id, answer: call.clone() });
         drop(in_flight);
-        let leave = Leave { inner: inner.clone(), digest };
+        let leave = Leave { inner: inner.clone(), digest, id };
         let token = token.to_owned();
         runtime.spawn(async move {
-            let answer = leave.inner.call(token, digest).await;
+            let answer = leave.inner.call(token, digest, purges).await;
             // No one may be waiting any more; the answer is cached all the same.
             let _ = sender.send(answer);
         });
@@ -228,7 +262,7 @@ impl<C: DeserializeOwned + Send + Sync + 'static> Introspect<C> for Introspector
 }
 
 impl<C> Inner<C> {
-    fn shard(&self, digest: &Digest) -> &Mutex<HashMap<Digest, SharedCall<C>>> {
+    fn shard(&self, digest: &Digest) -> &Mutex<HashMap<Digest, Call<C>>> {
         &self.in_flight[usize::from(digest[0]) % IN_FLIGHT_SHARDS]
     }
 
@@ -237,7 +271,7 @@ impl<C> Inner<C> {
     /// which tokens were seen, nor choose tokens that crowd one shard. The digest never leaves the process, so
     /// the secret-prefix construction's one weakness as a MAC, length extension, gives nothing to anyone; and
     /// it costs one compression from a state that has absorbed k, less than half of HMAC's two from a context
-    /// copied per call (80 ns against 185 ns, `benches/benches/introspection.rs`), on every cache hit.
+    /// copied per call (77 ns against 181 ns, `benches/benches/introspection.rs`), on every cache hit.
     fn digest(&self, token: &str) -> Digest {
         let mut hash = self.keyed.clone();
         hash.update(token.as_bytes());
@@ -253,14 +287,15 @@ impl<C> Inner<C> {
                 observe::cache("hit");
                 return Some(Ok(active.validated));
             }
-            self.answers.remove(digest);
+            // Only if it is still the expired one: a call may have put a fresh answer in its place.
+            self.answers.remove_if(digest, |active| now >= active.until);
         }
         if let Some(refusal) = self.refusals.get(digest) {
             if now < refusal.until {
                 observe::cache("negative_hit");
                 return Some(Err(refusal.error));
             }
-            self.refusals.remove(digest);
+            self.refusals.remove_if(digest, |refusal| now >= refusal.until);
         }
         None
     }
@@ -270,22 +305,30 @@ impl<C> Inner<C> {
 struct Leave<C> {
     inner: Arc<Inner<C>>,
     digest: Digest,
+    id: u64,
 }
 
 impl<C> Drop for Leave<C> {
     fn drop(&mut self) {
-        let Self { inner, digest } = self;
-        inner.shard(digest).lock().unwrap_or_else(PoisonError::into_inner).remove(digest);
+        let Self { inner, digest, id } = self;
+        let mut in_flight = inner.shard(digest).lock().unwrap_or_else(PoisonError::into_inner);
+        // Not a newer call for the same token, after a purge took this one out.
+        if in_flight.get(digest).is_some_and(|call| call.id == *id) {
+            in_flight.remove(digest);
+        }
         inner.calls.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
 impl<C: DeserializeOwned + Send + Sync + 'static> Inner<C> {
-    /// Asks the endpoint about `token`, and keeps the answer.
-    async fn call(&self, token: String, digest: Digest) -> Answer<C> {
+    /// Asks the endpoint about `token`, and keeps the answer unless a purge came since the call started
+    /// (`purges` is the count then).
+    async fn call(&self, token: String, digest: Digest, purges: u64) -> Answer<C> {
         let started = Instant::now();
         let answer = self.ask(&token).await;
         drop(token);
+        let shard = self.shard(&digest).lock().unwrap_or_else(PoisonError::into_inner);
+        let keep = self.purges.load(Ordering::Acquire) == purges;
         let now = unix_now();
         let outcome = match &answer {
             Ok(validated) => {
@@ -295,20 +338,21 @@ impl<C: DeserializeOwned + Send + Sync + 'static> Inner<C> {
                     None if self.cache_without_exp => Some(ttl_end),
                     None => None,
                 };
-                if let Some(until) = until.filter(|&until| until > now) {
+                if let Some(until) = until.filter(|&until| keep && until > now) {
                     self.answers.insert(digest, Active { validated: validated.clone(), until });
                 }
                 "active"
             }
             Err(error) if error.kind() == ErrorKind::IntrospectionUnavailable => "error",
             Err(error) => {
-                if self.negative_ttl > 0 {
+                if keep && self.negative_ttl > 0 {
                     self.refusals
                         .insert(digest, Refusal { error: *error, until: now.saturating_add(self.negative_ttl) });
                 }
                 if error.kind() == ErrorKind::Inactive { "inactive" } else { "refused" }
             }
         };
+        drop(shard);
         observe::call(outcome, started.elapsed());
         answer
     }
@@ -355,9 +399,7 @@ impl<C> IntrospectorBuilder<C> {
     /// The `aud` of `private_key_jwt` assertions, such as the issuer, for servers that expect it rather than
     /// the endpoint's URL.
     pub fn assertion_audience(mut self, audience: impl Into<String>) -> Self {
-        if let Ok(Credentials::PrivateKeyJwt { audience: aud, .. }) = &mut self.credentials {
-            *aud = Some(audience.into());
-        }
+        self.assertion_audience = Some(audience.into());
         self
     }
 
@@ -387,7 +429,8 @@ impl<C> IntrospectorBuilder<C> {
     }
 
     /// How long an active answer is reused, never past the token's `exp`: a revocation at the authorization
-    /// server takes effect after this at the latest. `Duration::ZERO` asks about every request. Default 30 s.
+    /// server takes effect after this at the latest. Counted in whole seconds, as `exp` is: a fraction is dropped,
+    /// so less than one second is `Duration::ZERO`, which asks about every request. Default 30 s.
     pub fn cache_ttl(mut self, ttl: Duration) -> Self {
         self.cache_ttl = ttl;
         self
@@ -407,7 +450,8 @@ impl<C> IntrospectorBuilder<C> {
     }
 
     /// How long a refusal is reused (an inactive token, an answer whose claims fail a check), and how many
-    /// are kept. Default 5 s and 1,000. `Duration::ZERO` asks again every time.
+    /// are kept. Default 5 s and 1,000. Whole seconds, as [`cache_ttl`](Self::cache_ttl): less than one second
+    /// is `Duration::ZERO`, which asks again every time.
     pub fn negative_cache(mut self, ttl: Duration, capacity: usize) -> Self {
         self.negative_ttl = ttl;
         self.negative_capacity = capacity;
@@ -426,7 +470,11 @@ impl<C> IntrospectorBuilder<C> {
     pub fn build(self) -> Result<Introspector<C>, ConfigError> {
         let config = |message: String| ConfigError::new(ConfigErrorKind::Introspection, message);
         let endpoint = parse_endpoint(&self.endpoint, "tokens are introspected").map_err(config)?;
-        let credentials = self.credentials?;
+        let mut credentials = self.credentials?;
+        if let (Credentials::PrivateKeyJwt { audience, .. }, Some(chosen)) = (&mut credentials, self.assertion_audience)
+        {
+            *audience = Some(chosen);
+        }
         let client = Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .timeout(self.timeout)
@@ -453,6 +501,8 @@ impl<C> IntrospectorBuilder<C> {
                 keyed,
                 in_flight: std::array::from_fn(|_| Mutex::new(HashMap::new())),
                 calls: AtomicUsize::new(0),
+                next_call: AtomicU64::new(0),
+                purges: AtomicU64::new(0),
                 max_calls: self.max_calls.max(1),
             }),
         })
@@ -498,6 +548,12 @@ mod observe {
         metrics::counter!(crate::metric_names::INTROSPECTION_CACHE_TOTAL, "result" => result).increment(1);
         #[cfg(not(feature = "metrics"))]
         let _ = result;
+    }
+
+    /// A miss refused without a call: too many calls under way, or no runtime to make one on.
+    pub(super) fn not_called() {
+        #[cfg(feature = "metrics")]
+        metrics::counter!(crate::metric_names::INTROSPECTION_CALLS_TOTAL, "outcome" => "limited").increment(1);
     }
 
     pub(super) fn call(outcome: &'static str, elapsed: Duration) {

@@ -31,11 +31,15 @@ impl Validators {
     }
 }
 
-/// A URL as logs and errors show it: without user information, query or fragment, which may hold
-/// credentials.
-/// A URL as logs show it: scheme, host, port and path, never its query, fragment or credentials.
-#[derive(Debug)]
+/// A URL as logs and errors show it: scheme, host, port and path, without user information, query or
+/// fragment, which may hold credentials. `Debug` shows the same.
 pub struct Shown<'a>(pub &'a Url);
+
+impl fmt::Debug for Shown<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
 
 impl fmt::Display for Shown<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -102,7 +106,6 @@ pub(crate) async fn get_json(
         .unwrap_or_else(|_| Err(FetchError(format!("{url}: no complete answer within {timeout:?}"))))
 }
 
-/// The error's kind, without the URL reqwest repeats (the caller adds it once).
 /// Reads a response's body, refusing one larger than `max_bytes` as soon as it is: never more is held.
 pub async fn read_body(response: &mut reqwest::Response, max_bytes: usize) -> Result<Vec<u8>, String> {
     if response.content_length().is_some_and(|len| len > max_bytes as u64) {
@@ -119,7 +122,7 @@ pub async fn read_body(response: &mut reqwest::Response, max_bytes: usize) -> Re
 }
 
 /// What went wrong with a request, in words safe to log: the kind of failure, and its source (a connection
-/// or TLS error), never a URL's query or a body.
+/// or TLS error), without the URL reqwest repeats (the caller adds it once, shown) and never a body.
 pub fn describe(err: &reqwest::Error) -> String {
     let what = if err.is_timeout() {
         "timed out"
@@ -138,9 +141,8 @@ pub fn describe(err: &reqwest::Error) -> String {
     }
 }
 
-/// Accepts `application/json`, `application/jwk-set+json` and any other `+json` type, or no type at all.
-/// Refuses others, such as the HTML of a login page or a proxy's error page.
-/// Whether a response's content type, when it has one, is JSON (`application/json` or `application/*+json`).
+/// Accepts `application/json`, `application/jwk-set+json` and any other `application/*+json` type, or no type
+/// at all. Refuses others, such as the HTML of a login page or a proxy's error page.
 pub fn check_content_type(headers: &HeaderMap) -> Result<(), String> {
     let Some(value) = headers.get(header::CONTENT_TYPE) else { return Ok(()) };
     let value = value.to_str().map_err(|_| "the content type is not readable".to_owned())?;

@@ -64,8 +64,8 @@ impl<C> JwtAuthLayer<C> {
         Self { config: Arc::new(Config::new(None, Some(Arc::new(introspection)))) }
     }
 
-    /// Accepts opaque tokens beside JWTs (RFC 7662): a token shaped as a compact JWS (three base64url parts
-    /// separated by two dots) is validated locally by the layer's [`Validator`], and is never sent to
+    /// Accepts opaque tokens beside JWTs (RFC 7662): a token shaped as a compact JWS (exactly two dots, as
+    /// three parts have) is validated locally by the layer's [`Validator`], and is never sent to
     /// `introspection`; every other token is sent there, never to the validator. Either way the token then
     /// goes through the same steps: the layer's rules (`jti`, the `cnf` binding), the denylist, the hook, the
     /// guards.
@@ -244,7 +244,10 @@ impl<C> JwtAuthLayer<C> {
     /// [`into_service`](ProtectedResourceMetadata::into_service).
     ///
     /// Refuses a layer without a resource, and one whose validator would refuse a token whose `aud` is the
-    /// resource.
+    /// resource. A layer that only [introspects](Self::introspected) has no validator to ask: its metadata names
+    /// no authorization server, and its introspection's `AnswerRules` must accept the resource as `aud`
+    /// themselves; add the server with
+    /// [`authorization_server`](ProtectedResourceMetadata::authorization_server).
     ///
     /// ```
     /// use jwtgate_core::{Algorithm, Key, KeySet, Secret, Validator};

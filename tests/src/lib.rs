@@ -228,6 +228,164 @@ impl Drop for RedisServer {
     }
 }
 
+/// A real Redis Cluster on loopback: three primaries and three replicas, each a `redis-server` on a free port
+/// with its own directory, joined by `redis-cli --cluster create --cluster-replicas 1`, with a 1 s
+/// `cluster-node-timeout` so that a failover takes seconds. Every node is killed when this drops.
+#[derive(Debug)]
+pub struct RedisCluster {
+    nodes: Vec<ClusterNode>,
+    dir: std::path::PathBuf,
+}
+
+#[derive(Debug)]
+struct ClusterNode {
+    port: u16,
+    child: Option<Child>,
+}
+
+impl RedisCluster {
+    /// Starts six nodes and joins them, then waits until every node says `cluster_state:ok`.
+    pub fn start() -> Self {
+        static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "jwtgate-cluster-{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        ));
+        std::fs::create_dir_all(&dir).expect("a temp dir for the cluster");
+        // Six free ports, held until all are chosen so that none repeats.
+        let listeners: Vec<_> =
+            (0..6).map(|_| std::net::TcpListener::bind("127.0.0.1:0").expect("a free port")).collect();
+        let ports: Vec<u16> = listeners.iter().map(|l| l.local_addr().expect("a free port").port()).collect();
+        drop(listeners);
+        let mut cluster = Self { nodes: Vec::new(), dir };
+        for port in ports {
+            let child = cluster.spawn(port);
+            cluster.nodes.push(ClusterNode { port, child: Some(child) });
+        }
+        let addresses: Vec<String> = cluster.nodes.iter().map(|node| format!("127.0.0.1:{}", node.port)).collect();
+        let output = Command::new("redis-cli")
+            .args(["--cluster", "create"])
+            .args(&addresses)
+            .args(["--cluster-replicas", "1", "--cluster-yes"])
+            .output()
+            .expect("redis-cli must be on PATH (./scripts/test.sh installs it)");
+        assert!(
+            output.status.success(),
+            "redis-cli --cluster create failed: {}",
+            String::from_utf8_lossy(&output.stdout)
+        );
+        cluster.wait_until_ok(Duration::from_secs(30));
+        cluster
+    }
+
+    fn spawn(&self, port: u16) -> Child {
+        let dir = self.dir.join(port.to_string());
+        std::fs::create_dir_all(&dir).expect("a node's dir");
+        let child = Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--cluster-enabled", "yes", "--cluster-node-timeout", "1000"])
+            .args(["--cluster-config-file", "nodes.conf", "--dir", dir.to_str().expect("a UTF-8 dir")])
+            .args(["--save", "", "--appendonly", "no"])
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("redis-server must be on PATH (./scripts/test.sh installs it)");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Self::node_connection(port).is_err() {
+            assert!(Instant::now() < deadline, "cluster node on port {port} did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        child
+    }
+
+    fn node_connection(port: u16) -> redis::RedisResult<redis::Connection> {
+        let mut connection = redis::Client::open(format!("redis://127.0.0.1:{port}/"))?.get_connection()?;
+        redis::cmd("PING").query::<String>(&mut connection)?;
+        Ok(connection)
+    }
+
+    /// Waits until every running node reports `cluster_state:ok` with every slot served, and every primary
+    /// whose replica runs has it online (its initial sync done): `WAIT` can then be answered.
+    pub fn wait_until_ok(&self, within: Duration) {
+        let deadline = Instant::now() + within;
+        let running = self.nodes.iter().filter(|node| node.child.is_some()).count();
+        loop {
+            let mut replicas_online = 0;
+            let ok = self.nodes.iter().filter(|node| node.child.is_some()).all(|node| {
+                let Ok(mut connection) = Self::node_connection(node.port) else { return false };
+                let info: String = redis::cmd("CLUSTER").arg("INFO").query(&mut connection).unwrap_or_default();
+                let replication: String =
+                    redis::cmd("INFO").arg("replication").query(&mut connection).unwrap_or_default();
+                replicas_online += replication.lines().filter(|line| line.contains("state=online")).count();
+                info.contains("cluster_state:ok") && info.contains("cluster_slots_ok:16384")
+            });
+            // Three primaries: every running node beyond them is a replica that must be online.
+            let ok = ok && replicas_online >= running.saturating_sub(3);
+            if ok {
+                return;
+            }
+            assert!(Instant::now() < deadline, "the cluster was not ok within {within:?}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// The seed URLs of every node, `redis://127.0.0.1:<port>/`.
+    pub fn urls(&self) -> Vec<String> {
+        self.nodes.iter().map(|node| format!("redis://127.0.0.1:{}/", node.port)).collect()
+    }
+
+    /// The port of the primary that serves `key`'s slot now.
+    pub fn primary_of(&self, key: &str) -> u16 {
+        let node = self.nodes.iter().find(|node| node.child.is_some()).expect("a running node");
+        let mut connection = Self::node_connection(node.port).expect("a running node answers");
+        let slot: u16 = redis::cmd("CLUSTER").arg("KEYSLOT").arg(key).query(&mut connection).expect("CLUSTER KEYSLOT");
+        let shards: Vec<Vec<redis::Value>> =
+            redis::cmd("CLUSTER").arg("SLOTS").query(&mut connection).expect("CLUSTER SLOTS");
+        for shard in shards {
+            let (Some(redis::Value::Int(from)), Some(redis::Value::Int(to)), Some(redis::Value::Array(primary))) =
+                (shard.first(), shard.get(1), shard.get(2))
+            else {
+                continue;
+            };
+            if (*from..=*to).contains(&i64::from(slot))
+                && let Some(redis::Value::Int(port)) = primary.get(1)
+            {
+                return u16::try_from(*port).expect("a port");
+            }
+        }
+        panic!("no primary serves slot {slot}")
+    }
+
+    /// Kills the node on `port` at once (SIGKILL), as a crash would.
+    pub fn kill(&mut self, port: u16) {
+        let node = self.nodes.iter_mut().find(|node| node.port == port).expect("a node of this cluster");
+        if let Some(mut child) = node.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts the node on `port` again, with its cluster configuration: it rejoins, as a replica if it was
+    /// failed over.
+    pub fn restart(&mut self, port: u16) {
+        let child = self.spawn(port);
+        let node = self.nodes.iter_mut().find(|node| node.port == port).expect("a node of this cluster");
+        node.child = Some(child);
+    }
+}
+
+impl Drop for RedisCluster {
+    fn drop(&mut self) {
+        for node in &mut self.nodes {
+            if let Some(mut child) = node.child.take() {
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
 /// Starts `command` (an example's binary) with its stdout and log on pipes, and waits up to 30 s for the line
 /// `listening on <url>` on either. Returns the process, killed when dropped, and the URL. The rest of both
 /// is drained, so the process never blocks on a full pipe.

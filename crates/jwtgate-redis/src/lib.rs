@@ -24,6 +24,7 @@
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+mod conn;
 pub mod metric_names;
 #[cfg(feature = "refresh")]
 mod refresh;
@@ -38,9 +39,10 @@ use jwtgate_core::{
     __private::unix_now, Denylist, DenylistError, Lookup, PendingRevocation, RegisteredClaims, TokenStatus,
 };
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::cluster::ClusterClient;
-use redis::cluster_async::ClusterConnection;
-use redis::{Pipeline, RedisError, Script};
+use redis::{RedisError, Script};
+
+pub use conn::Durability;
+use conn::{Conn, Endpoint};
 
 #[cfg(feature = "refresh")]
 #[cfg_attr(docsrs, doc(cfg(feature = "refresh")))]
@@ -59,14 +61,13 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(2);
 #[derive(Clone)]
 pub struct RedisDenylist {
     conn: Conn,
+    /// Revocations with [`Durability::Replicas`] go through a connection of their own: `WAIT` blocks the
+    /// connection it runs on, and lookups must not wait behind it.
+    writer: Conn,
+    endpoint: Endpoint,
     prefix: Arc<str>,
     timeout: Duration,
-}
-
-#[derive(Clone)]
-enum Conn {
-    Single(ConnectionManager),
-    Cluster(ClusterConnection),
+    durability: Durability,
 }
 
 /// The Lua that raises a subject's cutoff (`ARGV[1]`) and expiry (`ARGV[2]`, seconds) at `KEYS[1]`, never
@@ -90,24 +91,55 @@ pub(crate) use raise_cutoff_lua;
 /// Raises a subject's cutoff and expiry, never lowers them.
 const CUTOFF_SCRIPT: &str = concat!(raise_cutoff_lua!(), "return 1\n");
 
+/// Revokes a token id at `KEYS[1]` for `ARGV[1]` seconds, never shortening a revocation already there.
+const REVOKE_SCRIPT: &str = r"
+local ttl = tonumber(ARGV[1])
+if redis.call('TTL', KEYS[1]) < ttl then redis.call('SET', KEYS[1], 1, 'EX', ttl) end
+return 1
+";
+
 impl RedisDenylist {
     /// A denylist in the Redis server at `url` (`redis://host:port/db`). It connects lazily: this fails
     /// only for a malformed URL, never because Redis is down. Call it inside a Tokio runtime.
     pub fn new(url: &str) -> Result<Self, RedisError> {
-        let manager = lazy_connection(url)?;
-        Ok(Self { conn: Conn::Single(manager), prefix: DEFAULT_PREFIX.into(), timeout: DEFAULT_TIMEOUT })
+        Self::on(Endpoint::Single(url.to_owned()))
     }
 
-    /// A denylist in the Redis Cluster reachable through `nodes`. It connects at once, and fails when no
-    /// node answers.
-    pub async fn cluster<I, S>(nodes: I) -> Result<Self, RedisError>
+    /// A denylist in the Redis Cluster whose seed nodes are `nodes` (`redis://host:port`, one or more). It
+    /// connects on first use, as [`new`](Self::new) does: this fails only for a malformed URL, never because
+    /// the cluster is down. The redis crate follows the cluster's slots, its redirections (`MOVED`, `ASK`) and
+    /// its failovers. Each key is one token's or one subject's, so revocations spread over every shard.
+    pub fn cluster<I, S>(nodes: I) -> Result<Self, RedisError>
     where
         I: IntoIterator<Item = S>,
         S: AsRef<str>,
     {
-        let nodes: Vec<String> = nodes.into_iter().map(|node| node.as_ref().to_owned()).collect();
-        let connection = ClusterClient::new(nodes)?.get_async_connection().await?;
-        Ok(Self { conn: Conn::Cluster(connection), prefix: DEFAULT_PREFIX.into(), timeout: DEFAULT_TIMEOUT })
+        Self::on(Endpoint::Cluster(nodes.into_iter().map(|node| node.as_ref().to_owned()).collect()))
+    }
+
+    fn on(endpoint: Endpoint) -> Result<Self, RedisError> {
+        let conn = Conn::connect(&endpoint)?;
+        Ok(Self {
+            writer: conn.clone(),
+            conn,
+            endpoint,
+            prefix: DEFAULT_PREFIX.into(),
+            timeout: DEFAULT_TIMEOUT,
+            durability: Durability::Primary,
+        })
+    }
+
+    /// How durable a revocation must be before it is confirmed. Default [`Durability::Primary`]: a revocation
+    /// confirmed just before its primary fails may be lost. With [`Durability::Replicas`], `revoke` and
+    /// `revoke_subject` return only once that many replicas hold the revocation, and fail otherwise (the layer's
+    /// `POST /logout` then answers 503 and the client retries); the write stays on the primary either way.
+    pub fn with_durability(mut self, durability: Durability) -> Result<Self, RedisError> {
+        self.durability = durability;
+        self.writer = match durability {
+            Durability::Primary => self.conn.clone(),
+            Durability::Replicas { .. } => Conn::connect_waiting(&self.endpoint, durability.extra_time())?,
+        };
+        Ok(self)
     }
 
     /// The prefix of every key this denylist writes. Default [`DEFAULT_PREFIX`].
@@ -132,86 +164,66 @@ impl RedisDenylist {
         format!("{}sub:{subject}", self.prefix)
     }
 
-    /// Runs a script invocation, within the timeout. Invoked on the connection, not in a pipeline: the
-    /// invocation loads the script when Redis does not know it yet (after a restart, say).
-    pub(crate) async fn invoke(&self, invocation: redis::ScriptInvocation<'_>) -> Result<(), DenylistError> {
-        let conn = self.conn.clone();
-        let query = async move {
-            match conn {
-                Conn::Single(mut manager) => invocation.invoke_async::<()>(&mut manager).await,
-                Conn::Cluster(mut cluster) => invocation.invoke_async::<()>(&mut cluster).await,
-            }
+    /// Writes a revocation with a script (loaded when Redis does not know it yet: after a restart, or on a
+    /// replica just promoted), then confirms it as durable as configured, all within the timeout plus the
+    /// durability's own.
+    pub(crate) async fn write(&self, invocation: redis::ScriptInvocation<'_>, key: &str) -> Result<(), DenylistError> {
+        let (writer, durability) = (&self.writer, self.durability);
+        let write = async move {
+            writer.invoke::<()>(&invocation).await?;
+            writer.confirm(key, durability).await
         };
-        within(self.timeout, query).await
-    }
-
-    async fn run<T: redis::FromRedisValue>(
-        conn: Conn,
-        timeout: Duration,
-        pipeline: Pipeline,
-    ) -> Result<T, DenylistError> {
-        let query = async move {
-            match conn {
-                Conn::Single(mut manager) => pipeline.query_async(&mut manager).await,
-                Conn::Cluster(mut cluster) => pipeline.query_async(&mut cluster).await,
-            }
-        };
-        within(timeout, query).await
+        within(self.timeout + durability.extra_time(), write).await
     }
 }
 
 /// Whether the token key exists, and the subject's cutoff: exactly the keys the token has, so a key that is
 /// not ours is never read.
 async fn lookup(conn: Conn, jti: Option<String>, subject: Option<String>) -> Result<(bool, Option<i64>), RedisError> {
-    match conn {
-        // One round trip: a pipeline.
-        Conn::Single(mut manager) => {
-            let mut pipeline = redis::pipe();
-            match (&jti, &subject) {
-                (Some(jti), Some(subject)) => {
-                    pipeline.exists(jti).get(subject);
-                    pipeline.query_async(&mut manager).await
-                }
-                (Some(jti), None) => {
-                    pipeline.exists(jti);
-                    let (revoked,): (bool,) = pipeline.query_async(&mut manager).await?;
-                    Ok((revoked, None))
-                }
-                (None, Some(subject)) => {
-                    pipeline.get(subject);
-                    let (cutoff,): (Option<i64>,) = pipeline.query_async(&mut manager).await?;
-                    Ok((false, cutoff))
-                }
-                (None, None) => Ok((false, None)),
-            }
-        }
+    if conn.is_cluster() {
         // The two keys hash to different slots, so to different nodes: one request each, side by side.
-        Conn::Cluster(cluster) => {
-            let (mut for_jti, mut for_subject) = (cluster.clone(), cluster);
-            let revoked = async {
-                match &jti {
-                    Some(key) => redis::cmd("EXISTS").arg(key).query_async::<bool>(&mut for_jti).await,
-                    None => Ok(false),
-                }
-            };
-            let cutoff = async {
-                match &subject {
-                    Some(key) => redis::cmd("GET").arg(key).query_async::<Option<i64>>(&mut for_subject).await,
-                    None => Ok(None),
-                }
-            };
-            tokio::try_join!(revoked, cutoff)
+        let revoked = async {
+            match &jti {
+                Some(key) => conn.query::<bool>(redis::cmd("EXISTS").arg(key)).await,
+                None => Ok(false),
+            }
+        };
+        let cutoff = async {
+            match &subject {
+                Some(key) => conn.query::<Option<i64>>(redis::cmd("GET").arg(key)).await,
+                None => Ok(None),
+            }
+        };
+        return tokio::try_join!(revoked, cutoff);
+    }
+    // One round trip: a pipeline.
+    let mut pipeline = redis::pipe();
+    match (&jti, &subject) {
+        (Some(jti), Some(subject)) => {
+            pipeline.exists(jti).get(subject);
+            conn.pipeline(&pipeline).await
         }
+        (Some(jti), None) => {
+            pipeline.exists(jti);
+            let (revoked,): (bool,) = conn.pipeline(&pipeline).await?;
+            Ok((revoked, None))
+        }
+        (None, Some(subject)) => {
+            pipeline.get(subject);
+            let (cutoff,): (Option<i64>,) = conn.pipeline(&pipeline).await?;
+            Ok((false, cutoff))
+        }
+        (None, None) => Ok((false, None)),
     }
 }
 
 /// A connection to the Redis server at `url`, made on first use and remade after a failure, with the default
 /// timeouts. Fails only for a malformed URL.
-fn lazy_connection(url: &str) -> Result<ConnectionManager, RedisError> {
+fn lazy_connection(url: &str, response_timeout: Duration) -> Result<ConnectionManager, RedisError> {
     let client = redis::Client::open(url)?;
     let config = ConnectionManagerConfig::new()
         .set_connection_timeout(Some(DEFAULT_TIMEOUT))
-        .set_response_timeout(Some(DEFAULT_TIMEOUT))
+        .set_response_timeout(Some(response_timeout))
         .set_number_of_retries(1);
     let manager = ConnectionManager::new_lazy_with_config(client, config)?;
     if let Ok(runtime) = tokio::runtime::Handle::try_current() {
@@ -281,10 +293,12 @@ impl Denylist for RedisDenylist {
         if ttl <= 0 {
             return Box::pin(std::future::ready(Ok(())));
         }
-        let mut pipeline = redis::pipe();
-        pipeline.set_ex(self.token_key(jti), 1, ttl as u64).ignore();
-        let (conn, timeout) = (self.conn.clone(), self.timeout);
-        Box::pin(async move { Self::run::<()>(conn, timeout, pipeline).await })
+        static REVOKE: LazyLock<Script> = LazyLock::new(|| Script::new(REVOKE_SCRIPT));
+        let key = self.token_key(jti);
+        let mut invocation = REVOKE.prepare_invoke();
+        invocation.key(&key).arg(ttl);
+        let this = self.clone();
+        Box::pin(async move { this.write(invocation, &key).await })
     }
 
     fn revoke_subject(&self, subject: &str, issued_before: i64, until: i64) -> PendingRevocation {
@@ -293,31 +307,21 @@ impl Denylist for RedisDenylist {
             return Box::pin(std::future::ready(Ok(())));
         }
         static CUTOFF: LazyLock<Script> = LazyLock::new(|| Script::new(CUTOFF_SCRIPT));
+        let key = self.subject_key(subject);
         let mut invocation = CUTOFF.prepare_invoke();
-        invocation.key(self.subject_key(subject)).arg(issued_before).arg(ttl);
-        let (conn, timeout) = (self.conn.clone(), self.timeout);
-        // Invoked on the connection, not in a pipeline: the invocation loads the script when Redis does not
-        // know it yet (after a restart, say).
-        let query = async move {
-            match conn {
-                Conn::Single(mut manager) => invocation.invoke_async::<()>(&mut manager).await,
-                Conn::Cluster(mut cluster) => invocation.invoke_async::<()>(&mut cluster).await,
-            }
-        };
-        Box::pin(async move { within(timeout, query).await })
+        invocation.key(&key).arg(issued_before).arg(ttl);
+        let this = self.clone();
+        Box::pin(async move { this.write(invocation, &key).await })
     }
 }
 
 impl fmt::Debug for RedisDenylist {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let kind = match self.conn {
-            Conn::Single(_) => "single",
-            Conn::Cluster(_) => "cluster",
-        };
         f.debug_struct("RedisDenylist")
-            .field("connection", &kind)
+            .field("connection", &self.conn.kind())
             .field("prefix", &self.prefix)
             .field("timeout", &self.timeout)
+            .field("durability", &self.durability)
             .finish()
     }
 }

@@ -4,18 +4,17 @@ use std::fmt;
 use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
+use jwtgate_core::__private::unix_now;
 use jwtgate_session::{PendingStore, RefreshRecord, RefreshStore, Rotation, StoreError, TokenHash};
-use redis::aio::ConnectionManager;
 use redis::{RedisError, Script, Value};
 
-use jwtgate_core::__private::unix_now;
-
-use crate::{DEFAULT_TIMEOUT, lazy_connection};
+use crate::DEFAULT_TIMEOUT;
+use crate::conn::{Conn, Durability, Endpoint};
 
 /// The default key prefix of [`RedisRefreshStore`].
 pub const DEFAULT_REFRESH_PREFIX: &str = "jwtgate:refresh:";
 
-/// Refresh-token records in Redis, shared by every server of a fleet.
+/// Refresh-token records in Redis, shared by every server of a fleet: one server, or a Redis Cluster.
 ///
 /// - A token's record is a hash under its SHA-256 (never the token itself), kept until its session ends, so
 ///   that a used token is recognized as reuse even after its own expiry.
@@ -23,29 +22,35 @@ pub const DEFAULT_REFRESH_PREFIX: &str = "jwtgate:refresh:";
 /// - [`rotate`](RefreshStore::rotate) is one Lua script, which Redis runs atomically: of two refreshes with
 ///   one token, exactly one finds it unused; the other finds it used, and revokes the family.
 ///
-/// It needs a single Redis server (or a primary): the script reads a family key it learns from the record,
-/// which a Redis Cluster could place on another node.
+/// Keys, for a cluster: the script touches the presented token's record, the next one's, and the family's
+/// marker, so the three share a slot: each record key and the marker carry the family id as a hash tag,
+/// `<prefix>{<family>}:token:<hash>` and `<prefix>{<family>}:revoked`. Families, and so sessions, spread over
+/// every shard. A token names no family, so a small index key, `<prefix>index:<hash>`, holding the family id,
+/// finds it; it lives as long as the record. The prefix must not contain `{` or `}`.
 #[derive(Clone)]
 pub struct RedisRefreshStore {
-    conn: ConnectionManager,
+    conn: Conn,
+    /// Writes with [`Durability::Replicas`] go through a connection of their own, as `RedisDenylist`'s do.
+    writer: Conn,
+    endpoint: Endpoint,
     prefix: Arc<str>,
     timeout: Duration,
+    durability: Durability,
 }
 
-/// Rotates a refresh token. KEYS: the presented token's record, the next token's record. ARGV: now, the
-/// prefix, the next record's id, its expiry, its DPoP key's thumbprint (empty for none). Records live until
-/// their session's end (`sexp`), so that a used token is still recognized after its own expiry. Answers `{0}`
-/// invalid, `{2, family}` reused (the family is now revoked until the session's end), `{1, user, family,
-/// expiry, id, session end, jkt}` rotated.
+/// Rotates a refresh token. KEYS: the presented token's record, the next token's record, the family's marker.
+/// ARGV: now, the family id, the next record's id, its expiry, its DPoP key's thumbprint (empty for none).
+/// Records live until their session's end (`sexp`), so that a used token is still recognized after its own
+/// expiry. Answers `{0}` invalid, `{2, family}` reused (the family is now revoked until the session's end),
+/// `{1, user, family, expiry, id, session end, jkt}` rotated.
 const ROTATE_SCRIPT: &str = r"
 local rec = redis.call('HMGET', KEYS[1], 'user', 'family', 'exp', 'used', 'id', 'sexp', 'jkt')
-if not rec[1] then return {0} end
+if not rec[1] or rec[2] ~= ARGV[2] then return {0} end
 local now = tonumber(ARGV[1])
 local sexp = tonumber(rec[6])
-local family = ARGV[2] .. 'family:' .. rec[2]
-if redis.call('EXISTS', family) == 1 then return {0} end
+if redis.call('EXISTS', KEYS[3]) == 1 then return {0} end
 if rec[4] == '1' then
-  redis.call('SET', family, '1', 'EX', math.max(sexp - now, 1))
+  redis.call('SET', KEYS[3], '1', 'EX', math.max(sexp - now, 1))
   return {2, rec[2]}
 end
 if tonumber(rec[3]) <= now then return {0} end
@@ -67,11 +72,33 @@ impl RedisRefreshStore {
     /// A store in the Redis server at `url`. It connects lazily: this fails only for a malformed URL. Call it
     /// inside a Tokio runtime.
     pub fn new(url: &str) -> Result<Self, RedisError> {
-        let conn = lazy_connection(url)?;
-        Ok(Self { conn, prefix: DEFAULT_REFRESH_PREFIX.into(), timeout: DEFAULT_TIMEOUT })
+        Self::on(Endpoint::Single(url.to_owned()))
     }
 
-    /// The prefix of every key this store writes. Default [`DEFAULT_REFRESH_PREFIX`].
+    /// A store in the Redis Cluster whose seed nodes are `nodes`. It connects on first use: this fails only
+    /// for a malformed URL.
+    pub fn cluster<I, S>(nodes: I) -> Result<Self, RedisError>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        Self::on(Endpoint::Cluster(nodes.into_iter().map(|node| node.as_ref().to_owned()).collect()))
+    }
+
+    fn on(endpoint: Endpoint) -> Result<Self, RedisError> {
+        let conn = Conn::connect(&endpoint)?;
+        Ok(Self {
+            writer: conn.clone(),
+            conn,
+            endpoint,
+            prefix: DEFAULT_REFRESH_PREFIX.into(),
+            timeout: DEFAULT_TIMEOUT,
+            durability: Durability::Primary,
+        })
+    }
+
+    /// The prefix of every key this store writes. Default [`DEFAULT_REFRESH_PREFIX`]. It must not contain `{`
+    /// or `}`, which would change the keys' hash tags on a cluster.
     #[must_use]
     pub fn with_prefix(mut self, prefix: impl Into<String>) -> Self {
         self.prefix = prefix.into().into();
@@ -85,36 +112,50 @@ impl RedisRefreshStore {
         self
     }
 
-    fn token_key(&self, hash: &TokenHash) -> String {
-        format!("{}token:{}", self.prefix, hash.to_hex())
+    /// How durable a new session, a rotation and a family's revocation must be before they are confirmed. Default
+    /// [`Durability::Primary`]. With [`Durability::Replicas`], a rotation confirmed to the client survives its
+    /// primary's failover: the used token stays used, so a replay is caught as reuse.
+    pub fn with_durability(mut self, durability: Durability) -> Result<Self, RedisError> {
+        self.durability = durability;
+        self.writer = match durability {
+            Durability::Primary => self.conn.clone(),
+            Durability::Replicas { .. } => Conn::connect_waiting(&self.endpoint, durability.extra_time())?,
+        };
+        Ok(self)
+    }
+
+    fn index_key(&self, hash: &TokenHash) -> String {
+        format!("{}index:{}", self.prefix, hash.to_hex())
+    }
+
+    fn token_key(&self, family: &str, hash: &TokenHash) -> String {
+        format!("{}{{{family}}}:token:{}", self.prefix, hash.to_hex())
     }
 
     fn family_key(&self, family: &str) -> String {
-        format!("{}family:{family}", self.prefix)
+        format!("{}{{{family}}}:revoked", self.prefix)
     }
 
     fn run<T: Send + 'static>(
         &self,
         query: impl Future<Output = Result<T, RedisError>> + Send + 'static,
     ) -> PendingStore<T> {
-        let timeout = self.timeout;
+        let timeout = self.timeout + self.durability.extra_time();
         Box::pin(async move {
             match tokio::time::timeout(timeout, query).await {
-                Ok(result) => result.map_err(|err| StoreError(format!("Redis: {}", err.kind_name()))),
+                Ok(result) => result.map_err(|err| StoreError(format!("Redis: {}", describe(&err)))),
                 Err(_) => Err(StoreError(format!("Redis did not answer within {timeout:?}"))),
             }
         })
     }
 }
 
-/// The kind of a Redis error, never its text (which may quote a key or a value).
-trait KindName {
-    fn kind_name(&self) -> String;
-}
-
-impl KindName for RedisError {
-    fn kind_name(&self) -> String {
-        format!("{:?}", self.kind())
+/// A Redis error in words safe to show: its kind, or this crate's own message (the replicas that did not
+/// confirm a write); never a key or a value.
+fn describe(error: &RedisError) -> String {
+    match error.kind() {
+        redis::ErrorKind::Io if error.to_string().contains("replicas required") => error.to_string(),
+        kind => format!("{kind:?}"),
     }
 }
 
@@ -130,8 +171,11 @@ fn text(value: &Value) -> Option<String> {
 impl RefreshStore for RedisRefreshStore {
     fn insert(&self, record: RefreshRecord) -> PendingStore<()> {
         let ttl = record.session_expires_at.saturating_sub(unix_now()).max(1);
+        let key = self.token_key(&record.family, &record.hash);
+        let index = self.index_key(&record.hash);
+        let mut index_command = redis::cmd("SET");
+        index_command.arg(&index).arg(&record.family).arg("EX").arg(ttl);
         let mut pipeline = redis::pipe();
-        let key = self.token_key(&record.hash);
         pipeline
             .atomic()
             .hset_multiple(
@@ -149,40 +193,66 @@ impl RefreshStore for RedisRefreshStore {
             .ignore()
             .expire(&key, ttl)
             .ignore();
-        let mut conn = self.conn.clone();
-        self.run(async move { pipeline.query_async::<()>(&mut conn).await })
+        let (writer, durability) = (self.writer.clone(), self.durability);
+        self.run(async move {
+            writer.pipeline::<()>(&pipeline).await?;
+            writer.query::<()>(&index_command).await?;
+            writer.confirm(&key, durability).await?;
+            writer.confirm(&index, durability).await
+        })
     }
 
     fn rotate(&self, presented: TokenHash, next: RefreshRecord, now: i64) -> PendingStore<Rotation> {
         static ROTATE: LazyLock<Script> = LazyLock::new(|| Script::new(ROTATE_SCRIPT));
-        let mut invocation = ROTATE.prepare_invoke();
-        invocation
-            .key(self.token_key(&presented))
-            .key(self.token_key(&next.hash))
-            .arg(now)
-            .arg(&*self.prefix)
-            .arg(&next.id)
-            .arg(next.expires_at)
-            .arg(next.jkt.as_deref().unwrap_or_default());
-        let mut conn = self.conn.clone();
+        let this = self.clone();
+        let (writer, durability) = (self.writer.clone(), self.durability);
         self.run(async move {
-            let answer: Vec<Value> = invocation.invoke_async(&mut conn).await?;
+            // The family, by the index; then the rotation, on the family's slot.
+            let Some(family) =
+                this.conn.query::<Option<String>>(redis::cmd("GET").arg(this.index_key(&presented))).await?
+            else {
+                return Ok(Rotation::Invalid);
+            };
+            let presented_key = this.token_key(&family, &presented);
+            let mut invocation = ROTATE.prepare_invoke();
+            invocation
+                .key(&presented_key)
+                .key(this.token_key(&family, &next.hash))
+                .key(this.family_key(&family))
+                .arg(now)
+                .arg(&family)
+                .arg(&next.id)
+                .arg(next.expires_at)
+                .arg(next.jkt.as_deref().unwrap_or_default());
+            let answer: Vec<Value> = writer.invoke(&invocation).await?;
             let field = |index: usize| answer.get(index).and_then(text).unwrap_or_default();
             Ok(match field(0).as_str() {
-                "1" => Rotation::Rotated {
-                    previous: RefreshRecord {
-                        id: field(4),
-                        user: field(1),
-                        family: field(2),
-                        expires_at: field(3).parse().unwrap_or(0),
-                        session_expires_at: field(5).parse().unwrap_or(0),
-                        used: true,
-                        revoked: false,
-                        hash: presented,
-                        jkt: Some(field(6)).filter(|jkt| !jkt.is_empty()),
-                    },
-                },
-                "2" => Rotation::Reused { family: field(1) },
+                "1" => {
+                    let session_expires_at: i64 = field(5).parse().unwrap_or(0);
+                    // The next token's index, for as long as its record lives; before the token leaves.
+                    let index = this.index_key(&next.hash);
+                    let ttl = session_expires_at.saturating_sub(now).max(1);
+                    writer.query::<()>(redis::cmd("SET").arg(&index).arg(&family).arg("EX").arg(ttl)).await?;
+                    writer.confirm(&presented_key, durability).await?;
+                    writer.confirm(&index, durability).await?;
+                    Rotation::Rotated {
+                        previous: RefreshRecord {
+                            id: field(4),
+                            user: field(1),
+                            family: field(2),
+                            expires_at: field(3).parse().unwrap_or(0),
+                            session_expires_at,
+                            used: true,
+                            revoked: false,
+                            hash: presented,
+                            jkt: Some(field(6)).filter(|jkt| !jkt.is_empty()),
+                        },
+                    }
+                }
+                "2" => {
+                    writer.confirm(&presented_key, durability).await?;
+                    Rotation::Reused { family: field(1) }
+                }
                 _ => Rotation::Invalid,
             })
         })
@@ -190,29 +260,36 @@ impl RefreshStore for RedisRefreshStore {
 
     fn revoke_family(&self, family: &str, until: i64) -> PendingStore<()> {
         static REVOKE: LazyLock<Script> = LazyLock::new(|| Script::new(REVOKE_SCRIPT));
+        let key = self.family_key(family);
         let mut invocation = REVOKE.prepare_invoke();
-        invocation.key(self.family_key(family)).arg(until.saturating_sub(unix_now()).max(1));
-        let mut conn = self.conn.clone();
-        self.run(async move { invocation.invoke_async::<()>(&mut conn).await })
+        invocation.key(&key).arg(until.saturating_sub(unix_now()).max(1));
+        let (writer, durability) = (self.writer.clone(), self.durability);
+        self.run(async move {
+            writer.invoke::<()>(&invocation).await?;
+            writer.confirm(&key, durability).await
+        })
     }
 
     fn find(&self, hash: TokenHash) -> PendingStore<Option<RefreshRecord>> {
-        let key = self.token_key(&hash);
-        let prefix = self.prefix.clone();
-        let mut conn = self.conn.clone();
+        let this = self.clone();
         self.run(async move {
-            let fields: Vec<Option<String>> = redis::cmd("HMGET")
-                .arg(&key)
+            let Some(family) = this.conn.query::<Option<String>>(redis::cmd("GET").arg(this.index_key(&hash))).await?
+            else {
+                return Ok(None);
+            };
+            // The record and the marker share the family's slot: one pipeline.
+            let mut pipeline = redis::pipe();
+            pipeline
+                .cmd("HMGET")
+                .arg(this.token_key(&family, &hash))
                 .arg(&["id", "user", "family", "exp", "used", "sexp", "jkt"])
-                .query_async(&mut conn)
-                .await?;
+                .exists(this.family_key(&family));
+            let (fields, revoked): (Vec<Option<String>>, bool) = this.conn.pipeline(&pipeline).await?;
             let [Some(id), Some(user), Some(family), Some(exp), Some(used), Some(sexp), jkt] =
                 <[Option<String>; 7]>::try_from(fields).unwrap_or_default()
             else {
                 return Ok(None);
             };
-            let revoked: bool =
-                redis::cmd("EXISTS").arg(format!("{prefix}family:{family}")).query_async(&mut conn).await?;
             Ok(Some(RefreshRecord {
                 id,
                 user,
@@ -230,6 +307,11 @@ impl RefreshStore for RedisRefreshStore {
 
 impl fmt::Debug for RedisRefreshStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("RedisRefreshStore").field("prefix", &self.prefix).field("timeout", &self.timeout).finish()
+        f.debug_struct("RedisRefreshStore")
+            .field("connection", &self.conn.kind())
+            .field("prefix", &self.prefix)
+            .field("timeout", &self.timeout)
+            .field("durability", &self.durability)
+            .finish()
     }
 }

@@ -7,9 +7,9 @@ use std::time::Duration;
 use jwtgate_core::__private::unix_now;
 use jwtgate_core::{ProofUse, ReplayCheck, ReplayError, ReplayStore};
 use redis::RedisError;
-use redis::cluster::ClusterClient;
 
-use crate::{Conn, DEFAULT_TIMEOUT, lazy_connection, within};
+use crate::conn::Conn;
+use crate::{DEFAULT_TIMEOUT, within};
 
 /// The default key prefix of [`RedisReplayStore`].
 pub const DEFAULT_REPLAY_PREFIX: &str = "jwtgate:dpop:";
@@ -20,7 +20,9 @@ pub const DEFAULT_REPLAY_PREFIX: &str = "jwtgate:dpop:";
 /// Each proof is one key, `<prefix><jkt>:<jti>`, written with `SET NX EX`: one round trip that records the
 /// proof and says whether it was there, so that two instances can never both take the same proof as new.
 /// The key expires when the proof's window ends. On a Redis Cluster, proofs spread over the shards by their
-/// keys; nothing needs two keys at once.
+/// keys; nothing needs two keys at once. A proof recorded just before its primary fails may be lost with it,
+/// and could then be replayed within the rest of its window (seconds): replay protection is not worth a `WAIT`
+/// per request.
 ///
 /// A Redis that fails or does not answer within the timeout (2 s by default) is an error: the request is
 /// refused with 503, never let through unchecked. Like [`RedisDenylist`](crate::RedisDenylist), it connects
@@ -36,18 +38,18 @@ impl RedisReplayStore {
     /// A store in the Redis server at `url`. It connects lazily: this fails only for a malformed URL. Call
     /// it inside a Tokio runtime.
     pub fn new(url: &str) -> Result<Self, RedisError> {
-        Ok(Self::with_conn(Conn::Single(lazy_connection(url)?)))
+        Ok(Self::with_conn(Conn::single(url)?))
     }
 
-    /// A store in the Redis Cluster reachable through `nodes`. It connects at once, and fails when no node
-    /// answers.
-    pub async fn cluster<I, S>(nodes: I) -> Result<Self, RedisError>
+    /// A store in the Redis Cluster whose seed nodes are `nodes`. It connects on first use: this fails only
+    /// for a malformed URL.
+    pub fn cluster<I, S>(nodes: I) -> Result<Self, RedisError>
     where
         I: IntoIterator<Item = S>,
         S: AsRef<str>,
     {
         let nodes: Vec<String> = nodes.into_iter().map(|node| node.as_ref().to_owned()).collect();
-        Ok(Self::with_conn(Conn::Cluster(ClusterClient::new(nodes)?.get_async_connection().await?)))
+        Ok(Self::with_conn(Conn::connect(&crate::conn::Endpoint::Cluster(nodes))?))
     }
 
     fn with_conn(conn: Conn) -> Self {
@@ -82,14 +84,8 @@ impl ReplayStore for RedisReplayStore {
         command.arg(self.key(jkt, jti)).arg(1).arg("NX").arg("EX").arg(ttl);
         let (conn, timeout) = (self.conn.clone(), self.timeout);
         ReplayCheck::Pending(Box::pin(async move {
-            let query = async move {
-                match conn {
-                    Conn::Single(mut manager) => command.query_async::<Option<String>>(&mut manager).await,
-                    Conn::Cluster(mut cluster) => command.query_async::<Option<String>>(&mut cluster).await,
-                }
-            };
             // `OK` when the key was set, nil when it was there already.
-            match within(timeout, query).await {
+            match within(timeout, conn.query::<Option<String>>(&command)).await {
                 Ok(Some(_)) => Ok(ProofUse::First),
                 Ok(None) => Ok(ProofUse::Replayed),
                 Err(error) => Err(ReplayError::unavailable(error)),
@@ -101,6 +97,7 @@ impl ReplayStore for RedisReplayStore {
 impl fmt::Debug for RedisReplayStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RedisReplayStore")
+            .field("connection", &self.conn.kind())
             .field("prefix", &self.prefix)
             .field("timeout", &self.timeout)
             .finish_non_exhaustive()

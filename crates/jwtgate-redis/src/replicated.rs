@@ -262,9 +262,10 @@ impl Denylist for ReplicatedDenylist {
         inner.apply(inner.replica.revoke_now(jti, until));
         static REVOKE: LazyLock<Script> = LazyLock::new(|| Script::new(REVOKE_SCRIPT));
         let mut invocation = REVOKE.prepare_invoke();
-        invocation.key(inner.store.token_key(jti)).key(&inner.stream);
+        let key = inner.store.token_key(jti);
+        invocation.key(&key).key(&inner.stream);
         invocation.arg(jti).arg(ttl).arg(until).arg(STREAM_LENGTH);
-        Box::pin(async move { inner.store.invoke(invocation).await })
+        Box::pin(async move { inner.store.write(invocation, &key).await })
     }
 
     fn revoke_subject(&self, subject: &str, issued_before: i64, until: i64) -> PendingRevocation {
@@ -276,9 +277,10 @@ impl Denylist for ReplicatedDenylist {
         inner.apply(inner.replica.revoke_subject_now(subject, issued_before, until));
         static CUTOFF: LazyLock<Script> = LazyLock::new(|| Script::new(CUTOFF_SCRIPT));
         let mut invocation = CUTOFF.prepare_invoke();
-        invocation.key(inner.store.subject_key(subject)).key(&inner.stream);
+        let key = inner.store.subject_key(subject);
+        invocation.key(&key).key(&inner.stream);
         invocation.arg(issued_before).arg(ttl).arg(subject).arg(until).arg(STREAM_LENGTH);
-        Box::pin(async move { inner.store.invoke(invocation).await })
+        Box::pin(async move { inner.store.write(invocation, &key).await })
     }
 }
 

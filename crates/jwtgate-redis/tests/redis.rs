@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 use axum::Router;
 use axum::routing::get;
 use jwtgate::{Algorithm, JwtAuthLayer, KeySet, Validator, revocation::Denylist};
-use jwtgate_redis::RedisDenylist;
-use jwtgate_tests::{AUDIENCE, ISSUER, RedisServer, TestKey, claims, now};
+use jwtgate_redis::{Durability, RedisDenylist};
+use jwtgate_tests::{AUDIENCE, ISSUER, RedisCluster, RedisServer, TestKey, claims, now};
 use serde_json::{Value, json};
 
 struct App {
@@ -183,73 +183,14 @@ async fn a_thousand_revocations_from_eight_tasks_are_all_kept() {
     assert_eq!(keys.len(), 1000);
 }
 
-/// Three `redis-server`s in cluster mode, joined by `redis-cli --cluster create`.
-struct Cluster {
-    nodes: Vec<RedisServer>,
-    dir: std::path::PathBuf,
-}
-
-impl Cluster {
-    fn start() -> Self {
-        let dir = std::env::temp_dir().join(format!("jwtgate-cluster-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let nodes: Vec<RedisServer> = (0..3)
-            .map(|_| {
-                let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-                let config = format!("nodes-{port}.conf");
-                RedisServer::start_with(
-                    port,
-                    &[
-                        "--cluster-enabled",
-                        "yes",
-                        "--cluster-config-file",
-                        &config,
-                        "--dir",
-                        dir.to_str().unwrap(),
-                        "--save",
-                        "",
-                        "--appendonly",
-                        "no",
-                    ],
-                )
-            })
-            .collect();
-        let addresses: Vec<String> = nodes.iter().map(|node| format!("127.0.0.1:{}", node.port())).collect();
-        let status = std::process::Command::new("redis-cli")
-            .args(["--cluster", "create"])
-            .args(&addresses)
-            .args(["--cluster-replicas", "0", "--cluster-yes"])
-            .stdout(std::process::Stdio::null())
-            .status()
-            .expect("redis-cli must be on PATH (it comes with redis-server)");
-        assert!(status.success(), "redis-cli --cluster create failed");
-        let deadline = Instant::now() + Duration::from_secs(20);
-        for node in &nodes {
-            loop {
-                let info: String = redis::cmd("CLUSTER").arg("INFO").query(&mut node.connection().unwrap()).unwrap();
-                if info.contains("cluster_state:ok") {
-                    break;
-                }
-                assert!(Instant::now() < deadline, "the cluster did not form");
-                std::thread::sleep(Duration::from_millis(100));
-            }
-        }
-        Self { nodes, dir }
-    }
-}
-
-impl Drop for Cluster {
-    fn drop(&mut self) {
-        self.nodes.iter_mut().for_each(RedisServer::stop);
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn it_works_with_redis_cluster() {
-    let cluster = Cluster::start();
-    let urls: Vec<String> = cluster.nodes.iter().map(RedisServer::url).collect();
-    let denylist = RedisDenylist::cluster(&urls).await.unwrap();
+    let cluster = RedisCluster::start();
+    // Revocations are confirmed only once a replica holds them.
+    let denylist = RedisDenylist::cluster(cluster.urls())
+        .unwrap()
+        .with_durability(Durability::replicas(1, Duration::from_secs(2)))
+        .unwrap();
     let key = TestKey::generate(Algorithm::HS256);
     let app = App::start(&key, denylist.clone()).await;
     // Many tokens, so that their keys land in different slots and on different nodes.
@@ -312,12 +253,22 @@ mod refresh_store {
         let sessions = sessions(&redis);
         let pair = sessions.login("alice", &json!({ "roles": ["user"] })).await.unwrap();
 
-        // Only the hash is a key; the token itself is nowhere in Redis.
+        // Only the hash is in a key; the token itself is nowhere in Redis. The record carries its family as a hash
+        // tag, and the index finds the family from the hash.
         let mut conn = redis.connection().unwrap();
-        let keys: Vec<String> = redis::cmd("KEYS").arg("*").query(&mut conn).unwrap();
-        assert_eq!(keys, [format!("jwtgate:refresh:token:{}", RefreshToken::hash(pair.refresh.as_str()).to_hex())]);
-        let ttl: i64 = redis::cmd("TTL").arg(&keys[0]).query(&mut conn).unwrap();
-        assert!((30 * 86_400 - 5..=30 * 86_400).contains(&ttl), "the record lives as long as its session: {ttl}");
+        let mut keys: Vec<String> = redis::cmd("KEYS").arg("*").query(&mut conn).unwrap();
+        keys.sort();
+        let hash = RefreshToken::hash(pair.refresh.as_str()).to_hex();
+        let family: String = redis::cmd("GET").arg(format!("jwtgate:refresh:index:{hash}")).query(&mut conn).unwrap();
+        assert_eq!(
+            keys,
+            [format!("jwtgate:refresh:index:{hash}"), format!("jwtgate:refresh:{{{family}}}:token:{hash}")]
+        );
+        for key in &keys {
+            let ttl: i64 = redis::cmd("TTL").arg(key).query(&mut conn).unwrap();
+            assert!((30 * 86_400 - 5..=30 * 86_400).contains(&ttl), "{key} lives as long as its session: {ttl}");
+        }
+        let keys = [keys[1].clone()];
         let dump: Vec<String> = redis::cmd("HVALS").arg(&keys[0]).query(&mut conn).unwrap();
         assert!(!dump.iter().any(|value| value.contains(pair.refresh.as_str())));
 
@@ -387,7 +338,7 @@ mod refresh_store {
         let sid = claims["sid"].as_str().unwrap().to_owned();
         sessions.logout(&sid, None).await.unwrap();
         let mut conn = redis.connection().unwrap();
-        let marker = format!("jwtgate:refresh:family:{sid}");
+        let marker = format!("jwtgate:refresh:{{{sid}}}:revoked");
         let ttl: i64 = redis::cmd("TTL").arg(&marker).query(&mut conn).unwrap();
         assert!((3 * 86_400 - 5..=3 * 86_400).contains(&ttl), "revoked for the session's longest life: {ttl}");
         assert!(matches!(
@@ -400,7 +351,7 @@ mod refresh_store {
         assert!(after >= ttl - 5, "never shortened: {after} < {ttl}");
         // Records live until the session ends, so that reuse is recognized after a token's own expiry.
         let record_ttl: i64 = redis::cmd("TTL")
-            .arg(format!("jwtgate:refresh:token:{}", RefreshToken::hash(pair.refresh.as_str()).to_hex()))
+            .arg(format!("jwtgate:refresh:{{{sid}}}:token:{}", RefreshToken::hash(pair.refresh.as_str()).to_hex()))
             .query(&mut conn)
             .unwrap();
         assert!((3 * 86_400 - 5..=3 * 86_400).contains(&record_ttl), "{record_ttl}");
@@ -434,4 +385,27 @@ async fn a_redis_that_may_evict_revocations_is_warned_about() {
     }
     let log = eviction_policy_log("noeviction").await;
     assert!(!log.contains("WARN"), "{log}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_revocation_that_no_replica_confirms_in_time_is_an_error_and_still_holds_on_the_primary() {
+    // One server, no replica: `WAIT 1` can only time out.
+    let redis = RedisServer::start();
+    let denylist = RedisDenylist::new(&redis.url())
+        .unwrap()
+        .with_durability(Durability::replicas(1, Duration::from_millis(200)))
+        .unwrap();
+    let error = denylist.revoke("unconfirmed", now() + 300).await.unwrap_err();
+    assert_eq!(error.to_string(), "denylist unavailable: the write reached 0 of the 1 replicas required within 200ms");
+    let error = denylist.revoke_subject("someone", now(), now() + 300).await.unwrap_err();
+    assert!(error.to_string().contains("0 of the 1 replicas"), "{error}");
+    // Not undone: the primary holds both, and refuses the tokens.
+    let key = TestKey::generate(Algorithm::HS256);
+    let app = App::start(&key, denylist.clone()).await;
+    assert_eq!(app.status(&token_with(&key, json!({ "jti": "unconfirmed" }))).await, 401);
+    assert_eq!(
+        app.status(&token_with(&key, json!({ "jti": "other", "sub": "someone", "iat": now() - 10 }))).await,
+        401
+    );
+    assert_eq!(app.status(&token_with(&key, json!({ "jti": "fine" }))).await, 200);
 }

@@ -219,17 +219,24 @@ mod refresh_store {
     use serde_json::json;
 
     fn sessions(redis: &RedisServer) -> Sessions<RedisRefreshStore> {
+        sessions_on(RedisRefreshStore::new(&redis.url()).unwrap())
+    }
+
+    fn sessions_on(store: RedisRefreshStore) -> Sessions<RedisRefreshStore> {
         let issuer = TokenIssuer::builder("https://auth.test", SigningKey::generate(Algorithm::ES256, "k").unwrap())
             .audience("api")
             .build()
             .unwrap();
-        Sessions::new(issuer, RedisRefreshStore::new(&redis.url()).unwrap())
+        Sessions::new(issuer, store)
     }
 
     #[tokio::test(flavor = "multi_thread")]
     async fn a_dpop_bound_refresh_token_keeps_its_key_through_rotation() {
         let redis = RedisServer::start();
-        let sessions = sessions(&redis);
+        dpop_bound_rotation(&sessions(&redis)).await;
+    }
+
+    async fn dpop_bound_rotation(sessions: &Sessions<RedisRefreshStore>) {
         let pair = sessions.login_bound("alice", &json!({}), "key-a").await.unwrap();
         let record = sessions.store().find(RefreshToken::hash(pair.refresh.as_str())).await.unwrap().unwrap();
         assert_eq!(record.jkt.as_deref(), Some("key-a"));
@@ -272,16 +279,18 @@ mod refresh_store {
         let dump: Vec<String> = redis::cmd("HVALS").arg(&keys[0]).query(&mut conn).unwrap();
         assert!(!dump.iter().any(|value| value.contains(pair.refresh.as_str())));
 
-        let next = sessions.refresh(pair.refresh.as_str(), |user| Some(json!({ "roles": [user] }))).await.unwrap();
-        let first = sessions.store().find(RefreshToken::hash(pair.refresh.as_str())).await.unwrap().unwrap();
+        rotation_and_reuse(&sessions, pair.refresh.as_str(), "alice").await;
+    }
+
+    /// Rotates `refresh` once, then presents it again: reuse, which revokes the family.
+    async fn rotation_and_reuse(sessions: &Sessions<RedisRefreshStore>, refresh: &str, user: &str) {
+        let next = sessions.refresh(refresh, |user| Some(json!({ "roles": [user] }))).await.unwrap();
+        let first = sessions.store().find(RefreshToken::hash(refresh)).await.unwrap().unwrap();
         let second = sessions.store().find(RefreshToken::hash(next.refresh.as_str())).await.unwrap().unwrap();
         assert!(first.used && !second.used);
-        assert_eq!((second.family.as_str(), second.user.as_str()), (first.family.as_str(), "alice"));
+        assert_eq!((second.family.as_str(), second.user.as_str()), (first.family.as_str(), user));
 
-        assert!(matches!(
-            sessions.refresh(pair.refresh.as_str(), |_| Some(())).await.unwrap_err(),
-            SessionError::RefreshTokenReused
-        ));
+        assert!(matches!(sessions.refresh(refresh, |_| Some(())).await.unwrap_err(), SessionError::RefreshTokenReused));
         assert!(matches!(
             sessions.refresh(next.refresh.as_str(), |_| Some(())).await.unwrap_err(),
             SessionError::InvalidRefreshToken
@@ -297,7 +306,10 @@ mod refresh_store {
     async fn of_fifty_parallel_refreshes_on_two_servers_exactly_one_succeeds_and_the_family_is_revoked() {
         let redis = RedisServer::start();
         // Two "servers" with their own connections to one Redis.
-        let (a, b) = (Arc::new(sessions(&redis)), Arc::new(sessions(&redis)));
+        parallel_refreshes(Arc::new(sessions(&redis)), Arc::new(sessions(&redis))).await;
+    }
+
+    async fn parallel_refreshes(a: Arc<Sessions<RedisRefreshStore>>, b: Arc<Sessions<RedisRefreshStore>>) {
         let pair = a.login("alice", &()).await.unwrap();
         let won = jwtgate_tests::race_refreshes(&[a, b.clone()], pair.refresh.as_str(), 50).await;
         assert!(matches!(
@@ -310,12 +322,7 @@ mod refresh_store {
     async fn logout_revokes_the_family_and_a_dead_redis_is_an_error_never_a_session() {
         let mut redis = RedisServer::start();
         let sessions = sessions(&redis);
-        let pair = sessions.login("alice", &()).await.unwrap();
-        sessions.logout_refresh_token(pair.refresh.as_str()).await.unwrap();
-        assert!(matches!(
-            sessions.refresh(pair.refresh.as_str(), |_| Some(())).await.unwrap_err(),
-            SessionError::InvalidRefreshToken
-        ));
+        logout_revokes_the_family(&sessions).await;
 
         let other = sessions.login("bob", &()).await.unwrap();
         redis.stop();
@@ -323,6 +330,36 @@ mod refresh_store {
         assert!(matches!(err, SessionError::Store(_)), "{err}");
         assert!(err.to_string().starts_with("the session store is unavailable: "), "{err}");
         assert!(!err.to_string().contains(other.refresh.as_str()));
+    }
+
+    async fn logout_revokes_the_family(sessions: &Sessions<RedisRefreshStore>) {
+        let pair = sessions.login("alice", &()).await.unwrap();
+        sessions.logout_refresh_token(pair.refresh.as_str()).await.unwrap();
+        assert!(matches!(
+            sessions.refresh(pair.refresh.as_str(), |_| Some(())).await.unwrap_err(),
+            SessionError::InvalidRefreshToken
+        ));
+    }
+
+    /// Every behaviour above that does not read Redis's keys directly, on a real cluster with a replica for each
+    /// primary, writes confirmed by one: sessions spread over the shards by family.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn on_a_cluster_rotation_reuse_races_and_logout_behave_as_on_one_server() {
+        let cluster = jwtgate_tests::RedisCluster::start();
+        let store = || {
+            RedisRefreshStore::cluster(cluster.urls())
+                .unwrap()
+                .with_durability(jwtgate_redis::Durability::replicas(1, std::time::Duration::from_secs(2)))
+                .unwrap()
+        };
+        let sessions = sessions_on(store());
+        dpop_bound_rotation(&sessions).await;
+        for user in ["alice", "bob", "carol", "dave", "erin", "frank"] {
+            let pair = sessions.login(user, &json!({})).await.unwrap();
+            rotation_and_reuse(&sessions, pair.refresh.as_str(), user).await;
+        }
+        parallel_refreshes(Arc::new(sessions_on(store())), Arc::new(sessions_on(store()))).await;
+        logout_revokes_the_family(&sessions).await;
     }
 
     #[tokio::test(flavor = "multi_thread")]

@@ -8,7 +8,7 @@ use std::time::Duration;
 use jwtgate::__private::unix_now;
 use jwtgate_core::{ProofUse, ReplayCheck, ReplayErrorKind, ReplayStore};
 use jwtgate_redis::RedisReplayStore;
-use jwtgate_tests::RedisServer;
+use jwtgate_tests::{RedisCluster, RedisServer};
 
 async fn record(store: &RedisReplayStore, jkt: &str, jti: &str, until: i64) -> Result<ProofUse, ReplayErrorKind> {
     match store.record(jkt, jti, until) {
@@ -40,7 +40,25 @@ async fn a_proof_is_new_once_across_the_fleet_and_expires_with_its_window() {
 #[tokio::test(flavor = "multi_thread")]
 async fn concurrent_uses_of_one_proof_on_two_instances_give_exactly_one_first() {
     let redis = RedisServer::start();
-    let stores = [RedisReplayStore::new(&redis.url()).unwrap(), RedisReplayStore::new(&redis.url()).unwrap()];
+    concurrent_uses([RedisReplayStore::new(&redis.url()).unwrap(), RedisReplayStore::new(&redis.url()).unwrap()]).await;
+}
+
+/// On a real cluster: proofs of many keys land on every shard, each new once across two instances.
+#[tokio::test(flavor = "multi_thread")]
+async fn on_a_cluster_each_proof_is_new_once_across_the_fleet() {
+    let cluster = RedisCluster::start();
+    let stores =
+        [RedisReplayStore::cluster(cluster.urls()).unwrap(), RedisReplayStore::cluster(cluster.urls()).unwrap()];
+    let until = unix_now() + 60;
+    for i in 0..60 {
+        let jkt = format!("jkt-{i}");
+        assert_eq!(record(&stores[i % 2], &jkt, "p", until).await, Ok(ProofUse::First), "{jkt}");
+        assert_eq!(record(&stores[(i + 1) % 2], &jkt, "p", until).await, Ok(ProofUse::Replayed), "{jkt}");
+    }
+    concurrent_uses(stores).await;
+}
+
+async fn concurrent_uses(stores: [RedisReplayStore; 2]) {
     let until = unix_now() + 60;
     let tasks: Vec<_> = (0..40)
         .map(|i| {

@@ -13,6 +13,7 @@ use jwtgate_core::{
 use redis::{RedisError, Script};
 use tokio::sync::watch;
 
+use crate::conn::{Durability, Endpoint};
 use crate::{DEFAULT_PREFIX, RedisDenylist, raise_cutoff_lua};
 
 mod sync;
@@ -68,8 +69,10 @@ pub enum Fallback {
 /// within one stream read (milliseconds on a LAN); an instance that cannot confirm it is in sync within the
 /// staleness bound falls back rather than answer from a stale replica.
 ///
-/// One Redis server (or primary) only: the script writes the key and the stream together, which a cluster
-/// would spread over two slots.
+/// On a Redis Cluster ([`ReplicatedDenylist::cluster`]), the script writes the key and the stream together, so
+/// every key of the denylist and its stream share one slot: the prefix is a hash tag, `{jwtgate:denylist:}`.
+/// One shard holds the denylist (revocations are small and short-lived); the cluster fails it over like any
+/// other. Its keys differ from a plain [`RedisDenylist`]'s on the same cluster.
 #[derive(Clone)]
 pub struct ReplicatedDenylist {
     inner: Arc<Inner>,
@@ -90,25 +93,41 @@ struct Inner {
 }
 
 /// Builds a [`ReplicatedDenylist`].
-#[derive(Debug)]
 #[must_use]
 pub struct ReplicatedDenylistBuilder {
-    url: String,
+    endpoint: Endpoint,
     prefix: String,
     staleness: Duration,
     fallback: Fallback,
     capacity: usize,
+    durability: Durability,
 }
 
 impl ReplicatedDenylist {
     /// A builder for a replicated denylist on the Redis server at `url`.
     pub fn builder(url: &str) -> ReplicatedDenylistBuilder {
+        Self::on(Endpoint::Single(url.to_owned()))
+    }
+
+    /// A builder for a replicated denylist on the Redis Cluster whose seed nodes are `nodes`. Its keys and its
+    /// stream share one slot, by a hash tag: the prefix is wrapped in `{` `}` (the default becomes
+    /// `{jwtgate:denylist:}`), unless it has a hash tag already.
+    pub fn cluster<I, S>(nodes: I) -> ReplicatedDenylistBuilder
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        Self::on(Endpoint::Cluster(nodes.into_iter().map(|node| node.as_ref().to_owned()).collect()))
+    }
+
+    fn on(endpoint: Endpoint) -> ReplicatedDenylistBuilder {
         ReplicatedDenylistBuilder {
-            url: url.to_owned(),
+            endpoint,
             prefix: DEFAULT_PREFIX.to_owned(),
             staleness: DEFAULT_STALENESS,
             fallback: Fallback::default(),
             capacity: DEFAULT_REPLICA_CAPACITY,
+            durability: Durability::Primary,
         }
     }
 
@@ -162,11 +181,26 @@ impl ReplicatedDenylistBuilder {
         self
     }
 
+    /// How durable a revocation must be before it is confirmed: see [`RedisDenylist::with_durability`].
+    /// Default [`Durability::Primary`].
+    pub fn durability(mut self, durability: Durability) -> Self {
+        self.durability = durability;
+        self
+    }
+
     /// Starts the denylist: its sync task connects, loads the snapshot and follows the stream in the
     /// background. Fails only for a malformed URL. Call it inside a Tokio runtime.
-    pub fn start(self) -> Result<ReplicatedDenylist, RedisError> {
-        let client = redis::Client::open(self.url.as_str())?;
-        let store = RedisDenylist::new(&self.url)?.with_prefix(self.prefix.clone());
+    pub fn start(mut self) -> Result<ReplicatedDenylist, RedisError> {
+        let store = match &self.endpoint {
+            Endpoint::Single(url) => RedisDenylist::new(url)?,
+            Endpoint::Cluster(nodes) => {
+                if !has_hash_tag(&self.prefix) {
+                    self.prefix = format!("{{{}}}", self.prefix);
+                }
+                RedisDenylist::cluster(nodes)?
+            }
+        };
+        let store = store.with_prefix(self.prefix.clone()).with_durability(self.durability)?;
         let (ready, _) = watch::channel(false);
         let inner = Arc::new(Inner {
             replica: MemoryDenylist::with_capacity(self.capacity),
@@ -179,8 +213,30 @@ impl ReplicatedDenylistBuilder {
             overflowed: AtomicBool::new(false),
             ready,
         });
-        tokio::spawn(sync::sync(Arc::downgrade(&inner), client, self.prefix));
+        tokio::spawn(sync::sync(Arc::downgrade(&inner), self.endpoint, self.prefix));
         Ok(ReplicatedDenylist { inner })
+    }
+}
+
+/// Whether `key` has a hash tag: a `{` followed, later, by a `}` with something between (Redis's rule).
+fn has_hash_tag(key: &str) -> bool {
+    key.find('{').is_some_and(|open| key[open + 1..].find('}').is_some_and(|close| close > 0))
+}
+
+impl fmt::Debug for ReplicatedDenylistBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let connection = match &self.endpoint {
+            Endpoint::Single(_) => "single",
+            Endpoint::Cluster(_) => "cluster",
+        };
+        f.debug_struct("ReplicatedDenylistBuilder")
+            .field("connection", &connection)
+            .field("prefix", &self.prefix)
+            .field("staleness", &self.staleness)
+            .field("fallback", &self.fallback)
+            .field("capacity", &self.capacity)
+            .field("durability", &self.durability)
+            .finish()
     }
 }
 

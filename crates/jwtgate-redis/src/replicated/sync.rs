@@ -5,20 +5,20 @@ use std::sync::Weak;
 use std::time::Duration;
 
 use jwtgate_core::{__private::unix_now, DenylistError};
-use redis::aio::MultiplexedConnection;
-use redis::{AsyncConnectionConfig, Value};
+use redis::Value;
 
 use super::{BLOCK, Inner};
+use crate::conn::{Conn, Endpoint};
 use crate::{DEFAULT_TIMEOUT, within};
 
 /// The sync task: connects, catches up (by resuming or by a snapshot), then follows the stream; after any
 /// failure it waits a little and starts over. It ends when the denylist is dropped.
-pub(super) async fn sync(inner: Weak<Inner>, client: redis::Client, prefix: String) {
+pub(super) async fn sync(inner: Weak<Inner>, endpoint: Endpoint, prefix: String) {
     let mut last_id: Option<String> = None;
     let mut failures = 0u32;
     let mut out_of_sync_logged = false;
     loop {
-        let result = follow(&inner, &client, &prefix, &mut last_id, &mut out_of_sync_logged, &mut failures).await;
+        let result = follow(&inner, &endpoint, &prefix, &mut last_id, &mut out_of_sync_logged, &mut failures).await;
         let Some(strong) = inner.upgrade() else { return };
         if let Err(error) = result {
             #[cfg(feature = "metrics")]
@@ -44,30 +44,29 @@ pub(super) async fn sync(inner: Weak<Inner>, client: redis::Client, prefix: Stri
 /// One connection's life: catch up, then read the stream until something fails.
 async fn follow(
     inner: &Weak<Inner>,
-    client: &redis::Client,
+    endpoint: &Endpoint,
     prefix: &str,
     last_id: &mut Option<String>,
     out_of_sync_logged: &mut bool,
     failures: &mut u32,
 ) -> Result<(), DenylistError> {
-    let config = AsyncConnectionConfig::new()
-        .set_connection_timeout(Some(DEFAULT_TIMEOUT))
-        .set_response_timeout(Some(BLOCK + DEFAULT_TIMEOUT));
-    let mut conn = within(DEFAULT_TIMEOUT, client.get_multiplexed_async_connection_with_config(&config)).await?;
+    // A connection of its own, which `XREAD BLOCK` may hold: on a cluster, to the node that serves the stream's
+    // slot (every key of the denylist shares it), followed through a failover.
+    let conn = &Conn::connect_waiting(endpoint, BLOCK).map_err(DenylistError::new)?;
     let Some(strong) = inner.upgrade() else { return Ok(()) };
     let stream = strong.stream.clone();
     // After a disconnection, resume only from a position the stream still follows on from; otherwise (a
     // Redis restarted without its stream, or a replica that never read an event) load a snapshot, which also
     // picks up keys a plain `RedisDenylist` wrote without an event.
     let resumable = match last_id.as_deref() {
-        Some(id) if id != "0-0" => match stream_ids(&mut conn, &stream).await? {
+        Some(id) if id != "0-0" => match stream_ids(conn, &stream).await? {
             Some(ids) => !stream_missed(&ids, id),
             None => false,
         },
         _ => false,
     };
     if !resumable {
-        *last_id = Some(snapshot(&strong, &mut conn, prefix, &stream).await?);
+        *last_id = Some(snapshot(&strong, conn, prefix, &stream).await?);
         #[cfg(feature = "metrics")]
         metrics::counter!("jwtgate_denylist_replica_snapshots_total").increment(1);
     }
@@ -84,17 +83,9 @@ async fn follow(
     drop(strong);
     loop {
         let from = last_id.clone().unwrap_or_else(|| "0-0".to_owned());
-        let reply: Value = redis::cmd("XREAD")
-            .arg("COUNT")
-            .arg(1000)
-            .arg("BLOCK")
-            .arg(BLOCK.as_millis() as u64)
-            .arg("STREAMS")
-            .arg(&stream)
-            .arg(&from)
-            .query_async(&mut conn)
-            .await
-            .map_err(DenylistError::new)?;
+        let mut read = redis::cmd("XREAD");
+        read.arg("COUNT").arg(1000).arg("BLOCK").arg(BLOCK.as_millis() as u64).arg("STREAMS").arg(&stream).arg(&from);
+        let reply: Value = within(BLOCK + DEFAULT_TIMEOUT, conn.query(&read)).await?;
         let Some(strong) = inner.upgrade() else { return Ok(()) };
         for (id, fields) in events(reply) {
             apply_event(&strong, &fields);
@@ -103,9 +94,9 @@ async fn follow(
         // An XREAD from an id that was trimmed away is no error: it returns what is left, and the events in
         // between are gone. So every read, empty ones included (the events may have been added and trimmed
         // between two reads), is followed by a check that nothing after `from` was trimmed.
-        if missed(&mut conn, &stream, &from).await? {
+        if missed(conn, &stream, &from).await? {
             tracing::warn!("jwtgate: the replicated denylist fell behind the stream's trimming; loading a snapshot");
-            *last_id = Some(snapshot(&strong, &mut conn, prefix, &stream).await?);
+            *last_id = Some(snapshot(&strong, conn, prefix, &stream).await?);
             #[cfg(feature = "metrics")]
             metrics::counter!("jwtgate_denylist_replica_snapshots_total").increment(1);
         }
@@ -126,10 +117,11 @@ struct StreamIds {
     entries_added: Option<u64>,
 }
 
-async fn stream_ids(conn: &mut MultiplexedConnection, stream: &str) -> Result<Option<StreamIds>, DenylistError> {
-    let reply = tokio::time::timeout(DEFAULT_TIMEOUT, redis::cmd("XINFO").arg("STREAM").arg(stream).query_async(conn))
-        .await
-        .map_err(|_| DenylistError::new(format!("Redis did not answer within {DEFAULT_TIMEOUT:?}")))?;
+async fn stream_ids(conn: &Conn, stream: &str) -> Result<Option<StreamIds>, DenylistError> {
+    let reply =
+        tokio::time::timeout(DEFAULT_TIMEOUT, conn.query::<Value>(redis::cmd("XINFO").arg("STREAM").arg(stream)))
+            .await
+            .map_err(|_| DenylistError::new(format!("Redis did not answer within {DEFAULT_TIMEOUT:?}")))?;
     let reply: Value = match reply {
         Ok(reply) => reply,
         Err(error) if error.to_string().contains("no such key") => return Ok(None),
@@ -171,7 +163,7 @@ async fn stream_ids(conn: &mut MultiplexedConnection, stream: &str) -> Result<Op
 /// entries first, so nothing after `from` is gone while the oldest entry left is not after `from`; a doubt
 /// (the oldest entry left is after `from`, which happens only to an instance about a whole stream behind)
 /// counts as a gap, since a snapshot is always safe.
-async fn missed(conn: &mut MultiplexedConnection, stream: &str, from: &str) -> Result<bool, DenylistError> {
+async fn missed(conn: &Conn, stream: &str, from: &str) -> Result<bool, DenylistError> {
     let Some(ids) = stream_ids(conn, stream).await? else {
         // The stream is gone (a restart without persistence, say): only a replica that never saw it is whole.
         return Ok(from != "0-0");
@@ -216,12 +208,7 @@ fn id_after(a: &str, b: &str) -> bool {
 
 /// Loads every live revocation into the replica, and returns the stream id to read on from: the last event
 /// before the snapshot began, so that nothing written during it is missed (events seen twice do no harm).
-async fn snapshot(
-    inner: &Inner,
-    conn: &mut MultiplexedConnection,
-    prefix: &str,
-    stream: &str,
-) -> Result<String, DenylistError> {
+async fn snapshot(inner: &Inner, conn: &Conn, prefix: &str, stream: &str) -> Result<String, DenylistError> {
     // Read on, after the snapshot, from the last id the stream ever generated: every later event is one the
     // snapshot may have missed, and a trim of any of them is seen by `missed`.
     let from = stream_ids(conn, stream).await?.map_or_else(|| "0-0".to_owned(), |ids| ids.last_generated);
@@ -231,19 +218,10 @@ async fn snapshot(
     let pattern = format!("{}*", glob_escape(prefix));
     let mut cursor = 0u64;
     loop {
-        let (next, keys): (u64, Vec<String>) = within(
-            DEFAULT_TIMEOUT,
-            redis::cmd("SCAN")
-                .arg(cursor)
-                .arg("MATCH")
-                .arg(&pattern)
-                .arg("COUNT")
-                .arg(1000)
-                .arg("TYPE")
-                .arg("string")
-                .query_async(conn),
-        )
-        .await?;
+        let mut scan = redis::cmd("SCAN");
+        scan.arg(cursor).arg("MATCH").arg(&pattern).arg("COUNT").arg(1000).arg("TYPE").arg("string");
+        // On a cluster, the node that serves the stream's slot holds every key of the denylist.
+        let (next, keys): (u64, Vec<String>) = within(DEFAULT_TIMEOUT, conn.query_at(stream, scan)).await?;
         let keys: Vec<String> = keys.into_iter().filter(|key| key.as_str() != stream).collect();
         if !keys.is_empty() {
             let mut pipeline = redis::pipe();
@@ -251,7 +229,7 @@ async fn snapshot(
                 pipeline.get(key).ttl(key);
             }
             // Values are read as text: a key under the prefix that is not ours must not stop the snapshot.
-            let values: Vec<(Option<String>, i64)> = within(DEFAULT_TIMEOUT, pipeline.query_async(conn)).await?;
+            let values: Vec<(Option<String>, i64)> = within(DEFAULT_TIMEOUT, conn.pipeline(&pipeline)).await?;
             for (key, (value, ttl)) in keys.iter().zip(values) {
                 let until = match ttl {
                     // Gone since the scan.

@@ -286,7 +286,8 @@ impl RedisCluster {
             .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
             .args(["--cluster-enabled", "yes", "--cluster-node-timeout", "1000"])
             .args(["--cluster-config-file", "nodes.conf", "--dir", dir.to_str().expect("a UTF-8 dir")])
-            .args(["--save", "", "--appendonly", "no"])
+            // Every write on disk before it is answered: a whole cluster stopped and started again keeps them.
+            .args(["--save", "", "--appendonly", "yes", "--appendfsync", "always"])
             .stdout(Stdio::null())
             .spawn()
             .expect("redis-server must be on PATH (./scripts/test.sh installs it)");
@@ -336,6 +337,24 @@ impl RedisCluster {
 
     /// The port of the primary that serves `key`'s slot now.
     pub fn primary_of(&self, key: &str) -> u16 {
+        self.shard_of(key).0
+    }
+
+    /// The port of a replica of the primary that serves `key`'s slot now, once the cluster lists one (a node
+    /// that rejoined as a replica is listed within seconds).
+    pub fn replica_of(&self, key: &str) -> u16 {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            if let (_, Some(replica)) = self.shard_of(key) {
+                return replica;
+            }
+            assert!(Instant::now() < deadline, "no replica of {key}'s primary is listed");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// The ports of the primary, and of a replica if any, that serve `key`'s slot now.
+    fn shard_of(&self, key: &str) -> (u16, Option<u16>) {
         let node = self.nodes.iter().find(|node| node.child.is_some()).expect("a running node");
         let mut connection = Self::node_connection(node.port).expect("a running node answers");
         let slot: u16 = redis::cmd("CLUSTER").arg("KEYSLOT").arg(key).query(&mut connection).expect("CLUSTER KEYSLOT");
@@ -350,10 +369,34 @@ impl RedisCluster {
             if (*from..=*to).contains(&i64::from(slot))
                 && let Some(redis::Value::Int(port)) = primary.get(1)
             {
-                return u16::try_from(*port).expect("a port");
+                let replica = match shard.get(3) {
+                    Some(redis::Value::Array(replica)) => match replica.get(1) {
+                        Some(redis::Value::Int(port)) => u16::try_from(*port).ok(),
+                        _ => None,
+                    },
+                    _ => None,
+                };
+                return (u16::try_from(*port).expect("a port"), replica);
             }
         }
         panic!("no primary serves slot {slot}")
+    }
+
+    /// Kills every node: the whole cluster is down.
+    pub fn stop_all(&mut self) {
+        let ports: Vec<u16> = self.nodes.iter().map(|node| node.port).collect();
+        for port in ports {
+            self.kill(port);
+        }
+    }
+
+    /// Starts every node that is down, and waits until the cluster is whole again.
+    pub fn start_all(&mut self) {
+        let ports: Vec<u16> = self.nodes.iter().filter(|node| node.child.is_none()).map(|node| node.port).collect();
+        for port in ports {
+            self.restart(port);
+        }
+        self.wait_until_ok(Duration::from_secs(30));
     }
 
     /// Kills the node on `port` at once (SIGKILL), as a crash would.

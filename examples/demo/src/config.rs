@@ -46,21 +46,25 @@ pub(crate) enum Location {
 pub(crate) enum Revocations {
     /// This process's memory.
     Memory,
-    /// Redis at this URL, asked on every request (`JWTGATE_REDIS_MODE` unset or `direct`).
-    Redis(String),
-    /// A local replica kept in sync with Redis at this URL, trusted for this long without hearing from Redis
+    /// Redis, asked on every request (`JWTGATE_REDIS_MODE` unset or `direct`).
+    Redis(RedisAt),
+    /// A local replica kept in sync with Redis, trusted for this long without hearing from Redis
     /// (`JWTGATE_REDIS_MODE=replicated`).
-    Replicated { url: String, staleness: Duration },
+    Replicated { at: RedisAt, staleness: Duration },
+}
+
+/// Where Redis is.
+pub(crate) enum RedisAt {
+    /// One server, `JWTGATE_REDIS_URL`.
+    Url(String),
+    /// A Redis Cluster's seed nodes, `JWTGATE_REDIS_CLUSTER_URLS`.
+    Cluster(Vec<String>),
 }
 
 /// Settings of the contract's later sections, whose features this build of the demo does not have yet. Each
 /// is refused at start, by name (never by value: some hold secrets), rather than silently ignored.
-const NOT_YET: &[(&str, &str)] = &[
-    ("JWTGATE_REDIS_CLUSTER_URLS", "Redis Cluster"),
-    ("JWTGATE_REDIS_WAIT_REPLICAS", "replica acknowledgements"),
-    ("JWTGATE_JWE_KEYS_FILE", "encrypted tokens"),
-    ("JWTGATE_JWE_REQUIRED", "encrypted tokens"),
-];
+const NOT_YET: &[(&str, &str)] =
+    &[("JWTGATE_JWE_KEYS_FILE", "encrypted tokens"), ("JWTGATE_JWE_REQUIRED", "encrypted tokens")];
 
 pub(crate) struct Config {
     pub(crate) addr: SocketAddr,
@@ -81,6 +85,8 @@ pub(crate) struct Config {
     pub(crate) dpop: DpopSettings,
     /// Opaque tokens (RFC 7662).
     pub(crate) introspection: Option<IntrospectionSettings>,
+    /// `JWTGATE_REDIS_WAIT_REPLICAS`: how many replicas must hold a revocation before it is confirmed.
+    pub(crate) wait_replicas: u32,
 }
 
 /// `JWTGATE_DPOP`, `JWTGATE_DPOP_NONCE` and `JWTGATE_DPOP_IAT_SECS`.
@@ -173,6 +179,10 @@ impl Config {
             return Err("JWTGATE_MAX_TOKEN_BYTES must be positive".into());
         }
         let revocations = revocations(&var)?;
+        let wait_replicas = number(&var, "JWTGATE_REDIS_WAIT_REPLICAS", 0)?;
+        if wait_replicas > 0 && matches!(revocations, Revocations::Memory) {
+            return Err("JWTGATE_REDIS_WAIT_REPLICAS needs JWTGATE_REDIS_URL or JWTGATE_REDIS_CLUSTER_URLS".into());
+        }
         let public_url = match var("JWTGATE_PUBLIC_URL") {
             Some(url) => {
                 let url = ResourceUri::parse(&url).map_err(|err| format!("JWTGATE_PUBLIC_URL: {err}"))?;
@@ -216,6 +226,7 @@ impl Config {
             step_up,
             dpop,
             introspection,
+            wait_replicas,
         })
     }
 
@@ -225,11 +236,11 @@ impl Config {
         self.public_url.as_ref().map_or_else(|| format!("http://{bound}"), |url| url.origin().to_owned())
     }
 
-    /// The Redis URL, when revocations are stored there: the DPoP replay store shares it.
-    pub(crate) fn redis_url(&self) -> Option<&str> {
+    /// Where Redis is, when revocations are stored there: the DPoP replay store shares it.
+    pub(crate) fn redis(&self) -> Option<&RedisAt> {
         match &self.revocations {
             Revocations::Memory => None,
-            Revocations::Redis(url) | Revocations::Replicated { url, .. } => Some(url),
+            Revocations::Redis(at) | Revocations::Replicated { at, .. } => Some(at),
         }
     }
 
@@ -245,7 +256,21 @@ impl Config {
 }
 
 fn revocations(var: &impl Fn(&str) -> Option<String>) -> Result<Revocations, String> {
-    let url = var("JWTGATE_REDIS_URL");
+    let url = match (var("JWTGATE_REDIS_URL"), var("JWTGATE_REDIS_CLUSTER_URLS")) {
+        (Some(_), Some(_)) => {
+            return Err("JWTGATE_REDIS_URL and JWTGATE_REDIS_CLUSTER_URLS cannot both be set".into());
+        }
+        (Some(url), None) => Some(RedisAt::Url(url)),
+        (None, Some(urls)) => {
+            let nodes: Vec<String> =
+                urls.split(',').map(str::trim).filter(|url| !url.is_empty()).map(String::from).collect();
+            if nodes.is_empty() {
+                return Err("JWTGATE_REDIS_CLUSTER_URLS names no node".into());
+            }
+            Some(RedisAt::Cluster(nodes))
+        }
+        (None, None) => None,
+    };
     let staleness = match var("JWTGATE_REDIS_STALE_SECS") {
         Some(_) => Some(number::<u64>(var, "JWTGATE_REDIS_STALE_SECS", 5)?),
         None => None,
@@ -254,16 +279,18 @@ fn revocations(var: &impl Fn(&str) -> Option<String>) -> Result<Revocations, Str
         return Err("JWTGATE_REDIS_STALE_SECS must be positive".into());
     }
     match (var("JWTGATE_REDIS_MODE").as_deref(), url) {
-        (Some("replicated"), Some(url)) => {
-            Ok(Revocations::Replicated { url, staleness: Duration::from_secs(staleness.unwrap_or(5)) })
+        (Some("replicated"), Some(at)) => {
+            Ok(Revocations::Replicated { at, staleness: Duration::from_secs(staleness.unwrap_or(5)) })
         }
-        (Some("replicated"), None) => Err("JWTGATE_REDIS_MODE=replicated needs JWTGATE_REDIS_URL".into()),
+        (Some("replicated"), None) => {
+            Err("JWTGATE_REDIS_MODE=replicated needs JWTGATE_REDIS_URL or JWTGATE_REDIS_CLUSTER_URLS".into())
+        }
         (Some(mode), _) if mode != "direct" => {
             Err(format!("JWTGATE_REDIS_MODE must be direct or replicated, not {mode:?}"))
         }
         _ if staleness.is_some() => Err("JWTGATE_REDIS_STALE_SECS needs JWTGATE_REDIS_MODE=replicated".into()),
-        (Some(_), None) => Err("JWTGATE_REDIS_MODE needs JWTGATE_REDIS_URL".into()),
-        (_, Some(url)) => Ok(Revocations::Redis(url)),
+        (Some(_), None) => Err("JWTGATE_REDIS_MODE needs JWTGATE_REDIS_URL or JWTGATE_REDIS_CLUSTER_URLS".into()),
+        (_, Some(at)) => Ok(Revocations::Redis(at)),
         (None, None) => Ok(Revocations::Memory),
     }
 }
@@ -396,13 +423,13 @@ mod tests {
     fn revocations_follow_the_contract() {
         assert!(matches!(config(&[]).unwrap().revocations, Revocations::Memory));
         let direct = config(&[("JWTGATE_REDIS_URL", "redis://r")]).unwrap();
-        assert!(matches!(direct.revocations, Revocations::Redis(ref url) if url == "redis://r"));
+        assert!(matches!(direct.revocations, Revocations::Redis(RedisAt::Url(ref url)) if url == "redis://r"));
         let direct = config(&[("JWTGATE_REDIS_URL", "redis://r"), ("JWTGATE_REDIS_MODE", "direct")]).unwrap();
         assert!(matches!(direct.revocations, Revocations::Redis(_)));
         let replicated = config(&[("JWTGATE_REDIS_URL", "redis://r"), ("JWTGATE_REDIS_MODE", "replicated")]).unwrap();
         assert!(matches!(
             replicated.revocations,
-            Revocations::Replicated { ref url, staleness } if url == "redis://r" && staleness.as_secs() == 5
+            Revocations::Replicated { at: RedisAt::Url(ref url), staleness } if url == "redis://r" && staleness.as_secs() == 5
         ));
         let replicated = config(&[
             ("JWTGATE_REDIS_URL", "redis://r"),
@@ -413,6 +440,18 @@ mod tests {
         assert!(
             matches!(replicated.revocations, Revocations::Replicated { staleness, .. } if staleness.as_secs() == 2)
         );
+        let cluster = config(&[("JWTGATE_REDIS_CLUSTER_URLS", "redis://a:7000, redis://b:7001,")]).unwrap();
+        assert!(matches!(cluster.revocations, Revocations::Redis(RedisAt::Cluster(ref nodes)) if nodes.len() == 2));
+        for vars in [
+            &[("JWTGATE_REDIS_URL", "redis://r"), ("JWTGATE_REDIS_CLUSTER_URLS", "redis://a:7000")][..],
+            &[("JWTGATE_REDIS_CLUSTER_URLS", " , ")],
+            &[("JWTGATE_REDIS_WAIT_REPLICAS", "1")],
+            &[("JWTGATE_REDIS_URL", "redis://r"), ("JWTGATE_REDIS_WAIT_REPLICAS", "one")],
+        ] {
+            assert!(config(vars).is_err(), "{vars:?}");
+        }
+        let waiting = config(&[("JWTGATE_REDIS_CLUSTER_URLS", "redis://a:7000"), ("JWTGATE_REDIS_WAIT_REPLICAS", "1")]);
+        assert_eq!(waiting.unwrap().wait_replicas, 1);
     }
 
     #[test]

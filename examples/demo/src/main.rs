@@ -17,7 +17,7 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use config::{Config, Keys, Location, Remote, Revocations};
+use config::{Config, Keys, Location, RedisAt, Remote, Revocations};
 use jwtgate::dpop::{Dpop, DpopMode, DpopNonces};
 use jwtgate::introspection::{AnswerRules, Introspector};
 use jwtgate::jwks::RemoteKeySet;
@@ -113,22 +113,47 @@ async fn logout(State(state): State<AppState>, claims: Claims<DemoClaims>) -> Re
 /// process (`JWTGATE_REDIS_MODE=replicated`), or this process's memory. Redis is connected lazily: a Redis
 /// that is down only makes requests answer 503 until it is back.
 fn denylist(config: &Config) -> Result<Arc<dyn Denylist>, String> {
-    // The URL may hold a password: an error never repeats it.
-    fn unusable(kind: impl std::fmt::Debug) -> String {
-        format!("JWTGATE_REDIS_URL is not a usable Redis URL ({kind:?})")
-    }
+    use jwtgate::redis::{RedisDenylist, ReplicatedDenylist};
+
+    let durability = durability(config);
     Ok(match &config.revocations {
         Revocations::Memory => Arc::new(MemoryDenylist::new()),
-        Revocations::Redis(url) => {
-            Arc::new(jwtgate::redis::RedisDenylist::new(url).map_err(|err| unusable(err.kind()))?)
+        Revocations::Redis(at) => {
+            let denylist = match at {
+                RedisAt::Url(url) => RedisDenylist::new(url),
+                RedisAt::Cluster(nodes) => RedisDenylist::cluster(nodes),
+            };
+            let denylist = denylist.and_then(|denylist| denylist.with_durability(durability));
+            Arc::new(denylist.map_err(|err| unusable(at, err.kind()))?)
         }
-        Revocations::Replicated { url, staleness } => Arc::new(
-            jwtgate::redis::ReplicatedDenylist::builder(url)
-                .staleness(*staleness)
-                .start()
-                .map_err(|err| unusable(err.kind()))?,
-        ),
+        Revocations::Replicated { at, staleness } => {
+            let builder = match at {
+                RedisAt::Url(url) => ReplicatedDenylist::builder(url),
+                RedisAt::Cluster(nodes) => ReplicatedDenylist::cluster(nodes),
+            };
+            let denylist = builder.staleness(*staleness).durability(durability).start();
+            Arc::new(denylist.map_err(|err| unusable(at, err.kind()))?)
+        }
     })
+}
+
+/// `JWTGATE_REDIS_WAIT_REPLICAS`: a revocation is confirmed once that many replicas hold it, within 2 s.
+fn durability(config: &Config) -> jwtgate::redis::Durability {
+    use jwtgate::redis::Durability;
+
+    match config.wait_replicas {
+        0 => Durability::Primary,
+        count => Durability::replicas(count, std::time::Duration::from_secs(2)),
+    }
+}
+
+/// A Redis URL that cannot be used. The URL may hold a password: the error never repeats it.
+fn unusable(at: &RedisAt, kind: impl std::fmt::Debug) -> String {
+    let name = match at {
+        RedisAt::Url(_) => "JWTGATE_REDIS_URL is not a usable Redis URL",
+        RedisAt::Cluster(_) => "JWTGATE_REDIS_CLUSTER_URLS holds a URL that is not a usable Redis URL",
+    };
+    format!("{name} ({kind:?})")
 }
 
 /// A remote JWK Set, started lazily: the demo listens at once. A request that needs the keys while the first
@@ -152,10 +177,12 @@ fn dpop(config: &Config, origin: &str) -> Result<Option<Dpop>, String> {
     };
     let dpop = if required { Dpop::required(origin) } else { Dpop::allowed(origin) };
     let mut dpop = dpop.map_err(|err| err.to_string())?.iat_window(settings.iat_window);
-    if let Some(url) = config.redis_url() {
-        let store = jwtgate::redis::RedisReplayStore::new(url)
-            .map_err(|err| format!("JWTGATE_REDIS_URL is not a usable Redis URL ({:?})", err.kind()))?;
-        dpop = dpop.replay_store(store);
+    if let Some(at) = config.redis() {
+        let store = match at {
+            RedisAt::Url(url) => jwtgate::redis::RedisReplayStore::new(url),
+            RedisAt::Cluster(nodes) => jwtgate::redis::RedisReplayStore::cluster(nodes),
+        };
+        dpop = dpop.replay_store(store.map_err(|err| unusable(at, err.kind()))?);
     }
     if settings.nonce {
         let mut secret = vec![0; 32];

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use jwtgate::Algorithm;
 use jwtgate_test::{Fault, IntrospectionServer, JwksServer};
-use jwtgate_tests::{RedisServer, TestKey, now};
+use jwtgate_tests::{RedisCluster, RedisServer, TestKey, now};
 use rustix::process::{Pid, Signal};
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, BufReader};
@@ -284,6 +284,10 @@ async fn misconfigurations_stop_it_with_status_2_and_one_line() {
         vec![("JWTGATE_PUBLIC_URL", "https://api.test"), ("JWTGATE_RESOURCE", "https://other.test/api")],
         vec![("JWTGATE_RESOURCE", "https://api.test/r#secret")],
         vec![("JWTGATE_STEP_UP_MAX_AGE_SECS", "five minutes")],
+        vec![("JWTGATE_REDIS_URL", "redis://127.0.0.1:1/"), ("JWTGATE_REDIS_CLUSTER_URLS", "redis://127.0.0.1:2/")],
+        vec![("JWTGATE_REDIS_CLUSTER_URLS", "redis://:secret@127.0.0.1:2/,not a url with a secret")],
+        vec![("JWTGATE_REDIS_WAIT_REPLICAS", "1")],
+        vec![("JWTGATE_REDIS_URL", "redis://127.0.0.1:1/"), ("JWTGATE_REDIS_WAIT_REPLICAS", "some")],
     ] {
         let (code, stderr) = misconfigured(&vars).await;
         assert_eq!(code, 2, "{vars:?}: {stderr}");
@@ -1474,4 +1478,122 @@ async fn introspection_misconfigurations_stop_it_with_status_2() {
         assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
         assert!(!stderr.contains("secret"), "the secret leaked: {stderr}");
     }
+}
+
+/// A demo's token with `jti`, signed by `key`.
+fn token_with_jti(key: &TestKey, jti: &str) -> String {
+    demo_token(key, json!({ "jti": jti }))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn on_a_redis_cluster_with_one_replica_required_revocations_survive_a_failover_and_never_get_200() {
+    let key = TestKey::generate(Algorithm::HS256).with_kid("k");
+    let (dir, file) = jwks_file("cluster", &[&key]);
+    let mut cluster = RedisCluster::start();
+    let urls = cluster.urls().join(",");
+    let vars = [
+        ("JWTGATE_JWKS_FILE", file.as_str()),
+        ("JWTGATE_REDIS_CLUSTER_URLS", &urls),
+        ("JWTGATE_REDIS_WAIT_REPLICAS", "1"),
+    ];
+    let (a, b) = (Demo::start(&vars).await, Demo::start(&vars).await);
+
+    // Thirty revocations, their keys over every shard, through either demo: each refused by both.
+    let revoked: Vec<String> = (0..30).map(|i| token_with_jti(&key, &format!("c{i}"))).collect();
+    for (i, token) in revoked.iter().enumerate() {
+        let demo = if i % 2 == 0 { &a } else { &b };
+        assert_eq!(demo.post("/logout", token).await, 204, "logout {i}");
+    }
+    for token in &revoked {
+        assert_eq!((a.me(token).await.0, b.me(token).await.0), (401, 401));
+    }
+
+    // The primary that holds the first revocation is killed: 503 is allowed while the cluster elects, 200 never;
+    // service resumes within 5 s of the failover.
+    let primary = cluster.primary_of("jwtgate:denylist:jti:c0");
+    cluster.kill(primary);
+    let fresh = token_with_jti(&key, "fresh");
+    let failing = Instant::now();
+    while cluster.primary_of("jwtgate:denylist:jti:c0") == primary {
+        for token in &revoked {
+            let status = a.me(token).await.0;
+            assert!(status == 401 || status == 503, "a revoked token got {status} during the failover");
+        }
+        assert!(failing.elapsed() < Duration::from_secs(30), "no failover within 30 s");
+    }
+    cluster.wait_until_ok(Duration::from_secs(30));
+    let failed_over = Instant::now();
+    for demo in [&a, &b] {
+        until_status(demo, &fresh, 200, &[503], Duration::from_secs(5)).await;
+    }
+    assert!(failed_over.elapsed() < Duration::from_secs(5), "resumed after {:?}", failed_over.elapsed());
+    for token in &revoked {
+        assert_eq!((a.me(token).await.0, b.me(token).await.0), (401, 401), "a confirmed revocation was lost");
+    }
+    cluster.restart(primary);
+    cluster.wait_until_ok(Duration::from_secs(30));
+
+    // No replica to confirm: the logout is 503 after 2 s, and the revocation holds on the primary anyway.
+    let unconfirmed = token_with_jti(&key, "unconfirmed");
+    let replica = cluster.replica_of("jwtgate:denylist:jti:unconfirmed");
+    cluster.kill(replica);
+    let asked = Instant::now();
+    assert_eq!(a.post("/logout", &unconfirmed).await, 503);
+    assert!(asked.elapsed() >= Duration::from_secs(2) && asked.elapsed() < Duration::from_secs(5));
+    assert_eq!((a.me(&unconfirmed).await.0, b.me(&unconfirmed).await.0), (401, 401));
+    cluster.restart(replica);
+
+    // The whole cluster down: 503, never 200; a demo started meanwhile starts normally; and back within 5 s of
+    // the cluster, with nothing lost.
+    cluster.stop_all();
+    assert_eq!(b.me(&fresh).await.0, 503);
+    assert_eq!(b.post("/logout", &fresh).await, 503);
+    let c = Demo::start(&vars).await;
+    assert_eq!(c.me(&fresh).await.0, 503);
+    cluster.start_all();
+    let back = Instant::now();
+    for demo in [&b, &c] {
+        until_status(demo, &fresh, 200, &[503], Duration::from_secs(5)).await;
+    }
+    assert!(back.elapsed() < Duration::from_secs(5));
+    for token in revoked.iter().chain([&unconfirmed]) {
+        assert_eq!(c.me(token).await.0, 401, "lost in the restart");
+    }
+    for demo in [a, b, c] {
+        assert_eq!(demo.stop().await, 0);
+    }
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn replicated_mode_and_dpop_replay_work_on_a_redis_cluster_too() {
+    let key = TestKey::generate(Algorithm::HS256).with_kid("k");
+    let (dir, file) = jwks_file("cluster-replicated", &[&key]);
+    let cluster = RedisCluster::start();
+    let urls = cluster.urls().join(",");
+    let vars = [
+        ("JWTGATE_JWKS_FILE", file.as_str()),
+        ("JWTGATE_REDIS_CLUSTER_URLS", &urls),
+        ("JWTGATE_REDIS_MODE", "replicated"),
+        ("JWTGATE_REDIS_WAIT_REPLICAS", "1"),
+        // One origin for both, as behind one load balancer: a proof for one is good for the other.
+        ("JWTGATE_PUBLIC_URL", "https://api.test"),
+    ];
+    let (a, b) = (Demo::start(&vars).await, Demo::start(&vars).await);
+    let token = token_with_jti(&key, "r1");
+    until_accepted(&b, &token).await;
+    assert_eq!(a.post("/logout", &token).await, 204);
+    until_status(&b, &token, 401, &[200], Duration::from_secs(1)).await;
+    // A DPoP proof used on one demo is refused by the other: the replay store is on the cluster.
+    let client = jwtgate_test::DpopKey::generate(Algorithm::ES256);
+    let bound = demo_token(&key, json!({ "jti": "d1", "cnf": { "jkt": client.thumbprint() } }));
+    let proof = client.proof("GET", "https://api.test/me").access_token(&bound).build();
+    assert_eq!(a.dpop("/me", &bound, &proof).await.0, 200);
+    assert_eq!(b.dpop("/me", &bound, &proof).await.0, 401, "the same proof on the other demo");
+    let another = client.proof("GET", "https://api.test/me").access_token(&bound).build();
+    assert_eq!(b.dpop("/me", &bound, &another).await.0, 200);
+    for demo in [a, b] {
+        assert_eq!(demo.stop().await, 0);
+    }
+    std::fs::remove_dir_all(dir).unwrap();
 }

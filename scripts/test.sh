@@ -29,11 +29,13 @@ apt_install() {
         || { $sudo_cmd apt-get update >/dev/null && $sudo_cmd apt-get install -y "$@" >/dev/null; }
 }
 
-# The Redis tests start their own redis-server on a free loopback port: they need the binary on PATH.
+# The Redis tests start their own redis-server on a free loopback port, and a Redis Cluster of six of them
+# joined by redis-cli (Debian's redis-tools): they need both on PATH.
 # The interop tests run PyJWT, jose (npm) and oidc-provider (npm): they need node, npm and python3 with
 # venv; tests/interop/setup.sh then installs the packages into tests/interop (node_modules, .venv).
 need=()
 command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
+command -v redis-cli >/dev/null 2>&1 || need+=(redis-tools)
 command -v curl >/dev/null 2>&1 || need+=(curl)
 command -v node >/dev/null 2>&1 || need+=(nodejs)
 command -v npm >/dev/null 2>&1 || need+=(npm)

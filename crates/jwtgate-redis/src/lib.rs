@@ -15,7 +15,11 @@
 //!   fail-closed.
 //! - The connection is made lazily and remade after a failure, so a server started while Redis is down
 //!   answers 503 until Redis is back, and recovers without a restart.
-//! - Redis Cluster works through the redis crate's cluster support: [`RedisDenylist::cluster`].
+//! - Redis Cluster works through the redis crate's cluster support: [`RedisDenylist::cluster`], and the same
+//!   constructor on every store here. Keys that one script touches share a slot by a hash tag.
+//! - [`Durability::replicas`] confirms a write only once replicas hold it (`WAIT`), so that a failover cannot
+//!   lose it. See the deployment guide (`docs/deployment.md`) for which store goes where, and what each failure
+//!   does.
 //!
 //! `RedisReplayStore` remembers used DPoP proofs for a fleet: one `SET NX EX` per proof.
 //!

@@ -213,6 +213,7 @@ pub mod guides {
                 "[dpop.md]: crate::guides::dpop\n",
                 "[mtls.md]: crate::guides::mtls\n",
                 "[introspection.md]: crate::guides::introspection\n",
+                "[deployment.md]: crate::guides::deployment\n",
                 "[migration.md]: crate::guides::migration\n",
                 "[security.md]: crate::guides::security\n",
                 "[benchmarks.md]: crate::guides::benchmarks\n",
@@ -258,6 +259,12 @@ pub mod guides {
     #[doc = guide_links!()]
     #[doc = include_str!("../docs/mtls.md")]
     pub mod mtls {}
+
+    /// Running jwtgate across a fleet: which store on which Redis, durability, Redis settings, failures.
+    #[doc = ""]
+    #[doc = guide_links!()]
+    #[doc = include_str!("../docs/deployment.md")]
+    pub mod deployment {}
 
     /// Opaque tokens (RFC 7662): the introspector, its cache and revocation, JWTs beside them, providers,
     /// and migrating from Spring and Duende.

@@ -382,6 +382,32 @@ impl RedisCluster {
         panic!("no primary serves slot {slot}")
     }
 
+    /// The ports of the primaries that serve slots now.
+    pub fn primaries(&self) -> Vec<u16> {
+        let node = self.nodes.iter().find(|node| node.child.is_some()).expect("a running node");
+        let mut connection = Self::node_connection(node.port).expect("a running node answers");
+        let shards: Vec<Vec<redis::Value>> =
+            redis::cmd("CLUSTER").arg("SLOTS").query(&mut connection).expect("CLUSTER SLOTS");
+        let mut ports: Vec<u16> = shards
+            .iter()
+            .filter_map(|shard| match shard.get(2) {
+                Some(redis::Value::Array(primary)) => match primary.get(1) {
+                    Some(redis::Value::Int(port)) => u16::try_from(*port).ok(),
+                    _ => None,
+                },
+                _ => None,
+            })
+            .collect();
+        ports.sort_unstable();
+        ports.dedup();
+        ports
+    }
+
+    /// A plain connection to the node on `port`.
+    pub fn connection(&self, port: u16) -> redis::RedisResult<redis::Connection> {
+        Self::node_connection(port)
+    }
+
     /// Kills every node: the whole cluster is down.
     pub fn stop_all(&mut self) {
         let ports: Vec<u16> = self.nodes.iter().map(|node| node.port).collect();

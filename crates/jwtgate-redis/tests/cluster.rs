@@ -196,3 +196,67 @@ async fn the_replicated_denylist_follows_its_stream_through_a_failover_of_the_no
         assert_eq!(status(&late, claims).await, Ok(TokenStatus::Revoked), "{jti}");
     }
 }
+
+/// A slot moved to another primary while lookups run: half its keys moved (lookups of those get `ASK`), then
+/// all of them and the slot itself (`MOVED`). Every lookup answers, right, within the timeout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_slot_resharded_while_in_use_keeps_answering_through_ask_and_moved() {
+    let cluster = RedisCluster::start();
+    let denylist = RedisDenylist::cluster(cluster.urls()).unwrap();
+    // One hash tag: every key in one slot.
+    let revoked = claims((0..40).map(|i| format!("{{moving}}-{i}")));
+    for (jti, _) in &revoked {
+        denylist.revoke(jti, now() + 600).await.unwrap();
+    }
+    let key = format!("{DEFAULT_PREFIX}jti:{{moving}}-0");
+    let (from, to) = {
+        let from = cluster.primary_of(&key);
+        (from, cluster.primaries().into_iter().find(|port| *port != from).unwrap())
+    };
+    let id = |port: u16| -> String {
+        redis::cmd("CLUSTER").arg("MYID").query(&mut cluster.connection(port).unwrap()).unwrap()
+    };
+    let (from_id, to_id) = (id(from), id(to));
+    let mut source = cluster.connection(from).unwrap();
+    let mut target = cluster.connection(to).unwrap();
+    let slot: u16 = redis::cmd("CLUSTER").arg("KEYSLOT").arg(&key).query(&mut source).unwrap();
+    redis::cmd("CLUSTER").arg("SETSLOT").arg(slot).arg("IMPORTING").arg(&from_id).exec(&mut target).unwrap();
+    redis::cmd("CLUSTER").arg("SETSLOT").arg(slot).arg("MIGRATING").arg(&to_id).exec(&mut source).unwrap();
+    let migrate = |source: &mut redis::Connection, count: usize| {
+        let keys: Vec<String> = redis::cmd("CLUSTER").arg("GETKEYSINSLOT").arg(slot).arg(count).query(source).unwrap();
+        if !keys.is_empty() {
+            redis::cmd("MIGRATE")
+                .arg("127.0.0.1")
+                .arg(to)
+                .arg("")
+                .arg(0)
+                .arg(5000)
+                .arg("KEYS")
+                .arg(&keys)
+                .exec(source)
+                .unwrap();
+        }
+    };
+    migrate(&mut source, revoked.len() / 2);
+    let check = async || {
+        for (jti, claims) in &revoked {
+            let asked = Instant::now();
+            assert_eq!(status(&denylist, claims).await, Ok(TokenStatus::Revoked), "{jti}");
+            assert!(asked.elapsed() < Duration::from_secs(2), "{jti} took {:?}", asked.elapsed());
+        }
+        let fresh = claims(std::iter::once("{moving}-fresh".to_owned()));
+        assert_eq!(status(&denylist, &fresh[0].1).await, Ok(TokenStatus::Active));
+    };
+    check().await;
+    // A revocation during the migration goes where the slot's keys are going.
+    denylist.revoke("{moving}-during", now() + 600).await.unwrap();
+    migrate(&mut source, 1_000);
+    for port in cluster.primaries() {
+        let mut node = cluster.connection(port).unwrap();
+        redis::cmd("CLUSTER").arg("SETSLOT").arg(slot).arg("NODE").arg(&to_id).exec(&mut node).unwrap();
+    }
+    assert_eq!(cluster.primary_of(&key), to);
+    check().await;
+    let during = claims(std::iter::once("{moving}-during".to_owned()));
+    assert_eq!(status(&denylist, &during[0].1).await, Ok(TokenStatus::Revoked));
+}

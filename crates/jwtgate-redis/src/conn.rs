@@ -195,3 +195,43 @@ pub(crate) enum Endpoint {
     Single(String),
     Cluster(Vec<String>),
 }
+
+impl Endpoint {
+    /// A cluster's seed nodes.
+    pub(crate) fn cluster<I, S>(nodes: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        Self::Cluster(nodes.into_iter().map(|node| node.as_ref().to_owned()).collect())
+    }
+}
+
+/// A store's connections: `conn` for what it reads and writes, and `writer` for writes that must be confirmed
+/// by replicas, on a connection of its own, since `WAIT` blocks the connection it runs on and lookups must not
+/// wait behind it.
+#[derive(Clone)]
+pub(crate) struct Connections {
+    pub(crate) conn: Conn,
+    pub(crate) writer: Conn,
+    pub(crate) durability: Durability,
+    endpoint: Endpoint,
+}
+
+impl Connections {
+    /// Connections to `endpoint`, made on first use, with [`Durability::Primary`].
+    pub(crate) fn new(endpoint: Endpoint) -> Result<Self, RedisError> {
+        let conn = Conn::connect(&endpoint)?;
+        Ok(Self { writer: conn.clone(), conn, durability: Durability::Primary, endpoint })
+    }
+
+    /// The same, with writes confirmed as `durability` says.
+    pub(crate) fn with_durability(mut self, durability: Durability) -> Result<Self, RedisError> {
+        self.writer = match durability {
+            Durability::Primary => self.conn.clone(),
+            Durability::Replicas { .. } => Conn::connect_waiting(&self.endpoint, durability.extra_time())?,
+        };
+        self.durability = durability;
+        Ok(self)
+    }
+}

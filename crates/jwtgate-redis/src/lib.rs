@@ -46,7 +46,7 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{RedisError, Script};
 
 pub use conn::Durability;
-use conn::{Conn, Endpoint};
+use conn::{Conn, Connections, Endpoint};
 
 #[cfg(feature = "refresh")]
 #[cfg_attr(docsrs, doc(cfg(feature = "refresh")))]
@@ -64,14 +64,9 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(2);
 /// A denylist in Redis. Clones share the connection.
 #[derive(Clone)]
 pub struct RedisDenylist {
-    conn: Conn,
-    /// Revocations with [`Durability::Replicas`] go through a connection of their own: `WAIT` blocks the
-    /// connection it runs on, and lookups must not wait behind it.
-    writer: Conn,
-    endpoint: Endpoint,
+    redis: Connections,
     prefix: Arc<str>,
     timeout: Duration,
-    durability: Durability,
 }
 
 /// The Lua that raises a subject's cutoff (`ARGV[1]`) and expiry (`ARGV[2]`, seconds) at `KEYS[1]`, never
@@ -118,19 +113,11 @@ impl RedisDenylist {
         I: IntoIterator<Item = S>,
         S: AsRef<str>,
     {
-        Self::on(Endpoint::Cluster(nodes.into_iter().map(|node| node.as_ref().to_owned()).collect()))
+        Self::on(Endpoint::cluster(nodes))
     }
 
     fn on(endpoint: Endpoint) -> Result<Self, RedisError> {
-        let conn = Conn::connect(&endpoint)?;
-        Ok(Self {
-            writer: conn.clone(),
-            conn,
-            endpoint,
-            prefix: DEFAULT_PREFIX.into(),
-            timeout: DEFAULT_TIMEOUT,
-            durability: Durability::Primary,
-        })
+        Ok(Self { redis: Connections::new(endpoint)?, prefix: DEFAULT_PREFIX.into(), timeout: DEFAULT_TIMEOUT })
     }
 
     /// How durable a revocation must be before it is confirmed. Default [`Durability::Primary`]: a revocation
@@ -138,11 +125,7 @@ impl RedisDenylist {
     /// `revoke_subject` return only once that many replicas hold the revocation, and fail otherwise (the layer's
     /// `POST /logout` then answers 503 and the client retries); the write stays on the primary either way.
     pub fn with_durability(mut self, durability: Durability) -> Result<Self, RedisError> {
-        self.durability = durability;
-        self.writer = match durability {
-            Durability::Primary => self.conn.clone(),
-            Durability::Replicas { .. } => Conn::connect_waiting(&self.endpoint, durability.extra_time())?,
-        };
+        self.redis = self.redis.with_durability(durability)?;
         Ok(self)
     }
 
@@ -172,7 +155,7 @@ impl RedisDenylist {
     /// replica just promoted), then confirms it as durable as configured, all within the timeout plus the
     /// durability's own.
     pub(crate) async fn write(&self, invocation: redis::ScriptInvocation<'_>, key: &str) -> Result<(), DenylistError> {
-        let (writer, durability) = (&self.writer, self.durability);
+        let (writer, durability) = (&self.redis.writer, self.redis.durability);
         let write = async move {
             writer.invoke::<()>(&invocation).await?;
             writer.confirm(key, durability).await
@@ -284,7 +267,7 @@ impl Denylist for RedisDenylist {
         if jti.is_none() && subject.is_none() {
             return Lookup::Ready(Ok(TokenStatus::Active));
         }
-        let (conn, timeout, iat) = (self.conn.clone(), self.timeout, claims.issued_at());
+        let (conn, timeout, iat) = (self.redis.conn.clone(), self.timeout, claims.issued_at());
         Lookup::Pending(Box::pin(async move {
             let (revoked, cutoff) = within(timeout, lookup(conn, jti, subject)).await?;
             let cut_off = cutoff.is_some_and(|cutoff| iat.is_none_or(|iat| iat < cutoff));
@@ -322,10 +305,10 @@ impl Denylist for RedisDenylist {
 impl fmt::Debug for RedisDenylist {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RedisDenylist")
-            .field("connection", &self.conn.kind())
+            .field("connection", &self.redis.conn.kind())
             .field("prefix", &self.prefix)
             .field("timeout", &self.timeout)
-            .field("durability", &self.durability)
+            .field("durability", &self.redis.durability)
             .finish()
     }
 }

@@ -9,7 +9,7 @@ use jwtgate_session::{PendingStore, RefreshRecord, RefreshStore, Rotation, Store
 use redis::{RedisError, Script, Value};
 
 use crate::DEFAULT_TIMEOUT;
-use crate::conn::{Conn, Durability, Endpoint};
+use crate::conn::{Connections, Durability, Endpoint};
 
 /// The default key prefix of [`RedisRefreshStore`].
 pub const DEFAULT_REFRESH_PREFIX: &str = "jwtgate:refresh:";
@@ -29,13 +29,9 @@ pub const DEFAULT_REFRESH_PREFIX: &str = "jwtgate:refresh:";
 /// finds it; it lives as long as the record. The prefix must not contain `{` or `}`.
 #[derive(Clone)]
 pub struct RedisRefreshStore {
-    conn: Conn,
-    /// Writes with [`Durability::Replicas`] go through a connection of their own, as `RedisDenylist`'s do.
-    writer: Conn,
-    endpoint: Endpoint,
+    redis: Connections,
     prefix: Arc<str>,
     timeout: Duration,
-    durability: Durability,
 }
 
 /// Rotates a refresh token. KEYS: the presented token's record, the next token's record, the family's marker.
@@ -82,19 +78,11 @@ impl RedisRefreshStore {
         I: IntoIterator<Item = S>,
         S: AsRef<str>,
     {
-        Self::on(Endpoint::Cluster(nodes.into_iter().map(|node| node.as_ref().to_owned()).collect()))
+        Self::on(Endpoint::cluster(nodes))
     }
 
     fn on(endpoint: Endpoint) -> Result<Self, RedisError> {
-        let conn = Conn::connect(&endpoint)?;
-        Ok(Self {
-            writer: conn.clone(),
-            conn,
-            endpoint,
-            prefix: DEFAULT_REFRESH_PREFIX.into(),
-            timeout: DEFAULT_TIMEOUT,
-            durability: Durability::Primary,
-        })
+        Ok(Self { redis: Connections::new(endpoint)?, prefix: DEFAULT_REFRESH_PREFIX.into(), timeout: DEFAULT_TIMEOUT })
     }
 
     /// The prefix of every key this store writes. Default [`DEFAULT_REFRESH_PREFIX`]. It must not contain `{`
@@ -116,11 +104,7 @@ impl RedisRefreshStore {
     /// [`Durability::Primary`]. With [`Durability::Replicas`], a rotation confirmed to the client survives its
     /// primary's failover: the used token stays used, so a replay is caught as reuse.
     pub fn with_durability(mut self, durability: Durability) -> Result<Self, RedisError> {
-        self.durability = durability;
-        self.writer = match durability {
-            Durability::Primary => self.conn.clone(),
-            Durability::Replicas { .. } => Conn::connect_waiting(&self.endpoint, durability.extra_time())?,
-        };
+        self.redis = self.redis.with_durability(durability)?;
         Ok(self)
     }
 
@@ -140,7 +124,7 @@ impl RedisRefreshStore {
         &self,
         query: impl Future<Output = Result<T, RedisError>> + Send + 'static,
     ) -> PendingStore<T> {
-        let timeout = self.timeout + self.durability.extra_time();
+        let timeout = self.timeout + self.redis.durability.extra_time();
         Box::pin(async move {
             match tokio::time::timeout(timeout, query).await {
                 Ok(result) => result.map_err(|err| StoreError(format!("Redis: {}", describe(&err)))),
@@ -193,7 +177,7 @@ impl RefreshStore for RedisRefreshStore {
             .ignore()
             .expire(&key, ttl)
             .ignore();
-        let (writer, durability) = (self.writer.clone(), self.durability);
+        let (writer, durability) = (self.redis.writer.clone(), self.redis.durability);
         self.run(async move {
             writer.pipeline::<()>(&pipeline).await?;
             writer.query::<()>(&index_command).await?;
@@ -205,11 +189,11 @@ impl RefreshStore for RedisRefreshStore {
     fn rotate(&self, presented: TokenHash, next: RefreshRecord, now: i64) -> PendingStore<Rotation> {
         static ROTATE: LazyLock<Script> = LazyLock::new(|| Script::new(ROTATE_SCRIPT));
         let this = self.clone();
-        let (writer, durability) = (self.writer.clone(), self.durability);
+        let (writer, durability) = (self.redis.writer.clone(), self.redis.durability);
         self.run(async move {
             // The family, by the index; then the rotation, on the family's slot.
             let Some(family) =
-                this.conn.query::<Option<String>>(redis::cmd("GET").arg(this.index_key(&presented))).await?
+                this.redis.conn.query::<Option<String>>(redis::cmd("GET").arg(this.index_key(&presented))).await?
             else {
                 return Ok(Rotation::Invalid);
             };
@@ -263,7 +247,7 @@ impl RefreshStore for RedisRefreshStore {
         let key = self.family_key(family);
         let mut invocation = REVOKE.prepare_invoke();
         invocation.key(&key).arg(until.saturating_sub(unix_now()).max(1));
-        let (writer, durability) = (self.writer.clone(), self.durability);
+        let (writer, durability) = (self.redis.writer.clone(), self.redis.durability);
         self.run(async move {
             writer.invoke::<()>(&invocation).await?;
             writer.confirm(&key, durability).await
@@ -273,7 +257,8 @@ impl RefreshStore for RedisRefreshStore {
     fn find(&self, hash: TokenHash) -> PendingStore<Option<RefreshRecord>> {
         let this = self.clone();
         self.run(async move {
-            let Some(family) = this.conn.query::<Option<String>>(redis::cmd("GET").arg(this.index_key(&hash))).await?
+            let Some(family) =
+                this.redis.conn.query::<Option<String>>(redis::cmd("GET").arg(this.index_key(&hash))).await?
             else {
                 return Ok(None);
             };
@@ -284,7 +269,7 @@ impl RefreshStore for RedisRefreshStore {
                 .arg(this.token_key(&family, &hash))
                 .arg(&["id", "user", "family", "exp", "used", "sexp", "jkt"])
                 .exists(this.family_key(&family));
-            let (fields, revoked): (Vec<Option<String>>, bool) = this.conn.pipeline(&pipeline).await?;
+            let (fields, revoked): (Vec<Option<String>>, bool) = this.redis.conn.pipeline(&pipeline).await?;
             let [Some(id), Some(user), Some(family), Some(exp), Some(used), Some(sexp), jkt] =
                 <[Option<String>; 7]>::try_from(fields).unwrap_or_default()
             else {
@@ -308,10 +293,10 @@ impl RefreshStore for RedisRefreshStore {
 impl fmt::Debug for RedisRefreshStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RedisRefreshStore")
-            .field("connection", &self.conn.kind())
+            .field("connection", &self.redis.conn.kind())
             .field("prefix", &self.prefix)
             .field("timeout", &self.timeout)
-            .field("durability", &self.durability)
+            .field("durability", &self.redis.durability)
             .finish()
     }
 }

@@ -260,3 +260,39 @@ async fn a_slot_resharded_while_in_use_keeps_answering_through_ask_and_moved() {
     let during = claims(std::iter::once("{moving}-during".to_owned()));
     assert_eq!(status(&denylist, &during[0].1).await, Ok(TokenStatus::Revoked));
 }
+
+/// `RedisDenylist`'s subject cutoffs and expiries on a cluster, their keys over every shard: a cutoff refuses
+/// the subject's older tokens only, is never lowered, and a revocation ends with its token.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn subject_cutoffs_and_expiries_behave_on_a_cluster_as_on_one_server() {
+    let cluster = RedisCluster::start();
+    let denylist = RedisDenylist::cluster(cluster.urls()).unwrap();
+    let key = TestKey::generate(Algorithm::HS256);
+    let validator = Validator::builder(key.key_set()).issuer(ISSUER).audience(AUDIENCE).build();
+    let of = |subject: &str, iat: i64| {
+        let token = key.token().issuer(ISSUER).audience(AUDIENCE).subject(subject).claim("iat", iat).build();
+        validator.validate::<serde_json::Value>(&token).unwrap().registered().clone()
+    };
+    let issued = now() - 10;
+    for i in 0..30 {
+        denylist.revoke_subject(&format!("user-{i}"), now(), now() + 600).await.unwrap();
+    }
+    for i in 0..30 {
+        let subject = format!("user-{i}");
+        assert_eq!(status(&denylist, &of(&subject, issued)).await, Ok(TokenStatus::Revoked), "{subject}");
+        assert_eq!(status(&denylist, &of(&subject, now() + 1)).await, Ok(TokenStatus::Active), "{subject}, later");
+    }
+    assert_eq!(status(&denylist, &of("someone-else", issued)).await, Ok(TokenStatus::Active));
+    // A lower cutoff later does not lower it.
+    denylist.revoke_subject("user-0", issued - 100, now() + 600).await.unwrap();
+    assert_eq!(status(&denylist, &of("user-0", issued)).await, Ok(TokenStatus::Revoked));
+    // A revocation lives until its token's end, then goes.
+    let short = claims(std::iter::once("short-lived".to_owned()));
+    denylist.revoke("short-lived", now() + 1).await.unwrap();
+    assert_eq!(status(&denylist, &short[0].1).await, Ok(TokenStatus::Revoked));
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while status(&denylist, &short[0].1).await != Ok(TokenStatus::Active) {
+        assert!(Instant::now() < deadline, "the revocation outlived its token");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

@@ -228,6 +228,27 @@ impl Drop for RedisServer {
     }
 }
 
+/// Drives every future at once and returns their outputs in order: requests built by reqwest start only when
+/// polled, so awaiting them one after another would send them one after another.
+pub async fn join_all<F: Future>(futures: impl IntoIterator<Item = F>) -> Vec<F::Output> {
+    let mut pending: Vec<std::pin::Pin<Box<F>>> = futures.into_iter().map(Box::pin).collect();
+    let mut outputs: Vec<Option<F::Output>> = pending.iter().map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut done = true;
+        for (future, output) in pending.iter_mut().zip(outputs.iter_mut()) {
+            if output.is_none() {
+                match future.as_mut().poll(cx) {
+                    std::task::Poll::Ready(value) => *output = Some(value),
+                    std::task::Poll::Pending => done = false,
+                }
+            }
+        }
+        if done { std::task::Poll::Ready(()) } else { std::task::Poll::Pending }
+    })
+    .await;
+    outputs.into_iter().map(|output| output.expect("every future is done")).collect()
+}
+
 /// A real Redis Cluster on loopback: three primaries and three replicas, each a `redis-server` on a free port
 /// with its own directory, joined by `redis-cli --cluster create --cluster-replicas 1`, with a 1 s
 /// `cluster-node-timeout` so that a failover takes seconds. Every node is killed when this drops.

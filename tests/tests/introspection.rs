@@ -393,19 +393,10 @@ async fn concurrent_requests_with_one_token_share_one_call() {
         pending.push(service.ready().await.unwrap().call(request));
     }
     gate.add_permits(100);
-    for response in futures_join(pending).await {
+    for response in jwtgate_tests::join_all(pending).await {
         assert_eq!(response.unwrap().status(), 200);
     }
     assert_eq!(endpoint.calls(), 1);
-}
-
-async fn futures_join<F: Future>(futures: Vec<F>) -> Vec<F::Output> {
-    let mut outputs = Vec::new();
-    let handles: Vec<_> = futures.into_iter().map(Box::pin).collect();
-    for handle in handles {
-        outputs.push(handle.await);
-    }
-    outputs
 }
 
 #[tokio::test]

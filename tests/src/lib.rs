@@ -164,14 +164,25 @@ pub async fn serve(app: axum::Router) -> SocketAddr {
 pub struct RedisServer {
     child: Child,
     port: u16,
+    tls_port: Option<u16>,
 }
 
 impl RedisServer {
     /// A server with no persistence.
     pub fn start() -> Self {
-        let port =
-            std::net::TcpListener::bind("127.0.0.1:0").expect("a free port").local_addr().expect("a free port").port();
-        Self::start_with(port, &["--save", "", "--appendonly", "no"])
+        Self::start_with(free_port(), &["--save", "", "--appendonly", "no"])
+    }
+
+    /// A server with no persistence that also serves TLS with `files`' certificates, on a port of its own
+    /// ([`tls_url`](Self::tls_url)); `auth_clients` is `tls-auth-clients` (`yes`, `optional`, `no`).
+    pub fn start_tls(files: &RedisTlsFiles, auth_clients: &str) -> Self {
+        let tls_port = free_port();
+        let mut options: Vec<String> = ["--save", "", "--appendonly", "no"].map(str::to_owned).to_vec();
+        options.extend(files.server_options(tls_port, auth_clients));
+        let options: Vec<&str> = options.iter().map(String::as_str).collect();
+        let mut server = Self::start_with(free_port(), &options);
+        server.tls_port = Some(tls_port);
+        server
     }
 
     /// A server that writes every change to an append-only file in `dir` before answering, so a restart on
@@ -189,7 +200,7 @@ impl RedisServer {
             .stdout(Stdio::null())
             .spawn()
             .expect("redis-server must be on PATH (./scripts/test.sh installs it)");
-        let server = Self { child, port };
+        let server = Self { child, port, tls_port: None };
         let deadline = Instant::now() + Duration::from_secs(10);
         while server.connection().is_err() {
             assert!(Instant::now() < deadline, "redis-server did not start on port {port}");
@@ -206,6 +217,11 @@ impl RedisServer {
     /// `redis://127.0.0.1:<port>/`.
     pub fn url(&self) -> String {
         format!("redis://127.0.0.1:{}/", self.port)
+    }
+
+    /// `rediss://127.0.0.1:<tls port>/`, for a server started with [`start_tls`](Self::start_tls).
+    pub fn tls_url(&self) -> String {
+        format!("rediss://127.0.0.1:{}/", self.tls_port.expect("a server started with start_tls"))
     }
 
     /// A plain connection, answering PING.
@@ -226,6 +242,108 @@ impl Drop for RedisServer {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+/// Certificates for Redis over TLS, made for one test and written to a directory of their own (removed when
+/// dropped): a CA, a server certificate for `127.0.0.1` and `localhost` (for server and client use, as the
+/// nodes of a cluster present it to each other), and a client certificate.
+#[derive(Debug)]
+pub struct RedisTlsFiles {
+    dir: std::path::PathBuf,
+    /// The CA's certificate, PEM.
+    pub ca_pem: String,
+    /// A client certificate signed by the CA, PEM.
+    pub client_pem: String,
+    /// The client certificate's private key, PEM.
+    pub client_key_pem: String,
+}
+
+impl RedisTlsFiles {
+    /// A new CA, and a server certificate for `names` (IP addresses or DNS names).
+    pub fn new(names: &[&str]) -> Self {
+        use rcgen::{
+            BasicConstraints, CertificateParams, CertifiedIssuer, DistinguishedName, DnType, ExtendedKeyUsagePurpose,
+            IsCa, KeyPair, KeyUsagePurpose,
+        };
+        // Each certificate with a name of its own: OpenSSL (redis-server, redis-cli) takes a certificate whose
+        // subject is its issuer's for a self-signed one.
+        let named = |name: &str| {
+            let mut dn = DistinguishedName::new();
+            dn.push(DnType::CommonName, name);
+            dn
+        };
+        static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "jwtgate-redis-tls-{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        ));
+        std::fs::create_dir_all(&dir).expect("a temp dir for the certificates");
+        let mut params = CertificateParams::new(Vec::<String>::new()).expect("CA params");
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::DigitalSignature];
+        params.distinguished_name = named("jwtgate test CA");
+        let ca = CertifiedIssuer::self_signed(params, KeyPair::generate().expect("a key")).expect("a CA");
+        let leaf = |names: Vec<String>, usages: Vec<ExtendedKeyUsagePurpose>| {
+            let mut params = CertificateParams::new(names.clone()).expect("leaf params");
+            params.distinguished_name = named(&names[0]);
+            params.extended_key_usages = usages;
+            let key = KeyPair::generate().expect("a key");
+            (params.signed_by(&key, &ca).expect("a certificate").pem(), key.serialize_pem())
+        };
+        let (server_pem, server_key_pem) = leaf(
+            names.iter().map(|name| (*name).to_owned()).collect(),
+            vec![ExtendedKeyUsagePurpose::ServerAuth, ExtendedKeyUsagePurpose::ClientAuth],
+        );
+        let (client_pem, client_key_pem) =
+            leaf(vec!["jwtgate-client".to_owned()], vec![ExtendedKeyUsagePurpose::ClientAuth]);
+        let files = Self { dir, ca_pem: ca.pem(), client_pem, client_key_pem };
+        for (name, contents) in [
+            ("ca.pem", &files.ca_pem),
+            ("server.pem", &server_pem),
+            ("server.key", &server_key_pem),
+            ("client.pem", &files.client_pem),
+            ("client.key", &files.client_key_pem),
+        ] {
+            std::fs::write(files.path(name), contents).expect("a certificate file");
+        }
+        files
+    }
+
+    /// The path of one of the files: `ca.pem`, `server.pem`, `server.key`, `client.pem`, `client.key`.
+    pub fn path(&self, name: &str) -> String {
+        self.dir.join(name).to_str().expect("a UTF-8 temp dir").to_owned()
+    }
+
+    /// `redis-server`'s options to serve TLS on `tls_port` with these files; `auth_clients` is
+    /// `tls-auth-clients` (`yes`, `optional`, `no`).
+    pub fn server_options(&self, tls_port: u16, auth_clients: &str) -> Vec<String> {
+        [
+            "--tls-port",
+            &tls_port.to_string(),
+            "--tls-cert-file",
+            &self.path("server.pem"),
+            "--tls-key-file",
+            &self.path("server.key"),
+            "--tls-ca-cert-file",
+            &self.path("ca.pem"),
+            "--tls-auth-clients",
+            auth_clients,
+        ]
+        .map(str::to_owned)
+        .to_vec()
+    }
+}
+
+impl Drop for RedisTlsFiles {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A free loopback port.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").expect("a free port").local_addr().expect("a free port").port()
 }
 
 /// Drives every future at once and returns their outputs in order: requests built by reqwest start only when
@@ -256,17 +374,43 @@ pub async fn join_all<F: Future>(futures: impl IntoIterator<Item = F>) -> Vec<F:
 pub struct RedisCluster {
     nodes: Vec<ClusterNode>,
     dir: std::path::PathBuf,
+    /// `redis-server`'s TLS options but the port: the cluster speaks TLS between its nodes and to clients.
+    tls: Option<Vec<String>>,
 }
 
 #[derive(Debug)]
 struct ClusterNode {
     port: u16,
+    /// The port that serves TLS, in a cluster started with [`RedisCluster::start_tls`].
+    tls_port: Option<u16>,
     child: Option<Child>,
+}
+
+impl ClusterNode {
+    /// Whether this node listens on `port`, plain or TLS (a TLS cluster lists either, by who asks).
+    fn is_on(&self, port: u16) -> bool {
+        self.port == port || self.tls_port == Some(port)
+    }
 }
 
 impl RedisCluster {
     /// Starts six nodes and joins them, then waits until every node says `cluster_state:ok`.
     pub fn start() -> Self {
+        Self::start_on(None)
+    }
+
+    /// The same cluster, speaking TLS with `files`' certificates between its nodes (the cluster bus and
+    /// replication) and to clients, on ports of their own ([`tls_urls`](Self::tls_urls)); no client
+    /// certificate is asked for. Each node serves plain TCP on another port too, for this helper.
+    pub fn start_tls(files: &RedisTlsFiles) -> Self {
+        let mut options = files.server_options(0, "no");
+        // The port is per node: `spawn` puts it back.
+        options.drain(..2);
+        options.extend(["--tls-cluster", "yes", "--tls-replication", "yes"].map(str::to_owned));
+        Self::start_on(Some((options, files.path("ca.pem"))))
+    }
+
+    fn start_on(tls: Option<(Vec<String>, String)>) -> Self {
         static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
         let dir = std::env::temp_dir().join(format!(
             "jwtgate-cluster-{}-{}",
@@ -274,18 +418,31 @@ impl RedisCluster {
             NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
         ));
         std::fs::create_dir_all(&dir).expect("a temp dir for the cluster");
-        // Six free ports, held until all are chosen so that none repeats.
+        // Free ports (twelve with TLS), held until all are chosen so that none repeats.
+        let count = if tls.is_some() { 12 } else { 6 };
         let listeners: Vec<_> =
-            (0..6).map(|_| std::net::TcpListener::bind("127.0.0.1:0").expect("a free port")).collect();
+            (0..count).map(|_| std::net::TcpListener::bind("127.0.0.1:0").expect("a free port")).collect();
         let ports: Vec<u16> = listeners.iter().map(|l| l.local_addr().expect("a free port").port()).collect();
         drop(listeners);
-        let mut cluster = Self { nodes: Vec::new(), dir };
-        for port in ports {
-            let child = cluster.spawn(port);
-            cluster.nodes.push(ClusterNode { port, child: Some(child) });
+        let (tls, ca) = match tls {
+            Some((options, ca)) => (Some(options), Some(ca)),
+            None => (None, None),
+        };
+        let mut cluster = Self { nodes: Vec::new(), dir, tls };
+        for index in 0..6 {
+            let tls_port = cluster.tls.as_ref().map(|_| ports[index + 6]);
+            let node = ClusterNode { port: ports[index], tls_port, child: None };
+            let child = cluster.spawn(&node);
+            cluster.nodes.push(ClusterNode { child: Some(child), ..node });
         }
-        let addresses: Vec<String> = cluster.nodes.iter().map(|node| format!("127.0.0.1:{}", node.port)).collect();
-        let output = Command::new("redis-cli")
+        // The nodes meet on the ports they will be known by: the TLS ones, in a TLS cluster.
+        let addresses: Vec<String> =
+            cluster.nodes.iter().map(|node| format!("127.0.0.1:{}", node.tls_port.unwrap_or(node.port))).collect();
+        let mut command = Command::new("redis-cli");
+        if let Some(ca) = &ca {
+            command.args(["--tls", "--cacert", ca]);
+        }
+        let output = command
             .args(["--cluster", "create"])
             .args(&addresses)
             .args(["--cluster-replicas", "1", "--cluster-yes"])
@@ -293,17 +450,23 @@ impl RedisCluster {
             .expect("redis-cli must be on PATH (./scripts/test.sh installs it)");
         assert!(
             output.status.success(),
-            "redis-cli --cluster create failed: {}",
-            String::from_utf8_lossy(&output.stdout)
+            "redis-cli --cluster create failed: {}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
         );
         cluster.wait_until_ok(Duration::from_secs(30));
         cluster
     }
 
-    fn spawn(&self, port: u16) -> Child {
+    fn spawn(&self, node: &ClusterNode) -> Child {
+        let port = node.port;
         let dir = self.dir.join(port.to_string());
         std::fs::create_dir_all(&dir).expect("a node's dir");
-        let child = Command::new("redis-server")
+        let mut command = Command::new("redis-server");
+        if let (Some(options), Some(tls_port)) = (&self.tls, node.tls_port) {
+            command.args(["--tls-port", &tls_port.to_string()]).args(options);
+        }
+        let child = command
             .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
             .args(["--cluster-enabled", "yes", "--cluster-node-timeout", "1000"])
             .args(["--cluster-config-file", "nodes.conf", "--dir", dir.to_str().expect("a UTF-8 dir")])
@@ -354,6 +517,15 @@ impl RedisCluster {
     /// The seed URLs of every node, `redis://127.0.0.1:<port>/`.
     pub fn urls(&self) -> Vec<String> {
         self.nodes.iter().map(|node| format!("redis://127.0.0.1:{}/", node.port)).collect()
+    }
+
+    /// The TLS seed URLs of every node, `rediss://127.0.0.1:<tls port>/`, in a cluster started with
+    /// [`start_tls`](Self::start_tls).
+    pub fn tls_urls(&self) -> Vec<String> {
+        self.nodes
+            .iter()
+            .map(|node| format!("rediss://127.0.0.1:{}/", node.tls_port.expect("a cluster started with start_tls")))
+            .collect()
     }
 
     /// The port of the primary that serves `key`'s slot now.
@@ -448,7 +620,7 @@ impl RedisCluster {
 
     /// Kills the node on `port` at once (SIGKILL), as a crash would.
     pub fn kill(&mut self, port: u16) {
-        let node = self.nodes.iter_mut().find(|node| node.port == port).expect("a node of this cluster");
+        let node = self.nodes.iter_mut().find(|node| node.is_on(port)).expect("a node of this cluster");
         if let Some(mut child) = node.child.take() {
             let _ = child.kill();
             let _ = child.wait();
@@ -458,9 +630,9 @@ impl RedisCluster {
     /// Starts the node on `port` again, with its cluster configuration: it rejoins, as a replica if it was
     /// failed over.
     pub fn restart(&mut self, port: u16) {
-        let child = self.spawn(port);
-        let node = self.nodes.iter_mut().find(|node| node.port == port).expect("a node of this cluster");
-        node.child = Some(child);
+        let index = self.nodes.iter().position(|node| node.is_on(port)).expect("a node of this cluster");
+        let child = self.spawn(&self.nodes[index]);
+        self.nodes[index].child = Some(child);
     }
 }
 

@@ -79,24 +79,31 @@ impl Conn {
     /// [`connect`](Self::connect), for a connection whose commands may wait `longer` than the default
     /// timeout for their answer: `WAIT` for replicas.
     pub(crate) fn connect_waiting(endpoint: &Endpoint, longer: Duration) -> Result<Self, RedisError> {
-        match endpoint {
-            Endpoint::Single(url) => Ok(Self::Single(lazy_connection(url, DEFAULT_TIMEOUT + longer)?)),
-            Endpoint::Cluster(nodes) => Self::cluster(nodes, DEFAULT_TIMEOUT + longer),
+        let response_timeout = DEFAULT_TIMEOUT + longer;
+        #[cfg(feature = "tls")]
+        install_crypto_provider();
+        match &endpoint.nodes {
+            Nodes::Single(url) => Ok(Self::Single(lazy_connection(endpoint.client(url)?, response_timeout)?)),
+            Nodes::Cluster(nodes) => {
+                #[cfg(feature = "tls")]
+                if endpoint.tls.is_some() && !nodes.iter().all(|node| node.starts_with("rediss://")) {
+                    return Err(RedisError::from((
+                        redis::ErrorKind::InvalidClientConfig,
+                        "Constructing a TLS client requires a URL with the `rediss://` scheme",
+                    )));
+                }
+                let builder = ClusterClient::builder(nodes.clone())
+                    .connection_timeout(DEFAULT_TIMEOUT)
+                    .response_timeout(response_timeout);
+                #[cfg(feature = "tls")]
+                let builder = match &endpoint.tls {
+                    Some(tls) => builder.certs(tls.certificates.clone()),
+                    None => builder,
+                };
+                let client = builder.build()?;
+                Ok(Self::Cluster(LazyCluster { client: Arc::new(client), connection: Arc::new(OnceCell::new()) }))
+            }
         }
-    }
-
-    /// A connection to the server at `url`, made lazily: fails only for a malformed URL.
-    pub(crate) fn single(url: &str) -> Result<Self, RedisError> {
-        Self::connect(&Endpoint::Single(url.to_owned()))
-    }
-
-    /// A connection to the cluster whose seed nodes are `nodes`, made lazily: fails only for a malformed URL.
-    fn cluster(nodes: &[String], response_timeout: Duration) -> Result<Self, RedisError> {
-        let client = ClusterClient::builder(nodes.to_vec())
-            .connection_timeout(DEFAULT_TIMEOUT)
-            .response_timeout(response_timeout)
-            .build()?;
-        Ok(Self::Cluster(LazyCluster { client: Arc::new(client), connection: Arc::new(OnceCell::new()) }))
     }
 
     /// Whether this is a cluster.
@@ -189,21 +196,143 @@ impl fmt::Debug for Conn {
     }
 }
 
-/// Where a store's Redis is, kept to open more connections to it.
+/// Where a store's Redis is, and how to speak to it, kept to open more connections to it.
 #[derive(Clone)]
-pub(crate) enum Endpoint {
+pub(crate) struct Endpoint {
+    pub(crate) nodes: Nodes,
+    #[cfg(feature = "tls")]
+    tls: Option<RedisTls>,
+}
+
+/// One server, or a cluster's seed nodes.
+#[derive(Clone)]
+pub(crate) enum Nodes {
     Single(String),
     Cluster(Vec<String>),
 }
 
 impl Endpoint {
+    /// The server at `url`.
+    pub(crate) fn single(url: &str) -> Self {
+        Self::on(Nodes::Single(url.to_owned()))
+    }
+
     /// A cluster's seed nodes.
     pub(crate) fn cluster<I, S>(nodes: I) -> Self
     where
         I: IntoIterator<Item = S>,
         S: AsRef<str>,
     {
-        Self::Cluster(nodes.into_iter().map(|node| node.as_ref().to_owned()).collect())
+        Self::on(Nodes::Cluster(nodes.into_iter().map(|node| node.as_ref().to_owned()).collect()))
+    }
+
+    fn on(nodes: Nodes) -> Self {
+        Self {
+            nodes,
+            #[cfg(feature = "tls")]
+            tls: None,
+        }
+    }
+
+    /// The same nodes, over TLS with `tls`'s certificates.
+    #[cfg(feature = "tls")]
+    pub(crate) fn with_tls(mut self, tls: RedisTls) -> Self {
+        self.tls = Some(tls);
+        self
+    }
+
+    /// `"single"` or `"cluster"`, for `Debug`.
+    pub(crate) fn kind(&self) -> &'static str {
+        match self.nodes {
+            Nodes::Single(_) => "single",
+            Nodes::Cluster(_) => "cluster",
+        }
+    }
+
+    /// A client for the server at `url`, with this endpoint's certificates.
+    fn client(&self, url: &str) -> Result<redis::Client, RedisError> {
+        #[cfg(feature = "tls")]
+        if let Some(tls) = &self.tls {
+            return redis::Client::build_with_tls(url, tls.certificates.clone());
+        }
+        redis::Client::open(url)
+    }
+}
+
+/// Makes aws-lc-rs rustls's process-wide provider, unless the program chose one: the redis crate builds its
+/// TLS configuration with rustls's default provider, which rustls cannot pick (it panics) when another crate
+/// of the program enables its `ring` feature too.
+#[cfg(feature = "tls")]
+fn install_crypto_provider() {
+    static INSTALLED: std::sync::Once = std::sync::Once::new();
+    INSTALLED.call_once(|| {
+        if rustls::crypto::CryptoProvider::get_default().is_none() {
+            // Another thread may have installed one since: either way, there is one.
+            let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+        }
+    });
+}
+
+/// TLS to Redis with certificates of your own: the authorities to trust instead of the platform's, and a
+/// certificate for Redis's `tls-auth-clients`. (With the `tls` feature, a `rediss://` URL alone speaks TLS,
+/// trusting the platform's authorities.)
+///
+/// Give it to a store with `with_tls` (or [`ReplicatedDenylistBuilder::tls`](crate::ReplicatedDenylistBuilder::tls));
+/// the URLs must then be `rediss://`. The host in each URL must be a name (or an IP address) in the server's
+/// certificate: it is always checked.
+///
+/// ```no_run
+/// # fn run() -> Result<(), Box<dyn std::error::Error>> {
+/// use jwtgate_redis::{RedisDenylist, RedisTls};
+/// let tls = RedisTls::new().root_certificates(std::fs::read("/etc/jwtgate/redis-ca.pem")?);
+/// let denylist = RedisDenylist::new("rediss://jwtgate:password@redis.internal:6380/")?.with_tls(tls)?;
+/// # Ok(()) }
+/// ```
+#[cfg(feature = "tls")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tls")))]
+#[derive(Clone)]
+pub struct RedisTls {
+    certificates: redis::TlsCertificates,
+}
+
+#[cfg(feature = "tls")]
+impl RedisTls {
+    /// The platform's authorities (as a `rediss://` URL alone), no client certificate.
+    pub fn new() -> Self {
+        Self { certificates: redis::TlsCertificates { client_tls: None, root_cert: None } }
+    }
+
+    /// Trusts only the authorities in `pem` (one or more PEM certificates), instead of the platform's. A PEM
+    /// that does not parse fails `with_tls`.
+    #[must_use]
+    pub fn root_certificates(mut self, pem: impl Into<Vec<u8>>) -> Self {
+        self.certificates.root_cert = Some(pem.into());
+        self
+    }
+
+    /// Presents this certificate (a PEM chain) and its private key (PEM) to servers that ask for one.
+    #[must_use]
+    pub fn client_certificate(mut self, chain: impl Into<Vec<u8>>, key: impl Into<Vec<u8>>) -> Self {
+        self.certificates.client_tls =
+            Some(redis::ClientTlsConfig { client_cert: chain.into(), client_key: key.into() });
+        self
+    }
+}
+
+#[cfg(feature = "tls")]
+impl Default for RedisTls {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+#[cfg(feature = "tls")]
+impl fmt::Debug for RedisTls {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisTls")
+            .field("root_certificates", &self.certificates.root_cert.is_some())
+            .field("client_certificate", &self.certificates.client_tls.is_some())
+            .finish()
     }
 }
 
@@ -223,6 +352,13 @@ impl Connections {
     pub(crate) fn new(endpoint: Endpoint) -> Result<Self, RedisError> {
         let conn = Conn::connect(&endpoint)?;
         Ok(Self { writer: conn.clone(), conn, durability: Durability::Primary, endpoint })
+    }
+
+    /// The same connections, over TLS with `tls`'s certificates.
+    #[cfg(feature = "tls")]
+    pub(crate) fn with_tls(self, tls: RedisTls) -> Result<Self, RedisError> {
+        let durability = self.durability;
+        Self::new(self.endpoint.with_tls(tls))?.with_durability(durability)
     }
 
     /// The same, with writes confirmed as `durability` says.

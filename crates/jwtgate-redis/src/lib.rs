@@ -21,6 +21,9 @@
 //!   lose it. See the deployment guide (`docs/deployment.md`) for which store goes where, and what each failure
 //!   does.
 //!
+//! - With the `tls` feature, `rediss://` URLs speak TLS (rustls), and `RedisTls` sets a private authority or a
+//!   client certificate (`with_tls` on every store).
+//!
 //! `RedisReplayStore` remembers used DPoP proofs for a fleet: one `SET NX EX` per proof.
 //!
 //! With the `refresh` feature, `RedisRefreshStore` keeps `jwtgate-session`'s refresh tokens, hashed, and
@@ -46,6 +49,8 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{RedisError, Script};
 
 pub use conn::Durability;
+#[cfg(feature = "tls")]
+pub use conn::RedisTls;
 use conn::{Conn, Connections, Endpoint};
 
 #[cfg(feature = "refresh")]
@@ -101,7 +106,7 @@ impl RedisDenylist {
     /// A denylist in the Redis server at `url` (`redis://host:port/db`). It connects lazily: this fails
     /// only for a malformed URL, never because Redis is down. Call it inside a Tokio runtime.
     pub fn new(url: &str) -> Result<Self, RedisError> {
-        Self::on(Endpoint::Single(url.to_owned()))
+        Self::on(Endpoint::single(url))
     }
 
     /// A denylist in the Redis Cluster whose seed nodes are `nodes` (`redis://host:port`, one or more). It
@@ -116,8 +121,17 @@ impl RedisDenylist {
         Self::on(Endpoint::cluster(nodes))
     }
 
-    fn on(endpoint: Endpoint) -> Result<Self, RedisError> {
+    pub(crate) fn on(endpoint: Endpoint) -> Result<Self, RedisError> {
         Ok(Self { redis: Connections::new(endpoint)?, prefix: DEFAULT_PREFIX.into(), timeout: DEFAULT_TIMEOUT })
+    }
+
+    /// Speaks TLS to Redis with `tls`'s certificates (the URLs must be `rediss://`). Fails for a certificate or
+    /// a key that does not parse, or a `redis://` URL.
+    #[cfg(feature = "tls")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "tls")))]
+    pub fn with_tls(mut self, tls: RedisTls) -> Result<Self, RedisError> {
+        self.redis = self.redis.with_tls(tls)?;
+        Ok(self)
     }
 
     /// How durable a revocation must be before it is confirmed. Default [`Durability::Primary`]: a revocation
@@ -204,10 +218,9 @@ async fn lookup(conn: Conn, jti: Option<String>, subject: Option<String>) -> Res
     }
 }
 
-/// A connection to the Redis server at `url`, made on first use and remade after a failure, with the default
-/// timeouts. Fails only for a malformed URL.
-fn lazy_connection(url: &str, response_timeout: Duration) -> Result<ConnectionManager, RedisError> {
-    let client = redis::Client::open(url)?;
+/// A connection to `client`'s server, made on first use and remade after a failure, with the default
+/// timeouts.
+fn lazy_connection(client: redis::Client, response_timeout: Duration) -> Result<ConnectionManager, RedisError> {
     let config = ConnectionManagerConfig::new()
         .set_connection_timeout(Some(DEFAULT_TIMEOUT))
         .set_response_timeout(Some(response_timeout))
@@ -222,15 +235,17 @@ fn lazy_connection(url: &str, response_timeout: Duration) -> Result<ConnectionMa
 /// Reads the server's `maxmemory-policy` once it answers (trying for about a minute), and warns unless it
 /// is `noeviction`. Under any other policy a Redis short of memory may evict jwtgate's keys, which all have
 /// an expiry (the `volatile-*` policies pick exactly those): an evicted revocation is a lost one, and an
-/// evicted refresh-token record ends a session. A server that does not allow `CONFIG GET` (some managed
-/// services) is not checked, and that is logged at debug level.
+/// evicted refresh-token record ends a session. It asks `INFO memory`, not `CONFIG GET`, which a user limited
+/// to jwtgate's keys should not be allowed (it shows the server's passwords); a server that refuses `INFO`
+/// too is not checked, and that is logged at debug level.
 async fn check_eviction_policy(mut conn: ConnectionManager) {
     for _ in 0..12 {
-        let mut command = redis::cmd("CONFIG");
-        command.arg("GET").arg("maxmemory-policy");
-        match within(DEFAULT_TIMEOUT, command.query_async::<Vec<String>>(&mut conn)).await {
-            Ok(reply) => {
-                match reply.get(1).map(String::as_str) {
+        let mut command = redis::cmd("INFO");
+        command.arg("memory");
+        match tokio::time::timeout(DEFAULT_TIMEOUT, command.query_async::<String>(&mut conn)).await {
+            Ok(Ok(info)) => {
+                let policy = info.lines().find_map(|line| line.trim().strip_prefix("maxmemory_policy:"));
+                match policy {
                     Some("noeviction") => tracing::debug!("jwtgate: Redis's maxmemory-policy is noeviction"),
                     Some(policy) => tracing::warn!(
                         policy,
@@ -241,8 +256,17 @@ async fn check_eviction_policy(mut conn: ConnectionManager) {
                 }
                 return;
             }
-            Err(error) => {
+            // Redis answered with a refusal (no permission, an unknown command): asking again will not help.
+            Ok(Err(error)) if !error.is_io_error() && !error.is_connection_dropped() => {
+                tracing::debug!(%error, "jwtgate: cannot read Redis's maxmemory-policy");
+                return;
+            }
+            Ok(Err(error)) => {
                 tracing::debug!(%error, "jwtgate: cannot read Redis's maxmemory-policy yet");
+                tokio::time::sleep(Duration::from_secs(5)).await;
+            }
+            Err(_) => {
+                tracing::debug!("jwtgate: cannot read Redis's maxmemory-policy yet: no answer");
                 tokio::time::sleep(Duration::from_secs(5)).await;
             }
         }

@@ -68,7 +68,7 @@ impl RedisRefreshStore {
     /// A store in the Redis server at `url`. It connects lazily: this fails only for a malformed URL. Call it
     /// inside a Tokio runtime.
     pub fn new(url: &str) -> Result<Self, RedisError> {
-        Self::on(Endpoint::Single(url.to_owned()))
+        Self::on(Endpoint::single(url))
     }
 
     /// A store in the Redis Cluster whose seed nodes are `nodes`. It connects on first use: this fails only
@@ -83,6 +83,15 @@ impl RedisRefreshStore {
 
     fn on(endpoint: Endpoint) -> Result<Self, RedisError> {
         Ok(Self { redis: Connections::new(endpoint)?, prefix: DEFAULT_REFRESH_PREFIX.into(), timeout: DEFAULT_TIMEOUT })
+    }
+
+    /// Speaks TLS to Redis with `tls`'s certificates (the URLs must be `rediss://`). Fails for a certificate or
+    /// a key that does not parse, or a `redis://` URL.
+    #[cfg(feature = "tls")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "tls")))]
+    pub fn with_tls(mut self, tls: crate::RedisTls) -> Result<Self, RedisError> {
+        self.redis = self.redis.with_tls(tls)?;
+        Ok(self)
     }
 
     /// The prefix of every key this store writes. Default [`DEFAULT_REFRESH_PREFIX`]. It must not contain `{`

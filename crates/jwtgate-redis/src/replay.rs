@@ -8,7 +8,7 @@ use jwtgate_core::__private::unix_now;
 use jwtgate_core::{ProofUse, ReplayCheck, ReplayError, ReplayStore};
 use redis::RedisError;
 
-use crate::conn::Conn;
+use crate::conn::{Conn, Endpoint};
 use crate::{DEFAULT_TIMEOUT, within};
 
 /// The default key prefix of [`RedisReplayStore`].
@@ -30,6 +30,8 @@ pub const DEFAULT_REPLAY_PREFIX: &str = "jwtgate:dpop:";
 #[derive(Clone)]
 pub struct RedisReplayStore {
     conn: Conn,
+    #[cfg(feature = "tls")]
+    endpoint: Endpoint,
     prefix: Arc<str>,
     timeout: Duration,
 }
@@ -38,7 +40,7 @@ impl RedisReplayStore {
     /// A store in the Redis server at `url`. It connects lazily: this fails only for a malformed URL. Call
     /// it inside a Tokio runtime.
     pub fn new(url: &str) -> Result<Self, RedisError> {
-        Ok(Self::with_conn(Conn::single(url)?))
+        Self::on(Endpoint::single(url))
     }
 
     /// A store in the Redis Cluster whose seed nodes are `nodes`. It connects on first use: this fails only
@@ -48,12 +50,31 @@ impl RedisReplayStore {
         I: IntoIterator<Item = S>,
         S: AsRef<str>,
     {
-        let nodes: Vec<String> = nodes.into_iter().map(|node| node.as_ref().to_owned()).collect();
-        Ok(Self::with_conn(Conn::connect(&crate::conn::Endpoint::Cluster(nodes))?))
+        Self::on(Endpoint::cluster(nodes))
     }
 
-    fn with_conn(conn: Conn) -> Self {
-        Self { conn, prefix: DEFAULT_REPLAY_PREFIX.into(), timeout: DEFAULT_TIMEOUT }
+    #[cfg_attr(
+        not(feature = "tls"),
+        expect(clippy::needless_pass_by_value, reason = "kept, for `with_tls`, when the feature is on")
+    )]
+    fn on(endpoint: Endpoint) -> Result<Self, RedisError> {
+        Ok(Self {
+            conn: Conn::connect(&endpoint)?,
+            #[cfg(feature = "tls")]
+            endpoint,
+            prefix: DEFAULT_REPLAY_PREFIX.into(),
+            timeout: DEFAULT_TIMEOUT,
+        })
+    }
+
+    /// Speaks TLS to Redis with `tls`'s certificates (the URLs must be `rediss://`). Fails for a certificate or
+    /// a key that does not parse, or a `redis://` URL.
+    #[cfg(feature = "tls")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "tls")))]
+    pub fn with_tls(mut self, tls: crate::RedisTls) -> Result<Self, RedisError> {
+        self.endpoint = self.endpoint.with_tls(tls);
+        self.conn = Conn::connect(&self.endpoint)?;
+        Ok(self)
     }
 
     /// The prefix of every key this store writes. Default [`DEFAULT_REPLAY_PREFIX`].

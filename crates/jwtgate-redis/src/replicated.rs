@@ -13,7 +13,7 @@ use jwtgate_core::{
 use redis::{RedisError, Script};
 use tokio::sync::watch;
 
-use crate::conn::{Durability, Endpoint};
+use crate::conn::{Durability, Endpoint, Nodes};
 use crate::{DEFAULT_PREFIX, RedisDenylist, raise_cutoff_lua};
 
 mod sync;
@@ -106,7 +106,7 @@ pub struct ReplicatedDenylistBuilder {
 impl ReplicatedDenylist {
     /// A builder for a replicated denylist on the Redis server at `url`.
     pub fn builder(url: &str) -> ReplicatedDenylistBuilder {
-        Self::on(Endpoint::Single(url.to_owned()))
+        Self::on(Endpoint::single(url))
     }
 
     /// A builder for a replicated denylist on the Redis Cluster whose seed nodes are `nodes`. Its keys and its
@@ -117,7 +117,7 @@ impl ReplicatedDenylist {
         I: IntoIterator<Item = S>,
         S: AsRef<str>,
     {
-        Self::on(Endpoint::Cluster(nodes.into_iter().map(|node| node.as_ref().to_owned()).collect()))
+        Self::on(Endpoint::cluster(nodes))
     }
 
     fn on(endpoint: Endpoint) -> ReplicatedDenylistBuilder {
@@ -188,18 +188,22 @@ impl ReplicatedDenylistBuilder {
         self
     }
 
+    /// Speaks TLS to Redis with `tls`'s certificates (the URLs must be `rediss://`); `start` fails for a
+    /// certificate or a key that does not parse.
+    #[cfg(feature = "tls")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "tls")))]
+    pub fn tls(mut self, tls: crate::RedisTls) -> Self {
+        self.endpoint = self.endpoint.with_tls(tls);
+        self
+    }
+
     /// Starts the denylist: its sync task connects, loads the snapshot and follows the stream in the
     /// background. Fails only for a malformed URL. Call it inside a Tokio runtime.
     pub fn start(mut self) -> Result<ReplicatedDenylist, RedisError> {
-        let store = match &self.endpoint {
-            Endpoint::Single(url) => RedisDenylist::new(url)?,
-            Endpoint::Cluster(nodes) => {
-                if !has_hash_tag(&self.prefix) {
-                    self.prefix = format!("{{{}}}", self.prefix);
-                }
-                RedisDenylist::cluster(nodes)?
-            }
-        };
+        if matches!(self.endpoint.nodes, Nodes::Cluster(_)) && !has_hash_tag(&self.prefix) {
+            self.prefix = format!("{{{}}}", self.prefix);
+        }
+        let store = RedisDenylist::on(self.endpoint.clone())?;
         let store = store.with_prefix(self.prefix.clone()).with_durability(self.durability)?;
         let (ready, _) = watch::channel(false);
         let inner = Arc::new(Inner {
@@ -225,12 +229,8 @@ fn has_hash_tag(key: &str) -> bool {
 
 impl fmt::Debug for ReplicatedDenylistBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let connection = match &self.endpoint {
-            Endpoint::Single(_) => "single",
-            Endpoint::Cluster(_) => "cluster",
-        };
         f.debug_struct("ReplicatedDenylistBuilder")
-            .field("connection", &connection)
+            .field("connection", &self.endpoint.kind())
             .field("prefix", &self.prefix)
             .field("staleness", &self.staleness)
             .field("fallback", &self.fallback)

@@ -406,6 +406,46 @@ async fn with_redis_a_logout_reaches_every_instance_and_an_outage_fails_closed()
     std::fs::remove_dir_all(dir).unwrap();
 }
 
+/// `rediss://`: TLS to Redis, the server's certificate checked against the platform's authorities, which a
+/// private authority joins through `SSL_CERT_FILE`. A server the demo cannot trust is never talked to: 503.
+#[tokio::test]
+async fn with_rediss_the_store_is_reached_over_tls_and_an_untrusted_server_fails_closed() {
+    let key = TestKey::generate(Algorithm::HS256).with_kid("k");
+    let (dir, file) = jwks_file("rediss", &[&key]);
+    let files = jwtgate_tests::RedisTlsFiles::new(&["127.0.0.1"]);
+    let redis = RedisServer::start_tls(&files, "no");
+    let url = redis.tls_url();
+    let ca = files.path("ca.pem");
+    let trusting = [("JWTGATE_JWKS_FILE", file.as_str()), ("JWTGATE_REDIS_URL", &url), ("SSL_CERT_FILE", &ca)];
+    let demo = Demo::start(&trusting).await;
+    let token = key.sign(&demo_claims());
+    assert_eq!(demo.me(&token).await.0, 200);
+    assert_eq!(demo.post("/logout", &token).await, 204);
+    assert_eq!(demo.me(&token).await.0, 401);
+    let mut connection = redis.connection().unwrap();
+    let keys: Vec<String> = redis::cmd("KEYS").arg("jwtgate:*").query(&mut connection).unwrap();
+    assert_eq!(keys, ["jwtgate:denylist:jti:j1"], "the revocation went through the TLS port");
+
+    // Another authority in `SSL_CERT_FILE`: the demo starts, and answers 503 for every token, never 200.
+    let other = jwtgate_tests::RedisTlsFiles::new(&["127.0.0.1"]);
+    let other_ca = other.path("ca.pem");
+    let untrusting = [("JWTGATE_JWKS_FILE", file.as_str()), ("JWTGATE_REDIS_URL", &url), ("SSL_CERT_FILE", &other_ca)];
+    let stranger = Demo::start(&untrusting).await;
+    let mut fresh = demo_claims();
+    fresh["jti"] = json!("j2");
+    let fresh = key.sign(&fresh);
+    let (status, headers, _) = stranger.bearer_me(&fresh).await;
+    assert_eq!(status, 503);
+    assert!(headers.contains_key("retry-after"));
+    assert_eq!(stranger.post("/logout", &fresh).await, 503);
+    let log = stranger.log();
+    assert!(!log.contains(&fresh) && !log.contains("BEGIN"), "{log}");
+    for demo in [demo, stranger] {
+        assert_eq!(demo.stop().await, 0);
+    }
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
 /// Asks for `/me` until it answers 200, for at most 10 s (a hung test fails; it never passes).
 async fn until_accepted(demo: &Demo, token: &str) {
     tokio::time::timeout(Duration::from_secs(10), async {

@@ -1,4 +1,5 @@
-//! The stores on a real Redis Cluster (three primaries, three replicas, `cluster-node-timeout` 1 s), through a
+//! The stores on a real Redis Cluster (three primaries, three replicas, `cluster-node-timeout` 1 s): stalls,
+//! outages and resharding, and a failover, through a
 //! failover: a primary killed with SIGKILL, its replica promoted. With replica durability on, no confirmed
 //! revocation is lost and no revoked token is ever answered as active; with it off, the loss is measured.
 
@@ -294,5 +295,141 @@ async fn subject_cutoffs_and_expiries_behave_on_a_cluster_as_on_one_server() {
     while status(&denylist, &short[0].1).await != Ok(TokenStatus::Active) {
         assert!(Instant::now() < deadline, "the revocation outlived its token");
         tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// `RedisDenylist` on a cluster that stalls or goes away: a paused primary is an error within the timeout, a
+/// cluster that is down is an error for every lookup (503, never an unchecked 200), and when the cluster is
+/// back the same store answers again, without a restart, with the revocations made before the outage.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_cluster_that_stalls_or_goes_down_is_an_error_never_an_answer_and_service_resumes() {
+    let mut cluster = RedisCluster::start();
+    let timeout = Duration::from_millis(500);
+    let denylist = RedisDenylist::cluster(cluster.urls()).unwrap().with_timeout(timeout);
+    let revoked = claims((0..30).map(|i| format!("before-{i}")));
+    for (jti, _) in &revoked {
+        denylist.revoke(jti, now() + 600).await.unwrap();
+    }
+    let fresh = claims((0..30).map(|i| format!("fresh-{i}")));
+    for (jti, claims) in &fresh {
+        assert_eq!(status(&denylist, claims).await, Ok(TokenStatus::Active), "{jti}");
+    }
+
+    // A primary that stops answering: lookups of its keys fail within the timeout, others still answer. A
+    // lookup reads the token's key and its subject's (every token here has the subject `user`): the stalled
+    // primary is one that holds neither the subject's key nor every token's.
+    let primary_of_token = |jti: &str| cluster.primary_of(&format!("{DEFAULT_PREFIX}jti:{jti}"));
+    let subject_primary = cluster.primary_of(&format!("{DEFAULT_PREFIX}sub:user"));
+    let (stalled_jti, stalled_claims) =
+        fresh.iter().find(|(jti, _)| primary_of_token(jti) != subject_primary).expect("a token on another shard");
+    let stalled = primary_of_token(stalled_jti);
+    let elsewhere = fresh.iter().find(|(jti, _)| primary_of_token(jti) != stalled).expect("a token elsewhere");
+    let mut control = cluster.connection(stalled).unwrap();
+    redis::cmd("CLIENT").arg("PAUSE").arg(3_000).arg("ALL").exec(&mut control).unwrap();
+    let asked = Instant::now();
+    assert!(status(&denylist, stalled_claims).await.is_err(), "a stalled primary gave an answer");
+    assert!(asked.elapsed() < Duration::from_millis(1_500), "the timeout did not cut the wait: {:?}", asked.elapsed());
+    assert_eq!(status(&denylist, &elsewhere.1).await, Ok(TokenStatus::Active), "another shard still answers");
+    redis::cmd("CLIENT").arg("UNPAUSE").exec(&mut control).unwrap();
+
+    // The whole cluster down: every lookup fails, none answers "active", and each fails within the timeout.
+    cluster.stop_all();
+    for (jti, claims) in revoked.iter().chain(&fresh).take(20) {
+        let asked = Instant::now();
+        let answer = status(&denylist, claims).await;
+        assert!(answer.is_err(), "{jti}: {answer:?} from a cluster that is down");
+        assert!(asked.elapsed() < Duration::from_secs(3), "{jti} took {:?}", asked.elapsed());
+    }
+    assert!(denylist.revoke("during-outage", now() + 600).await.is_err(), "a revocation confirmed by nobody");
+
+    // Back (every write was on disk before it was answered): the same store answers again, and the revocations
+    // made before the outage hold.
+    cluster.start_all();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while status(&denylist, &fresh[1].1).await != Ok(TokenStatus::Active) {
+        assert!(Instant::now() < deadline, "service did not resume after the cluster came back");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    for (jti, claims) in &revoked {
+        assert_eq!(status(&denylist, claims).await, Ok(TokenStatus::Revoked), "{jti} after the outage");
+    }
+}
+
+/// `ReplicatedDenylist` on a cluster: events trimmed from its stream before an instance reads them are caught
+/// up by a snapshot (issue 17's regression, on a cluster), and after the whole cluster restarts the instances
+/// resync, lose nothing, and a new instance loads every revocation.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_replicated_denylist_on_a_cluster_catches_up_trimmed_events_and_resyncs_after_a_restart() {
+    let mut cluster = RedisCluster::start();
+    let urls = cluster.urls();
+    let start = || ReplicatedDenylist::cluster(&urls).start().unwrap();
+    let (writer, follower) = (start(), start());
+    for denylist in [&writer, &follower] {
+        tokio::time::timeout(Duration::from_secs(10), denylist.ready()).await.expect("the snapshot loads");
+    }
+    let seen = claims(std::iter::once("seen".to_owned()));
+    writer.revoke("seen", now() + 600).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while status(&follower, &seen[0].1).await != Ok(TokenStatus::Revoked) {
+        assert!(Instant::now() < deadline, "the follower did not read the stream");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // A revocation and its event written, and the stream trimmed past it, in one transaction on the node that
+    // holds the denylist's slot: the follower's next read finds nothing.
+    let prefix = format!("{{{DEFAULT_PREFIX}}}");
+    let stream = format!("{prefix}stream");
+    let mut admin = cluster.connection(cluster.primary_of(&stream)).unwrap();
+    redis::pipe()
+        .atomic()
+        .cmd("SET")
+        .arg(format!("{prefix}jti:trimmed"))
+        .arg(1)
+        .arg("EX")
+        .arg(600)
+        .ignore()
+        .cmd("XADD")
+        .arg(&stream)
+        .arg("*")
+        .arg("k")
+        .arg("jti")
+        .arg("v")
+        .arg("trimmed")
+        .arg("until")
+        .arg(now() + 600)
+        .ignore()
+        .cmd("XTRIM")
+        .arg(&stream)
+        .arg("MAXLEN")
+        .arg(0)
+        .ignore()
+        .exec(&mut admin)
+        .unwrap();
+    let trimmed = claims(std::iter::once("trimmed".to_owned()));
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while status(&follower, &trimmed[0].1).await != Ok(TokenStatus::Revoked) {
+        assert!(Instant::now() < deadline, "the trimmed revocation did not reach the follower");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(follower.in_sync());
+
+    // The whole cluster restarts (its writes were on disk): the instances reconnect and follow again.
+    cluster.stop_all();
+    cluster.start_all();
+    let after = claims(std::iter::once("after-restart".to_owned()));
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while writer.revoke("after-restart", now() + 600).await.is_err() {
+        assert!(Instant::now() < deadline, "revocations still fail after the restart");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while status(&follower, &after[0].1).await != Ok(TokenStatus::Revoked) {
+        assert!(Instant::now() < deadline, "the follower did not resync after the restart");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let late = start();
+    tokio::time::timeout(Duration::from_secs(10), late.ready()).await.expect("the snapshot loads");
+    for (jti, claims) in seen.iter().chain(&trimmed).chain(&after) {
+        assert_eq!(status(&late, claims).await, Ok(TokenStatus::Revoked), "{jti}");
+        assert_eq!(status(&follower, claims).await, Ok(TokenStatus::Revoked), "{jti}");
     }
 }

@@ -1,6 +1,6 @@
-//! The stores on a real Redis Cluster (three primaries, three replicas, `cluster-node-timeout` 1 s): stalls,
-//! outages and resharding, and a failover, through a
-//! failover: a primary killed with SIGKILL, its replica promoted. With replica durability on, no confirmed
+//! The stores on a real Redis Cluster (three primaries, three replicas, `cluster-node-timeout` 1 s): a stalled
+//! primary, the whole cluster down and back, a resharding, and a failover: a primary killed with SIGKILL, its
+//! replica promoted. With replica durability on, no confirmed
 //! revocation is lost and no revoked token is ever answered as active; with it off, the loss is measured.
 
 #![allow(clippy::unwrap_used, clippy::print_stdout, reason = "test code, which prints its measurements")]

@@ -170,19 +170,32 @@ pub struct RedisServer {
 impl RedisServer {
     /// A server with no persistence.
     pub fn start() -> Self {
-        Self::start_with(free_port(), &["--save", "", "--appendonly", "no"])
+        Self::start_on_free_ports(|_| Vec::new())
+    }
+
+    /// A server with no persistence on a free port, plus the options `extra` gives for a second free port;
+    /// started again on other ports when another process takes one first (a few times at most).
+    fn start_on_free_ports(extra: impl Fn(u16) -> Vec<String>) -> Self {
+        for attempt in 1.. {
+            let (port, second) = (free_port(), free_port());
+            let mut options: Vec<String> = ["--save", "", "--appendonly", "no"].map(str::to_owned).to_vec();
+            options.extend(extra(second));
+            let options: Vec<&str> = options.iter().map(String::as_str).collect();
+            match Self::try_start(port, &options) {
+                Ok(mut server) => {
+                    server.tls_port = (!extra(second).is_empty()).then_some(second);
+                    return server;
+                }
+                Err(error) => assert!(attempt < 5, "{error}, after {attempt} attempts"),
+            }
+        }
+        unreachable!("the loop returns or fails")
     }
 
     /// A server with no persistence that also serves TLS with `files`' certificates, on a port of its own
     /// ([`tls_url`](Self::tls_url)); `auth_clients` is `tls-auth-clients` (`yes`, `optional`, `no`).
     pub fn start_tls(files: &RedisTlsFiles, auth_clients: &str) -> Self {
-        let tls_port = free_port();
-        let mut options: Vec<String> = ["--save", "", "--appendonly", "no"].map(str::to_owned).to_vec();
-        options.extend(files.server_options(tls_port, auth_clients));
-        let options: Vec<&str> = options.iter().map(String::as_str).collect();
-        let mut server = Self::start_with(free_port(), &options);
-        server.tls_port = Some(tls_port);
-        server
+        Self::start_on_free_ports(|tls_port| files.server_options(tls_port, auth_clients))
     }
 
     /// A server that writes every change to an append-only file in `dir` before answering, so a restart on
@@ -194,19 +207,32 @@ impl RedisServer {
 
     /// A server with these extra `redis-server` options.
     pub fn start_with(port: u16, options: &[&str]) -> Self {
+        Self::try_start(port, options).unwrap_or_else(|error| panic!("{error}"))
+    }
+
+    /// A server on `port`; an error when it exits (the port was taken) or does not answer within 10 s.
+    fn try_start(port: u16, options: &[&str]) -> Result<Self, String> {
         let child = Command::new("redis-server")
             .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
             .args(options)
             .stdout(Stdio::null())
             .spawn()
             .expect("redis-server must be on PATH (./scripts/test.sh installs it)");
-        let server = Self { child, port, tls_port: None };
+        let mut server = Self { child, port, tls_port: None };
         let deadline = Instant::now() + Duration::from_secs(10);
-        while server.connection().is_err() {
-            assert!(Instant::now() < deadline, "redis-server did not start on port {port}");
+        loop {
+            // A server that exited did not get the port: whatever answers there is another process's.
+            if let Ok(Some(status)) = server.child.try_wait() {
+                return Err(format!("redis-server did not start on port {port} ({status})"));
+            }
+            if server.connection().is_ok() {
+                return Ok(server);
+            }
+            if Instant::now() > deadline {
+                return Err(format!("redis-server did not answer on port {port} within 10 s"));
+            }
             std::thread::sleep(Duration::from_millis(20));
         }
-        server
     }
 
     /// The port.
@@ -381,6 +407,9 @@ pub struct RedisCluster {
 #[derive(Debug)]
 struct ClusterNode {
     port: u16,
+    /// The cluster bus's port, chosen free as the others: Redis's default, the port plus 10,000, may be in use
+    /// (by any connection's ephemeral port).
+    bus_port: u16,
     /// The port that serves TLS, in a cluster started with [`RedisCluster::start_tls`].
     tls_port: Option<u16>,
     child: Option<Child>,
@@ -418,22 +447,42 @@ impl RedisCluster {
             NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
         ));
         std::fs::create_dir_all(&dir).expect("a temp dir for the cluster");
-        // Free ports (twelve with TLS), held until all are chosen so that none repeats.
-        let count = if tls.is_some() { 12 } else { 6 };
-        let listeners: Vec<_> =
-            (0..count).map(|_| std::net::TcpListener::bind("127.0.0.1:0").expect("a free port")).collect();
-        let ports: Vec<u16> = listeners.iter().map(|l| l.local_addr().expect("a free port").port()).collect();
-        drop(listeners);
         let (tls, ca) = match tls {
             Some((options, ca)) => (Some(options), Some(ca)),
             None => (None, None),
         };
         let mut cluster = Self { nodes: Vec::new(), dir, tls };
-        for index in 0..6 {
-            let tls_port = cluster.tls.as_ref().map(|_| ports[index + 6]);
-            let node = ClusterNode { port: ports[index], tls_port, child: None };
-            let child = cluster.spawn(&node);
-            cluster.nodes.push(ClusterNode { child: Some(child), ..node });
+        // Ports are free when chosen, but another process may take one before its node binds it: then every
+        // node is stopped and the cluster starts again on new ports (a few times at most).
+        for attempt in 1.. {
+            // Free ports (a third more with TLS), held until all are chosen so that none repeats.
+            let count = if cluster.tls.is_some() { 18 } else { 12 };
+            let listeners: Vec<_> =
+                (0..count).map(|_| std::net::TcpListener::bind("127.0.0.1:0").expect("a free port")).collect();
+            let ports: Vec<u16> = listeners.iter().map(|l| l.local_addr().expect("a free port").port()).collect();
+            drop(listeners);
+            let mut started = true;
+            for index in 0..6 {
+                let tls_port = cluster.tls.as_ref().map(|_| ports[index + 12]);
+                let node = ClusterNode { port: ports[index], bus_port: ports[index + 6], tls_port, child: None };
+                match cluster.spawn(&node) {
+                    Ok(child) => cluster.nodes.push(ClusterNode { child: Some(child), ..node }),
+                    Err(error) => {
+                        assert!(attempt < 5, "{error}, after {attempt} attempts");
+                        started = false;
+                        break;
+                    }
+                }
+            }
+            if started {
+                break;
+            }
+            for mut node in cluster.nodes.drain(..) {
+                if let Some(mut child) = node.child.take() {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                }
+            }
         }
         // The nodes meet on the ports they will be known by: the TLS ones, in a TLS cluster.
         let addresses: Vec<String> =
@@ -458,7 +507,8 @@ impl RedisCluster {
         cluster
     }
 
-    fn spawn(&self, node: &ClusterNode) -> Child {
+    /// Starts the node `node` describes; an error when it exits or does not answer within 10 s.
+    fn spawn(&self, node: &ClusterNode) -> Result<Child, String> {
         let port = node.port;
         let dir = self.dir.join(port.to_string());
         std::fs::create_dir_all(&dir).expect("a node's dir");
@@ -469,18 +519,25 @@ impl RedisCluster {
         let child = command
             .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
             .args(["--cluster-enabled", "yes", "--cluster-node-timeout", "1000"])
+            .args(["--cluster-port", &node.bus_port.to_string()])
             .args(["--cluster-config-file", "nodes.conf", "--dir", dir.to_str().expect("a UTF-8 dir")])
             // Every write on disk before it is answered: a whole cluster stopped and started again keeps them.
             .args(["--save", "", "--appendonly", "yes", "--appendfsync", "always"])
             .stdout(Stdio::null())
             .spawn()
             .expect("redis-server must be on PATH (./scripts/test.sh installs it)");
+        let mut child = child;
         let deadline = Instant::now() + Duration::from_secs(10);
         while Self::node_connection(port).is_err() {
-            assert!(Instant::now() < deadline, "cluster node on port {port} did not start");
+            let exited = child.try_wait().ok().flatten();
+            if exited.is_some() || Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(format!("cluster node on port {port} did not start ({exited:?})"));
+            }
             std::thread::sleep(Duration::from_millis(20));
         }
-        child
+        Ok(child)
     }
 
     fn node_connection(port: u16) -> redis::RedisResult<redis::Connection> {
@@ -631,7 +688,7 @@ impl RedisCluster {
     /// failed over.
     pub fn restart(&mut self, port: u16) {
         let index = self.nodes.iter().position(|node| node.is_on(port)).expect("a node of this cluster");
-        let child = self.spawn(&self.nodes[index]);
+        let child = self.spawn(&self.nodes[index]).unwrap_or_else(|error| panic!("{error}"));
         self.nodes[index].child = Some(child);
     }
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 use redis::aio::ConnectionManager;
 use redis::cluster::ClusterClient;
 use redis::cluster_async::ClusterConnection;
-use redis::cluster_routing::{Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr};
+use redis::cluster_routing::{MultipleNodeRoutingInfo, Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr};
 use redis::{Cmd, FromRedisValue, Pipeline, RedisError, RedisResult, ScriptInvocation};
 use tokio::sync::OnceCell;
 
@@ -106,6 +106,16 @@ impl Conn {
         }
     }
 
+    /// Checks, in the background, that Redis will not evict jwtgate's keys (`maxmemory-policy`), and warns
+    /// if it may: once per store, on its main connection.
+    pub(crate) fn watch_eviction_policy(&self) {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else { return };
+        match self {
+            Self::Single(manager) => drop(runtime.spawn(crate::check_eviction_policy(manager.clone()))),
+            Self::Cluster(cluster) => drop(runtime.spawn(check_eviction_policies(cluster.clone()))),
+        }
+    }
+
     /// Whether this is a cluster.
     pub(crate) fn is_cluster(&self) -> bool {
         matches!(self, Self::Cluster(_))
@@ -187,6 +197,37 @@ impl Conn {
                 "the write reached {acknowledged} of the {count} replicas required within {timeout:?}"
             ))))
         }
+    }
+}
+
+/// Reads every primary's `maxmemory-policy` once the cluster answers (trying for about a minute), as
+/// `check_eviction_policy` does for one server.
+async fn check_eviction_policies(cluster: LazyCluster) {
+    for _ in 0..12 {
+        if let Ok(mut connection) = Conn::cluster_connection(&cluster).await {
+            let mut command = redis::cmd("INFO");
+            command.arg("memory");
+            let routing = RoutingInfo::MultiNode((MultipleNodeRoutingInfo::AllMasters, None));
+            match tokio::time::timeout(DEFAULT_TIMEOUT, connection.route_command(command, routing)).await {
+                Ok(Ok(answer)) => return crate::report_eviction_policies(&texts(answer)),
+                Ok(Err(error)) if !crate::retry_policy_check(&error) => {
+                    return tracing::debug!(%error, "jwtgate: cannot read the cluster's maxmemory-policy");
+                }
+                _ => tracing::debug!("jwtgate: cannot read the cluster's maxmemory-policy yet"),
+            }
+        }
+        tokio::time::sleep(Duration::from_secs(5)).await;
+    }
+}
+
+/// Every text in a (possibly per-node) answer.
+fn texts(value: redis::Value) -> Vec<String> {
+    match value {
+        redis::Value::BulkString(bytes) => vec![String::from_utf8_lossy(&bytes).into_owned()],
+        redis::Value::VerbatimString { text, .. } | redis::Value::SimpleString(text) => vec![text],
+        redis::Value::Array(values) | redis::Value::Set(values) => values.into_iter().flat_map(texts).collect(),
+        redis::Value::Map(pairs) => pairs.into_iter().flat_map(|(_, value)| texts(value)).collect(),
+        _ => Vec::new(),
     }
 }
 
@@ -351,6 +392,7 @@ impl Connections {
     /// Connections to `endpoint`, made on first use, with [`Durability::Primary`].
     pub(crate) fn new(endpoint: Endpoint) -> Result<Self, RedisError> {
         let conn = Conn::connect(&endpoint)?;
+        conn.watch_eviction_policy();
         Ok(Self { writer: conn.clone(), conn, durability: Durability::Primary, endpoint })
     }
 

@@ -225,50 +225,49 @@ fn lazy_connection(client: redis::Client, response_timeout: Duration) -> Result<
         .set_connection_timeout(Some(DEFAULT_TIMEOUT))
         .set_response_timeout(Some(response_timeout))
         .set_number_of_retries(1);
-    let manager = ConnectionManager::new_lazy_with_config(client, config)?;
-    if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-        runtime.spawn(check_eviction_policy(manager.clone()));
-    }
-    Ok(manager)
+    ConnectionManager::new_lazy_with_config(client, config)
 }
 
 /// Reads the server's `maxmemory-policy` once it answers (trying for about a minute), and warns unless it
-/// is `noeviction`. Under any other policy a Redis short of memory may evict jwtgate's keys, which all have
+/// is `noeviction` (a cluster's primaries are checked the same way, see `conn`). Under any other policy a Redis short of memory may evict jwtgate's keys, which all have
 /// an expiry (the `volatile-*` policies pick exactly those): an evicted revocation is a lost one, and an
 /// evicted refresh-token record ends a session. It asks `INFO memory`, not `CONFIG GET`, which a user limited
 /// to jwtgate's keys should not be allowed (it shows the server's passwords); a server that refuses `INFO`
 /// too is not checked, and that is logged at debug level.
-async fn check_eviction_policy(mut conn: ConnectionManager) {
+pub(crate) async fn check_eviction_policy(mut conn: ConnectionManager) {
     for _ in 0..12 {
         let mut command = redis::cmd("INFO");
         command.arg("memory");
         match tokio::time::timeout(DEFAULT_TIMEOUT, command.query_async::<String>(&mut conn)).await {
-            Ok(Ok(info)) => {
-                let policy = info.lines().find_map(|line| line.trim().strip_prefix("maxmemory_policy:"));
-                match policy {
-                    Some("noeviction") => tracing::debug!("jwtgate: Redis's maxmemory-policy is noeviction"),
-                    Some(policy) => tracing::warn!(
-                        policy,
-                        "jwtgate: Redis's maxmemory-policy is not noeviction: when Redis runs short of memory it \
-                         may evict revocations and sessions; set maxmemory-policy noeviction"
-                    ),
-                    None => tracing::debug!("jwtgate: Redis did not tell its maxmemory-policy"),
-                }
-                return;
+            Ok(Ok(info)) => return report_eviction_policies(&[info]),
+            Ok(Err(error)) if !retry_policy_check(&error) => {
+                return tracing::debug!(%error, "jwtgate: cannot read Redis's maxmemory-policy");
             }
-            // Redis answered with a refusal (no permission, an unknown command): asking again will not help.
-            Ok(Err(error)) if !error.is_io_error() && !error.is_connection_dropped() => {
-                tracing::debug!(%error, "jwtgate: cannot read Redis's maxmemory-policy");
-                return;
-            }
-            Ok(Err(error)) => {
-                tracing::debug!(%error, "jwtgate: cannot read Redis's maxmemory-policy yet");
-                tokio::time::sleep(Duration::from_secs(5)).await;
-            }
-            Err(_) => {
-                tracing::debug!("jwtgate: cannot read Redis's maxmemory-policy yet: no answer");
-                tokio::time::sleep(Duration::from_secs(5)).await;
-            }
+            Ok(Err(error)) => tracing::debug!(%error, "jwtgate: cannot read Redis's maxmemory-policy yet"),
+            Err(_) => tracing::debug!("jwtgate: cannot read Redis's maxmemory-policy yet: no answer"),
+        }
+        tokio::time::sleep(Duration::from_secs(5)).await;
+    }
+}
+
+/// Whether a failure to read the policy may pass: the connection, not a refusal (no permission, an unknown
+/// command), which asking again will not change.
+pub(crate) fn retry_policy_check(error: &RedisError) -> bool {
+    error.is_io_error() || error.is_connection_dropped() || error.is_connection_refusal() || error.is_timeout()
+}
+
+/// Logs the `maxmemory_policy` of each `INFO memory` answer in `infos` (one per server; a cluster's primaries
+/// each have their own): a warning for any policy but `noeviction`.
+pub(crate) fn report_eviction_policies(infos: &[String]) {
+    for info in infos {
+        match info.lines().find_map(|line| line.trim().strip_prefix("maxmemory_policy:")) {
+            Some("noeviction") => tracing::debug!("jwtgate: Redis's maxmemory-policy is noeviction"),
+            Some(policy) => tracing::warn!(
+                policy,
+                "jwtgate: Redis's maxmemory-policy is not noeviction: when Redis runs short of memory it may \
+                 evict revocations and sessions; set maxmemory-policy noeviction"
+            ),
+            None => tracing::debug!("jwtgate: Redis did not tell its maxmemory-policy"),
         }
     }
 }

@@ -58,8 +58,10 @@ impl RedisReplayStore {
         expect(clippy::needless_pass_by_value, reason = "kept, for `with_tls`, when the feature is on")
     )]
     fn on(endpoint: Endpoint) -> Result<Self, RedisError> {
+        let conn = Conn::connect(&endpoint)?;
+        conn.watch_eviction_policy();
         Ok(Self {
-            conn: Conn::connect(&endpoint)?,
+            conn,
             #[cfg(feature = "tls")]
             endpoint,
             prefix: DEFAULT_REPLAY_PREFIX.into(),
@@ -74,6 +76,7 @@ impl RedisReplayStore {
     pub fn with_tls(mut self, tls: crate::RedisTls) -> Result<Self, RedisError> {
         self.endpoint = self.endpoint.with_tls(tls);
         self.conn = Conn::connect(&self.endpoint)?;
+        self.conn.watch_eviction_policy();
         Ok(self)
     }
 

@@ -433,3 +433,27 @@ async fn the_replicated_denylist_on_a_cluster_catches_up_trimmed_events_and_resy
         assert_eq!(status(&follower, claims).await, Ok(TokenStatus::Revoked), "{jti}");
     }
 }
+
+/// A cluster whose primaries may evict keys is warned about, as one server is: every primary is asked. (On
+/// a current-thread runtime: the check is a spawned task, whose lines the capture sees only there.)
+#[tokio::test]
+async fn a_cluster_that_may_evict_revocations_is_warned_about() {
+    let cluster = RedisCluster::start();
+    let primaries = cluster.primaries();
+    // One primary only evicts: the warning must come from asking each of them.
+    let mut evicting = cluster.connection(primaries[1]).unwrap();
+    redis::cmd("CONFIG").arg("SET").arg("maxmemory-policy").arg("allkeys-lru").exec(&mut evicting).unwrap();
+    let (logs, _guard) = jwtgate_tests::logs::capture(tracing::Level::DEBUG);
+    let _denylist = RedisDenylist::cluster(cluster.urls()).unwrap();
+    tokio::time::timeout(Duration::from_secs(20), async {
+        while logs.text().matches("maxmemory-policy is").count() < primaries.len() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("every primary's policy was read within 20 s");
+    let log = logs.text();
+    assert_eq!(log.matches("WARN").count(), 1, "{log}");
+    assert!(log.contains("allkeys-lru") && log.contains("set maxmemory-policy noeviction"), "{log}");
+    assert_eq!(log.matches("maxmemory-policy is noeviction").count(), primaries.len() - 1, "{log}");
+}

@@ -1,5 +1,7 @@
 //! `ReplicatedDenylist` against a real `redis-server`: propagation between instances (with its latency), a new
-//! instance after many revocations, a Redis restart, and an instance cut off from the stream.
+//! instance after many revocations, a Redis restart, and an instance cut off from the stream. The tests in
+//! `single` and `cluster` are the same tests, on one server and on a real Redis Cluster; a failover, a trim
+//! and a whole cluster restarting are in `tests/cluster.rs`.
 
 #![allow(clippy::unwrap_used, clippy::print_stdout, reason = "test code, which prints its measurements")]
 
@@ -10,9 +12,9 @@ use jwtgate::{
     revocation::{Denylist, Lookup, TokenStatus},
     validation::RegisteredClaims,
 };
-use jwtgate_redis::{Fallback, ReplicatedDenylist};
+use jwtgate_redis::{DEFAULT_PREFIX, Fallback, ReplicatedDenylist, ReplicatedDenylistBuilder};
 use jwtgate_test::TestKey;
-use jwtgate_tests::{AUDIENCE, ISSUER, RedisServer, now};
+use jwtgate_tests::{AUDIENCE, ISSUER, RedisCluster, RedisServer, now};
 
 /// The registered claims of a token with this `jti` (and `sub`, issued now).
 fn claims_of(key: &TestKey, validator: &Validator, jti: &str) -> RegisteredClaims {
@@ -45,8 +47,101 @@ impl Fleet {
     }
 }
 
-async fn instance(redis: &RedisServer) -> ReplicatedDenylist {
-    let denylist = ReplicatedDenylist::builder(&redis.url()).start().unwrap();
+/// Where the denylists run: one server, or a cluster.
+enum Backend {
+    Single(RedisServer),
+    Cluster(RedisCluster),
+}
+
+impl Backend {
+    fn single() -> Self {
+        Self::Single(RedisServer::start())
+    }
+
+    fn cluster() -> Self {
+        Self::Cluster(RedisCluster::start())
+    }
+
+    fn builder(&self) -> ReplicatedDenylistBuilder {
+        match self {
+            Self::Single(redis) => ReplicatedDenylist::builder(&redis.url()),
+            Self::Cluster(cluster) => ReplicatedDenylist::cluster(cluster.urls()),
+        }
+    }
+
+    /// The prefix the denylist's keys get from `prefix`: on a cluster it is wrapped in a hash tag.
+    fn prefix(&self, prefix: &str) -> String {
+        match self {
+            Self::Single(_) => prefix.to_owned(),
+            Self::Cluster(_) => format!("{{{prefix}}}"),
+        }
+    }
+
+    /// A plain connection to the node that holds `key`.
+    fn admin(&self, key: &str) -> redis::Connection {
+        match self {
+            Self::Single(redis) => redis.connection().unwrap(),
+            Self::Cluster(cluster) => cluster.connection(cluster.primary_of(key)).unwrap(),
+        }
+    }
+
+    /// The node of `key`, as a port: on one server, always the same.
+    fn node_of(&self, key: &str) -> u16 {
+        match self {
+            Self::Single(redis) => redis.port(),
+            Self::Cluster(cluster) => cluster.primary_of(key),
+        }
+    }
+
+    /// The default prefix's stream.
+    fn stream(&self) -> String {
+        format!("{}stream", self.prefix(DEFAULT_PREFIX))
+    }
+}
+
+/// The same tests on one server and on a cluster.
+macro_rules! on_one_server_and_on_a_cluster {
+    ($($name:ident),* $(,)?) => {
+        mod single {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(&super::Backend::single()).await;
+                }
+            )*
+        }
+        mod cluster {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(&super::Backend::cluster()).await;
+                }
+            )*
+        }
+    };
+}
+
+on_one_server_and_on_a_cluster!(
+    a_revocation_through_one_instance_reaches_the_others_within_100_ms,
+    a_new_instance_refuses_every_earlier_revocation_from_its_first_answer,
+    subject_cutoffs_replicate_too,
+    an_instance_cut_off_from_the_stream_falls_back_after_the_bound_and_recovers,
+    three_apps_over_http_refuse_a_token_revoked_through_one_of_them_within_100_ms,
+    foreign_keys_of_any_type_under_the_prefix_do_not_stop_the_snapshot,
+    a_prefix_with_glob_characters_is_matched_literally,
+);
+
+async fn instance(backend: &Backend) -> ReplicatedDenylist {
+    ready(backend.builder()).await
+}
+
+/// An instance on `redis`, for the tests that restart it.
+async fn instance_on(redis: &RedisServer) -> ReplicatedDenylist {
+    ready(ReplicatedDenylist::builder(&redis.url())).await
+}
+
+async fn ready(builder: ReplicatedDenylistBuilder) -> ReplicatedDenylist {
+    let denylist = builder.start().unwrap();
     tokio::time::timeout(Duration::from_secs(10), denylist.ready()).await.expect("the snapshot loads");
     denylist
 }
@@ -63,11 +158,9 @@ async fn until(limit: Duration, check: impl Fn() -> bool) -> Option<Duration> {
     None
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_revocation_through_one_instance_reaches_the_others_within_100_ms() {
-    let redis = RedisServer::start();
+async fn a_revocation_through_one_instance_reaches_the_others_within_100_ms(backend: &Backend) {
     let fleet = Fleet::new();
-    let (a, b, c) = (instance(&redis).await, instance(&redis).await, instance(&redis).await);
+    let (a, b, c) = (instance(backend).await, instance(backend).await, instance(backend).await);
     let mut latencies = Vec::new();
     for i in 0..1_000 {
         let claims = fleet.claims(&format!("jti-{i}"));
@@ -89,16 +182,14 @@ async fn a_revocation_through_one_instance_reaches_the_others_within_100_ms() {
     assert_eq!((a.len(), b.len(), c.len()), (1_000, 1_000, 1_000));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_new_instance_refuses_every_earlier_revocation_from_its_first_answer() {
-    let redis = RedisServer::start();
+async fn a_new_instance_refuses_every_earlier_revocation_from_its_first_answer(backend: &Backend) {
     let fleet = Fleet::new();
-    let a = instance(&redis).await;
+    let a = instance(backend).await;
     for i in 0..10_000 {
         a.revoke(&format!("early-{i}"), now() + 600).await.unwrap();
     }
     a.revoke_subject("user-2", now(), now() + 600).await.unwrap();
-    let late = ReplicatedDenylist::builder(&redis.url()).start().unwrap();
+    let late = backend.builder().start().unwrap();
     // Before its snapshot (which a task just spawned cannot have loaded: it needs a connection and a scan of
     // 10,001 keys) it is not in sync, and fails closed rather than answer.
     assert!(!late.in_sync());
@@ -111,11 +202,9 @@ async fn a_new_instance_refuses_every_earlier_revocation_from_its_first_answer()
     assert_eq!(late.len(), 10_001);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn subject_cutoffs_replicate_too() {
-    let redis = RedisServer::start();
+async fn subject_cutoffs_replicate_too(backend: &Backend) {
     let fleet = Fleet::new();
-    let (a, b) = (instance(&redis).await, instance(&redis).await);
+    let (a, b) = (instance(backend).await, instance(backend).await);
     let before = fleet.claims("before-logout");
     a.revoke_subject("user-1", now() + 1, now() + 600).await.unwrap();
     let reached = until(Duration::from_secs(1), || status(&b, &before) == Ok(TokenStatus::Revoked)).await;
@@ -129,7 +218,7 @@ async fn after_a_redis_restart_nothing_is_lost_and_the_instances_resync() {
     let port = RedisServer::start().port();
     let mut redis = RedisServer::start_persistent(port, &dir);
     let fleet = Fleet::new();
-    let (a, b) = (instance(&redis).await, instance(&redis).await);
+    let (a, b) = (instance_on(&redis).await, instance_on(&redis).await);
     a.revoke("before-restart", now() + 600).await.unwrap();
     until(Duration::from_secs(1), || b.len() == 1).await.unwrap();
 
@@ -153,28 +242,26 @@ async fn after_a_redis_restart_nothing_is_lost_and_the_instances_resync() {
     assert!(reached.is_some(), "the instances did not resync after the restart");
     assert_eq!(status(&b, &fleet.claims("before-restart")), Ok(TokenStatus::Revoked));
     // A new instance loads both from the restarted server.
-    let late = instance(&redis).await;
+    let late = instance_on(&redis).await;
     assert_eq!(status(&late, &fleet.claims("before-restart")), Ok(TokenStatus::Revoked));
     assert_eq!(status(&late, &after), Ok(TokenStatus::Revoked));
     drop(redis);
     let _ = std::fs::remove_dir_all(dir);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_instance_cut_off_from_the_stream_falls_back_after_the_bound_and_recovers() {
-    let redis = RedisServer::start();
+async fn an_instance_cut_off_from_the_stream_falls_back_after_the_bound_and_recovers(backend: &Backend) {
     let fleet = Fleet::new();
     let staleness = Duration::from_secs(2);
-    let closed = ReplicatedDenylist::builder(&redis.url()).staleness(staleness).start().unwrap();
-    let via_redis =
-        ReplicatedDenylist::builder(&redis.url()).staleness(staleness).fallback(Fallback::Redis).start().unwrap();
+    let closed = backend.builder().staleness(staleness).start().unwrap();
+    let via_redis = backend.builder().staleness(staleness).fallback(Fallback::Redis).start().unwrap();
     closed.ready().await;
     via_redis.ready().await;
     closed.revoke("paused-1", now() + 600).await.unwrap();
     until(Duration::from_secs(1), || via_redis.len() == 1).await.unwrap();
 
-    // Redis stops answering every client for 6 s: the stream reads block.
-    let mut admin = redis.connection().unwrap();
+    // Redis (on a cluster, the node of the denylist's slot) stops answering every client for 6 s: the stream
+    // reads block.
+    let mut admin = backend.admin(&backend.stream());
     redis::cmd("CLIENT").arg("PAUSE").arg(6_000).arg("ALL").exec(&mut admin).unwrap();
     let paused = Instant::now();
     let revoked = fleet.claims("paused-1");
@@ -198,17 +285,15 @@ async fn an_instance_cut_off_from_the_stream_falls_back_after_the_bound_and_reco
 
 /// Three apps, each a router with `JwtAuthLayer` and its own `ReplicatedDenylist`, on one Redis: a token
 /// revoked through A is refused by B and C over HTTP.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn three_apps_over_http_refuse_a_token_revoked_through_one_of_them_within_100_ms() {
+async fn three_apps_over_http_refuse_a_token_revoked_through_one_of_them_within_100_ms(backend: &Backend) {
     use axum::Router;
     use axum::routing::get;
     use jwtgate::JwtAuthLayer;
 
-    let redis = RedisServer::start();
     let fleet = Fleet::new();
     let mut apps = Vec::new();
     for _ in 0..3 {
-        let denylist = instance(&redis).await;
+        let denylist = instance(backend).await;
         let layer = JwtAuthLayer::<serde_json::Value>::new(fleet.validator.clone()).denylist(denylist.clone());
         let addr = jwtgate_tests::serve(Router::new().route("/", get(|| async { "ok" })).layer(layer)).await;
         apps.push((denylist, format!("http://{addr}/")));
@@ -245,21 +330,21 @@ async fn three_apps_over_http_refuse_a_token_revoked_through_one_of_them_within_
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn foreign_keys_of_any_type_under_the_prefix_do_not_stop_the_snapshot() {
-    let redis = RedisServer::start();
+async fn foreign_keys_of_any_type_under_the_prefix_do_not_stop_the_snapshot(backend: &Backend) {
     let fleet = Fleet::new();
-    let a = instance(&redis).await;
+    let a = instance(backend).await;
     a.revoke("kept", now() + 600).await.unwrap();
-    let mut admin = redis.connection().unwrap();
-    redis::cmd("SET").arg("jwtgate:denylist:sub:someone").arg("not a number").exec(&mut admin).unwrap();
-    redis::cmd("SET").arg("jwtgate:denylist:notes").arg("anything").exec(&mut admin).unwrap();
+    // On a cluster, under the prefix's hash tag: on the node the snapshot scans.
+    let prefix = backend.prefix(DEFAULT_PREFIX);
+    let mut admin = backend.admin(&backend.stream());
+    redis::cmd("SET").arg(format!("{prefix}sub:someone")).arg("not a number").exec(&mut admin).unwrap();
+    redis::cmd("SET").arg(format!("{prefix}notes")).arg("anything").exec(&mut admin).unwrap();
     // Regression (issue 17): a key that is not a string (a nested prefix's stream, another store's hash)
     // failed the snapshot for good, and the replica never became ready.
-    redis::cmd("HSET").arg("jwtgate:denylist:refresh:record").arg("user").arg("ada").exec(&mut admin).unwrap();
-    redis::cmd("XADD").arg("jwtgate:denylist:nested:stream").arg("*").arg("k").arg("v").exec(&mut admin).unwrap();
-    redis::cmd("SADD").arg("jwtgate:denylist:jti:a-set").arg("x").exec(&mut admin).unwrap();
-    let late = instance(&redis).await;
+    redis::cmd("HSET").arg(format!("{prefix}refresh:record")).arg("user").arg("ada").exec(&mut admin).unwrap();
+    redis::cmd("XADD").arg(format!("{prefix}nested:stream")).arg("*").arg("k").arg("v").exec(&mut admin).unwrap();
+    redis::cmd("SADD").arg(format!("{prefix}jti:a-set")).arg("x").exec(&mut admin).unwrap();
+    let late = instance(backend).await;
     assert_eq!(status(&late, &fleet.claims("kept")), Ok(TokenStatus::Revoked));
     assert_eq!(late.len(), 1);
 }
@@ -270,7 +355,7 @@ async fn events_trimmed_before_an_instance_reads_them_are_caught_up_by_a_snapsho
     // lost for good while the instance still said it was in sync.
     let redis = RedisServer::start();
     let fleet = Fleet::new();
-    let (writer, follower) = (instance(&redis).await, instance(&redis).await);
+    let (writer, follower) = (instance_on(&redis).await, instance_on(&redis).await);
     writer.revoke("seen", now() + 600).await.unwrap();
     // The follower has read the stream up to that event.
     let read = until(Duration::from_secs(2), || status(&follower, &fleet.claims("seen")) == Ok(TokenStatus::Revoked));
@@ -316,23 +401,27 @@ async fn events_trimmed_before_an_instance_reads_them_are_caught_up_by_a_snapsho
     assert!(followed.await.is_some());
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_prefix_with_glob_characters_is_matched_literally() {
+async fn a_prefix_with_glob_characters_is_matched_literally(backend: &Backend) {
     // Regression (issue 17): `[`, `*` and `?` in the prefix made `SCAN MATCH` a pattern, and the snapshot
     // loaded nothing (or another prefix's keys).
-    let redis = RedisServer::start();
     let fleet = Fleet::new();
     let prefix = "app[1]*?:";
     let start = || async {
-        let denylist = ReplicatedDenylist::builder(&redis.url()).prefix(prefix).start().unwrap();
+        let denylist = backend.builder().prefix(prefix).start().unwrap();
         tokio::time::timeout(Duration::from_secs(10), denylist.ready()).await.expect("the snapshot loads");
         denylist
     };
     let a = start().await;
     a.revoke("kept", now() + 600).await.unwrap();
-    let mut admin = redis.connection().unwrap();
-    // A key that the prefix, read as a pattern, would match.
-    redis::cmd("SET").arg("app1xy:jti:intruder").arg(1).arg("EX").arg(600).exec(&mut admin).unwrap();
+    // A key that the prefix, read as a pattern, would match; on a cluster, one on the node the snapshot scans
+    // (the hash tag, read as a pattern, matches other tags, whose slots may be elsewhere).
+    let stream = format!("{}stream", backend.prefix(prefix));
+    let intruder = (0..)
+        .map(|i| format!("{}jti:intruder", backend.prefix(&format!("app1x{i}:"))))
+        .find(|key| backend.node_of(key) == backend.node_of(&stream))
+        .unwrap();
+    let mut admin = backend.admin(&stream);
+    redis::cmd("SET").arg(&intruder).arg(1).arg("EX").arg(600).exec(&mut admin).unwrap();
     let late = start().await;
     assert_eq!(status(&late, &fleet.claims("kept")), Ok(TokenStatus::Revoked));
     assert_eq!(status(&late, &fleet.claims("intruder")), Ok(TokenStatus::Active));

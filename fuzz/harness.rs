@@ -245,3 +245,106 @@ pub(crate) fn introspection_answer(data: &[u8]) {
         }
     }
 }
+
+/// Fuzzing-only JWE keys: a `dir` key for `A256GCM`, and an `A128KW` key. Not secrets of anything.
+const JWE_DIR_KEY: &[u8; 32] = b"fuzz-only JWE key, not a real 1!";
+const JWE_WRAP_KEY: &[u8; 16] = b"fuzz-only wrap k";
+
+/// The validator the `jwe` target uses: the token target's, with those two keys to decrypt with.
+fn decrypting() -> &'static Validator {
+    use jwtgate::jwe::{DecryptionKey, DecryptionKeys, KeyManagement};
+    static VALIDATOR: OnceLock<Validator> = OnceLock::new();
+    VALIDATOR.get_or_init(|| {
+        let keys = DecryptionKeys::new([
+            DecryptionKey::symmetric(KeyManagement::Dir, &Secret::new(JWE_DIR_KEY.to_vec()), "dir").expect("a dir key"),
+            DecryptionKey::symmetric(KeyManagement::A128Kw, &Secret::new(JWE_WRAP_KEY.to_vec()), "wrap")
+                .expect("a wrap key"),
+        ])
+        .expect("two keys");
+        Validator::builder(KeySet::new([key()]).expect("one key"))
+            .issuer(ISSUER)
+            .audience(AUDIENCE)
+            .decryption_keys(keys)
+            .require_encryption(true)
+            .build()
+    })
+}
+
+/// Encrypts `plaintext` under the protected header `header`, as it is, with the `dir` key and AES-256-GCM: the
+/// token passes the tag check and reaches the header checks and the token inside, which a random token never
+/// would.
+fn encrypted(header: &[u8], plaintext: &[u8]) -> String {
+    use aws_lc_rs::aead::{AES_256_GCM, Aad, LessSafeKey, Nonce, UnboundKey};
+    let header = URL_SAFE_NO_PAD.encode(header);
+    let key = LessSafeKey::new(UnboundKey::new(&AES_256_GCM, JWE_DIR_KEY).expect("a 32-byte key"));
+    let iv = [7u8; 12];
+    let mut ciphertext = plaintext.to_vec();
+    let tag = key
+        .seal_in_place_separate_tag(Nonce::assume_unique_for_key(iv), Aad::from(header.as_bytes()), &mut ciphertext)
+        .expect("AES-GCM seals");
+    format!(
+        "{header}..{}.{}.{}",
+        URL_SAFE_NO_PAD.encode(iv),
+        URL_SAFE_NO_PAD.encode(ciphertext),
+        URL_SAFE_NO_PAD.encode(tag.as_ref())
+    )
+}
+
+/// Whether the split form of `data` (see [`jwe`]) is accepted.
+pub(crate) fn jwe_accepts(data: &[u8]) -> bool {
+    let split = data.iter().position(|&byte| byte == 0xFF).unwrap_or(data.len());
+    let (header, plaintext) = (&data[..split], data.get(split + 1..).unwrap_or_default());
+    decrypting().validate::<Value>(&encrypted(header, plaintext)).is_ok()
+}
+
+/// Encrypted tokens (JWE): the bytes as a token; then split at the first 0xFF into a protected header and a
+/// plaintext, encrypted with the `dir` key so that they pass the tag. Properties: an accepted token's header
+/// names `dir` and `A256GCM` (the only pair the encryption above can pass), says `cty: JWT`, and has neither
+/// `zip` nor `crit`; its plaintext is a token the plain validator accepts too; and every refusal up to the
+/// inner signature is `Undecryptable` or a size refusal.
+pub(crate) fn jwe(data: &[u8]) {
+    use jwtgate::responses::ErrorKind;
+    let text = String::from_utf8_lossy(data);
+    if let Err(error) = decrypting().validate::<Value>(&text) {
+        let _ = error.to_string();
+    }
+
+    let split = data.iter().position(|&byte| byte == 0xFF).unwrap_or(data.len());
+    let (header, plaintext) = (&data[..split], data.get(split + 1..).unwrap_or_default());
+    let token = encrypted(header, plaintext);
+    match decrypting().validate::<Value>(&token) {
+        Ok(validated) => {
+            let header: serde_json::Map<String, Value> =
+                serde_json::from_slice(header).expect("an accepted header is a JSON object");
+            assert_eq!(header.get("alg").and_then(Value::as_str), Some("dir"));
+            assert_eq!(header.get("enc").and_then(Value::as_str), Some("A256GCM"));
+            let cty = header.get("cty").and_then(Value::as_str).expect("an accepted header has a cty");
+            assert!(cty.eq_ignore_ascii_case("jwt") || cty.eq_ignore_ascii_case("application/jwt"), "{cty}");
+            assert!(!header.contains_key("zip") && !header.contains_key("crit"));
+            let inner = std::str::from_utf8(plaintext).expect("an accepted plaintext is UTF-8");
+            assert!(strict().validate::<Value>(inner).is_ok(), "the token inside passes on its own");
+            assert_eq!(validated.registered().issuer(), Some(ISSUER));
+        }
+        Err(error) => {
+            let kind = error.kind();
+            let inner = std::str::from_utf8(plaintext).ok().map(|inner| strict().validate::<Value>(inner));
+            match inner {
+                // The token inside was good on its own: the JWE's header must be what failed.
+                Some(Ok(_)) => assert!(matches!(kind, ErrorKind::Undecryptable | ErrorKind::TooLarge), "{kind:?}"),
+                // A signed token inside whose claims fail says so; anything else before its signature is hidden.
+                _ => assert!(
+                    !matches!(
+                        kind,
+                        ErrorKind::Malformed
+                            | ErrorKind::UnsupportedAlgorithm
+                            | ErrorKind::AlgorithmMismatch
+                            | ErrorKind::UnknownKey
+                            | ErrorKind::InvalidSignature
+                            | ErrorKind::UnsupportedCritical
+                    ),
+                    "{kind:?} tells which step failed"
+                ),
+            }
+        }
+    }
+}

@@ -25,7 +25,7 @@ secs=${FUZZ_SECS:-600}
 sanitizer=${FUZZ_SANITIZER:-address}
 targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
-    targets=(token mapping_presets sources jwks dpop_proof introspection_answer)
+    targets=(token mapping_presets sources jwks dpop_proof introspection_answer jwe)
 fi
 
 cargo fuzz build --fuzz-dir fuzz -a -s "$sanitizer"

@@ -97,6 +97,64 @@ impl Minter {
     }
 }
 
+/// A JOSE library that makes keys and encrypts and decrypts tokens (JWE), through
+/// `tests/interop/jwe_jose.mjs` or `tests/interop/jwe_jwcrypto.py` (the protocol is in
+/// `tests/interop/README.md`).
+#[derive(Clone, Copy, Debug)]
+pub enum JwePeer {
+    /// `jose`, from npm.
+    Jose,
+    /// jwcrypto, in `tests/interop/.venv`.
+    Jwcrypto,
+}
+
+impl JwePeer {
+    /// Runs the script with `cases`: one result per case.
+    pub async fn run(self, cases: &[Value]) -> Vec<Value> {
+        let dir = dir();
+        let mut command = match self {
+            Self::Jose => {
+                require_setup(&dir.join("node_modules/jose"));
+                let mut command = Command::new("node");
+                command.arg(dir.join("jwe_jose.mjs"));
+                command
+            }
+            Self::Jwcrypto => {
+                let python = dir.join(".venv/bin/python");
+                require_setup(&python);
+                let mut command = Command::new(python);
+                command.arg(dir.join("jwe_jwcrypto.py"));
+                command
+            }
+        };
+        let mut child = command
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap_or_else(|err| panic!("cannot start the {self:?} JWE script: {err}"));
+        let input = serde_json::to_vec(&json!({ "cases": cases })).expect("cases serialize");
+        let mut stdin = child.stdin.take().expect("piped stdin");
+        stdin.write_all(&input).await.expect("write the cases");
+        drop(stdin);
+        let output = tokio::time::timeout(Duration::from_secs(120), child.wait_with_output())
+            .await
+            .expect("the JWE script finished within 120 s")
+            .expect("the JWE script ran");
+        assert!(
+            output.status.success(),
+            "the {self:?} JWE script failed ({}): {}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let answer: Value = serde_json::from_slice(&output.stdout).expect("the JWE script answers JSON");
+        let results = answer["results"].as_array().expect("results").clone();
+        assert_eq!(results.len(), cases.len(), "one result per case");
+        results
+    }
+}
+
 /// The npm `oidc-provider`, running `tests/interop/oidc_provider.mjs` on loopback.
 ///
 /// Its issuer is `http://127.0.0.1:<port>`; its client `test-client` gets RS256 JWT access tokens by client

@@ -824,6 +824,7 @@ mod docs {
     doc_file!(Readme, "../../README.md");
     doc_file!(Cache, "../../docs/cache.md");
     doc_file!(Deployment, "../../docs/deployment.md");
+    doc_file!(Encryption, "../../docs/encryption.md");
     doc_file!(Errors, "../../docs/errors.md");
     doc_file!(Events, "../../docs/events.md");
     doc_file!(Guards, "../../docs/guards.md");

@@ -48,6 +48,27 @@ fn introspection_answer_inputs_pass() {
 }
 
 #[test]
+fn jwe_inputs_pass() {
+    assert!(replay("jwe", harness::jwe) >= 10);
+}
+
+/// The seeds `valid` and `valid-with-kid` are accepted: the harness's encryption reaches the token inside.
+#[test]
+fn the_jwe_seeds_that_should_pass_do() {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../fuzz/regressions/jwe");
+    for seed in ["valid", "valid-with-kid"] {
+        let data = std::fs::read(dir.join(seed)).unwrap();
+        assert!(harness::jwe_accepts(&data), "{seed}");
+    }
+    for seed in
+        ["zip", "crit", "rsa1_5", "wrong-key-alg", "no-cty", "unsigned-inside", "jwe-inside", "duplicate-member"]
+    {
+        let data = std::fs::read(dir.join(seed)).unwrap();
+        assert!(!harness::jwe_accepts(&data), "{seed}");
+    }
+}
+
+#[test]
 fn dpop_proof_inputs_pass() {
     assert!(replay("dpop_proof", harness::dpop_proof) >= 3);
 }

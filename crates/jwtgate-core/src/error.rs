@@ -120,6 +120,15 @@ pub enum ErrorKind {
     /// timed out, answered with a status other than 200, or with a body that is not a JSON object. That says
     /// nothing about the token, which is neither accepted nor refused (HTTP 503, try again).
     IntrospectionUnavailable,
+    /// An encrypted token (JWE) could not be decrypted and verified: its form, its header (an unsupported
+    /// algorithm, `RSA1_5`, `zip`, `crit`), its key, its content key, its tag, the token inside (not a signed
+    /// token, or a JWE in a JWE), or that token's signature or key. One kind and one description for all of
+    /// them, so that no answer tells which step failed (HTTP 401, `invalid_token`). An encrypted token sent to
+    /// a validator without decryption keys is refused the same way.
+    Undecryptable,
+    /// The validator requires encrypted tokens, and the token is a plain signed one (HTTP 401,
+    /// `invalid_token`).
+    NotEncrypted,
 }
 
 /// The RFC 6750 §3 challenge that answers an [`Error`].
@@ -237,6 +246,8 @@ impl Error {
             ErrorKind::CertificateMismatch => "the token is not bound to the client certificate",
             ErrorKind::Inactive => "the token is not active",
             ErrorKind::IntrospectionUnavailable => "the token could not be introspected; try again later",
+            ErrorKind::Undecryptable => "the encrypted token could not be decrypted and verified",
+            ErrorKind::NotEncrypted => "the token must be encrypted",
         }
     }
 }
@@ -323,6 +334,8 @@ kind_names! {
     CertificateMismatch => "certificate_mismatch",
     Inactive => "inactive",
     IntrospectionUnavailable => "introspection_unavailable",
+    Undecryptable => "undecryptable",
+    NotEncrypted => "not_encrypted",
 }
 
 /// jwtgate could not be set up: a key, a validator, a remote key set, a published key set, or an issuer of
@@ -463,6 +476,8 @@ mod tests {
             ErrorKind::CertificateMismatch,
             ErrorKind::Inactive,
             ErrorKind::IntrospectionUnavailable,
+            ErrorKind::Undecryptable,
+            ErrorKind::NotEncrypted,
         ];
         let names: std::collections::HashSet<_> = kinds.iter().map(|kind| kind.name()).collect();
         assert_eq!(names.len(), kinds.len());

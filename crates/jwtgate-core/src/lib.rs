@@ -48,6 +48,7 @@ mod denylist;
 mod dpop;
 mod error;
 mod introspection;
+pub mod jwe;
 mod jwk;
 mod jws;
 mod key;

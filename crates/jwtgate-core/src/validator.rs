@@ -8,6 +8,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde::de::DeserializeOwned;
 
 use crate::claims::{RegisteredClaims, parse_claims};
+use crate::jwe::{self, Decryption, DecryptionKeys};
 use crate::jws::{Header, PartBuffer, decode_part};
 use crate::source::{PendingRefresh, RefreshOutcome, TrustedKeys};
 use crate::validated::{Attempt, Validated};
@@ -53,6 +54,7 @@ struct Rules {
     types: Vec<String>,
     max_token_bytes: usize,
     claims: ClaimRules,
+    decryption: Option<Decryption>,
 }
 
 /// The checks of a claims set, whether a JWT or an introspection answer holds it: its lifetime, its issuer
@@ -90,6 +92,7 @@ impl Validator {
                 types: Vec::new(),
                 max_token_bytes: DEFAULT_MAX_TOKEN_BYTES,
                 claims: ClaimRules::new(),
+                decryption: None,
             },
         }
     }
@@ -111,6 +114,12 @@ impl Validator {
                     "a validator by issuer cannot contain another one".to_owned(),
                 ));
             };
+            if rules.decryption.is_some() {
+                return Err(ConfigError::new(
+                    ConfigErrorKind::Validator,
+                    "a validator by issuer cannot decrypt tokens: the issuer is read before decryption".to_owned(),
+                ));
+            }
             let [issuer] = rules.claims.issuers.as_slice() else {
                 return Err(ConfigError::new(
                     ConfigErrorKind::Validator,
@@ -173,7 +182,13 @@ impl Validator {
 
     /// Validates `token` as if the time were `now` seconds since the Unix epoch.
     pub fn validate_at<C: DeserializeOwned>(&self, token: &str, now: i64) -> Result<Validated<C>, Error> {
-        self.check(token, now, None).map_err(Error::new)
+        self.check(token, now, None).map_err(|kind| conceal(token, kind))
+    }
+
+    /// Whether this validator decrypts encrypted tokens (JWE): it has [decryption
+    /// keys](ValidatorBuilder::decryption_keys).
+    pub fn decrypts(&self) -> bool {
+        matches!(&*self.inner, Inner::One(Rules { decryption: Some(_), .. }))
     }
 
     /// Validates `token` now, or returns a wait for a [`KeySource`](crate::KeySource)'s fetch: when the token
@@ -184,7 +199,7 @@ impl Validator {
         let mut refresh = None;
         match (self.check(token, unix_now(), Some(&mut refresh)), refresh) {
             (Err(ErrorKind::UnknownKey | ErrorKind::KeysUnavailable), Some(refresh)) => Attempt::WaitForKeys(refresh),
-            (result, _) => Attempt::Done(result.map_err(Error::new)),
+            (result, _) => Attempt::Done(result.map_err(|kind| conceal(token, kind))),
         }
     }
 
@@ -199,7 +214,7 @@ impl Validator {
     ) -> Result<Validated<C>, Error> {
         self.check(token, unix_now(), None).map_err(|kind| match (kind, outcome) {
             (ErrorKind::UnknownKey, RefreshOutcome::TimedOut) => Error::new(ErrorKind::KeysUnavailable),
-            (kind, _) => Error::new(kind),
+            (kind, _) => conceal(token, kind),
         })
     }
 
@@ -228,12 +243,35 @@ impl Validator {
     }
 }
 
+/// The error for `token`: for an encrypted token, every failure up to and including the inner token's
+/// signature is [`ErrorKind::Undecryptable`], whichever step it was, so that no answer is an oracle for the
+/// decryption (RFC 7516 §11.4, §11.5). A failure of a verified token's claims (expired, wrong audience) is
+/// told as for any token.
+fn conceal(token: &str, kind: ErrorKind) -> Error {
+    let concealed = jwe::is_compact_jwe(token)
+        && matches!(
+            kind,
+            ErrorKind::Malformed
+                | ErrorKind::UnsupportedAlgorithm
+                | ErrorKind::AlgorithmMismatch
+                | ErrorKind::UnknownKey
+                | ErrorKind::InvalidSignature
+                | ErrorKind::UnsupportedCritical
+                | ErrorKind::InvalidType
+        );
+    Error::new(if concealed { ErrorKind::Undecryptable } else { kind })
+}
+
 impl Issuers {
     /// The validator of the token's issuer. The claims are read unverified here, to choose; the chosen
     /// validator checks everything, `iss` included, as if it were alone.
     fn select(&self, token: &str) -> Result<&Validator, ErrorKind> {
         if token.len() > self.max_token_bytes {
             return Err(ErrorKind::TooLarge);
+        }
+        if jwe::is_compact_jwe(token) {
+            // No validator by issuer decrypts (see `Validator::by_issuer`).
+            return Err(ErrorKind::Undecryptable);
         }
         let mut parts = token.splitn(3, '.');
         let (Some(_), Some(payload), Some(_)) = (parts.next(), parts.next(), parts.next()) else {
@@ -257,6 +295,26 @@ impl Rules {
         if token.len() > rules.max_token_bytes {
             return Err(ErrorKind::TooLarge);
         }
+        if jwe::is_compact_jwe(token) {
+            let Some(decryption) = &rules.decryption else { return Err(ErrorKind::Undecryptable) };
+            let inner =
+                jwe::decrypt(&decryption.keys, token, rules.max_token_bytes).map_err(|_| ErrorKind::Undecryptable)?;
+            return rules.check_signed(&inner, now, refresh);
+        }
+        if rules.decryption.as_ref().is_some_and(|decryption| decryption.required) {
+            return Err(ErrorKind::NotEncrypted);
+        }
+        rules.check_signed(token, now, refresh)
+    }
+
+    /// The checks of a signed token (compact JWS), alone or from inside an encrypted one.
+    fn check_signed<C: DeserializeOwned>(
+        &self,
+        token: &str,
+        now: i64,
+        refresh: Option<&mut Option<PendingRefresh>>,
+    ) -> Result<Validated<C>, ErrorKind> {
+        let rules = self;
         let (signing_input, signature) = token.rsplit_once('.').ok_or(ErrorKind::Malformed)?;
         let (header, payload) = signing_input.split_once('.').ok_or(ErrorKind::Malformed)?;
         if payload.contains('.') {
@@ -503,6 +561,30 @@ impl ValidatorBuilder {
         self
     }
 
+    /// Decrypts encrypted tokens (nested JWTs: a signed token inside a compact JWE) with `keys`, then
+    /// validates the token inside as any other. Plain signed tokens are still accepted unless
+    /// [`require_encryption`](Self::require_encryption). Without this, an encrypted token is refused
+    /// ([`ErrorKind::Undecryptable`]). See the `jwe` module (`jwtgate::jwe`) for the algorithms.
+    pub fn decryption_keys(mut self, keys: DecryptionKeys) -> Self {
+        let required = self.rules.decryption.as_ref().is_some_and(|decryption| decryption.required);
+        self.rules.decryption = Some(Decryption { keys, required });
+        self
+    }
+
+    /// Refuses tokens that are not encrypted ([`ErrorKind::NotEncrypted`]), once
+    /// [`decryption_keys`](Self::decryption_keys) are set; without them every token is refused. Default: plain
+    /// signed tokens are accepted too.
+    pub fn require_encryption(mut self, required: bool) -> Self {
+        match &mut self.rules.decryption {
+            Some(decryption) => decryption.required = required,
+            None if required => {
+                self.rules.decryption = Some(Decryption { keys: DecryptionKeys::none(), required: true });
+            }
+            None => {}
+        }
+        self
+    }
+
     /// How roles, scopes and permissions are read from the claims into the [`Principal`]. Default:
     /// [`AuthorityMapping::default`], the `roles` array and the `scope` string.
     pub fn authorities(mut self, mapping: AuthorityMapping) -> Self {
@@ -528,6 +610,7 @@ impl fmt::Debug for Rules {
             .field("max_age", &self.claims.max_age)
             .field("max_token_bytes", &self.max_token_bytes)
             .field("authorities", &self.claims.mapping)
+            .field("decryption", &self.decryption)
             .finish()
     }
 }

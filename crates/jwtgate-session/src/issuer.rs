@@ -8,6 +8,7 @@ use std::time::Duration;
 use arc_swap::ArcSwap;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use jwtgate_core::jwe::EncryptionKey;
 use jwtgate_core::{__private::unix_now, KeySet, KeySource, KeysUnavailable, PendingRefresh, SigningKey, TrustedKeys};
 use jwtgate_jwks::JwksPublisher;
 use serde::Serialize;
@@ -51,6 +52,8 @@ struct Inner {
     keys: ArcSwap<Keys>,
     /// The public keys, for an issuer with asymmetric keys.
     jwks: Option<JwksPublisher>,
+    /// The recipient its tokens are encrypted for, if any.
+    encryption: Option<EncryptionKey>,
     /// The earliest retirement due (seconds since the epoch), or `i64::MAX`: checked without a lock.
     next_retirement: AtomicI64,
     /// Serializes rotations and retirements; issuing never takes it unless a retirement is due.
@@ -86,6 +89,7 @@ pub struct TokenIssuerBuilder {
     leeway: Duration,
     allow_long: bool,
     key: SigningKey,
+    encryption: Option<EncryptionKey>,
 }
 
 /// An access token just issued.
@@ -139,6 +143,7 @@ impl TokenIssuer {
             leeway: DEFAULT_RETIREMENT_LEEWAY,
             allow_long: false,
             key,
+            encryption: None,
         }
     }
 
@@ -213,7 +218,11 @@ impl TokenIssuer {
             custom: &custom,
         };
         let keys = self.inner.keys.load();
-        let token = keys.current.sign("at+jwt", &full)?;
+        let mut token = keys.current.sign("at+jwt", &full)?;
+        if let Some(recipient) = &self.inner.encryption {
+            // Sign, then encrypt: a nested token whose signature the recipient checks after decrypting.
+            token = recipient.encrypt(&token)?;
+        }
         Ok(Issued { token, jti, expires_at, lifetime })
     }
 
@@ -329,6 +338,15 @@ impl TokenIssuerBuilder {
         self
     }
 
+    /// Encrypts every token for `recipient` (a nested JWT: signed, then encrypted; RFC 7519 §5.2), for a
+    /// resource server that decrypts with the private half of `recipient`'s key. The signature is still what
+    /// the resource server trusts; encryption only keeps the claims from being read on the way. Default: not
+    /// encrypted.
+    pub fn encrypt_for(mut self, recipient: EncryptionKey) -> Self {
+        self.encryption = Some(recipient);
+        self
+    }
+
     /// Allows lifetimes over an hour. Prefer short access tokens and refresh tokens.
     pub fn allow_long_lifetime(mut self) -> Self {
         self.allow_long = true;
@@ -362,6 +380,7 @@ impl TokenIssuerBuilder {
                 leeway: self.leeway,
                 keys: ArcSwap::from_pointee(Keys::new(self.key, Vec::new())?),
                 jwks,
+                encryption: self.encryption,
                 next_retirement: AtomicI64::new(i64::MAX),
                 writer: Mutex::new(()),
             }),

@@ -39,6 +39,7 @@
 mod call;
 mod dpop;
 mod introspection;
+mod jwe;
 mod key;
 mod server;
 mod token;
@@ -49,6 +50,7 @@ pub use call::tonic_request;
 pub use call::{body_json, send, with_bearer};
 pub use dpop::{DpopKey, ProofBuilder};
 pub use introspection::IntrospectionServer;
+pub use jwe::JweKey;
 pub use key::{PrivateForm, TestKey};
 pub use server::{Fault, JwksServer};
 pub use token::TokenBuilder;

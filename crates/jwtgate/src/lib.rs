@@ -47,6 +47,14 @@ pub use jwtgate_macros::require;
 #[cfg_attr(docsrs, doc(cfg(feature = "utoipa")))]
 pub use jwtgate_axum::openapi;
 
+/// Encrypted tokens (JWE): the keys that decrypt them (`ValidatorBuilder::decryption_keys`) and the keys that
+/// encrypt them for a recipient (`TokenIssuerBuilder::encrypt_for`). See the encryption guide.
+pub mod jwe {
+    pub use jwtgate_core::jwe::{
+        ContentEncryption, DecryptionKey, DecryptionKeys, EncryptionKey, KeyManagement, UnsupportedJweAlgorithm,
+    };
+}
+
 /// Keys: HMAC secrets, public keys from PEM and JWK Sets, signing keys, and the sources that combine fixed
 /// keys with remote ones.
 pub mod keys {
@@ -213,6 +221,7 @@ pub mod guides {
                 "[dpop.md]: crate::guides::dpop\n",
                 "[mtls.md]: crate::guides::mtls\n",
                 "[introspection.md]: crate::guides::introspection\n",
+                "[encryption.md]: crate::guides::encryption\n",
                 "[deployment.md]: crate::guides::deployment\n",
                 "[migration.md]: crate::guides::migration\n",
                 "[security.md]: crate::guides::security\n",
@@ -272,6 +281,13 @@ pub mod guides {
     #[doc = guide_links!()]
     #[doc = include_str!("../docs/introspection.md")]
     pub mod introspection {}
+
+    /// Encrypted tokens (JWE): when encryption is worth it, decrypting, encrypting the tokens you issue, key
+    /// rotation, and ASP.NET's `TokenDecryptionKeys`.
+    #[doc = ""]
+    #[doc = guide_links!()]
+    #[doc = include_str!("../docs/encryption.md")]
+    pub mod encryption {}
 
     /// The protected resource: its metadata (RFC 9728), its audience (RFC 8707), and the challenges that
     /// name it.

@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use jwtgate::jwe::DecryptionKeys;
 use jwtgate::resource::ResourceUri;
 use jwtgate::{KeySet, Secret, keys::AlgorithmMapping};
 
@@ -61,11 +62,6 @@ pub(crate) enum RedisAt {
     Cluster(Vec<String>),
 }
 
-/// Settings of the contract's later sections, whose features this build of the demo does not have yet. Each
-/// is refused at start, by name (never by value: some hold secrets), rather than silently ignored.
-const NOT_YET: &[(&str, &str)] =
-    &[("JWTGATE_JWE_KEYS_FILE", "encrypted tokens"), ("JWTGATE_JWE_REQUIRED", "encrypted tokens")];
-
 pub(crate) struct Config {
     pub(crate) addr: SocketAddr,
     pub(crate) keys: Keys,
@@ -87,6 +83,16 @@ pub(crate) struct Config {
     pub(crate) introspection: Option<IntrospectionSettings>,
     /// `JWTGATE_REDIS_WAIT_REPLICAS`: how many replicas must hold a revocation before it is confirmed.
     pub(crate) wait_replicas: u32,
+    /// Encrypted tokens: `JWTGATE_JWE_KEYS_FILE` and `JWTGATE_JWE_REQUIRED`.
+    pub(crate) jwe: Option<JweSettings>,
+}
+
+/// `JWTGATE_JWE_KEYS_FILE` and `JWTGATE_JWE_REQUIRED`.
+pub(crate) struct JweSettings {
+    /// The private keys that decrypt tokens.
+    pub(crate) keys: DecryptionKeys,
+    /// Whether a token that is not encrypted is refused.
+    pub(crate) required: bool,
 }
 
 /// `JWTGATE_DPOP`, `JWTGATE_DPOP_NONCE` and `JWTGATE_DPOP_IAT_SECS`.
@@ -118,9 +124,6 @@ impl Config {
             && oidc != issuer
         {
             return Err("JWTGATE_ISSUER differs from JWTGATE_OIDC_ISSUER".into());
-        }
-        if let Some((name, feature)) = NOT_YET.iter().find(|(name, _)| var(name).is_some()) {
-            return Err(format!("{name} is not supported by this build of the demo ({feature} is not built yet)"));
         }
         let cooldown = Duration::from_secs(number(&var, "JWTGATE_JWKS_COOLDOWN_SECS", 10)?);
         let refresh = Duration::from_secs(number(&var, "JWTGATE_JWKS_REFRESH_SECS", 300)?);
@@ -227,6 +230,7 @@ impl Config {
             dpop,
             introspection,
             wait_replicas,
+            jwe: jwe(&var)?,
         })
     }
 
@@ -292,6 +296,23 @@ fn revocations(var: &impl Fn(&str) -> Option<String>) -> Result<Revocations, Str
         (Some(_), None) => Err("JWTGATE_REDIS_MODE needs JWTGATE_REDIS_URL or JWTGATE_REDIS_CLUSTER_URLS".into()),
         (_, Some(at)) => Ok(Revocations::Redis(at)),
         (None, None) => Ok(Revocations::Memory),
+    }
+}
+
+fn jwe(var: &impl Fn(&str) -> Option<String>) -> Result<Option<JweSettings>, String> {
+    let required = match var("JWTGATE_JWE_REQUIRED").as_deref().map(str::trim) {
+        None | Some("false") => false,
+        Some("true") => true,
+        Some(other) => return Err(format!("JWTGATE_JWE_REQUIRED must be true or false, not {other:?}")),
+    };
+    match var("JWTGATE_JWE_KEYS_FILE") {
+        Some(path) => {
+            let keys = DecryptionKeys::from_jwks_file(PathBuf::from(&path))
+                .map_err(|err| format!("JWTGATE_JWE_KEYS_FILE: {err}"))?;
+            Ok(Some(JweSettings { keys, required }))
+        }
+        None if required => Err("JWTGATE_JWE_REQUIRED=true needs JWTGATE_JWE_KEYS_FILE".into()),
+        None => Ok(None),
     }
 }
 
@@ -455,12 +476,17 @@ mod tests {
     }
 
     #[test]
-    fn settings_of_features_not_built_yet_are_refused_by_name_never_by_value() {
-        for (name, _) in NOT_YET {
-            let err = config(&[(name, "s3cr3t-value")]).err().unwrap_or_else(|| panic!("{name} was accepted"));
-            assert!(err.starts_with(&format!("{name} is not supported by this build of the demo")), "{err}");
-            assert!(!err.contains("s3cr3t"), "{err}");
+    fn jwe_settings_follow_the_contract() {
+        assert!(config(&[]).unwrap().jwe.is_none());
+        for (vars, error) in [
+            (&[("JWTGATE_JWE_REQUIRED", "yes")][..], "JWTGATE_JWE_REQUIRED must be true or false"),
+            (&[("JWTGATE_JWE_REQUIRED", "true")], "JWTGATE_JWE_REQUIRED=true needs JWTGATE_JWE_KEYS_FILE"),
+            (&[("JWTGATE_JWE_KEYS_FILE", "/nonexistent/jwe.json")], "JWTGATE_JWE_KEYS_FILE: cannot read"),
+        ] {
+            let err = config(vars).err().unwrap_or_else(|| panic!("{vars:?} was accepted"));
+            assert!(err.starts_with(error), "{err}");
         }
+        assert!(config(&[("JWTGATE_JWE_REQUIRED", "false")]).unwrap().jwe.is_none());
     }
 
     #[test]

@@ -202,6 +202,9 @@ fn validator(config: &Config, keys: TrustedKeys) -> Validator {
     for audience in &config.audiences {
         validator = validator.audience(audience.clone());
     }
+    if let Some(jwe) = &config.jwe {
+        validator = validator.decryption_keys(jwe.keys.clone()).require_encryption(jwe.required);
+    }
     validator.build()
 }
 

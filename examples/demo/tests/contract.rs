@@ -7,7 +7,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use jwtgate::Algorithm;
-use jwtgate_test::{Fault, IntrospectionServer, JwksServer};
+use jwtgate::jwe::{ContentEncryption, KeyManagement};
+use jwtgate_test::{Fault, IntrospectionServer, JweKey, JwksServer};
 use jwtgate_tests::{RedisCluster, RedisServer, TestKey, now};
 use rustix::process::{Pid, Signal};
 use serde_json::{Value, json};
@@ -403,6 +404,145 @@ async fn with_redis_a_logout_reaches_every_instance_and_an_outage_fails_closed()
         assert_eq!(demo.stop().await, 0);
     }
     drop(_redis);
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// The keys of the contract's JWE section: every required `alg` (the `ECDH-ES` ones on P-256, and on P-384
+/// and X25519 too), and a `dir` key for each content key length.
+fn jwe_keys() -> Vec<JweKey> {
+    let mut keys = Vec::new();
+    for alg in [KeyManagement::RsaOaep256, KeyManagement::A128Kw, KeyManagement::A256Kw] {
+        keys.push(JweKey::generate(alg));
+    }
+    for alg in [KeyManagement::EcdhEs, KeyManagement::EcdhEsA128Kw, KeyManagement::EcdhEsA256Kw] {
+        for curve in ["P-256", "P-384", "X25519"] {
+            keys.push(JweKey::generate_on(alg, curve).with_kid(&format!("{alg}-{curve}")));
+        }
+    }
+    for enc in [ContentEncryption::A128Gcm, ContentEncryption::A256Gcm, ContentEncryption::A256CbcHs512] {
+        keys.push(JweKey::generate_dir(enc).with_kid(&format!("dir-{}", enc.key_len())));
+    }
+    keys
+}
+
+/// The content encryptions a key can encrypt with: all, but for a `dir` key those of its length.
+fn encryptions(key: &JweKey) -> Vec<ContentEncryption> {
+    let len = key.private_jwk()["k"].as_str().map(|k| k.len() * 3 / 4);
+    ContentEncryption::ALL
+        .into_iter()
+        .filter(|enc| key.alg() != KeyManagement::Dir || len == Some(enc.key_len()))
+        .collect()
+}
+
+/// `token` with its JWE protected header changed by `change` (the tag no longer matches: the header is the AAD).
+fn with_jwe_header(token: &str, change: impl Fn(&mut serde_json::Map<String, Value>)) -> String {
+    use base64::Engine;
+    let engine = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let (header, rest) = token.split_once('.').unwrap();
+    let mut json: serde_json::Map<String, Value> = serde_json::from_slice(&engine.decode(header).unwrap()).unwrap();
+    change(&mut json);
+    format!("{}.{rest}", engine.encode(serde_json::to_vec(&json).unwrap()))
+}
+
+#[tokio::test]
+async fn encrypted_tokens_follow_the_contract() {
+    let signer = TestKey::generate(Algorithm::ES256).with_kid("sig");
+    let (dir, file) = jwks_file("jwe", &[&signer]);
+    let keys = jwe_keys();
+    let jwe_file = dir.join("jwe.json");
+    let set = json!({ "keys": keys.iter().map(|key| key.private_jwk().clone()).collect::<Vec<_>>() });
+    std::fs::write(&jwe_file, set.to_string()).unwrap();
+    let jwe_file = jwe_file.to_str().unwrap().to_owned();
+    let vars =
+        [("JWTGATE_JWKS_FILE", file.as_str()), ("JWTGATE_JWE_KEYS_FILE", &jwe_file), ("JWTGATE_JWE_REQUIRED", "true")];
+    let demo = Demo::start(&vars).await;
+    let jws = signer.sign(&demo_claims());
+
+    // Every key, with every content encryption it can use: decrypted, then validated.
+    for key in &keys {
+        for enc in encryptions(key) {
+            let (status, body) = demo.me(&key.encrypt(&jws, enc)).await;
+            assert_eq!((status, body["sub"].as_str()), (200, Some("alice")), "{} {enc}", key.kid());
+        }
+    }
+    // Not encrypted: 401.
+    let answer = demo.bearer_me(&jws).await;
+    assert_invalid_token(&demo, answer, "the token must be encrypted");
+
+    // Every failure up to the inner signature: 401 with one and the same description.
+    let wrap = keys.iter().find(|key| key.alg() == KeyManagement::A256Kw).unwrap();
+    let token = wrap.encrypt(&jws, ContentEncryption::A256Gcm);
+    let unsigned = format!(
+        "{}.{}.",
+        jwtgate_test::b64(r#"{"alg":"none","typ":"JWT"}"#),
+        jwtgate_test::b64(demo_claims().to_string())
+    );
+    let stranger = TestKey::generate(Algorithm::ES256).with_kid("sig");
+    let mut tampered: Vec<u8> = token.clone().into_bytes();
+    let last = tampered.len() - 2;
+    tampered[last] = if tampered[last] == b'A' { b'B' } else { b'A' };
+    let tampered = String::from_utf8(tampered).unwrap();
+    let failures = [
+        ("RSA1_5", with_jwe_header(&token, |h| drop(h.insert("alg".into(), "RSA1_5".into())))),
+        ("zip", with_jwe_header(&token, |h| drop(h.insert("zip".into(), "DEF".into())))),
+        ("an unknown crit", with_jwe_header(&token, |h| drop(h.insert("crit".into(), json!(["x"]))))),
+        ("another alg for the key", with_jwe_header(&token, |h| drop(h.insert("alg".into(), "A128KW".into())))),
+        ("an unknown kid", with_jwe_header(&token, |h| drop(h.insert("kid".into(), "nobody".into())))),
+        ("a tampered tag", tampered),
+        ("an unsigned token inside", wrap.encrypt(&unsigned, ContentEncryption::A256Gcm)),
+        ("a JWE inside", wrap.encrypt(&token, ContentEncryption::A256Gcm)),
+        ("a signature by another key", wrap.encrypt(&stranger.sign(&demo_claims()), ContentEncryption::A256Gcm)),
+    ];
+    for (failure, forged) in &failures {
+        let answer = demo.bearer_me(forged).await;
+        assert_eq!(answer.0, 401, "{failure}");
+        assert_invalid_token(&demo, answer, "the encrypted token could not be decrypted and verified");
+    }
+    // A verified token that fails a claim check says so.
+    let mut expired = demo_claims();
+    expired["exp"] = json!(now() - 600);
+    let answer = demo.bearer_me(&wrap.encrypt(&signer.sign(&expired), ContentEncryption::A256Gcm)).await;
+    assert_invalid_token(&demo, answer, "the token has expired");
+    // Logout revokes the token inside, whichever way it travels.
+    assert_eq!(demo.post("/logout", &token).await, 204);
+    assert_eq!(demo.me(&token).await.0, 401);
+    assert_eq!(demo.stop().await, 0);
+
+    // Without JWTGATE_JWE_REQUIRED: encrypted and plain tokens side by side.
+    let mixed = Demo::start(&vars[..2]).await;
+    let mut fresh = demo_claims();
+    fresh["jti"] = json!("j2");
+    let plain = signer.sign(&fresh);
+    assert_eq!(mixed.me(&plain).await.0, 200);
+    assert_eq!(mixed.me(&wrap.encrypt(&plain, ContentEncryption::A128CbcHs256)).await.0, 200);
+    assert_eq!(mixed.stop().await, 0);
+
+    // Misconfigurations: exit 2, one line, no key material.
+    let secret = wrap.private_jwk()["k"].as_str().unwrap().to_owned();
+    let bad_file = dir.join("bad-jwe.json");
+    let mut bad = wrap.private_jwk().clone();
+    bad["use"] = "sig".into();
+    std::fs::write(&bad_file, json!({ "keys": [bad] }).to_string()).unwrap();
+    let bad_file = bad_file.to_str().unwrap().to_owned();
+    let rsa1_5 = dir.join("rsa1_5.json");
+    let mut old = keys[0].private_jwk().clone();
+    old["alg"] = "RSA1_5".into();
+    std::fs::write(&rsa1_5, json!({ "keys": [old] }).to_string()).unwrap();
+    let rsa1_5 = rsa1_5.to_str().unwrap().to_owned();
+    for vars in [
+        vec![("JWTGATE_JWKS_FILE", file.as_str()), ("JWTGATE_JWE_REQUIRED", "yes")],
+        vec![("JWTGATE_JWKS_FILE", file.as_str()), ("JWTGATE_JWE_REQUIRED", "true")],
+        vec![("JWTGATE_JWKS_FILE", file.as_str()), ("JWTGATE_JWE_KEYS_FILE", "/nonexistent/jwe.json")],
+        vec![("JWTGATE_JWKS_FILE", file.as_str()), ("JWTGATE_JWE_KEYS_FILE", &bad_file)],
+        vec![("JWTGATE_JWKS_FILE", file.as_str()), ("JWTGATE_JWE_KEYS_FILE", &rsa1_5)],
+        vec![("JWTGATE_JWKS_FILE", file.as_str()), ("JWTGATE_JWE_KEYS_FILE", &file)],
+    ] {
+        let (code, stderr) = misconfigured(&vars).await;
+        assert_eq!(code, 2, "{vars:?}: {stderr}");
+        assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
+        assert!(stderr.contains("JWTGATE_JWE_"), "{stderr}");
+        assert!(!stderr.contains(&secret), "key material leaked: {stderr}");
+    }
     std::fs::remove_dir_all(dir).unwrap();
 }
 

@@ -323,7 +323,7 @@ impl<C: DeserializeOwned + 'static> Config<C> {
     /// DPoP proof, its client certificate.
     fn authenticate(&self, token: Cow<'_, str>, possession: Option<Box<Possession>>) -> Step<C> {
         let validator = match (&self.validator, &self.introspection) {
-            (_, Some(introspection)) if self.introspect_jwts || !is_compact_jws(&token) => {
+            (_, Some(introspection)) if self.introspect_jwts || !self.is_jwt(&token) => {
                 return match introspection.introspect(&token) {
                     Introspection::Ready(answer) => self.introspected(answer, possession),
                     Introspection::Pending(pending) => Step::AwaitIntrospection(pending, possession),
@@ -398,6 +398,12 @@ impl<C: DeserializeOwned + 'static> Config<C> {
 }
 
 impl<C> Config<C> {
+    /// Whether `token` takes the JWT path: a compact JWS, or a compact JWE when the validator decrypts. Only a
+    /// token of that shape can pass the validator, so any other is introspected.
+    fn is_jwt(&self, token: &str) -> bool {
+        is_compact_jws(token) || (is_compact_jwe(token) && self.validator.as_ref().is_some_and(|v| v.decrypts()))
+    }
+
     /// The layer's own rules, beyond the validator's, for a token the validator accepted: `jti` if required,
     /// and the key the token is bound to, if any (RFC 9449 §7, RFC 8705 §3).
     fn layer_rules(
@@ -518,11 +524,15 @@ impl<C> Config<C> {
     }
 }
 
-/// Whether `token` is shaped as a compact JWS: exactly two dots. Only a token of that shape can pass a JWT's
-/// validation, so only such a token takes the JWT path; any other is introspected.
+/// Whether `token` is shaped as a compact JWS: exactly two dots.
 fn is_compact_jws(token: &str) -> bool {
     let mut dots = token.bytes().filter(|&byte| byte == b'.');
     dots.next().is_some() && dots.next().is_some() && dots.next().is_none()
+}
+
+/// Whether `token` is shaped as a compact JWE: exactly four dots.
+fn is_compact_jwe(token: &str) -> bool {
+    token.bytes().filter(|&byte| byte == b'.').count() == 4
 }
 
 impl<S, ReqBody, C> InFlight<S, ReqBody, C>

@@ -48,19 +48,48 @@ pub struct Minted {
 impl Minter {
     /// Runs the script with `cases` (see `tests/interop/README.md` for their form).
     pub async fn mint(self, cases: &[Value]) -> Minted {
+        let script = match self {
+            Self::PyJwt => Script::Python("mint_pyjwt.py"),
+            Self::Jose => Script::Node("mint_jose.mjs"),
+        };
+        let answer = script.run(&json!({ "cases": cases }), Duration::from_secs(60)).await;
+        let tokens = answer["tokens"]
+            .as_array()
+            .expect("tokens")
+            .iter()
+            .map(|token| token.as_str().expect("a token is a string").to_owned())
+            .collect::<Vec<_>>();
+        assert_eq!(tokens.len(), cases.len(), "one token per case");
+        Minted { jwks: answer["jwks"].clone(), tokens }
+    }
+}
+
+/// A fixture script of `tests/interop`, run with the setup's Node packages or Python environment.
+#[derive(Clone, Copy, Debug)]
+enum Script {
+    /// On the system's `node`, with `jose` from `node_modules`.
+    Node(&'static str),
+    /// On the Python of `.venv`.
+    Python(&'static str),
+}
+
+impl Script {
+    /// Runs the script with `input` on stdin, and returns the JSON it prints; fails the test if it cannot
+    /// start, fails, or takes longer than `within`.
+    async fn run(self, input: &Value, within: Duration) -> Value {
         let dir = dir();
         let mut command = match self {
-            Self::PyJwt => {
+            Self::Python(script) => {
                 let python = dir.join(".venv/bin/python");
                 require_setup(&python);
                 let mut command = Command::new(python);
-                command.arg(dir.join("mint_pyjwt.py"));
+                command.arg(dir.join(script));
                 command
             }
-            Self::Jose => {
+            Self::Node(script) => {
                 require_setup(&dir.join("node_modules/jose"));
                 let mut command = Command::new("node");
-                command.arg(dir.join("mint_jose.mjs"));
+                command.arg(dir.join(script));
                 command
             }
         };
@@ -70,30 +99,22 @@ impl Minter {
             .stderr(Stdio::piped())
             .kill_on_drop(true)
             .spawn()
-            .unwrap_or_else(|err| panic!("cannot start the {self:?} minting script: {err}"));
-        let input = serde_json::to_vec(&json!({ "cases": cases })).expect("cases serialize");
+            .unwrap_or_else(|err| panic!("cannot start {self:?}: {err}"));
+        let input = serde_json::to_vec(input).expect("the input serializes");
         let mut stdin = child.stdin.take().expect("piped stdin");
-        stdin.write_all(&input).await.expect("write the cases");
+        stdin.write_all(&input).await.expect("write the input");
         drop(stdin);
-        let output = tokio::time::timeout(Duration::from_secs(60), child.wait_with_output())
+        let output = tokio::time::timeout(within, child.wait_with_output())
             .await
-            .expect("the minting script finished within 60 s")
-            .expect("the minting script ran");
+            .unwrap_or_else(|_| panic!("{self:?} did not finish within {within:?}"))
+            .expect("the script ran");
         assert!(
             output.status.success(),
-            "the {self:?} minting script failed ({}): {}",
+            "{self:?} failed ({}): {}",
             output.status,
             String::from_utf8_lossy(&output.stderr)
         );
-        let answer: Value = serde_json::from_slice(&output.stdout).expect("the minting script answers JSON");
-        let tokens = answer["tokens"]
-            .as_array()
-            .expect("tokens")
-            .iter()
-            .map(|token| token.as_str().expect("a token is a string").to_owned())
-            .collect::<Vec<_>>();
-        assert_eq!(tokens.len(), cases.len(), "one token per case");
-        Minted { jwks: answer["jwks"].clone(), tokens }
+        serde_json::from_slice(&output.stdout).unwrap_or_else(|err| panic!("{self:?} answered no JSON: {err}"))
     }
 }
 
@@ -111,44 +132,11 @@ pub enum JwePeer {
 impl JwePeer {
     /// Runs the script with `cases`: one result per case.
     pub async fn run(self, cases: &[Value]) -> Vec<Value> {
-        let dir = dir();
-        let mut command = match self {
-            Self::Jose => {
-                require_setup(&dir.join("node_modules/jose"));
-                let mut command = Command::new("node");
-                command.arg(dir.join("jwe_jose.mjs"));
-                command
-            }
-            Self::Jwcrypto => {
-                let python = dir.join(".venv/bin/python");
-                require_setup(&python);
-                let mut command = Command::new(python);
-                command.arg(dir.join("jwe_jwcrypto.py"));
-                command
-            }
+        let script = match self {
+            Self::Jose => Script::Node("jwe_jose.mjs"),
+            Self::Jwcrypto => Script::Python("jwe_jwcrypto.py"),
         };
-        let mut child = command
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap_or_else(|err| panic!("cannot start the {self:?} JWE script: {err}"));
-        let input = serde_json::to_vec(&json!({ "cases": cases })).expect("cases serialize");
-        let mut stdin = child.stdin.take().expect("piped stdin");
-        stdin.write_all(&input).await.expect("write the cases");
-        drop(stdin);
-        let output = tokio::time::timeout(Duration::from_secs(120), child.wait_with_output())
-            .await
-            .expect("the JWE script finished within 120 s")
-            .expect("the JWE script ran");
-        assert!(
-            output.status.success(),
-            "the {self:?} JWE script failed ({}): {}",
-            output.status,
-            String::from_utf8_lossy(&output.stderr)
-        );
-        let answer: Value = serde_json::from_slice(&output.stdout).expect("the JWE script answers JSON");
+        let answer = script.run(&json!({ "cases": cases }), Duration::from_secs(120)).await;
         let results = answer["results"].as_array().expect("results").clone();
         assert_eq!(results.len(), cases.len(), "one result per case");
         results

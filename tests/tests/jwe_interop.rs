@@ -52,8 +52,13 @@ async fn keys(peer: JwePeer) -> Vec<(Value, Value)> {
         .collect()
 }
 
-/// A decryption key from a peer's private JWK: `RSA-OAEP` named in code, as jwtgate asks.
-fn decryption_key(alg: KeyManagement, private: &Value) -> DecryptionKey {
+/// A decryption key from a peer's private JWK: `RSA-OAEP` named in code, as jwtgate asks, and a `dir` key's
+/// content encryption named in its JWK (jwtgate binds a `dir` key to one).
+fn decryption_key(alg: KeyManagement, enc: ContentEncryption, private: &Value) -> DecryptionKey {
+    let mut private = private.clone();
+    if alg == KeyManagement::Dir {
+        private["enc"] = enc.name().into();
+    }
     match alg {
         KeyManagement::RsaOaep => DecryptionKey::from_jwk_for(alg, &private.to_string()).unwrap(),
         _ => DecryptionKey::from_jwk(&private.to_string()).unwrap(),
@@ -72,7 +77,7 @@ async fn both_ways(peer: JwePeer) {
     let jws = signer.sign(&claims());
     let keys = keys(peer).await;
     let decryption = DecryptionKeys::new(
-        pairs().into_iter().zip(&keys).map(|((alg, _, _), (private, _))| decryption_key(alg, private)),
+        pairs().into_iter().zip(&keys).map(|((alg, _, enc), (private, _))| decryption_key(alg, enc, private)),
     )
     .unwrap();
     let validator = Validator::builder(signer.key_set())

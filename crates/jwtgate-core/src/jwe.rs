@@ -65,10 +65,7 @@ pub(crate) fn is_compact_jwe(token: &str) -> bool {
 /// Decrypts a nested token: the signed token inside, at most `max_plaintext` bytes, once the header, the key
 /// and the tag check out and the content is a compact JWS.
 pub(crate) fn decrypt(keys: &DecryptionKeys, token: &str, max_plaintext: usize) -> Result<String, Refusal> {
-    let (header, plaintext) = open(keys, token, max_plaintext)?;
-    if !header.content_is_jwt() {
-        return Err(Refusal::NotNested);
-    }
+    let (_, plaintext) = open(keys, token, max_plaintext, Content::Jwt)?;
     let inner = String::from_utf8(plaintext).map_err(|_| Refusal::NotNested)?;
     // A signed token has two dots; a JWE inside (four) is never opened in turn.
     if inner.bytes().filter(|&byte| byte == b'.').count() != 2 {
@@ -77,8 +74,23 @@ pub(crate) fn decrypt(keys: &DecryptionKeys, token: &str, max_plaintext: usize) 
     Ok(inner)
 }
 
-/// Opens a compact JWE: its header and its plaintext, whatever the plaintext is.
-fn open(keys: &DecryptionKeys, token: &str, max_plaintext: usize) -> Result<(JweHeader, Vec<u8>), Refusal> {
+/// What a JWE must say it holds.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Content {
+    /// A nested token: `cty: JWT`.
+    Jwt,
+    /// Anything (the RFCs' examples, whose headers have no `cty`).
+    #[cfg(test)]
+    Any,
+}
+
+/// Opens a compact JWE: its header and its plaintext.
+fn open(
+    keys: &DecryptionKeys,
+    token: &str,
+    max_plaintext: usize,
+    content: Content,
+) -> Result<(JweHeader, Vec<u8>), Refusal> {
     let mut parts = token.split('.');
     let (Some(header_b64), Some(encrypted_key), Some(iv), Some(ciphertext), Some(tag), None) =
         (parts.next(), parts.next(), parts.next(), parts.next(), parts.next(), parts.next())
@@ -92,17 +104,23 @@ fn open(keys: &DecryptionKeys, token: &str, max_plaintext: usize) -> Result<(Jwe
         || base64::decoded_len_estimate(encrypted_key.len()) > 1024 + 3
         || iv.len() > 24
         || tag.len() > 44
-        || base64::decoded_len_estimate(ciphertext.len()) > max_plaintext + 16 + 3
+        || base64::decoded_len_estimate(ciphertext.len()) > max_plaintext.saturating_add(16 + 3)
     {
         return Err(Refusal::Form);
     }
     let decode = |part: &str| crate::jws::decode_part(part).map_err(|_| Refusal::Form);
     let header = JweHeader::parse(&decode(header_b64)?).map_err(|_| Refusal::Header)?;
+    // `cty` is in the protected header: a token that does not hold a JWT is refused before any key work.
+    if content == Content::Jwt && !header.content_is_jwt() {
+        return Err(Refusal::NotNested);
+    }
     let key = keys.select(header.kid.as_deref(), header.alg).ok_or(Refusal::Key)?;
     let (encrypted_key, iv, ciphertext, tag) = (decode(encrypted_key)?, decode(iv)?, decode(ciphertext)?, decode(tag)?);
-    // A content key that cannot be had is replaced by a random one, and the tag check fails then as it does for
-    // any other tampering (RFC 7516 §11.5): the same path, whichever step went wrong.
-    let cek = key.content_key(&header, &encrypted_key).unwrap_or_else(|| random_key(header.enc.key_len()));
+    // A random content key is made first, whatever follows; a content key that cannot be had is replaced by it,
+    // and the tag check fails then as it does for any other tampering (RFC 7516 §11.5): the same path and the
+    // same work, whichever step went wrong. Without randomness, nothing is decrypted.
+    let random = random_key(header.enc.key_len()).ok_or(Refusal::Content)?;
+    let cek = key.content_key(&header, &encrypted_key).unwrap_or(random);
     let plaintext =
         content::open(header.enc, &cek, &iv, header_b64.as_bytes(), ciphertext, &tag).map_err(|_| Refusal::Content)?;
     if plaintext.len() > max_plaintext {
@@ -111,12 +129,11 @@ fn open(keys: &DecryptionKeys, token: &str, max_plaintext: usize) -> Result<(Jwe
     Ok((header, plaintext))
 }
 
-fn random_key(len: usize) -> Zeroizing<Vec<u8>> {
+/// `len` random bytes; `None` when the system's RNG fails.
+fn random_key(len: usize) -> Option<Zeroizing<Vec<u8>>> {
     let mut key = Zeroizing::new(vec![0; len]);
-    // A failing system RNG leaves zeros: the tag check still fails, since no real key is all zeros but by
-    // chance of 2^-128.
-    let _ = aws_lc_rs::rand::fill(&mut key);
-    key
+    aws_lc_rs::rand::fill(&mut key).ok()?;
+    Some(key)
 }
 
 /// Encrypts `plaintext` for `key`'s recipient, with `cty` in the header.

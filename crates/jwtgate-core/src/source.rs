@@ -114,6 +114,19 @@ impl TrustedKeys {
         self.source.as_ref()
     }
 
+    /// Whether keys are at hand: always with fixed keys alone; with a source, once it has keys. When it has
+    /// none yet and `refresh` is given, leaves there the wait for its first keys.
+    pub(crate) fn available(&self, refresh: Option<&mut Option<PendingRefresh>>) -> Result<(), ErrorKind> {
+        let Some(source) = &self.source else { return Ok(()) };
+        if source.current().is_ok() {
+            return Ok(());
+        }
+        if let Some(slot) = refresh {
+            *slot = source.wait_for_keys();
+        }
+        Err(ErrorKind::KeysUnavailable)
+    }
+
     /// Finds the key for a token's `kid` (or none) and `alg`, and hands it to `verify`. When the `kid` is
     /// unknown, or the source has no keys yet, and `refresh` is given, it asks the source for a fetch and
     /// leaves the pending wait there.

@@ -188,7 +188,7 @@ impl Validator {
     /// Whether this validator decrypts encrypted tokens (JWE): it has [decryption
     /// keys](ValidatorBuilder::decryption_keys).
     pub fn decrypts(&self) -> bool {
-        matches!(&*self.inner, Inner::One(Rules { decryption: Some(_), .. }))
+        matches!(&*self.inner, Inner::One(Rules { decryption: Some(decryption), .. }) if !decryption.keys.keys().is_empty())
     }
 
     /// Validates `token` now, or returns a wait for a [`KeySource`](crate::KeySource)'s fetch: when the token
@@ -213,7 +213,10 @@ impl Validator {
         outcome: RefreshOutcome,
     ) -> Result<Validated<C>, Error> {
         self.check(token, unix_now(), None).map_err(|kind| match (kind, outcome) {
-            (ErrorKind::UnknownKey, RefreshOutcome::TimedOut) => Error::new(ErrorKind::KeysUnavailable),
+            // An encrypted token's inner key is concealed as any failure after decryption.
+            (ErrorKind::UnknownKey, RefreshOutcome::TimedOut) if !jwe::is_compact_jwe(token) => {
+                Error::new(ErrorKind::KeysUnavailable)
+            }
             (kind, _) => conceal(token, kind),
         })
     }
@@ -297,9 +300,18 @@ impl Rules {
         }
         if jwe::is_compact_jwe(token) {
             let Some(decryption) = &rules.decryption else { return Err(ErrorKind::Undecryptable) };
+            let mut refresh = refresh;
+            // A key source that has no keys yet (a cold start) is told before decryption, so that the 503 says
+            // nothing about the token.
+            rules.keys.available(refresh.as_deref_mut())?;
             let inner =
                 jwe::decrypt(&decryption.keys, token, rules.max_token_bytes).map_err(|_| ErrorKind::Undecryptable)?;
-            return rules.check_signed(&inner, now, refresh);
+            // After decryption, every failure before the inner signature is concealed (see `conceal`), the
+            // source's keys vanishing meanwhile too.
+            return rules.check_signed(&inner, now, refresh).map_err(|kind| match kind {
+                ErrorKind::KeysUnavailable => ErrorKind::Undecryptable,
+                kind => kind,
+            });
         }
         if rules.decryption.as_ref().is_some_and(|decryption| decryption.required) {
             return Err(ErrorKind::NotEncrypted);

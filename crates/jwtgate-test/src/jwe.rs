@@ -21,7 +21,7 @@ pub struct JweKey {
 
 impl JweKey {
     /// A fresh key for `alg`, with the `kid` `<alg>-test`: P-256 for the `ECDH-ES` algorithms, 32 bytes for
-    /// `dir` (an `A256GCM` or `A128CBC-HS256` key).
+    /// `dir` (an `A256GCM` key; see [`generate_dir`](Self::generate_dir) for the others).
     pub fn generate(alg: KeyManagement) -> Self {
         Self::generate_on(alg, "P-256")
     }
@@ -38,9 +38,11 @@ impl JweKey {
         Self { alg, private, public }.with_kid(&format!("{alg}-test"))
     }
 
-    /// A fresh `dir` key of `enc`'s length.
+    /// A fresh `dir` key for `enc`: `enc`'s length, and its JWK names `enc`.
     pub fn generate_dir(enc: ContentEncryption) -> Self {
-        let (private, public) = oct(enc.key_len());
+        let (mut private, mut public) = oct(enc.key_len());
+        private["enc"] = enc.name().into();
+        public["enc"] = enc.name().into();
         Self { alg: KeyManagement::Dir, private, public }.with_kid("dir-test")
     }
 
@@ -211,7 +213,12 @@ mod tests {
                     .decryption_keys(keys)
                     .require_encryption(true)
                     .build();
-                let token = key.encrypt(&jws, ContentEncryption::A128CbcHs256);
+                let enc = if alg == KeyManagement::Dir {
+                    ContentEncryption::A256Gcm
+                } else {
+                    ContentEncryption::A128CbcHs256
+                };
+                let token = key.encrypt(&jws, enc);
                 assert!(validator.validate::<Value>(&token).is_ok(), "{alg} {curve}");
             }
         }

@@ -419,18 +419,17 @@ fn jwe_keys() -> Vec<JweKey> {
             keys.push(JweKey::generate_on(alg, curve).with_kid(&format!("{alg}-{curve}")));
         }
     }
-    for enc in [ContentEncryption::A128Gcm, ContentEncryption::A256Gcm, ContentEncryption::A256CbcHs512] {
-        keys.push(JweKey::generate_dir(enc).with_kid(&format!("dir-{}", enc.key_len())));
+    for enc in ContentEncryption::ALL {
+        keys.push(JweKey::generate_dir(enc).with_kid(&format!("dir-{enc}")));
     }
     keys
 }
 
-/// The content encryptions a key can encrypt with: all, but for a `dir` key those of its length.
+/// The content encryptions a key can encrypt with: all, but a `dir` key's own (its JWK's `enc`).
 fn encryptions(key: &JweKey) -> Vec<ContentEncryption> {
-    let len = key.private_jwk()["k"].as_str().map(|k| k.len() * 3 / 4);
     ContentEncryption::ALL
         .into_iter()
-        .filter(|enc| key.alg() != KeyManagement::Dir || len == Some(enc.key_len()))
+        .filter(|enc| key.alg() != KeyManagement::Dir || key.private_jwk()["enc"] == enc.name())
         .collect()
 }
 

@@ -6,7 +6,7 @@ use std::fmt;
 
 use serde::Deserialize;
 use serde::de::{self, Deserializer, MapAccess, Visitor};
-use serde_json::Value;
+use serde_json::value::RawValue;
 
 use super::alg::{ContentEncryption, Curve, KeyManagement};
 
@@ -57,6 +57,7 @@ impl JweHeader {
         }
         let json = std::str::from_utf8(json).map_err(|_| HeaderError::Malformed)?;
         let Members(mut members) = serde_json::from_str(json).map_err(|_| HeaderError::Malformed)?;
+        // Every member must be valid JSON (`RawValue` checks it), whether it is read or not.
         // Refused before anything else is read: nothing is ever decompressed, and no extension is understood.
         if members.contains_key("zip") {
             return Err(HeaderError::Compressed);
@@ -66,8 +67,7 @@ impl JweHeader {
         }
         let mut text = |name: &str| match members.remove(name) {
             None => Ok(None),
-            Some(Value::String(value)) => Ok(Some(value)),
-            Some(_) => Err(HeaderError::Malformed),
+            Some(raw) => serde_json::from_str::<String>(raw.get()).map(Some).map_err(|_| HeaderError::Malformed),
         };
         let alg = text("alg")?.ok_or(HeaderError::Malformed)?;
         let enc = text("enc")?.ok_or(HeaderError::Malformed)?;
@@ -76,8 +76,11 @@ impl JweHeader {
         let enc: ContentEncryption = enc.parse().map_err(|_| HeaderError::Unsupported)?;
         let epk = match members.remove("epk") {
             None => None,
-            Some(Value::Object(epk)) => Some(EphemeralKey::read(&epk)?),
-            Some(_) => return Err(HeaderError::Malformed),
+            // As strict as the header: an object, each member once.
+            Some(raw) => {
+                let Members(epk) = serde_json::from_str(raw.get()).map_err(|_| HeaderError::Malformed)?;
+                Some(EphemeralKey::read(&epk)?)
+            }
         };
         Ok(Self { alg, enc, kid, cty, epk, apu: party_info(apu)?, apv: party_info(apv)? })
     }
@@ -102,8 +105,12 @@ fn party_info(value: Option<String>) -> Result<Vec<u8>, HeaderError> {
 }
 
 impl EphemeralKey {
-    fn read(epk: &serde_json::Map<String, Value>) -> Result<Self, HeaderError> {
-        let member = |name: &str| epk.get(name).and_then(Value::as_str);
+    fn read(epk: &BTreeMap<String, Box<RawValue>>) -> Result<Self, HeaderError> {
+        let strings: BTreeMap<&str, String> = epk
+            .iter()
+            .filter_map(|(name, raw)| Some((name.as_str(), serde_json::from_str::<String>(raw.get()).ok()?)))
+            .collect();
+        let member = |name: &str| strings.get(name).map(String::as_str);
         let curve = member("crv").and_then(Curve::from_name).ok_or(HeaderError::Unsupported)?;
         if member("kty") != Some(curve.kty()) || epk.contains_key("d") {
             return Err(HeaderError::Malformed);
@@ -127,8 +134,8 @@ impl EphemeralKey {
     }
 }
 
-/// A JSON object's members, each name once.
-struct Members(BTreeMap<String, Value>);
+/// A JSON object's members, each name once, their values unparsed (but checked to be JSON).
+struct Members(BTreeMap<String, Box<RawValue>>);
 
 impl<'de> Deserialize<'de> for Members {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
@@ -147,7 +154,7 @@ impl<'de> Deserialize<'de> for Members {
                     if members.len() == MAX_MEMBERS {
                         return Err(de::Error::custom("too many header members"));
                     }
-                    let value: Value = map.next_value()?;
+                    let value: Box<RawValue> = map.next_value()?;
                     if members.insert(name, value).is_some() {
                         return Err(de::Error::custom("duplicate header member"));
                     }

@@ -46,9 +46,19 @@ struct Inner {
 }
 
 pub(crate) enum Material {
-    Rsa { key: OaepPrivateDecryptingKey, public: PublicEncryptingKey },
-    Agreement { curve: Curve, key: PrivateKey },
-    Symmetric(Zeroizing<Vec<u8>>),
+    Rsa {
+        key: OaepPrivateDecryptingKey,
+        public: PublicEncryptingKey,
+    },
+    Agreement {
+        curve: Curve,
+        key: PrivateKey,
+    },
+    /// A shared secret; for `dir`, with the one content encryption it is the key of.
+    Symmetric {
+        secret: Zeroizing<Vec<u8>>,
+        enc: Option<ContentEncryption>,
+    },
 }
 
 impl DecryptionKey {
@@ -93,16 +103,26 @@ impl DecryptionKey {
         Ok(Self { inner: Arc::new(Inner { alg, kid, material }) })
     }
 
-    /// A shared secret for `A128KW` (16 bytes), `A256KW` (32 bytes) or `dir` (the content key itself: 16
-    /// bytes for `A128GCM`, 32 for `A256GCM` or `A128CBC-HS256`, 64 for `A256CBC-HS512`), named `kid`. Read
-    /// it with [`Secret::from_env_base64`]; never hard-code it.
+    /// A shared secret for `A128KW` (16 bytes), `A256KW` (32 bytes) or `dir` (the content key itself, bound
+    /// to one content encryption by its length: 16 bytes for `A128GCM`, 32 for `A256GCM`, 64 for
+    /// `A256CBC-HS512`; see [`dir`](Self::dir) for `A128CBC-HS256`), named `kid`. Read it with
+    /// [`Secret::from_env_base64`]; never hard-code it.
     pub fn symmetric(alg: KeyManagement, secret: &Secret, kid: impl Into<String>) -> Result<Self, ConfigError> {
         let kid = non_empty(kid.into())?;
-        Ok(Self { inner: Arc::new(Inner { alg, kid, material: symmetric(alg, secret.expose())? }) })
+        Ok(Self { inner: Arc::new(Inner { alg, kid, material: symmetric(alg, secret.expose(), None)? }) })
+    }
+
+    /// A `dir` key: `secret` is the content key of `enc` (of its length), and decrypts tokens with that `enc`
+    /// only: one key, one algorithm (RFC 8725 §3.1). Named `kid`.
+    pub fn dir(secret: &Secret, enc: ContentEncryption, kid: impl Into<String>) -> Result<Self, ConfigError> {
+        let kid = non_empty(kid.into())?;
+        let material = symmetric(KeyManagement::Dir, secret.expose(), Some(enc))?;
+        Ok(Self { inner: Arc::new(Inner { alg: KeyManagement::Dir, kid, material }) })
     }
 
     /// A key from a JWK with its private members, bound to the JWK's `alg` (required), named by its `kid`
-    /// (required). `use`, when present, must be `enc`. `RSA-OAEP` is refused here: see
+    /// (required). `use`, when present, must be `enc`. A `dir` key's content encryption is the JWK's `enc`
+    /// member when it has one, else the one its length implies (as for [`symmetric`](Self::symmetric)). `RSA-OAEP` is refused here: see
     /// [`from_jwk_for`](Self::from_jwk_for).
     pub fn from_jwk(json: &str) -> Result<Self, ConfigError> {
         let jwk = parse_jwk(json)?;
@@ -171,14 +191,25 @@ impl DecryptionKey {
                 }
                 Material::Agreement { curve, key }
             }
-            (Family::Symmetric, "oct") => symmetric(alg, &Zeroizing::new(bytes(jwk, "k")?))?,
+            (Family::Symmetric, "oct") => {
+                let enc = match jwk.get("enc") {
+                    None => None,
+                    Some(Value::String(enc)) if alg == KeyManagement::Dir => {
+                        Some(enc.parse().map_err(|error: super::UnsupportedJweAlgorithm| {
+                            ConfigError::key(format!("the JWK {kid:?}: {error}"))
+                        })?)
+                    }
+                    Some(_) => return Err(ConfigError::key(format!("the JWK {kid:?} has an enc it cannot use"))),
+                };
+                symmetric(alg, &Zeroizing::new(bytes(jwk, "k")?), enc)?
+            }
             (_, kty) => return Err(ConfigError::key(format!("a {kty:?} JWK cannot be used with {alg}"))),
         };
         Ok(Self { inner: Arc::new(Inner { alg, kid, material }) })
     }
 
     /// A fresh key for `alg`, named `kid`: RSA 2048 for the RSA algorithms, P-256 for the `ECDH-ES` ones, and
-    /// random bytes for the others (32 for `dir`: an `A256GCM` or `A128CBC-HS256` key). For tests and for
+    /// random bytes for the others (32 for `dir`: an `A256GCM` key). For tests and for
     /// keys that live only as long as the process.
     pub fn generate(alg: KeyManagement, kid: impl Into<String>) -> Result<Self, ConfigError> {
         let kid = non_empty(kid.into())?;
@@ -194,7 +225,7 @@ impl DecryptionKey {
             Family::Symmetric => {
                 let mut secret = Zeroizing::new(vec![0; alg.wrap_key_len().unwrap_or(32)]);
                 aws_lc_rs::rand::fill(&mut secret).map_err(|_| failed())?;
-                Material::Symmetric(secret)
+                symmetric(alg, &secret, None)?
             }
         };
         Ok(Self { inner: Arc::new(Inner { alg, kid, material }) })
@@ -223,7 +254,17 @@ impl DecryptionKey {
                     .as_ref()
                     .to_vec(),
             },
-            Material::Symmetric(secret) => Recipient::Symmetric(secret.clone()),
+            Material::Symmetric { secret, enc: bound } => {
+                if let Some(bound) = bound
+                    && *bound != enc
+                {
+                    return Err(ConfigError::key(format!(
+                        "the dir key {:?} is an {bound} key, not {enc}",
+                        self.inner.kid
+                    )));
+                }
+                Recipient::Symmetric(secret.clone())
+            }
         };
         EncryptionKey::new(self.inner.alg, enc, Some(self.inner.kid.clone()), recipient)
     }
@@ -256,7 +297,7 @@ impl DecryptionKey {
                     }
                 }
             }
-            Material::Symmetric(_) => return None,
+            Material::Symmetric { .. } => return None,
         }
         jwk.insert("kid".into(), self.inner.kid.clone().into());
         jwk.insert("alg".into(), self.inner.alg.name().into());
@@ -294,13 +335,14 @@ impl DecryptionKey {
                     unwrap(&derived, encrypted_key)?
                 }
             }
-            Material::Symmetric(secret) if self.inner.alg == KeyManagement::Dir => {
-                if !encrypted_key.is_empty() {
+            Material::Symmetric { secret, enc: Some(bound) } => {
+                // `dir`: the key of one content encryption, and no encrypted key.
+                if *bound != enc || !encrypted_key.is_empty() {
                     return None;
                 }
                 secret.clone()
             }
-            Material::Symmetric(secret) => unwrap(secret, encrypted_key)?,
+            Material::Symmetric { secret, enc: None } => unwrap(secret, encrypted_key)?,
         };
         (cek.len() == enc.key_len()).then_some(cek)
     }
@@ -353,7 +395,7 @@ impl DecryptionKeys {
             .iter()
             .enumerate()
             .map(|(i, jwk)| {
-                DecryptionKey::from_jwk(&jwk.to_string()).map_err(|error| {
+                DecryptionKey::from_jwk(&Zeroizing::new(jwk.to_string())).map_err(|error| {
                     let name = jwk
                         .get("kid")
                         .and_then(Value::as_str)
@@ -368,8 +410,10 @@ impl DecryptionKeys {
     /// [`from_jwks`](Self::from_jwks) from a file.
     pub fn from_jwks_file(path: impl AsRef<Path>) -> Result<Self, ConfigError> {
         let path = path.as_ref();
-        let json = std::fs::read_to_string(path)
-            .map_err(|error| ConfigError::key(format!("cannot read {}: {error}", path.display())))?;
+        let json = Zeroizing::new(
+            std::fs::read_to_string(path)
+                .map_err(|error| ConfigError::key(format!("cannot read {}: {error}", path.display())))?,
+        );
         Self::from_jwks(&json)
     }
 
@@ -656,17 +700,37 @@ fn spki_agreement_point(der: &[u8]) -> Option<(Curve, Vec<u8>)> {
     })
 }
 
-fn symmetric(alg: KeyManagement, secret: &[u8]) -> Result<Material, ConfigError> {
-    let fits = match alg {
-        KeyManagement::A128Kw => secret.len() == 16,
-        KeyManagement::A256Kw => secret.len() == 32,
-        KeyManagement::Dir => matches!(secret.len(), 16 | 32 | 64),
+/// A shared secret for `alg`; for `dir`, bound to `enc`, or without it to the content encryption its length
+/// implies (16 bytes `A128GCM`, 32 `A256GCM`, 64 `A256CBC-HS512`).
+fn symmetric(alg: KeyManagement, secret: &[u8], enc: Option<ContentEncryption>) -> Result<Material, ConfigError> {
+    let wrong_length = || ConfigError::key(format!("a {alg} secret cannot be {} bytes long", secret.len()));
+    let enc = match alg {
+        KeyManagement::A128Kw | KeyManagement::A256Kw => {
+            if alg.wrap_key_len() != Some(secret.len()) {
+                return Err(wrong_length());
+            }
+            None
+        }
+        KeyManagement::Dir => {
+            let enc = match (enc, secret.len()) {
+                (Some(enc), _) => enc,
+                (None, 16) => ContentEncryption::A128Gcm,
+                (None, 32) => ContentEncryption::A256Gcm,
+                (None, 64) => ContentEncryption::A256CbcHs512,
+                (None, _) => return Err(wrong_length()),
+            };
+            if enc.key_len() != secret.len() {
+                return Err(ConfigError::key(format!(
+                    "a dir key for {enc} is {} bytes, not {}",
+                    enc.key_len(),
+                    secret.len()
+                )));
+            }
+            Some(enc)
+        }
         _ => return Err(ConfigError::key(format!("{alg} does not use a shared secret"))),
     };
-    if !fits {
-        return Err(ConfigError::key(format!("a {alg} secret cannot be {} bytes long", secret.len())));
-    }
-    Ok(Material::Symmetric(Zeroizing::new(secret.to_vec())))
+    Ok(Material::Symmetric { secret: Zeroizing::new(secret.to_vec()), enc })
 }
 
 fn parse_jwk(json: &str) -> Result<Map<String, Value>, ConfigError> {

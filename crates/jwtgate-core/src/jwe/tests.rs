@@ -33,7 +33,7 @@ fn the_jose_cookbook_examples_decrypt_or_are_refused_as_they_should() {
         let mut jwk = case["key"].clone();
         jwk.as_object_mut().unwrap().remove("alg");
         let key = DecryptionKey::from_jwk_for(alg, &jwk.to_string()).unwrap();
-        let result = open(&keys([key]), case["compact"].as_str().unwrap(), MAX);
+        let result = open(&keys([key]), case["compact"].as_str().unwrap(), MAX, Content::Any);
         if case.get("refused").is_some() {
             assert_eq!(result.unwrap_err(), Refusal::Header, "{section}");
         } else {
@@ -67,7 +67,7 @@ fn every_key(enc: ContentEncryption) -> Vec<DecryptionKey> {
         match alg {
             KeyManagement::Dir => {
                 let secret = Secret::new(vec![3u8; enc.key_len()]);
-                all.push(DecryptionKey::symmetric(alg, &secret, kid).unwrap());
+                all.push(DecryptionKey::dir(&secret, enc, kid).unwrap());
             }
             KeyManagement::EcdhEs | KeyManagement::EcdhEsA128Kw | KeyManagement::EcdhEsA256Kw => {
                 for (curve, algorithm) in [
@@ -188,6 +188,25 @@ fn a_key_of_another_algorithm_or_kid_never_decrypts() {
     assert_eq!(decrypt(&keys([a]), &without_kid, MAX).unwrap_err(), Refusal::Content, "the one key, which is wrong");
 }
 
+/// A `dir` key is the key of one content encryption: a 32-byte key made for `A256GCM` never decrypts as
+/// `A128CBC-HS256` (an HMAC key and an AES-128 key), which an attacker's header could otherwise ask for.
+#[test]
+fn a_dir_key_decrypts_with_its_own_content_encryption_only() {
+    let secret = Secret::new(vec![5u8; 32]);
+    let gcm = DecryptionKey::symmetric(KeyManagement::Dir, &secret, "d").unwrap();
+    let cbc = DecryptionKey::dir(&secret, ContentEncryption::A128CbcHs256, "d").unwrap();
+    assert!(gcm.encryption_key(ContentEncryption::A128CbcHs256).is_err());
+    let as_cbc = cbc.encryption_key(ContentEncryption::A128CbcHs256).unwrap().encrypt("a.b.c").unwrap();
+    assert_eq!(decrypt(&keys([cbc]), &as_cbc, MAX).unwrap(), "a.b.c");
+    assert_eq!(decrypt(&keys([gcm]), &as_cbc, MAX).unwrap_err(), Refusal::Content);
+    // From a JWK: its `enc` binds it; without, its length does.
+    let k = URL_SAFE_NO_PAD.encode([5u8; 32]);
+    let jwk = format!(r#"{{"kty":"oct","k":"{k}","alg":"dir","kid":"d","enc":"A128CBC-HS256"}}"#);
+    assert_eq!(decrypt(&keys([DecryptionKey::from_jwk(&jwk).unwrap()]), &as_cbc, MAX).unwrap(), "a.b.c");
+    let bad = format!(r#"{{"kty":"oct","k":"{k}","alg":"dir","kid":"d","enc":"A128GCM"}}"#);
+    assert!(DecryptionKey::from_jwk(&bad).is_err(), "a 32-byte key is no A128GCM key");
+}
+
 #[test]
 fn only_a_signed_token_is_accepted_inside() {
     let key = DecryptionKey::generate(KeyManagement::A256Kw, "k").unwrap();
@@ -248,6 +267,7 @@ fn keys_are_loaded_strictly() {
     // Wrong lengths for the shared secrets.
     assert!(DecryptionKey::from_jwk(r#"{"kty":"oct","k":"AAAAAAAAAAAAAAAAAAAAAA","alg":"A256KW","kid":"k"}"#).is_err());
     assert!(DecryptionKey::symmetric(KeyManagement::Dir, &Secret::new(vec![1; 24]), "k").is_err());
+    assert!(DecryptionKey::dir(&Secret::new(vec![1; 16]), ContentEncryption::A256Gcm, "k").is_err());
     assert!(DecryptionKey::symmetric(KeyManagement::RsaOaep256, &Secret::new(vec![1; 32]), "k").is_err());
     // Two keys with one kid.
     let a = DecryptionKey::generate(KeyManagement::A128Kw, "same").unwrap();
@@ -288,7 +308,7 @@ fn rfc_7516_appendix_a3_decrypts() {
         AxY8DCtDaGlsbGljb3RoZQ.\
         KDlTtXchhZTGufMYmOYGS4HffxPSUrfmqCHXaI9wOGY.\
         U0m_YmjN04DJvceFICbCVQ";
-    let (header, plaintext) = open(&keys([key]), token, MAX).unwrap();
+    let (header, plaintext) = open(&keys([key]), token, MAX, Content::Any).unwrap();
     assert_eq!((header.alg, header.enc), (KeyManagement::A128Kw, ContentEncryption::A128CbcHs256));
     assert_eq!(plaintext, b"Live long and prosper.");
 }

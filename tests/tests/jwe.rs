@@ -331,3 +331,46 @@ fn a_validator_by_issuer_refuses_decryption_keys() {
     let error = Validator::by_issuer([setup.validator(false)]).unwrap_err();
     assert!(error.to_string().contains("cannot decrypt"), "{error}");
 }
+
+/// `TokenIssuer::encrypt_for`: signed, then encrypted for the recipient's public key; the claims cannot be read
+/// on the way, and the recipient's validator decrypts and verifies them.
+#[test]
+fn a_token_issuer_signs_then_encrypts_for_its_recipient() {
+    use jwtgate::keys::SigningKey;
+    use jwtgate::session::TokenIssuer;
+
+    let recipient = DecryptionKey::generate(KeyManagement::EcdhEsA256Kw, "api-enc").unwrap();
+    let issuer = TokenIssuer::builder(ISSUER, SigningKey::generate(Algorithm::ES256, "sig-1").unwrap())
+        .audience(AUDIENCE)
+        .encrypt_for(recipient.encryption_key(ContentEncryption::A256Gcm).unwrap())
+        .build()
+        .unwrap();
+    let issued = issuer.issue("user-9", &json!({ "patient": "record-77" })).unwrap();
+    let token = issued.token();
+    assert_eq!(token.split('.').count(), 5);
+    let header: Value =
+        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(token.split('.').next().unwrap()).unwrap()).unwrap();
+    assert_eq!(
+        (&header["alg"], &header["enc"], &header["kid"], &header["cty"]),
+        (&json!("ECDH-ES+A256KW"), &json!("A256GCM"), &json!("api-enc"), &json!("JWT"))
+    );
+    assert_eq!(header["epk"]["crv"], "P-256");
+    for part in token.split('.') {
+        let bytes = URL_SAFE_NO_PAD.decode(part).unwrap();
+        assert!(!String::from_utf8_lossy(&bytes).contains("record-77"), "the claims are readable on the way");
+    }
+    let validator = |keys: Option<DecryptionKeys>| {
+        let builder = Validator::builder(issuer.clone()).issuer(ISSUER).audience(AUDIENCE);
+        match keys {
+            Some(keys) => builder.decryption_keys(keys).require_encryption(true).build(),
+            None => builder.build(),
+        }
+    };
+    let validated = validator(Some(DecryptionKeys::new([recipient]).unwrap())).validate::<Value>(token).unwrap();
+    assert_eq!(
+        (validated.claims()["sub"].as_str(), validated.claims()["patient"].as_str()),
+        (Some("user-9"), Some("record-77"))
+    );
+    let refused = validator(None).validate::<Value>(token).unwrap_err();
+    assert_eq!(refused.kind(), jwtgate::ErrorKind::Undecryptable);
+}

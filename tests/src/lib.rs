@@ -178,12 +178,14 @@ impl RedisServer {
     fn start_on_free_ports(extra: impl Fn(u16) -> Vec<String>) -> Self {
         for attempt in 1.. {
             let (port, second) = (free_port(), free_port());
+            let extra = extra(second);
+            let uses_second = !extra.is_empty();
             let mut options: Vec<String> = ["--save", "", "--appendonly", "no"].map(str::to_owned).to_vec();
-            options.extend(extra(second));
+            options.extend(extra);
             let options: Vec<&str> = options.iter().map(String::as_str).collect();
             match Self::try_start(port, &options) {
                 Ok(mut server) => {
-                    server.tls_port = (!extra(second).is_empty()).then_some(second);
+                    server.tls_port = uses_second.then_some(second);
                     return server;
                 }
                 Err(error) => assert!(attempt < 5, "{error}, after {attempt} attempts"),

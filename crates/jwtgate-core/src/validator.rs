@@ -272,14 +272,14 @@ impl Issuers {
         if token.len() > self.max_token_bytes {
             return Err(ErrorKind::TooLarge);
         }
-        if jwe::is_compact_jwe(token) {
-            // No validator by issuer decrypts (see `Validator::by_issuer`).
-            return Err(ErrorKind::Undecryptable);
-        }
         let mut parts = token.splitn(3, '.');
-        let (Some(_), Some(payload), Some(_)) = (parts.next(), parts.next(), parts.next()) else {
+        let (Some(_), Some(payload), Some(rest)) = (parts.next(), parts.next(), parts.next()) else {
             return Err(ErrorKind::Malformed);
         };
+        // No validator by issuer decrypts (see `Validator::by_issuer`): a JWE's second part is no claims set.
+        if rest.contains('.') {
+            return Err(if jwe::is_compact_jwe(token) { ErrorKind::Undecryptable } else { ErrorKind::Malformed });
+        }
         let payload = String::from_utf8(decode_part(payload)?).map_err(|_| ErrorKind::Malformed)?;
         let claims = RegisteredClaims::parse(payload)?;
         let iss = claims.issuer().ok_or(ErrorKind::MissingClaim { claim: "iss" })?;
@@ -298,23 +298,26 @@ impl Rules {
         if token.len() > rules.max_token_bytes {
             return Err(ErrorKind::TooLarge);
         }
-        if jwe::is_compact_jwe(token) {
-            let Some(decryption) = &rules.decryption else { return Err(ErrorKind::Undecryptable) };
-            let mut refresh = refresh;
-            // A key source that has no keys yet (a cold start) is told before decryption, so that the 503 says
-            // nothing about the token.
-            rules.keys.available(refresh.as_deref_mut())?;
-            let inner =
-                jwe::decrypt(&decryption.keys, token, rules.max_token_bytes).map_err(|_| ErrorKind::Undecryptable)?;
-            // After decryption, every failure before the inner signature is concealed (see `conceal`), the
-            // source's keys vanishing meanwhile too.
-            return rules.check_signed(&inner, now, refresh).map_err(|kind| match kind {
-                ErrorKind::KeysUnavailable => ErrorKind::Undecryptable,
-                kind => kind,
-            });
-        }
-        if rules.decryption.as_ref().is_some_and(|decryption| decryption.required) {
-            return Err(ErrorKind::NotEncrypted);
+        // Without decryption keys, nothing here looks for encrypted tokens: one reaches the signed checks, is
+        // malformed there, and `conceal` answers `Undecryptable`.
+        if let Some(decryption) = &rules.decryption {
+            if jwe::is_compact_jwe(token) {
+                let mut refresh = refresh;
+                // A key source that has no keys yet (a cold start) is told before decryption, so that the 503
+                // says nothing about the token.
+                rules.keys.available(refresh.as_deref_mut())?;
+                let inner = jwe::decrypt(&decryption.keys, token, rules.max_token_bytes)
+                    .map_err(|_| ErrorKind::Undecryptable)?;
+                // After decryption, every failure before the inner signature is concealed (see `conceal`), the
+                // source's keys vanishing meanwhile too.
+                return rules.check_signed(&inner, now, refresh).map_err(|kind| match kind {
+                    ErrorKind::KeysUnavailable => ErrorKind::Undecryptable,
+                    kind => kind,
+                });
+            }
+            if decryption.required {
+                return Err(ErrorKind::NotEncrypted);
+            }
         }
         rules.check_signed(token, now, refresh)
     }

@@ -1,7 +1,7 @@
 //! `ReplicatedDenylist` against a real `redis-server`: propagation between instances (with its latency), a new
 //! instance after many revocations, a Redis restart, and an instance cut off from the stream. The tests in
-//! `single` and `cluster` are the same tests, on one server and on a real Redis Cluster; a failover, a trim
-//! and a whole cluster restarting are in `tests/cluster.rs`.
+//! `single` and `cluster` are the same tests, on one server and on a real Redis Cluster; a failover and a whole
+//! cluster restarting are in `tests/cluster.rs`.
 
 #![allow(clippy::unwrap_used, clippy::print_stdout, reason = "test code, which prints its measurements")]
 
@@ -129,6 +129,7 @@ on_one_server_and_on_a_cluster!(
     three_apps_over_http_refuse_a_token_revoked_through_one_of_them_within_100_ms,
     foreign_keys_of_any_type_under_the_prefix_do_not_stop_the_snapshot,
     a_prefix_with_glob_characters_is_matched_literally,
+    events_trimmed_before_an_instance_reads_them_are_caught_up_by_a_snapshot,
 );
 
 async fn instance(backend: &Backend) -> ReplicatedDenylist {
@@ -349,31 +350,31 @@ async fn foreign_keys_of_any_type_under_the_prefix_do_not_stop_the_snapshot(back
     assert_eq!(late.len(), 1);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn events_trimmed_before_an_instance_reads_them_are_caught_up_by_a_snapshot() {
+async fn events_trimmed_before_an_instance_reads_them_are_caught_up_by_a_snapshot(backend: &Backend) {
     // Regression (issue 17): an XREAD from a trimmed id returns what is left, and the events in between were
     // lost for good while the instance still said it was in sync.
-    let redis = RedisServer::start();
     let fleet = Fleet::new();
-    let (writer, follower) = (instance_on(&redis).await, instance_on(&redis).await);
+    let (writer, follower) = (instance(backend).await, instance(backend).await);
     writer.revoke("seen", now() + 600).await.unwrap();
     // The follower has read the stream up to that event.
     let read = until(Duration::from_secs(2), || status(&follower, &fleet.claims("seen")) == Ok(TokenStatus::Revoked));
     assert!(read.await.is_some());
     // Between two of its reads, a revocation is written (its key and its event, as `revoke` does) and the
-    // stream is trimmed past it, in one transaction: the follower's next read finds nothing.
-    let mut admin = redis.connection().unwrap();
+    // stream is trimmed past it, in one transaction (on a cluster, on the node of the denylist's slot): the
+    // follower's next read finds nothing.
+    let prefix = backend.prefix(DEFAULT_PREFIX);
+    let mut admin = backend.admin(&backend.stream());
     let expires = now() + 600;
     redis::pipe()
         .atomic()
         .cmd("SET")
-        .arg("jwtgate:denylist:jti:trimmed")
+        .arg(format!("{prefix}jti:trimmed"))
         .arg(1)
         .arg("EX")
         .arg(600)
         .ignore()
         .cmd("XADD")
-        .arg("jwtgate:denylist:stream")
+        .arg(backend.stream())
         .arg("*")
         .arg("k")
         .arg("jti")
@@ -383,7 +384,7 @@ async fn events_trimmed_before_an_instance_reads_them_are_caught_up_by_a_snapsho
         .arg(expires)
         .ignore()
         .cmd("XTRIM")
-        .arg("jwtgate:denylist:stream")
+        .arg(backend.stream())
         .arg("MAXLEN")
         .arg(0)
         .ignore()

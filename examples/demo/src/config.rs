@@ -154,9 +154,16 @@ impl Config {
         };
         let remote = location.map(|location| Remote { location, cooldown, refresh });
         let introspection = introspection(&var)?;
+        let jwe = jwe(&var)?;
         let keys = match (file, remote) {
             (file, Some(remote)) => Keys::Remote { file, remote },
             (Some(file), None) => Keys::File(file),
+            // An encrypted token holds a signed one, whose signature needs keys that introspection alone lacks.
+            (None, None) if introspection.is_some() && jwe.is_some() => {
+                return Err("JWTGATE_JWE_KEYS_FILE needs signing keys for the tokens inside: set JWTGATE_JWKS_FILE, \
+                            JWTGATE_JWKS_URL or JWTGATE_OIDC_ISSUER"
+                    .into());
+            }
             (None, None) if introspection.is_some() => Keys::None,
             (None, None) => Keys::Ephemeral(ephemeral_secret()?),
         };
@@ -230,7 +237,7 @@ impl Config {
             dpop,
             introspection,
             wait_replicas,
-            jwe: jwe(&var)?,
+            jwe,
         })
     }
 

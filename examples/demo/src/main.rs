@@ -238,7 +238,19 @@ fn app(
 ) -> Result<Router, String> {
     let sources = TokenSources::new([TokenSource::bearer(), TokenSource::cookie(config.cookie.clone())]);
     // A token with two dots is a JWT, validated locally; any other is introspected, when an endpoint is set.
-    let auth = match (keys, introspector(config)?) {
+    // When encryption is required, every token that is not encrypted gets 401, opaque ones too: the validator
+    // refuses them, and the endpoint is not asked.
+    let introspector = introspector(config)?;
+    let introspector = match (&config.jwe, introspector) {
+        (Some(jwe), Some(_)) if jwe.required => {
+            tracing::warn!(
+                "JWTGATE_JWE_REQUIRED=true: opaque tokens are refused, the introspection endpoint is not used"
+            );
+            None
+        }
+        (_, introspector) => introspector,
+    };
+    let auth = match (keys, introspector) {
         (Some(keys), None) => JwtAuthLayer::<DemoClaims>::new(validator(config, keys)),
         (Some(keys), Some(introspector)) => JwtAuthLayer::new(validator(config, keys)).introspection(introspector),
         (None, Some(introspector)) => JwtAuthLayer::introspected(introspector),

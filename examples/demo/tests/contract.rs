@@ -516,6 +516,21 @@ async fn encrypted_tokens_follow_the_contract() {
     assert_eq!(mixed.me(&wrap.encrypt(&plain, ContentEncryption::A128CbcHs256)).await.0, 200);
     assert_eq!(mixed.stop().await, 0);
 
+    // Required, beside an introspection endpoint that would vouch for an opaque token: the opaque token is not
+    // encrypted, so it gets 401 too, and the endpoint is never asked.
+    let endpoint = IntrospectionServer::start().await;
+    endpoint.activate("opaque-token", introspected(json!({})));
+    let url = endpoint.url();
+    let mut with_endpoint = vars.to_vec();
+    with_endpoint.push(("JWTGATE_INTROSPECTION_URL", &url));
+    let strict = Demo::start(&with_endpoint).await;
+    let answer = strict.bearer_me("opaque-token").await;
+    assert_invalid_token(&strict, answer, "the token must be encrypted");
+    assert_eq!(strict.me(&wrap.encrypt(&plain, ContentEncryption::A256Gcm)).await.0, 200);
+    assert_eq!(endpoint.calls(), 0, "the endpoint was asked");
+    assert!(strict.log().contains("the introspection endpoint is not used"), "{}", strict.log());
+    assert_eq!(strict.stop().await, 0);
+
     // Misconfigurations: exit 2, one line, no key material.
     let secret = wrap.private_jwk()["k"].as_str().unwrap().to_owned();
     let bad_file = dir.join("bad-jwe.json");
@@ -535,6 +550,8 @@ async fn encrypted_tokens_follow_the_contract() {
         vec![("JWTGATE_JWKS_FILE", file.as_str()), ("JWTGATE_JWE_KEYS_FILE", &bad_file)],
         vec![("JWTGATE_JWKS_FILE", file.as_str()), ("JWTGATE_JWE_KEYS_FILE", &rsa1_5)],
         vec![("JWTGATE_JWKS_FILE", file.as_str()), ("JWTGATE_JWE_KEYS_FILE", &file)],
+        // Introspection alone has no keys for the signed tokens inside encrypted ones.
+        vec![("JWTGATE_INTROSPECTION_URL", url.as_str()), ("JWTGATE_JWE_KEYS_FILE", &jwe_file)],
     ] {
         let (code, stderr) = misconfigured(&vars).await;
         assert_eq!(code, 2, "{vars:?}: {stderr}");

@@ -122,27 +122,18 @@ impl DecryptionKey {
 
     /// A key from a JWK with its private members, bound to the JWK's `alg` (required), named by its `kid`
     /// (required). `use`, when present, must be `enc`. A `dir` key's content encryption is the JWK's `enc`
-    /// member when it has one, else the one its length implies (as for [`symmetric`](Self::symmetric)). `RSA-OAEP` is refused here: see
-    /// [`from_jwk_for`](Self::from_jwk_for).
+    /// member when it has one, else the one its length implies (as for [`symmetric`](Self::symmetric)).
+    /// `RSA-OAEP` is refused here: see [`from_jwk_for`](Self::from_jwk_for).
     pub fn from_jwk(json: &str) -> Result<Self, ConfigError> {
-        let jwk = parse_jwk(json)?;
-        let alg = jwk_alg(&jwk)?.ok_or_else(|| ConfigError::key("a decryption JWK needs its alg".to_owned()))?;
-        if alg == KeyManagement::RsaOaep {
-            return Err(ConfigError::key(
-                "RSA-OAEP (SHA-1) is accepted only when named in code: DecryptionKey::from_jwk_for".to_owned(),
-            ));
-        }
+        let (alg, jwk) = read_jwk(json, None, "DecryptionKey::from_jwk_for")?;
         Self::from_jwk_map(alg, &jwk)
     }
 
     /// A key from a JWK with its private members, for `alg`: the JWK's own `alg`, when present, must be the
     /// same. Its `kid` is required.
     pub fn from_jwk_for(alg: KeyManagement, json: &str) -> Result<Self, ConfigError> {
-        let jwk = parse_jwk(json)?;
-        match jwk_alg(&jwk)? {
-            Some(own) if own != alg => Err(ConfigError::key(format!("the JWK's alg is {own}, not {alg}"))),
-            _ => Self::from_jwk_map(alg, &jwk),
-        }
+        let (alg, jwk) = read_jwk(json, Some(alg), "")?;
+        Self::from_jwk_map(alg, &jwk)
     }
 
     fn from_jwk_map(alg: KeyManagement, jwk: &Map<String, Value>) -> Result<Self, ConfigError> {
@@ -151,9 +142,6 @@ impl DecryptionKey {
             .and_then(Value::as_str)
             .ok_or_else(|| ConfigError::key("a decryption JWK needs a kid".to_owned()))?;
         let kid = non_empty(kid.to_owned())?;
-        if jwk.get("use").is_some_and(|usage| usage != "enc") {
-            return Err(ConfigError::key(format!("the JWK {kid:?} is not for encryption (use)")));
-        }
         let material = match (alg.family(), member(jwk, "kty")?) {
             (Family::Rsa, "RSA") => {
                 if jwk.contains_key("oth") {
@@ -484,31 +472,19 @@ impl EncryptionKey {
     /// A recipient's public key from a JWK, with its `alg` (required, and `RSA-OAEP` refused as for
     /// [`DecryptionKey::from_jwk`]) and its `kid` when present, encrypting content with `enc`.
     pub fn from_jwk(json: &str, enc: ContentEncryption) -> Result<Self, ConfigError> {
-        let jwk = parse_jwk(json)?;
-        let alg = jwk_alg(&jwk)?.ok_or_else(|| ConfigError::key("an encryption JWK needs its alg".to_owned()))?;
-        if alg == KeyManagement::RsaOaep {
-            return Err(ConfigError::key(
-                "RSA-OAEP (SHA-1) is used only when named in code: EncryptionKey::from_jwk_for".to_owned(),
-            ));
-        }
+        let (alg, jwk) = read_jwk(json, None, "EncryptionKey::from_jwk_for")?;
         Self::from_jwk_map(alg, &jwk, enc)
     }
 
     /// A recipient's public key (or, for the symmetric algorithms, its secret: `k`) from a JWK, for `alg`;
     /// the JWK's own `alg`, when present, must be the same.
     pub fn from_jwk_for(alg: KeyManagement, json: &str, enc: ContentEncryption) -> Result<Self, ConfigError> {
-        let jwk = parse_jwk(json)?;
-        match jwk_alg(&jwk)? {
-            Some(own) if own != alg => Err(ConfigError::key(format!("the JWK's alg is {own}, not {alg}"))),
-            _ => Self::from_jwk_map(alg, &jwk, enc),
-        }
+        let (alg, jwk) = read_jwk(json, Some(alg), "")?;
+        Self::from_jwk_map(alg, &jwk, enc)
     }
 
     fn from_jwk_map(alg: KeyManagement, jwk: &Map<String, Value>, enc: ContentEncryption) -> Result<Self, ConfigError> {
         let kid = jwk.get("kid").and_then(Value::as_str).map(str::to_owned);
-        if jwk.get("use").is_some_and(|usage| usage != "enc") {
-            return Err(ConfigError::key("the JWK is not for encryption (use)".to_owned()));
-        }
         let recipient = match (alg.family(), member(jwk, "kty")?) {
             (Family::Rsa, "RSA") => {
                 let (n, e) = (bytes(jwk, "n")?, bytes(jwk, "e")?);
@@ -571,11 +547,6 @@ impl EncryptionKey {
         Self::new(alg, enc, Some(kid.into()), Recipient::Symmetric(Zeroizing::new(secret.expose().to_vec())))
     }
 
-    /// The same key, encrypting content with `enc`.
-    pub fn with_content_encryption(self, enc: ContentEncryption) -> Result<Self, ConfigError> {
-        Self::new(self.alg, enc, self.kid, Arc::try_unwrap(self.recipient).unwrap_or_else(|shared| shared.duplicate()))
-    }
-
     /// The key management algorithm.
     pub fn algorithm(&self) -> KeyManagement {
         self.alg
@@ -599,16 +570,6 @@ impl EncryptionKey {
 
     pub(crate) fn recipient(&self) -> &Recipient {
         &self.recipient
-    }
-}
-
-impl Recipient {
-    fn duplicate(&self) -> Self {
-        match self {
-            Self::Rsa(key) => Self::Rsa(key.clone()),
-            Self::Agreement { curve, public } => Self::Agreement { curve: *curve, public: public.clone() },
-            Self::Symmetric(secret) => Self::Symmetric(secret.clone()),
-        }
     }
 }
 
@@ -733,11 +694,32 @@ fn symmetric(alg: KeyManagement, secret: &[u8], enc: Option<ContentEncryption>) 
     Ok(Material::Symmetric { secret: Zeroizing::new(secret.to_vec()), enc })
 }
 
-fn parse_jwk(json: &str) -> Result<Map<String, Value>, ConfigError> {
-    match serde_json::from_str(json) {
-        Ok(Value::Object(jwk)) => Ok(jwk),
-        _ => Err(ConfigError::key("the JWK is not a JSON object".to_owned())),
+/// A JWK for encryption (`use`, when present, is `enc`) and the algorithm it is for: `alg` when given in code
+/// (the JWK's own must then agree), else the JWK's own, required, and never `RSA-OAEP` (SHA-1), which only
+/// `explicit`, the constructor that names it, accepts.
+fn read_jwk(
+    json: &str,
+    alg: Option<KeyManagement>,
+    explicit: &str,
+) -> Result<(KeyManagement, Map<String, Value>), ConfigError> {
+    let Ok(Value::Object(jwk)) = serde_json::from_str(json) else {
+        return Err(ConfigError::key("the JWK is not a JSON object".to_owned()));
+    };
+    if jwk.get("use").is_some_and(|usage| usage != "enc") {
+        return Err(ConfigError::key("the JWK is not for encryption (use)".to_owned()));
     }
+    let alg = match (alg, jwk_alg(&jwk)?) {
+        (Some(alg), Some(own)) if own != alg => {
+            return Err(ConfigError::key(format!("the JWK's alg is {own}, not {alg}")));
+        }
+        (Some(alg), _) => alg,
+        (None, Some(KeyManagement::RsaOaep)) => {
+            return Err(ConfigError::key(format!("RSA-OAEP (SHA-1) is accepted only when named in code: {explicit}")));
+        }
+        (None, Some(own)) => own,
+        (None, None) => return Err(ConfigError::key("the JWK has no alg".to_owned())),
+    };
+    Ok((alg, jwk))
 }
 
 fn jwk_alg(jwk: &Map<String, Value>) -> Result<Option<KeyManagement>, ConfigError> {
